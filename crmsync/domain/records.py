@@ -1,0 +1,179 @@
+"""The records every layer shares: contacts, leads, events, users and profiles.
+
+Plain frozen dataclasses, no I/O. Times are stored as instants in UTC together with the
+zone id the item was written in; all-day events carry dates, never midnights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ItemKind(StrEnum):
+    CONTACT = "contact"
+    EVENT = "event"
+
+
+class ShowAs(StrEnum):
+    BUSY = "busy"
+    FREE = "free"
+    TENTATIVE = "tentative"
+    OUT_OF_OFFICE = "out_of_office"
+
+
+class AttendeeStatus(StrEnum):
+    NEEDS_ACTION = "needs_action"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    TENTATIVE = "tentative"
+
+
+@dataclass(frozen=True)
+class Address:
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+    def is_empty(self) -> bool:
+        return not any(dataclasses.astuple(self))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A CRM contact or person account, as the mail server's address book sees it."""
+
+    first_name: str = ""
+    last_name: str = ""
+    salutation: str = ""
+    title: str = ""
+    department: str = ""
+    account_name: str = ""
+    email: str = ""
+    phone: str = ""
+    mobile_phone: str = ""
+    home_phone: str = ""
+    other_phone: str = ""
+    fax: str = ""
+    mailing_address: Address = field(default_factory=Address)
+    other_address: Address = field(default_factory=Address)
+    birthdate: dt.date | None = None
+    description: str = ""
+    is_person_account: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.email
+
+
+@dataclass(frozen=True)
+class Lead:
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    title: str = ""
+    email: str = ""
+    phone: str = ""
+    status: str = "Open"
+
+
+@dataclass(frozen=True)
+class Attendee:
+    email: str
+    name: str = ""
+    status: AttendeeStatus = AttendeeStatus.NEEDS_ACTION
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class EventTiming:
+    """When an event (or one occurrence of it) happens.
+
+    Timed: ``start``/``end`` are aware datetimes in UTC and ``tzid`` is the IANA zone the
+    organiser used (``None`` for UTC). All-day: ``start``/``end`` are dates, ``end``
+    exclusive as in iCalendar, and ``tzid`` is ``None``.
+    """
+
+    start: dt.datetime | dt.date
+    end: dt.datetime | dt.date
+    tzid: str | None = None
+
+    @property
+    def all_day(self) -> bool:
+        return not isinstance(self.start, dt.datetime)
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """An overridden instance of a series: the original start it replaces and its new content."""
+
+    recurrence_id: dt.datetime | dt.date
+    timing: EventTiming
+    subject: str = ""
+    location: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """A series: the RRULE value text, the cancelled instances and the overridden ones."""
+
+    rule: str
+    exdates: tuple[dt.datetime | dt.date, ...] = ()
+    overrides: tuple[Occurrence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    subject: str
+    timing: EventTiming
+    location: str = ""
+    description: str = ""
+    is_private: bool = False
+    show_as: ShowAs = ShowAs.BUSY
+    categories: tuple[str, ...] = ()
+    attendees: tuple[Attendee, ...] = ()
+    organizer: str = ""
+    recurrence: Recurrence | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    """A CRM user; reps are users whose mailbox syncs."""
+
+    id: str
+    email: str
+    name: str = ""
+    profile_id: str | None = None
+    time_zone: str = "UTC"
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    name: str
+
+
+Record = Contact | Event
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-ready view of a record (dates as ISO text, enums as values, tuples as lists).
+
+    Used for content hashes and JSON Lines export; the output is stable for equal records.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [to_plain(v) for v in value]
+    return value

@@ -1,0 +1,81 @@
+"""Org settings and sync configurations: what the admin decides, as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    """Which way one kind of item syncs (the spec's "Sync Direction")."""
+
+    BOTH = "both"
+    CRM_TO_MAIL = "crm_to_mail"
+    MAIL_TO_CRM = "mail_to_crm"
+    NONE = "none"
+
+    @property
+    def to_mail(self) -> bool:
+        return self in (Direction.BOTH, Direction.CRM_TO_MAIL)
+
+    @property
+    def to_crm(self) -> bool:
+        return self in (Direction.BOTH, Direction.MAIL_TO_CRM)
+
+
+class ConflictBehaviour(StrEnum):
+    """Who wins when an item changed on both sides since the last sync."""
+
+    CRM_WINS = "crm_wins"
+    MAIL_WINS = "mail_wins"
+
+
+class ConnectionMethod(StrEnum):
+    DAV = "dav"
+    EWS = "ews"
+    GRAPH = "graph"
+    GOOGLE = "google"
+
+
+@dataclass(frozen=True)
+class ContactSettings:
+    direction: Direction = Direction.BOTH
+    conflict: ConflictBehaviour = ConflictBehaviour.CRM_WINS
+    # The spec: deleted contacts are not removed from the other application.
+    propagate_deletions: bool = False
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    direction: Direction = Direction.BOTH
+    conflict: ConflictBehaviour = ConflictBehaviour.CRM_WINS
+    sync_private: bool = False
+    delete_synced_events: bool = True
+    sync_series: bool = True
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """One named configuration, assigned to users and profiles."""
+
+    name: str
+    active: bool = True
+    description: str = ""
+    user_ids: tuple[str, ...] = ()
+    profile_ids: tuple[str, ...] = ()
+    contacts: ContactSettings = field(default_factory=ContactSettings)
+    events: EventSettings = field(default_factory=EventSettings)
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    """How the deployment reaches the mail server and where reps' items live there."""
+
+    connection_method: ConnectionMethod = ConnectionMethod.DAV
+    server_url: str = ""
+    service_account: str = ""
+    # Where a rep's principal lives on a DAV server, relative to server_url.
+    principal_path: str = "/{email}/"
+    additional_domains: tuple[str, ...] = ()
+    contacts_folder: str = "CRM_Sync"
+    event_category: str = "CRM"

@@ -1,0 +1,176 @@
+"""What backends hand the engine and the engine hands the state store.
+
+Backends build these values without knowing the engine: a side lists its items as `Seen`
+values inside `Changes`, answers a write with `Written`, and raises one of the `SyncError`
+subclasses when an item or the whole rep cannot be served.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from crmsync.domain.records import ItemKind, Record
+
+
+class Side(StrEnum):
+    CRM = "crm"
+    MAIL = "mail"
+
+    @property
+    def other(self) -> Side:
+        return Side.MAIL if self is Side.CRM else Side.CRM
+
+
+class ErrorType(StrEnum):
+    MALFORMED_ITEM = "malformed_item"
+    REJECTED_WRITE = "rejected_write"
+    VERSION_CONFLICT = "version_conflict"
+    SERVER_UNAVAILABLE = "server_unavailable"
+    AUTHENTICATION = "authentication"
+    FOLDER_MISSING = "folder_missing"
+    MASS_DELETE = "mass_delete"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class ItemProblem:
+    """Why one item could not be read or written, in words an admin can act on."""
+
+    error_type: ErrorType
+    message: str
+    suggestion: str
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One item as a side lists it.
+
+    ``record`` is ``None`` exactly when the item could not be mapped; ``problem`` says why.
+    ``marker`` is the other side's id stamped on the item when crmsync created it there.
+    """
+
+    id: str
+    version: str
+    record: Record | None
+    marker: str | None = None
+    problem: ItemProblem | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed on one side since a cursor.
+
+    With ``full`` set, ``items`` holds every item in scope, and a linked id absent from it
+    was deleted; otherwise ``deleted`` lists the ids removed since the cursor. ``cursor`` is
+    saved only once the changes have been applied.
+    """
+
+    items: tuple[Seen, ...]
+    deleted: tuple[str, ...] = ()
+    cursor: str | None = None
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class Written:
+    """The result of a create or update: the item's id, new version and what it now holds."""
+
+    id: str
+    version: str
+    record: Record
+
+
+@dataclass(frozen=True)
+class Link:
+    """One synced pair: the truth of pairing (DESIGN rule 1)."""
+
+    rep_id: str
+    kind: ItemKind
+    crm_id: str
+    mail_id: str
+    crm_version: str
+    mail_version: str
+    crm_hash: str
+    mail_hash: str
+
+    def id_on(self, side: Side) -> str:
+        return self.crm_id if side is Side.CRM else self.mail_id
+
+    def version_on(self, side: Side) -> str:
+        return self.crm_version if side is Side.CRM else self.mail_version
+
+    def hash_on(self, side: Side) -> str:
+        return self.crm_hash if side is Side.CRM else self.mail_hash
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    """One row of the error report."""
+
+    rep_id: str
+    kind: ItemKind | None
+    item_id: str | None
+    operation: str
+    error_type: ErrorType
+    message: str
+    suggestion: str
+    at: dt.datetime
+
+
+class SyncError(Exception):
+    """A failure a backend reports in admin terms.
+
+    ``transient`` failures (timeouts, 5xx, throttling after retries) leave the item to be
+    tried again next cycle; others are recorded and the item is skipped until it changes.
+    """
+
+    error_type = ErrorType.INTERNAL
+    transient = False
+
+    def __init__(self, message: str, suggestion: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.suggestion = suggestion
+
+    def problem(self) -> ItemProblem:
+        return ItemProblem(self.error_type, self.message, self.suggestion)
+
+
+class VersionConflict(SyncError):
+    """The item changed on the server since we read it (HTTP 412 and the like)."""
+
+    error_type = ErrorType.VERSION_CONFLICT
+    transient = True
+
+
+class AlreadyExists(SyncError):
+    """A create found an item already in place under the same client-chosen id."""
+
+    error_type = ErrorType.VERSION_CONFLICT
+
+
+class RejectedWrite(SyncError):
+    """The server refused the item's content (HTTP 400/403/415 and the like)."""
+
+    error_type = ErrorType.REJECTED_WRITE
+
+
+class ServerUnavailable(SyncError):
+    """The server kept failing (timeouts, resets, 5xx, 429) after retries."""
+
+    error_type = ErrorType.SERVER_UNAVAILABLE
+    transient = True
+
+
+class AuthenticationFailed(SyncError):
+    """The service account was refused: stops this rep's cycle only."""
+
+    error_type = ErrorType.AUTHENTICATION
+
+
+class FolderMissing(SyncError):
+    """The rep's calendar or contacts folder cannot be found or created."""
+
+    error_type = ErrorType.FOLDER_MISSING

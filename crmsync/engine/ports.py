@@ -1,0 +1,64 @@
+"""The interfaces the engine needs; backends and the state store satisfy them structurally.
+
+Nothing here is imported by a backend: they only build the values of `crmsync.domain.sync`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from crmsync.domain.records import ItemKind, Record
+from crmsync.domain.sync import Changes, ErrorEntry, Link, Seen, Side, Written
+
+
+class ItemSide(Protocol):
+    """One rep's items of one kind on one side (a CRM owner's contacts, a DAV calendar ...)."""
+
+    def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
+        """Items changed since ``cursor``.
+
+        ``known`` maps the ids the links hold to the version last synced. Without a cursor,
+        or when the side rejects it, the side lists everything (``full``): it returns only
+        items whose version differs from ``known`` (unchanged ones cost no download) and
+        reports the known ids it no longer holds in ``deleted``.
+        """
+        ...
+
+    def fetch(self, item_id: str) -> Seen | None:
+        """The item as it is now, or ``None`` if it is gone."""
+        ...
+
+    def create(self, record: Record, marker: str) -> Written:
+        """Create an item stamped with ``marker`` (the other side's id).
+
+        Idempotent per marker: when an item carrying ``marker`` already exists (a create
+        that went through before a crash), it is returned unchanged instead.
+        """
+        ...
+
+    def update(self, item_id: str, version: str, record: Record) -> Written:
+        """Change the mapped fields only; raises `VersionConflict` when ``version`` is stale."""
+        ...
+
+    def delete(self, item_id: str, version: str) -> None:
+        """Remove the item; an item already gone is not an error."""
+        ...
+
+
+class SyncState(Protocol):
+    """Links, cursors and the error report for the engine (the state store)."""
+
+    def links(self, rep_id: str, kind: ItemKind) -> list[Link]: ...
+
+    def save_link(self, link: Link) -> None:
+        """Insert or replace the link of ``(rep_id, kind, crm_id)``."""
+        ...
+
+    def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None: ...
+
+    def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None: ...
+
+    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None: ...
+
+    def record_error(self, entry: ErrorEntry) -> None: ...
