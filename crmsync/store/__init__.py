@@ -1,0 +1,39 @@
+"""The state store: links, cursors, statuses, error report, activity, settings, secrets.
+
+SQLAlchemy Core over SQLite (default) or PostgreSQL, with the schema kept by the Alembic
+migrations in ``migrations/``. Imports only `crmsync.domain`. Open it with `StateStore`.
+"""
+
+from crmsync.store.activity import hour_of
+from crmsync.store.configs import DEFAULT_ORG
+from crmsync.store.error_report import ErrorSort
+from crmsync.store.exceptions import (
+    ConfigConflict,
+    LeaseLost,
+    LinkConflict,
+    SchemaTooNew,
+    SecretError,
+    StoreError,
+)
+from crmsync.store.fencing import FencedState
+from crmsync.store.state import StateStore
+from crmsync.store.status import CHECKS, FLOWS, RepStatus, ResetStatus, SyncStatus
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_ORG",
+    "FLOWS",
+    "ConfigConflict",
+    "ErrorSort",
+    "FencedState",
+    "LeaseLost",
+    "LinkConflict",
+    "RepStatus",
+    "ResetStatus",
+    "SchemaTooNew",
+    "SecretError",
+    "StateStore",
+    "StoreError",
+    "SyncStatus",
+    "hour_of",
+]

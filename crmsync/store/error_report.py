@@ -1,0 +1,95 @@
+"""The error report (the spec's Lightning Sync Error object): one row per failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import delete, insert, select
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.store import schema
+from crmsync.store.database import Fence, StoreBase
+
+_E = schema.errors
+
+
+class ErrorSort(StrEnum):
+    """What the error report can be sorted by; ties fall back to the time, then insertion."""
+
+    TIME = "at"
+    REP = "rep_id"
+    KIND = "kind"
+    ERROR_TYPE = "error_type"
+    OPERATION = "operation"
+
+
+class ErrorReportMixin(StoreBase):
+    """Recording, querying and pruning error report rows."""
+
+    def record_error(self, entry: ErrorEntry) -> None:
+        """Append ``entry`` to the error report."""
+        self._record_error(entry, None)
+
+    def errors(
+        self,
+        *,
+        rep_id: str | None = None,
+        kind: ItemKind | None = None,
+        error_type: ErrorType | None = None,
+        since: dt.datetime | None = None,
+        sort: ErrorSort = ErrorSort.TIME,
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ErrorEntry]:
+        """Rows matching every given filter (``since`` inclusive), sorted, paged."""
+        stmt = select(_E)
+        if rep_id is not None:
+            stmt = stmt.where(_E.c.rep_id == rep_id)
+        if kind is not None:
+            stmt = stmt.where(_E.c.kind == kind.value)
+        if error_type is not None:
+            stmt = stmt.where(_E.c.error_type == error_type.value)
+        if since is not None:
+            stmt = stmt.where(_E.c.at >= since)
+        keys = [_E.c[sort.value], _E.c.at, _E.c.id]
+        # NULLS LAST on both databases (they disagree by default) for the nullable kind.
+        stmt = stmt.order_by(*((k.desc() if descending else k.asc()).nulls_last() for k in keys))
+        stmt = stmt.limit(limit).offset(offset)
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            ErrorEntry(
+                rep_id=r.rep_id,
+                kind=ItemKind(r.kind) if r.kind is not None else None,
+                item_id=r.item_id,
+                operation=r.operation,
+                error_type=ErrorType(r.error_type),
+                message=r.message,
+                suggestion=r.suggestion,
+                at=r.at,
+            )
+            for r in rows
+        ]
+
+    def prune_errors(self, older_than: dt.datetime) -> int:
+        """Delete rows recorded before ``older_than`` (retention); returns how many."""
+        with self._write() as conn:
+            return conn.execute(delete(_E).where(_E.c.at < older_than)).rowcount
+
+    def _record_error(self, entry: ErrorEntry, fence: Fence | None) -> None:
+        with self._write(fence) as conn:
+            conn.execute(
+                insert(_E).values(
+                    rep_id=entry.rep_id,
+                    kind=entry.kind.value if entry.kind is not None else None,
+                    item_id=entry.item_id,
+                    operation=entry.operation,
+                    error_type=entry.error_type.value,
+                    message=entry.message,
+                    suggestion=entry.suggestion,
+                    at=entry.at,
+                )
+            )

@@ -1,0 +1,146 @@
+"""Leases with fence numbers, so a stalled worker's late writes are refused.
+
+A worker claims a rep and gets a fence number; every claim, by anyone, increases it. Its
+writes go through `FencedState`, which checks the number in the same transaction as the
+write and raises `LeaseLost` once another worker has claimed the rep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from sqlalchemy import or_, select, update
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.settings import Direction
+from crmsync.domain.sync import ErrorEntry, Link, Side
+from crmsync.store import schema
+from crmsync.store.database import Fence, StoreBase, ensure_rep
+from crmsync.store.exceptions import LeaseLost
+from crmsync.store.status import SyncStatus
+
+if TYPE_CHECKING:
+    from crmsync.store.state import StateStore
+
+_R = schema.reps
+
+
+class LeaseMixin(StoreBase):
+    """Claiming and releasing reps."""
+
+    def claim_rep(
+        self, rep_id: str, worker: str, ttl: dt.timedelta, now: dt.datetime | None = None
+    ) -> int | None:
+        """Take the rep's lease for ``ttl``; returns the new fence, or ``None`` if held.
+
+        Succeeds when the rep is free, its lease expired, or ``worker`` holds it already
+        (a re-claim still moves the fence, retiring the worker's older `FencedState`).
+        """
+        now = now or self._clock()
+        with self._write() as conn:
+            ensure_rep(conn, rep_id)
+            claimed = conn.execute(
+                update(_R)
+                .where(
+                    _R.c.rep_id == rep_id,
+                    or_(
+                        _R.c.lease_owner.is_(None),
+                        _R.c.lease_owner == worker,
+                        _R.c.lease_expires <= now,
+                    ),
+                )
+                .values(lease_owner=worker, lease_expires=now + ttl, fence=_R.c.fence + 1)
+            ).rowcount
+            if claimed != 1:
+                return None
+            return int(conn.execute(select(_R.c.fence).where(_R.c.rep_id == rep_id)).scalar_one())
+
+    def release_rep(self, rep_id: str, fence: int) -> bool:
+        """Give the lease up if ``fence`` still holds it; returns whether it did."""
+        with self._write() as conn:
+            stmt = (
+                update(_R)
+                .where(_R.c.rep_id == rep_id, _R.c.fence == fence)
+                .values(lease_owner=None, lease_expires=None)
+            )
+            return conn.execute(stmt).rowcount == 1
+
+
+class FencedState:
+    """One rep's `SyncState` (and status writes) under a fence.
+
+    Reads go straight to the store. Every write first checks, in its own transaction,
+    that the rep's fence is still ``fence`` and raises `LeaseLost` otherwise; writes for
+    another rep raise ``ValueError``.
+    """
+
+    def __init__(self, store: StateStore, rep_id: str, fence: int) -> None:
+        self._store = store
+        self._fence = Fence(rep_id, fence)
+
+    def __repr__(self) -> str:
+        return f"FencedState(rep_id={self._fence.rep_id!r}, fence={self._fence.number})"
+
+    @property
+    def rep_id(self) -> str:
+        return self._fence.rep_id
+
+    @property
+    def fence(self) -> int:
+        return self._fence.number
+
+    def _own(self, rep_id: str) -> Fence:
+        if rep_id != self._fence.rep_id:
+            raise ValueError(f"this state is fenced for rep {self._fence.rep_id!r}, not {rep_id!r}")
+        return self._fence
+
+    def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
+        return self._store.links(rep_id, kind)
+
+    def save_link(self, link: Link) -> None:
+        self._store._save_link(link, self._own(link.rep_id))
+
+    def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None:
+        self._store._drop_link(rep_id, kind, crm_id, self._own(rep_id))
+
+    def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
+        return self._store.cursor(rep_id, kind, side)
+
+    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
+        self._store._save_cursor(rep_id, kind, side, cursor, self._own(rep_id))
+
+    def record_error(self, entry: ErrorEntry) -> None:
+        self._store._record_error(entry, self._own(entry.rep_id))
+
+    def set_sync_status(
+        self, rep_id: str, kind: ItemKind, direction: Direction, status: SyncStatus
+    ) -> None:
+        self._store._set_sync_status(rep_id, kind, direction, status, self._own(rep_id))
+
+    def mark_sync_started(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
+        return self._store._advance(rep_id, kind, direction, started=True, fence=self._own(rep_id))
+
+    def mark_sync_finished(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
+        return self._store._advance(rep_id, kind, direction, started=False, fence=self._own(rep_id))
+
+    def set_rep_checks(self, rep_id: str, **checks: bool | None) -> None:
+        self._store._set_rep_checks(rep_id, checks, self._own(rep_id))
+
+    def cycle_started(self, rep_id: str, at: dt.datetime | None = None) -> None:
+        self._store._update_rep(
+            rep_id, {"last_cycle_started": at or self._store._clock()}, self._own(rep_id)
+        )
+
+    def cycle_finished(
+        self,
+        rep_id: str,
+        *,
+        error: str | None = None,
+        next_due: dt.datetime | None = None,
+        at: dt.datetime | None = None,
+    ) -> int:
+        return self._store._cycle_finished(rep_id, error, next_due, at, self._own(rep_id))
+
+
+__all__ = ["FencedState", "LeaseLost", "LeaseMixin"]

@@ -1,0 +1,131 @@
+"""Links and cursors: what the engine reads and writes every cycle (DESIGN rule 1, 2)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.expression import Executable
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import Link, Side
+from crmsync.store import schema
+from crmsync.store.database import Fence, StoreBase, insert_for
+from crmsync.store.exceptions import LinkConflict
+
+_L = schema.links
+_C = schema.cursors
+
+_LINK_FIELDS = ("crm_id", "mail_id", "crm_version", "mail_version", "crm_hash", "mail_hash")
+
+
+class LinksMixin(StoreBase):
+    """Links (one row per synced pair) and change cursors, per rep and item kind."""
+
+    def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
+        """Every link of the rep and kind, in one query, ordered by CRM id."""
+        stmt = (
+            select(*(_L.c[f] for f in _LINK_FIELDS))
+            .where(_L.c.rep_id == rep_id, _L.c.kind == kind.value)
+            .order_by(_L.c.crm_id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return [Link(rep_id, kind, *row) for row in rows]
+
+    def count_links(self, rep_id: str, kind: ItemKind) -> int:
+        """The spec's "Records in sync": how many links the rep has for the kind."""
+        stmt = select(func.count()).where(_L.c.rep_id == rep_id, _L.c.kind == kind.value)
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def save_link(self, link: Link) -> None:
+        """Insert or replace the link of ``(rep_id, kind, crm_id)``, stamped with now.
+
+        One short transaction. Raises `LinkConflict` if the link's mail id is already
+        linked to another CRM id of the same rep and kind (drop that link first).
+        """
+        self._save_link(link, None)
+
+    def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None:
+        """Remove the link of ``(rep_id, kind, crm_id)``; a missing link is no error."""
+        self._drop_link(rep_id, kind, crm_id, None)
+
+    def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
+        """The change cursor last saved for the rep, kind and side, or ``None``."""
+        stmt = select(_C.c.cursor).where(
+            _C.c.rep_id == rep_id, _C.c.kind == kind.value, _C.c.side == side.value
+        )
+        with self._read() as conn:
+            return conn.execute(stmt).scalar_one_or_none()
+
+    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
+        """Replace the cursor; ``None`` forgets it (the next read is a full listing)."""
+        self._save_cursor(rep_id, kind, side, cursor, None)
+
+    def clear_rep(self, rep_id: str) -> None:
+        """Reset sync (DESIGN rule 9): drop the rep's links and cursors, nothing else.
+
+        Statuses, errors, settings and other reps are untouched; one transaction.
+        """
+        with self._write() as conn:
+            conn.execute(delete(_L).where(_L.c.rep_id == rep_id))
+            conn.execute(delete(_C).where(_C.c.rep_id == rep_id))
+
+    # -- writes, optionally under a rep's fence (see `crmsync.store.fencing`) --
+
+    def _save_link(self, link: Link, fence: Fence | None) -> None:
+        params = {
+            "rep_id": link.rep_id,
+            "kind": link.kind.value,
+            **{f: getattr(link, f) for f in _LINK_FIELDS},
+            "synced_at": self._clock(),
+        }
+        try:
+            with self._write(fence) as conn:
+                conn.execute(_upsert_link(conn), params)
+        except IntegrityError as exc:
+            if "mail_id" not in str(exc.orig):
+                raise
+            raise LinkConflict(
+                f"mail item is already linked to another CRM item of rep {link.rep_id!r}"
+            ) from None
+
+    def _drop_link(self, rep_id: str, kind: ItemKind, crm_id: str, fence: Fence | None) -> None:
+        with self._write(fence) as conn:
+            conn.execute(
+                delete(_L).where(
+                    _L.c.rep_id == rep_id, _L.c.kind == kind.value, _L.c.crm_id == crm_id
+                )
+            )
+
+    def _save_cursor(
+        self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None, fence: Fence | None
+    ) -> None:
+        key = {"rep_id": rep_id, "kind": kind.value, "side": side.value}
+        with self._write(fence) as conn:
+            if cursor is None:
+                conn.execute(delete(_C).where(*(getattr(_C.c, k) == v for k, v in key.items())))
+                return
+            stmt = insert_for(conn)(_C)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(key), set_={"cursor": stmt.excluded.cursor}
+            )
+            conn.execute(stmt, {**key, "cursor": cursor})
+
+
+def _upsert_link(conn: Connection) -> Executable:
+    # Built once per dialect and executed with parameters, so SQLAlchemy's statement cache
+    # makes each save cost little more than the driver call.
+    dialect = conn.dialect.name
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        ins = insert_for(conn)(_L)
+        stmt = ins.on_conflict_do_update(
+            index_elements=["rep_id", "kind", "crm_id"],
+            set_={c: ins.excluded[c] for c in (*_LINK_FIELDS[1:], "synced_at")},
+        )
+        _UPSERTS[dialect] = stmt
+    return stmt
+
+
+_UPSERTS: dict[str, Executable] = {}

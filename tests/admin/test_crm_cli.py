@@ -1,0 +1,133 @@
+"""``crmsync crm`` commands, run through Typer's test runner against a CRM in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crmsync.admin.crm_cli import crm_app
+from crmsync.crm.builtin import BuiltinCrm
+from crmsync.service.deployment import Deployment
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path))
+    monkeypatch.delenv("CRMSYNC_CRM_URL", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")  # so Rich tables do not cut ids
+    return tmp_path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def run(runner: CliRunner, *args: str, ok: bool = True, stdin: str | None = None) -> str:
+    result = runner.invoke(crm_app, list(args), input=stdin)
+    assert (result.exit_code == 0) == ok, (result.exit_code, result.output, result.exception)
+    return result.stdout
+
+
+def open_crm() -> BuiltinCrm:
+    return BuiltinCrm(Deployment.from_env().crm_url)
+
+
+def test_add_list_edit_delete(home: Path, runner: CliRunner) -> None:
+    run(runner, "add", "profile", "name=Sales")
+    user_id = run(runner, "add", "user", "email=ann@example.com", "name=Ann", "profile=Sales",
+                  "time_zone=Europe/Paris").strip()
+    contact_id = run(runner, "add", "contact", "--owner", "ANN@example.com", "first_name=Bo",
+                     "mailing_address.city=Lyon", "is_person_account=true").strip()
+    with open_crm() as crm:
+        stored = crm.get_contact(contact_id)
+        assert stored.owner_id == user_id
+        assert stored.record.mailing_address.city == "Lyon" and stored.record.is_person_account
+
+    listing = run(runner, "list", "contacts", "--owner", "ann@example.com")
+    assert contact_id in listing and "Bo" in listing
+    assert "ann@example.com" in run(runner, "list", "users")
+
+    run(runner, "edit", "contact", contact_id, "last_name=Ek", "mailing_address.street=1 Rue")
+    with open_crm() as crm:
+        record = crm.get_contact(contact_id).record
+        assert (record.first_name, record.last_name) == ("Bo", "Ek")
+        assert (record.mailing_address.city, record.mailing_address.street) == ("Lyon", "1 Rue")
+
+    run(runner, "delete", "contact", contact_id)
+    assert contact_id not in run(runner, "list", "contacts")
+    run(runner, "delete", "contact", contact_id, ok=False)
+
+
+def test_add_event_with_json_and_reassign(home: Path, runner: CliRunner) -> None:
+    run(runner, "add", "user", "email=ann@example.com")
+    run(runner, "add", "user", "email=bob@example.com")
+    lead_id = run(runner, "add", "lead", "--owner", "ann@example.com", "company=Acme").strip()
+    fields = {
+        "subject": "Demo",
+        "start": "2024-05-02T09:00",
+        "end": "2024-05-02T10:00",
+        "tzid": "Europe/Paris",
+        "attendees": [{"email": "x@example.com", "status": "accepted"}],
+        "related_lead": lead_id,
+    }
+    event_id = run(
+        runner, "add", "event", "--owner", "ann@example.com", "--json", json.dumps(fields)
+    ).strip()
+    run(runner, "edit", "event", event_id, "owner=bob@example.com", "categories=[\"CRM\"]")
+    with open_crm() as crm:
+        stored = crm.get_event(event_id)
+        assert crm.get_user(stored.owner_id).email == "bob@example.com"
+        assert stored.record.categories == ("CRM",)
+        assert stored.record.attendees[0].email == "x@example.com"
+        assert crm.event_relations(event_id).lead_id == lead_id
+    assert "Demo" in run(runner, "list", "events")
+
+
+def test_import_and_export(home: Path, runner: CliRunner, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"kind": "user", "email": "ann@example.com"}\n'
+        '{"kind": "contact", "owner": "ann@example.com", "first_name": "Bo"}\n'
+        '{"kind": "contact", "owner": "nobody@example.com"}\n'
+        '{"kind": "lead", "owner": "ann@example.com", "company": "Acme"}\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(crm_app, ["import", str(source)])
+    assert result.exit_code == 1  # one bad line, the rest imported
+    assert "line 3:" in result.output and "nobody@example.com" in result.output
+    assert "imported 3" in result.output
+
+    out = tmp_path / "contacts.jsonl"
+    run(runner, "export", "--kind", "contacts", "--out", str(out))
+    (line,) = [json.loads(t) for t in out.read_text(encoding="utf-8").splitlines()]
+    assert line["kind"] == "contact" and line["first_name"] == "Bo"
+
+    everything = run(runner, "export")
+    kinds = [json.loads(t)["kind"] for t in everything.splitlines()]
+    assert kinds == ["user", "contact", "lead"]
+
+    again = runner.invoke(crm_app, ["import", "-"], input=everything)
+    assert again.exit_code == 0 and "unchanged 3" in again.output
+
+
+def test_errors_are_clear_and_exit_non_zero(home: Path, runner: CliRunner) -> None:
+    cases = [
+        (["import", str(home / "missing.jsonl")], "no such file"),
+        (["add", "contact", "first_name=x"], "--owner"),
+        (["add", "contact", "--owner", "nobody@example.com"], "nobody@example.com"),
+        (["add", "user", "email=ann@example.com", "profile=Nope"], "no profile named"),
+        (["add", "user", "name"], "key=value"),
+        (["add", "contact", "--owner", "a@b.c", "--json", "[1]"], "JSON object"),
+        (["edit", "lead", "lea_missing", "company=x"], "no lead"),
+        (["delete", "user", "usr_missing"], "no user"),
+        (["list", "contacts", "--owner", "nobody@example.com"], "nobody@example.com"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(crm_app, args)
+        assert result.exit_code != 0, args
+        assert message in result.output, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), args
