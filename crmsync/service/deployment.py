@@ -24,7 +24,9 @@ class Deployment:
 
     @classmethod
     def from_env(cls, home: Path | None = None) -> Deployment:
-        home = home or Path(os.environ.get("CRMSYNC_HOME") or platformdirs.user_state_dir("crmsync"))
+        home = home or Path(
+            os.environ.get("CRMSYNC_HOME") or platformdirs.user_state_dir("crmsync")
+        )
         home.mkdir(parents=True, exist_ok=True)
         return cls(
             home=home,

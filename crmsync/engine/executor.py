@@ -1,0 +1,290 @@
+"""Carrying out a plan: one write at a time, each followed at once by its link.
+
+Crash safety (DESIGN rule 5): a create is stamped with its partner's id and is idempotent
+per that marker, and its link is saved right after it; a cycle killed between the two
+finds the item again next time (by marker) and links it instead of creating it twice.
+Per-item failures become error-report rows and the cycle goes on (rule 7); only a failure
+of the whole rep (authentication, missing folder) stops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import (
+    AuthenticationFailed,
+    Changes,
+    ErrorEntry,
+    ErrorType,
+    FolderMissing,
+    Link,
+    Seen,
+    Side,
+    SyncError,
+    VersionConflict,
+    Written,
+)
+from crmsync.engine.hashing import content_hash
+from crmsync.engine.planner import (
+    Action,
+    Create,
+    Delete,
+    Pair,
+    Policy,
+    Relink,
+    Skip,
+    Unlink,
+    Update,
+    plan,
+)
+from crmsync.engine.ports import ItemSide, SyncState
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+ActionListener = Callable[[Action, str | None], None]
+
+SIDE_NAMES = {Side.CRM: "CRM", Side.MAIL: "mail server"}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class KindReport:
+    """What one cycle did for one kind: writes by (operation, target side) and errors."""
+
+    kind: ItemKind
+    writes: Counter[tuple[str, Side]] = field(default_factory=Counter)
+    skipped: int = 0
+    errors: int = 0
+    # Writes that failed for a passing reason: the cycle's changes must be read again.
+    transient_failures: int = 0
+    full_listing: dict[Side, bool] = field(default_factory=dict)
+
+    def written_to(self, side: Side) -> int:
+        return sum(n for (_, target), n in self.writes.items() if target is side)
+
+    @property
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
+
+
+class Executor:
+    """Runs one rep's actions for one kind against both sides and the state store."""
+
+    def __init__(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        sides: dict[Side, ItemSide],
+        state: SyncState,
+        policy: Policy,
+        clock: Clock = utc_now,
+        on_action: ActionListener | None = None,
+    ) -> None:
+        self.rep_id = rep_id
+        self.kind = kind
+        self.sides = sides
+        self.state = state
+        self.policy = policy
+        self.clock = clock
+        self.on_action = on_action
+        self.report = KindReport(kind)
+
+    def run(self, actions: list[Action]) -> KindReport:
+        for action in actions:
+            self._run_one(action, may_replan=True)
+        return self.report
+
+    def _run_one(self, action: Action, may_replan: bool) -> None:
+        error: str | None = None
+        try:
+            self._apply(action)
+        except VersionConflict as conflict:
+            if may_replan and isinstance(action, Update | Delete):
+                self._replan(action)
+                return
+            error = self._fail(action, conflict)
+        except (AuthenticationFailed, FolderMissing):
+            raise
+        except SyncError as failure:
+            error = self._fail(action, failure)
+        except Exception as bug:  # a bug must not stop the other items of the cycle
+            log.exception("unexpected failure on %s", type(action).__name__)
+            error = self._fail(
+                action,
+                SyncError(
+                    f"{type(bug).__name__}: {bug}",
+                    "This is a crmsync bug: report it with this row.",
+                ),
+            )
+        if self.on_action is not None:
+            self.on_action(action, error)
+
+    def _apply(self, action: Action) -> None:
+        match action:
+            case Create(target=target, source=source, replaces=replaces):
+                assert source.record is not None
+                written = self.sides[target].create(source.record, marker=source.id)
+                if content_hash(written.record) != content_hash(source.record):
+                    # An earlier, interrupted cycle created it with older content.
+                    written = self.sides[target].update(written.id, written.version, source.record)
+                if replaces is not None:
+                    self.state.drop_link(self.rep_id, self.kind, replaces.crm_id)
+                self.state.save_link(self._link(source, written, target))
+                self.report.writes["create", target] += 1
+            case Update(target=target, link=link, source=source):
+                assert source.record is not None
+                written = self.sides[target].update(
+                    link.id_on(target), action.expected, source.record
+                )
+                self.state.save_link(self._link(source, written, target))
+                self.report.writes["update", target] += 1
+            case Delete(target=target, link=link):
+                self.sides[target].delete(link.id_on(target), action.expected)
+                self.state.drop_link(self.rep_id, self.kind, link.crm_id)
+                self.report.writes["delete", target] += 1
+            case Pair(crm=crm, mail=mail, then=then):
+                if then is None:
+                    self.state.save_link(self._pair_link(crm, mail))
+                else:
+                    source = crm if then is Side.MAIL else mail
+                    target_item = mail if then is Side.MAIL else crm
+                    assert source.record is not None
+                    written = self.sides[then].update(
+                        target_item.id, target_item.version, source.record
+                    )
+                    self.state.save_link(self._link(source, written, then))
+                    self.report.writes["update", then] += 1
+            case Relink(link=link):
+                self.state.save_link(link)
+            case Unlink(link=link):
+                self.state.drop_link(self.rep_id, self.kind, link.crm_id)
+            case Skip(problem=problem, side=side, item_id=item_id):
+                self.report.skipped += 1
+                if problem is not None:
+                    self._record(
+                        item_id,
+                        f"read from {SIDE_NAMES[side]}",
+                        problem.error_type,
+                        problem.message,
+                        problem.suggestion,
+                    )
+
+    def _link(self, source: Seen, written: Written, target: Side) -> Link:
+        assert source.record is not None
+        source_hash = content_hash(source.record)
+        written_hash = content_hash(written.record)
+        if target is Side.MAIL:
+            return Link(
+                self.rep_id,
+                self.kind,
+                source.id,
+                written.id,
+                source.version,
+                written.version,
+                source_hash,
+                written_hash,
+            )
+        return Link(
+            self.rep_id,
+            self.kind,
+            written.id,
+            source.id,
+            written.version,
+            source.version,
+            written_hash,
+            source_hash,
+        )
+
+    def _pair_link(self, crm: Seen, mail: Seen) -> Link:
+        assert crm.record is not None and mail.record is not None
+        return Link(
+            self.rep_id,
+            self.kind,
+            crm.id,
+            mail.id,
+            crm.version,
+            mail.version,
+            content_hash(crm.record),
+            content_hash(mail.record),
+        )
+
+    def _replan(self, action: Update | Delete) -> None:
+        """The target moved on since we read it: read it again and decide afresh (once)."""
+        target = action.target
+        link = action.link
+        current = self.sides[target].fetch(link.id_on(target))
+        target_changes = (
+            Changes(items=(current,))
+            if current is not None
+            else Changes(items=(), deleted=(link.id_on(target),))
+        )
+        if isinstance(action, Update):
+            source_changes = Changes(items=(action.source,))
+        else:
+            source_changes = Changes(items=(), deleted=(link.id_on(target.other),))
+        crm, mail = (
+            (target_changes, source_changes)
+            if target is Side.CRM
+            else (source_changes, target_changes)
+        )
+        # Plan against the link as stored, with the target's version forgotten so the fresh
+        # read is compared by content: touched (same content) or changed (a real edit).
+        stored = (
+            replace(link, crm_version="") if target is Side.CRM else replace(link, mail_version="")
+        )
+        for follow_up in plan(self.kind, [stored], crm, mail, self.policy):
+            self._run_one(follow_up, may_replan=False)
+
+    def _fail(self, action: Action, failure: SyncError) -> str:
+        if failure.transient:
+            self.report.transient_failures += 1
+        item_id, operation = _describe(action)
+        self._record(item_id, operation, failure.error_type, failure.message, failure.suggestion)
+        return failure.message
+
+    def _record(
+        self,
+        item_id: str | None,
+        operation: str,
+        error_type: ErrorType,
+        message: str,
+        suggestion: str,
+    ) -> None:
+        self.report.errors += 1
+        self.state.record_error(
+            ErrorEntry(
+                self.rep_id,
+                self.kind,
+                item_id,
+                operation,
+                error_type,
+                message,
+                suggestion,
+                self.clock(),
+            )
+        )
+
+
+def _describe(action: Action) -> tuple[str | None, str]:
+    """The item an action is about (source side id where there is one) and its operation."""
+    match action:
+        case Create(target=target, source=source):
+            return source.id, f"create in {SIDE_NAMES[target]}"
+        case Update(target=target, source=source):
+            return source.id, f"update in {SIDE_NAMES[target]}"
+        case Delete(target=target, link=link):
+            return link.id_on(target), f"delete in {SIDE_NAMES[target]}"
+        case Pair(crm=crm, then=then):
+            return crm.id, f"pair and update in {SIDE_NAMES[then]}" if then else "pair"
+        case Skip(item_id=item_id, side=side):
+            return item_id, f"read from {SIDE_NAMES[side]}"
+    return None, type(action).__name__.lower()

@@ -1,0 +1,387 @@
+"""`DavCollection`: one calendar or address book as an ``ItemSide`` of the engine.
+
+Ids are the items' server-absolute paths (percent-encoded once, see `canonical_path`),
+versions their ETags exactly as the server sent them, cursors RFC 6578 sync-tokens.
+Reading costs one sync-collection REPORT per cycle (plus one multiget per 100 changed
+items); writes use If-None-Match / If-Match so a concurrent edit is never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+
+import httpx
+
+from crmsync.domain.records import Record
+from crmsync.domain.sync import (
+    AlreadyExists,
+    Changes,
+    ErrorType,
+    ItemProblem,
+    RejectedWrite,
+    Seen,
+    ServerUnavailable,
+    VersionConflict,
+    Written,
+)
+from crmsync.groupware.dav.connection import DavConnection, canonical_path
+from crmsync.groupware.dav.formats import ItemFormat, MalformedItem, ParsedItem
+from crmsync.groupware.dav.ical import OutOfScope
+from crmsync.groupware.dav.multistatus import (
+    DAV,
+    Multistatus,
+    MultistatusError,
+    error_conditions,
+    multiget_body,
+    parse_multistatus,
+    propfind_body,
+    sync_collection_body,
+    tag,
+)
+
+log = logging.getLogger(__name__)
+
+MULTIGET_BATCH = 100
+_GETETAG = tag(DAV, "getetag")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+class _TokenRejected(Exception):
+    """The server no longer accepts the sync-token (or sync-collection at all)."""
+
+
+def item_name(marker: str) -> str:
+    """The resource name (and UID) crmsync chooses for the item stamped ``marker``.
+
+    Deterministic, so a create retried after a crash targets the same href; markers with
+    characters unsafe in a URL or a UID are replaced by their SHA-256.
+    """
+    if _SAFE_NAME.fullmatch(marker):
+        return f"crmsync-{marker}"
+    return "crmsync-" + hashlib.sha256(marker.encode("utf-8")).hexdigest()[:40]
+
+
+class DavCollection:
+    """One DAV collection of items in ``item_format``, at server-absolute ``path``.
+
+    Raw texts read by `changes` / `fetch` are kept per id and ETag, so an update right
+    after costs no extra GET.
+    """
+
+    def __init__(self, connection: DavConnection, path: str, item_format: ItemFormat) -> None:
+        self.connection = connection
+        self.path = canonical_path(path if path.endswith("/") else path + "/")
+        self.format = item_format
+        self._bodies: dict[str, tuple[str, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"DavCollection({self.path!r}, {type(self.format).__name__})"
+
+    # ------------------------------------------------------------------ reading
+
+    def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
+        """Items changed since ``cursor`` (see the ``ItemSide`` contract).
+
+        Incremental: one sync-collection REPORT, plus multigets for changed items whose
+        ETag differs from ``known``. Without a cursor, or when the server rejects it: a
+        full listing (``full=True``) that downloads only new or changed items and lists
+        the known ids that are gone in ``deleted``.
+        """
+        if cursor:
+            try:
+                listing, deleted, token = self._sync(cursor)
+            except _TokenRejected:
+                log.info("sync-token for %s rejected; listing everything", self.path)
+            else:
+                wanted = {h: e for h, e in listing.items() if known.get(h) != e}
+                return Changes(self._download(wanted), tuple(deleted), token, full=False)
+        listing, token = self._full_listing()
+        wanted = {h: e for h, e in listing.items() if known.get(h) != e}
+        items = self._download(wanted)
+        gone = {h for h in wanted if h not in {s.id for s in items}}
+        deleted = tuple(sorted(h for h in known if h not in listing or h in gone))
+        return Changes(items, deleted, token, full=True)
+
+    def _sync(self, token: str) -> tuple[dict[str, str], list[str], str | None]:
+        """Changed hrefs → ETags, deleted hrefs and the new token since ``token``."""
+        changed: dict[str, str] = {}
+        deleted: list[str] = []
+        while True:
+            response = self.connection.request(
+                "REPORT", self.path, body=sync_collection_body(token),
+                headers={"Depth": "0"}, xml=True,
+            )
+            if response.status_code != 207:
+                conditions = error_conditions(response.content)
+                log.info(
+                    "sync-collection on %s answered %s %s",
+                    self.path, response.status_code, conditions,
+                )
+                if 400 <= response.status_code < 500:
+                    raise _TokenRejected
+                self._unexpected(response, "list changes")
+            status = self._multistatus(response)
+            truncated = False
+            for r in status.responses:
+                if r.href == self.path:
+                    truncated = truncated or r.status == 507
+                    continue
+                if r.status == 404:
+                    deleted.append(r.href)
+                    changed.pop(r.href, None)
+                    continue
+                etag = r.text(_GETETAG)
+                if etag:
+                    changed[r.href] = etag
+                    if r.href in deleted:
+                        deleted.remove(r.href)
+            new_token = status.sync_token
+            if not truncated or not new_token or new_token == token:
+                return changed, deleted, new_token
+            token = new_token
+
+    def _full_listing(self) -> tuple[dict[str, str], str | None]:
+        """Every item's ETag and a sync-token for the next cycle."""
+        try:
+            changed, _, token = self._sync("")
+            return changed, token
+        except _TokenRejected:
+            pass
+        response = self.connection.request(
+            "PROPFIND", self.path, body=propfind_body(_GETETAG, tag(DAV, "sync-token")),
+            headers={"Depth": "1"}, xml=True,
+        )
+        if response.status_code != 207:
+            self._unexpected(response, "list items")
+        status = self._multistatus(response)
+        listing: dict[str, str] = {}
+        token = None
+        for r in status.responses:
+            if r.href == self.path:
+                token = r.text(tag(DAV, "sync-token")) or None
+            elif (etag := r.text(_GETETAG)) and not r.href.endswith("/"):
+                listing[r.href] = etag
+        return listing, token
+
+    def _download(self, wanted: Mapping[str, str]) -> tuple[Seen, ...]:
+        """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left out."""
+        seen: list[Seen] = []
+        hrefs = sorted(wanted)
+        for start in range(0, len(hrefs), MULTIGET_BATCH):
+            batch = hrefs[start : start + MULTIGET_BATCH]
+            response = self.connection.request(
+                "REPORT", self.path,
+                body=multiget_body(self.format.multiget_report, self.format.data_property, batch),
+                headers={"Depth": "1"}, xml=True,
+            )
+            if response.status_code != 207:
+                self._unexpected(response, "download items")
+            for r in self._multistatus(response).responses:
+                text = r.text(self.format.data_property)
+                etag = r.text(_GETETAG)
+                if r.href not in wanted or text is None or not etag:
+                    continue
+                item = self._seen(r.href, etag, text)
+                if item is not None:
+                    seen.append(item)
+        return tuple(seen)
+
+    def _seen(self, href: str, etag: str, text: str) -> Seen | None:
+        self._bodies[href] = (etag, text)
+        try:
+            parsed = self.format.parse(text)
+        except OutOfScope:
+            return None
+        except MalformedItem as exc:
+            return Seen(
+                href, etag, None,
+                problem=ItemProblem(ErrorType.MALFORMED_ITEM, exc.message, exc.suggestion),
+            )
+        return Seen(href, etag, parsed.record, parsed.marker)
+
+    def fetch(self, item_id: str) -> Seen | None:
+        """The item as it is now (one GET), or ``None`` if it is gone."""
+        got = self._get(item_id)
+        if got is None:
+            return None
+        etag, text = got
+        item = self._seen(item_id, etag, text)
+        return item
+
+    def _get(self, href: str) -> tuple[str, str] | None:
+        response = self.connection.request("GET", href)
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code != 200:
+            self._unexpected(response, "read an item")
+        etag = response.headers.get("ETag") or self._etag(href)
+        return etag, response.content.decode("utf-8", errors="replace")
+
+    def _etag(self, href: str) -> str:
+        response = self.connection.request(
+            "PROPFIND", href, body=propfind_body(_GETETAG), headers={"Depth": "0"}, xml=True
+        )
+        if response.status_code == 207:
+            for r in self._multistatus(response).responses:
+                if etag := r.text(_GETETAG):
+                    return etag
+        raise ServerUnavailable(
+            f"the server gave no ETag for {href}",
+            "crmsync needs ETags to avoid overwriting edits; check the server's WebDAV support.",
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    def create(self, record: Record, marker: str) -> Written:
+        """PUT a new item at the href derived from ``marker`` (If-None-Match: *).
+
+        When that href is taken by an item carrying ``marker`` (a create that went through
+        before a crash), that item is returned; by anything else, `AlreadyExists`.
+        """
+        name = item_name(marker)
+        href = canonical_path(self.path + name + self.format.extension)
+        text = self.format.render_new(record, marker, name)
+        response = self._put(href, text, {"If-None-Match": "*"})
+        if response.status_code == 412:
+            got = self._get(href)
+            if got is None:
+                raise VersionConflict(
+                    f"{href} was reported to exist but cannot be read",
+                    "Nothing to do: the create is retried next cycle.",
+                )
+            etag, existing = got
+            parsed = self._parse_own(existing, href)
+            if parsed is None or parsed.marker != marker:
+                raise AlreadyExists(
+                    f"{href} already exists and is not the item crmsync created for {marker}",
+                    "Remove or rename that item in the rep's folder, then reset sync.",
+                )
+            self._bodies[href] = (etag, existing)
+            return Written(href, etag, parsed.record)
+        return self._written(href, text, response, "create")
+
+    def update(self, item_id: str, version: str, record: Record) -> Written:
+        """Change the mapped fields of ``item_id`` in place (If-Match: ``version``).
+
+        Raises `VersionConflict` when the item changed since ``version``.
+        """
+        cached = self._bodies.get(item_id)
+        if cached is not None and cached[0] == version:
+            text = cached[1]
+        else:
+            got = self._get(item_id)
+            if got is None:
+                raise VersionConflict(
+                    f"{item_id} no longer exists on the server",
+                    "Nothing to do: the deletion is picked up next cycle.",
+                )
+            etag, text = got
+            if etag != version:
+                raise VersionConflict(
+                    f"{item_id} changed on the server (ETag {etag}, expected {version})",
+                    "Nothing to do: the newer version is synced next cycle.",
+                )
+        try:
+            new_text = self.format.render_update(text, record)
+        except MalformedItem as exc:
+            raise RejectedWrite(
+                f"cannot update {item_id}: {exc.message}", exc.suggestion
+            ) from exc
+        if new_text == text:
+            parsed = self._parse_own(text, item_id)
+            if parsed is not None:
+                return Written(item_id, version, parsed.record)
+        response = self._put(item_id, new_text, {"If-Match": version})
+        if response.status_code in (404, 412):
+            raise VersionConflict(
+                f"{item_id} changed on the server since version {version}",
+                "Nothing to do: the newer version is synced next cycle.",
+            )
+        return self._written(item_id, new_text, response, "update")
+
+    def delete(self, item_id: str, version: str) -> None:
+        """DELETE with If-Match; an item already gone is fine, a changed one a conflict."""
+        response = self.connection.request("DELETE", item_id, headers={"If-Match": version})
+        self._bodies.pop(item_id, None)
+        if response.status_code in (200, 202, 204, 404, 410):
+            return
+        if response.status_code == 412:
+            raise VersionConflict(
+                f"{item_id} changed on the server since version {version}; not deleted",
+                "Nothing to do: the newer version is synced next cycle.",
+            )
+        self._reject(response, "delete")
+
+    def _put(self, href: str, text: str, headers: dict[str, str]) -> httpx.Response:
+        return self.connection.request(
+            "PUT", href, body=text,
+            headers={"Content-Type": self.format.content_type, **headers},
+        )
+
+    def _written(self, href: str, text: str, response: httpx.Response, what: str) -> Written:
+        if response.status_code not in (200, 201, 204):
+            self._reject(response, what)
+        etag = response.headers.get("ETag") or self._etag(href)
+        self._bodies[href] = (etag, text)
+        parsed = self._parse_own(text, href)
+        if parsed is None:
+            raise RejectedWrite(
+                f"crmsync wrote {href} but cannot read it back",
+                "Report this as a crmsync bug, with the item attached.",
+            )
+        return Written(href, etag, parsed.record)
+
+    def _parse_own(self, text: str, href: str) -> ParsedItem[Record] | None:
+        try:
+            return self.format.parse(text)
+        except MalformedItem:
+            log.warning("item %s cannot be parsed", href)
+            return None
+
+    # ------------------------------------------------------------------ errors
+
+    def _multistatus(self, response: httpx.Response) -> Multistatus:
+        try:
+            return parse_multistatus(response.content)
+        except MultistatusError as exc:
+            raise ServerUnavailable(
+                f"{self.path}: {exc}", "Check the DAV server's logs; retried next cycle."
+            ) from exc
+
+    def _reject(self, response: httpx.Response, what: str) -> None:
+        message = _server_message(response)
+        if response.status_code in (401, 403):
+            suggestion = (
+                "Give the service account write access to this rep's folder on the mail "
+                "server."
+            )
+        elif response.status_code == 507:
+            suggestion = "The rep's mailbox is full: free space on the mail server."
+        else:
+            suggestion = (
+                "The server refused the item's content; check the record's fields (very "
+                "long text, unusual characters) and the server's log."
+            )
+        raise RejectedWrite(
+            f"the server refused to {what} an item in {self.path}: HTTP "
+            f"{response.status_code} {message}".rstrip(),
+            suggestion,
+        )
+
+    def _unexpected(self, response: httpx.Response, what: str) -> None:
+        raise ServerUnavailable(
+            f"could not {what} in {self.path}: HTTP {response.status_code} "
+            f"{_server_message(response)}".rstrip(),
+            "Check that the folder still exists and the DAV server's log; retried next cycle.",
+        )
+
+
+def _server_message(response: httpx.Response) -> str:
+    text = response.text.strip() if response.content else ""
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return (response.reason_phrase + (": " + text[:300] if text else "")).strip()
+

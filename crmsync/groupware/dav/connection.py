@@ -1,0 +1,171 @@
+"""The HTTP layer of the DAV backend: one httpx client, one retry policy, a request count.
+
+Transient failures (timeouts, connection errors and resets, 5xx, 429) are retried by
+`RetryPolicy`; once its attempts are spent the caller gets `ServerUnavailable`. Every
+other response is handed back as is, for the caller to interpret in DAV terms.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable
+
+log = logging.getLogger(__name__)
+
+XML_CONTENT_TYPE = "application/xml; charset=utf-8"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a request that failed transiently.
+
+    Attempt ``n`` (1-based) that fails waits ``base_delay * 2**(n-1)`` seconds, capped at
+    ``max_delay`` and scaled by a random factor in ``[1 - jitter, 1]``; a ``Retry-After``
+    header on 429/503 replaces that wait (capped at ``max_retry_after``). After
+    ``max_attempts`` attempts the request fails with `ServerUnavailable`.
+    """
+
+    max_attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+    jitter: float = 0.5
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if response is not None and response.status_code in (429, 503):
+            after = _retry_after_seconds(response.headers.get("Retry-After"))
+            if after is not None:
+                return min(after, self.max_retry_after)
+        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return backoff * (1 - self.jitter * random.random())
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def canonical_path(href: str) -> str:
+    """The server-absolute path of ``href`` in one spelling (percent-encoded once).
+
+    Servers spell the same path differently (``@`` or ``%40``); ids compare equal only
+    after this.
+    """
+    return quote(unquote(urlsplit(href).path), safe="/")
+
+
+class DavConnection:
+    """A session with one DAV server as one account (HTTP Basic auth).
+
+    ``requests_made`` counts every HTTP request sent, retries included. The password is
+    never logged nor shown in ``repr``.
+    """
+
+    def __init__(
+        self,
+        server_url: str,
+        username: str = "",
+        password: str = "",
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        parts = urlsplit(server_url)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.base_path = parts.path.rstrip("/")
+        self.username = username
+        self.retry = retry or RetryPolicy()
+        self.requests_made = 0
+        self._client = httpx.Client(
+            auth=httpx.BasicAuth(username, password) if username else None,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "crmsync"},
+        )
+
+    def __repr__(self) -> str:
+        return f"DavConnection({self.origin}{self.base_path!s}, user={self.username!r})"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a server-absolute ``path``."""
+        return self.origin + path
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        xml: bool = False,
+    ) -> httpx.Response:
+        """Send one request, retrying transient failures; any other status is returned.
+
+        ``xml`` sets the XML content type PROPFIND/REPORT bodies need. Raises
+        `ServerUnavailable` when every attempt timed out, failed to connect or got
+        5xx/429, and `AuthenticationFailed` on HTTP 401.
+        """
+        send_headers = dict(headers or {})
+        if xml:
+            send_headers["Content-Type"] = XML_CONTENT_TYPE
+        content = body.encode("utf-8") if isinstance(body, str) else body
+        url = self.url(path)
+        last_problem = ""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            self.requests_made += 1
+            response: httpx.Response | None = None
+            try:
+                response = self._client.request(
+                    method, url, content=content, headers=send_headers
+                )
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                log.debug("%s %s -> %s", method, path, response.status_code)
+                if response.status_code == 401:
+                    raise AuthenticationFailed(
+                        f"{self.origin} refused the service account {self.username!r} "
+                        f"(HTTP 401 on {method} {path})",
+                        "Check the service account's user name and password in the org "
+                        "settings.",
+                    )
+                if response.status_code not in _RETRY_STATUSES:
+                    return response
+                last_problem = f"HTTP {response.status_code} {response.reason_phrase}"
+            if attempt < self.retry.max_attempts:
+                wait = self.retry.delay(attempt, response)
+                log.info(
+                    "%s %s failed (%s), retry %d in %.2f s",
+                    method, path, last_problem, attempt, wait,
+                )
+                self.retry.sleep(wait)
+        raise ServerUnavailable(
+            f"{method} {path} on {self.origin} failed {self.retry.max_attempts} times; "
+            f"last: {last_problem}",
+            "Check that the mail server is running and reachable from crmsync; "
+            "the item will be tried again next cycle.",
+        )

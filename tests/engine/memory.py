@@ -1,0 +1,139 @@
+"""In-memory sides and state for planner and executor tests (test code only).
+
+`MemorySide` behaves like a server with a change log: versions are counters, cursors
+are log positions, creates are idempotent per marker, stale versions raise
+`VersionConflict`. `MemoryState` keeps links, cursors and errors in dicts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from crmsync.domain.records import ItemKind, Record
+from crmsync.domain.sync import (
+    Changes,
+    ErrorEntry,
+    Link,
+    Seen,
+    ServerUnavailable,
+    Side,
+    VersionConflict,
+    Written,
+)
+
+
+@dataclass
+class Stored:
+    version: int
+    record: Record
+    marker: str | None
+
+
+class MemorySide:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.items: dict[str, Stored] = {}
+        self.log: list[str] = []
+        self.writes = 0
+        self.fail_next_writes = 0
+        self._ids = itertools.count(1)
+        self._versions = itertools.count(1)
+
+    # -- what a person does on this side -------------------------------------------------
+    def put(self, record: Record, item_id: str | None = None) -> str:
+        item_id = item_id or f"{self.prefix}{next(self._ids)}"
+        marker = self.items[item_id].marker if item_id in self.items else None
+        self.items[item_id] = Stored(next(self._versions), record, marker)
+        self.log.append(item_id)
+        return item_id
+
+    def remove(self, item_id: str) -> None:
+        del self.items[item_id]
+        self.log.append(item_id)
+
+    def touch(self, item_id: str) -> None:
+        """A new version with the same content, as a server rewriting its etags."""
+        self.items[item_id].version = next(self._versions)
+        self.log.append(item_id)
+
+    # -- ItemSide -------------------------------------------------------------------------
+    def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
+        if cursor is None:
+            items = tuple(
+                self._seen(item_id)
+                for item_id in sorted(self.items)
+                if known.get(item_id) != str(self.items[item_id].version)
+            )
+            deleted = tuple(sorted(set(known) - set(self.items)))
+            return Changes(items, deleted, str(len(self.log)), full=True)
+        touched = sorted(set(self.log[int(cursor) :]))
+        items = tuple(self._seen(i) for i in touched if i in self.items)
+        deleted = tuple(i for i in touched if i not in self.items)
+        return Changes(items, deleted, str(len(self.log)))
+
+    def fetch(self, item_id: str) -> Seen | None:
+        return self._seen(item_id) if item_id in self.items else None
+
+    def create(self, record: Record, marker: str) -> Written:
+        for item_id, stored in self.items.items():
+            if stored.marker == marker:
+                return Written(item_id, str(stored.version), stored.record)
+        self._write()
+        item_id = self.put(record)
+        self.items[item_id].marker = marker
+        return Written(item_id, str(self.items[item_id].version), record)
+
+    def update(self, item_id: str, version: str, record: Record) -> Written:
+        if item_id not in self.items or str(self.items[item_id].version) != version:
+            raise VersionConflict(f"{item_id} changed since version {version}")
+        self._write()
+        self.put(record, item_id)
+        return Written(item_id, str(self.items[item_id].version), record)
+
+    def delete(self, item_id: str, version: str) -> None:
+        if item_id not in self.items:
+            return
+        if str(self.items[item_id].version) != version:
+            raise VersionConflict(f"{item_id} changed since version {version}")
+        self._write()
+        self.remove(item_id)
+
+    def _write(self) -> None:
+        if self.fail_next_writes:
+            self.fail_next_writes -= 1
+            raise ServerUnavailable("simulated outage", "try again later")
+        self.writes += 1
+
+    def _seen(self, item_id: str) -> Seen:
+        stored = self.items[item_id]
+        return Seen(item_id, str(stored.version), stored.record, stored.marker)
+
+
+@dataclass
+class MemoryState:
+    link_rows: dict[tuple[str, ItemKind, str], Link] = field(default_factory=dict)
+    cursors: dict[tuple[str, ItemKind, Side], str | None] = field(default_factory=dict)
+    errors: list[ErrorEntry] = field(default_factory=list)
+
+    def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
+        return [row for (r, k, _), row in self.link_rows.items() if r == rep_id and k == kind]
+
+    def save_link(self, link: Link) -> None:
+        for other in self.link_rows.values():
+            if other.mail_id == link.mail_id and other.crm_id != link.crm_id:
+                raise AssertionError(f"mail id {link.mail_id} linked twice")
+        self.link_rows[link.rep_id, link.kind, link.crm_id] = link
+
+    def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None:
+        self.link_rows.pop((rep_id, kind, crm_id), None)
+
+    def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
+        return self.cursors.get((rep_id, kind, side))
+
+    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
+        self.cursors[rep_id, kind, side] = cursor
+
+    def record_error(self, entry: ErrorEntry) -> None:
+        self.errors.append(entry)

@@ -1,0 +1,77 @@
+"""Protocol paths real test servers do not take: truncated sync results (507) and servers
+without sync-collection (PROPFIND fallback). Served by an in-process fake."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+import httpx
+
+from crmsync.groupware.dav.collection import DavCollection
+from crmsync.groupware.dav.connection import DavConnection
+from crmsync.groupware.dav.vcard import VCardFormat, render_new_vcard
+from tests.groupware.contract import sample_contact
+
+BOOK = "/u/book/"
+CARD = render_new_vcard(sample_contact(), "m1", "u1")
+
+
+def _ms(inner: str, token: str | None = None) -> httpx.Response:
+    tok = f"<d:sync-token>{token}</d:sync-token>" if token else ""
+    namespaces = 'xmlns:d="DAV:" xmlns:a="urn:ietf:params:xml:ns:carddav"'
+    body = f"<d:multistatus {namespaces}>{inner}{tok}</d:multistatus>"
+    return httpx.Response(207, content=body.encode())
+
+
+def _etag(href: str, etag: str) -> str:
+    return (f"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>{etag}"
+            "</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+
+
+def _data(href: str) -> str:
+    return (f"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>\"e\"</d:getetag>"
+            f"<a:address-data>{escape(CARD)}</a:address-data></d:prop>"
+            "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+
+
+def test_truncated_sync_results_are_followed() -> None:
+    seen_tokens: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.content.decode()
+        if "sync-collection" in body:
+            token = body.split("<d:sync-token>")[1].split("<")[0]
+            seen_tokens.append(token)
+            if token == "t1":
+                truncated = (f"<d:response><d:href>{BOOK}</d:href>"
+                             "<d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response>")
+                return _ms(_etag(BOOK + "a.vcf", '"e"') + truncated, "t2")
+            return _ms(_etag(BOOK + "b.vcf", '"e"'), "t3")
+        assert "addressbook-multiget" in body
+        return _ms(_data(BOOK + "a.vcf") + _data(BOOK + "b.vcf"))
+
+    connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))
+    changes = DavCollection(connection, BOOK, VCardFormat()).changes("t1", {})
+    assert seen_tokens == ["t1", "t2"]
+    assert sorted(s.id for s in changes.items) == [BOOK + "a.vcf", BOOK + "b.vcf"]
+    assert changes.cursor == "t3" and not changes.full
+
+
+def test_server_without_sync_collection_falls_back_to_propfind() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "REPORT" and b"sync-collection" in request.content:
+            error = b"<d:error xmlns:d='DAV:'><d:valid-sync-token/></d:error>"
+            return httpx.Response(403, content=error)
+        if request.method == "PROPFIND":
+            assert request.headers["Content-Type"].startswith("application/xml")
+            return _ms(_etag(BOOK, '"c"').replace("getetag", "sync-token")
+                       + _etag(BOOK + "a.vcf", '"e"') + _etag(BOOK + "b.vcf", '"old"'))
+        return _ms(_data(BOOK + "b.vcf"))
+
+    connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))
+    side = DavCollection(connection, BOOK, VCardFormat())
+    changes = side.changes("stale", {BOOK + "a.vcf": '"e"', BOOK + "gone.vcf": '"x"'})
+    assert changes.full
+    assert [s.id for s in changes.items] == [BOOK + "b.vcf"]
+    assert changes.deleted == (BOOK + "gone.vcf",)
+    assert changes.cursor == '"c"'

@@ -1,0 +1,154 @@
+"""Real CalDAV/CardDAV servers on 127.0.0.1 for tests: Radicale and Xandikos.
+
+Plain functions for any test (`start_radicale`, `start_xandikos`) and the ``dav_server``
+fixture, parametrized over both, yielding a `DavServerInfo`. Each server gets its own
+temporary folder and free port, so tests run in parallel (pytest-xdist) safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crmsync.domain.settings import OrgSettings
+from crmsync.groupware.dav.local_server import LocalRadicale, free_port
+
+SERVICE_ACCOUNT = "crmsync-service"
+SERVICE_PASSWORD = "service-secret"
+REP_EMAIL = "rep@example.com"
+REP_PASSWORD = "rep-secret"
+
+
+@dataclass(frozen=True)
+class DavServerInfo:
+    """How to reach a running test server as the service account, and the rep to sync."""
+
+    name: str
+    url: str
+    username: str
+    password: str
+    principal_path: str
+    email: str
+
+    def settings(self, **overrides: object) -> OrgSettings:
+        values: dict[str, object] = {
+            "server_url": self.url,
+            "service_account": self.username,
+            "principal_path": self.principal_path,
+        }
+        values.update(overrides)
+        return OrgSettings(**values)  # type: ignore[arg-type]
+
+
+def start_radicale(
+    tmp_path: Path,
+    users: dict[str, str] | None = None,
+    service_account: str = SERVICE_ACCOUNT,
+) -> LocalRadicale:
+    """A started Radicale under ``tmp_path`` (``.url``, ``.stop()``); by default with the
+    service account and one rep, ``rep@example.com``."""
+    all_users = {service_account: SERVICE_PASSWORD, REP_EMAIL: REP_PASSWORD}
+    all_users.update(users or {})
+    return LocalRadicale(tmp_path / "radicale", all_users, service_account).start()
+
+
+class XandikosServer:
+    """A Xandikos child process: no authentication, a single principal at ``/user/``."""
+
+    principal_path = "/user/"
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> XandikosServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.data_dir / "xandikos.log").open("ab")
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "xandikos.web",
+                "--directory", str(self.data_dir / "dav"),
+                "--state-dir", str(self.data_dir / "state"),
+                "--defaults",
+                "--current-user-principal", self.principal_path,
+                "--listen-address", "127.0.0.1",
+                "--port", str(self.port),
+                "--no-detect-systemd",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    "xandikos exited: " + (self.data_dir / "xandikos.log").read_text()[-2000:]
+                )
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(self.url + "/", timeout=1.0)
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"xandikos at {self.url} did not answer within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+
+def start_xandikos(tmp_path: Path) -> XandikosServer:
+    """A started Xandikos under ``tmp_path`` (``.url``, ``.stop()``)."""
+    return XandikosServer(tmp_path / "xandikos").start()
+
+
+@contextlib.contextmanager
+def running_dav_server(name: str, tmp_path: Path) -> Iterator[DavServerInfo]:
+    """Start server ``name`` ("radicale" or "xandikos") and yield how to reach it."""
+    if name == "radicale":
+        radicale = start_radicale(tmp_path)
+        try:
+            yield DavServerInfo(
+                name, radicale.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, "/{email}/", REP_EMAIL
+            )
+        finally:
+            radicale.stop()
+    elif name == "xandikos":
+        xandikos = start_xandikos(tmp_path)
+        try:
+            # Xandikos runs without auth here (it allows Basic auth only with TLS); the
+            # credentials are sent and ignored.
+            yield DavServerInfo(
+                name, xandikos.url, SERVICE_ACCOUNT, SERVICE_PASSWORD,
+                XandikosServer.principal_path, REP_EMAIL,
+            )
+        finally:
+            xandikos.stop()
+    else:
+        raise ValueError(f"unknown DAV server {name!r}")
+
+
+DAV_SERVERS = ("radicale", "xandikos")
+
+
+@pytest.fixture(params=DAV_SERVERS)
+def dav_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DavServerInfo]:
+    """A fresh Radicale or Xandikos for one test."""
+    with running_dav_server(request.param, tmp_path) as info:
+        yield info
