@@ -53,7 +53,7 @@ class Policy:
 
     @property
     def winner(self) -> Side:
-        return Side.CRM
+        return Side.CRM if self.conflict is ConflictBehaviour.CRM_WINS else Side.MAIL
 
 
 @dataclass(frozen=True)
