@@ -8,6 +8,10 @@ from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport,
 from crmsync.engine.planner import Policy, plan
 from crmsync.engine.ports import ItemSide, SyncState
 
+# A round that wrote something is followed by a settling round (see `sync_kind`); more
+# rounds only happen while people keep editing during the cycle.
+MAX_ROUNDS = 3
+
 
 def sync_kind(
     rep_id: str,
@@ -21,25 +25,36 @@ def sync_kind(
 ) -> KindReport:
     """Bring one rep's items of one kind in line on both sides.
 
-    Cursors are saved only after the plan ran, and only when no write failed for a passing
-    reason: otherwise both sides' changes are read and planned again next cycle. Re-reading
-    is harmless because planning compares versions with the links, and both sides are kept
-    because a failed action may rest on what either side said (an edit here, a deletion
-    there).
+    Cursors are saved only after a round's plan ran, and only when no write failed for a
+    passing reason: otherwise both sides' changes are read and planned again next cycle.
+    Re-reading is harmless because planning compares versions with the links.
+
+    A round that wrote is followed by a settling round from the new cursors: it sees our
+    own writes (already linked: no action) and anything people changed meanwhile, and
+    its cursors lie after our writes. That matters for servers whose sync token names a
+    content state rather than a position in a log (Xandikos): from a token taken before
+    we created an item, the later deletion of that item is no difference at all.
     """
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
-    links = state.links(rep_id, kind)
-    changes = {
-        side: sides[side].changes(
-            state.cursor(rep_id, kind, side),
-            {link.id_on(side): link.version_on(side) for link in links},
-        )
-        for side in (Side.CRM, Side.MAIL)
-    }
-    actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
-    report = Executor(rep_id, kind, sides, state, policy, clock, on_action).run(actions)
-    for side, side_changes in changes.items():
-        report.full_listing[side] = side_changes.full
-        if not report.transient_failures:
+    report = KindReport(kind)
+    for _ in range(MAX_ROUNDS):
+        links = state.links(rep_id, kind)
+        changes = {
+            side: sides[side].changes(
+                state.cursor(rep_id, kind, side),
+                {link.id_on(side): link.version_on(side) for link in links},
+            )
+            for side in (Side.CRM, Side.MAIL)
+        }
+        for side, side_changes in changes.items():
+            report.full_listing.setdefault(side, side_changes.full)
+        writes_before = report.total_writes
+        actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
+        Executor(rep_id, kind, sides, state, policy, clock, on_action, report).run(actions)
+        if report.transient_failures:
+            break
+        for side, side_changes in changes.items():
             state.save_cursor(rep_id, kind, side, side_changes.cursor)
+        if report.total_writes == writes_before:
+            break
     return report

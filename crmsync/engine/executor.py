@@ -88,6 +88,7 @@ class Executor:
         policy: Policy,
         clock: Clock = utc_now,
         on_action: ActionListener | None = None,
+        report: KindReport | None = None,
     ) -> None:
         self.rep_id = rep_id
         self.kind = kind
@@ -96,7 +97,7 @@ class Executor:
         self.policy = policy
         self.clock = clock
         self.on_action = on_action
-        self.report = KindReport(kind)
+        self.report = report or KindReport(kind)
 
     def run(self, actions: list[Action]) -> KindReport:
         for action in actions:

@@ -1,0 +1,52 @@
+"""Opening a rep's mailbox with the backend the org's connection method names."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from crmsync.domain.settings import ConnectionMethod, OrgSettings
+from crmsync.domain.sync import AuthenticationFailed
+from crmsync.engine.ports import ItemSide
+from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
+
+SERVICE_PASSWORD = "service_account_password"
+
+
+class RepMailbox(Protocol):
+    @property
+    def contacts(self) -> ItemSide: ...
+
+    @property
+    def events(self) -> ItemSide: ...
+
+
+class MailServer:
+    """The org's mail server as the service account reaches it."""
+
+    def __init__(self, settings: OrgSettings, password: str | None,
+                 retry: RetryPolicy | None = None) -> None:
+        if settings.connection_method is not ConnectionMethod.DAV:
+            raise NotImplementedError(
+                f"connection method {settings.connection_method.value!r} is not available yet"
+            )
+        if password is None:
+            raise AuthenticationFailed(
+                "No service account password is stored.",
+                "Run `crmsync setup dav` with the service account's password.",
+            )
+        self.settings = settings
+        self.connection: DavConnection = connect(settings, password, retry=retry)
+
+    def open(self, email: str) -> RepMailbox:
+        """The rep's default calendar and contacts folder, created where missing.
+
+        Raises `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`.
+        """
+        return open_mailbox(self.connection, self.settings, email)
+
+    @property
+    def requests_made(self) -> int:
+        return self.connection.requests_made
+
+    def close(self) -> None:
+        self.connection.close()

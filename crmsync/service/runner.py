@@ -1,0 +1,221 @@
+"""One rep's sync cycle end to end: configuration, mailbox, both kinds, statuses.
+
+`SyncService` wires the built-in CRM, the state store and the mail server together; the
+CLI, the demo and (later) the scheduler call it. A failure of one rep is recorded on that
+rep and never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from crmsync.crm.builtin import BuiltinCrm
+from crmsync.domain.records import ItemKind, User
+from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
+from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
+from crmsync.engine.cycle import sync_kind
+from crmsync.engine.executor import ActionListener, KindReport, utc_now
+from crmsync.groupware.dav import RetryPolicy
+from crmsync.service.deployment import Deployment
+from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
+from crmsync.service.policies import direction_of, policy_for
+from crmsync.store import DEFAULT_ORG, FLOWS, ResetStatus, StateStore, SyncStatus
+
+log = logging.getLogger(__name__)
+
+KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
+
+RepActionListener = Callable[[User], ActionListener]
+
+
+@dataclass
+class RepReport:
+    """What one cycle did for one rep; ``error`` is set when the rep could not sync."""
+
+    rep: User
+    kinds: dict[ItemKind, KindReport] = field(default_factory=dict)
+    error: str | None = None
+    configured: bool = True
+
+    @property
+    def writes(self) -> int:
+        return sum(report.total_writes for report in self.kinds.values())
+
+
+def domains_of(settings: OrgSettings) -> set[str]:
+    """The email domains the service account may serve; empty means any."""
+    domains = {d.strip().casefold() for d in settings.additional_domains if d.strip()}
+    if "@" in settings.service_account:
+        domains.add(settings.service_account.rsplit("@", 1)[1].casefold())
+    elif "\\" in settings.service_account:
+        domains.add(settings.service_account.split("\\", 1)[0].casefold())
+    return domains
+
+
+def mailbox_in_domains(email: str, settings: OrgSettings) -> bool:
+    domains = domains_of(settings)
+    return not domains or email.rsplit("@", 1)[-1].casefold() in domains
+
+
+class SyncService:
+    """Runs sync cycles for the reps of one org of a deployment."""
+
+    def __init__(self, deployment: Deployment, org_id: str = DEFAULT_ORG,
+                 retry: RetryPolicy | None = None,
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.deployment = deployment
+        self.org_id = org_id
+        self.retry = retry
+        self.clock = clock
+        self.store = StateStore(deployment.state_url, deployment.secrets_key_path)
+        self.crm = BuiltinCrm(deployment.crm_url)
+        self._server: MailServer | None = None
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.crm.close()
+        self.store.close()
+
+    def __enter__(self) -> SyncService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- setup ---------------------------------------------------------------------------
+    def org_settings(self) -> OrgSettings:
+        return self.store.org_settings(self.org_id)
+
+    def configure_server(self, settings: OrgSettings, password: str) -> None:
+        """Save how to reach the mail server; the password is stored encrypted."""
+        self.store.save_org_settings(settings, self.org_id)
+        self.store.set_secret(SERVICE_PASSWORD, password)
+        self._server = None
+
+    def mail_server(self) -> MailServer:
+        if self._server is None:
+            self._server = MailServer(self.org_settings(), self.store.get_secret(SERVICE_PASSWORD),
+                                      self.retry)
+        return self._server
+
+    # -- reps ----------------------------------------------------------------------------
+    def reps(self) -> list[User]:
+        """Every active CRM user, whether or not a configuration covers them."""
+        return self.crm.list_users(active=True)
+
+    def rep_by_email(self, email: str) -> User:
+        user = self.crm.get_user_by_email(email)
+        if user is None:
+            raise LookupError(f"no CRM user has the email {email}")
+        return user
+
+    def mark_for_reset(self, user: User) -> None:
+        """The spec's Reset Sync: the next cycle re-pairs the rep's items from scratch."""
+        self.store.set_reset_status(user.id, ResetStatus.MARKED)
+
+    # -- cycles --------------------------------------------------------------------------
+    def sync_all(self, on_action: RepActionListener | None = None) -> list[RepReport]:
+        return [self.sync_rep(user, on_action) for user in self.reps()]
+
+    def sync_rep(self, user: User, on_action: RepActionListener | None = None) -> RepReport:
+        """Run one cycle for ``user``; failures end up in the error report, not raised."""
+        report = RepReport(user)
+        config = self.store.effective_config(user, self.org_id)
+        if config is None:
+            report.configured = False
+            for kind in KINDS:
+                self._set_flows(user, kind, Direction.NONE)
+            return report
+        self.store.cycle_started(user.id)
+        try:
+            self._run(user, config, report, on_action)
+        except SyncError as failure:
+            report.error = failure.message
+            self._record(user, None, "sync", failure.error_type, failure.message,
+                         failure.suggestion)
+        except Exception as bug:  # one rep's bug must not stop the others
+            log.exception("sync of rep %s failed", user.id)
+            report.error = f"{type(bug).__name__}: {bug}"
+            self._record(user, None, "sync", ErrorType.INTERNAL, report.error,
+                         "This is a crmsync bug: report it with this row.")
+        self.store.cycle_finished(user.id, error=report.error)
+        return report
+
+    def _run(self, user: User, config: SyncConfig, report: RepReport,
+             on_action: RepActionListener | None) -> None:
+        settings = self.org_settings()
+        linked = mailbox_in_domains(user.email, settings)
+        self.store.set_rep_checks(user.id, addresses_linked=linked)
+        if not linked:
+            raise _NotInDomains(user.email, settings)
+        if self.store.rep_status(user.id).reset_status is not None:
+            self._start_reset(user)
+        try:
+            mailbox = self.mail_server().open(user.email)
+        except SyncError as failure:
+            recognized = failure.error_type is not ErrorType.AUTHENTICATION
+            self.store.set_rep_checks(user.id, recognized=recognized)
+            raise
+        self.store.set_rep_checks(user.id, recognized=True, mailbox_supported=True,
+                                  contacts_folder_found=True, calendar_found=True)
+        listener = on_action(user) if on_action else None
+        for kind in KINDS:
+            direction = direction_of(config, kind)
+            self._set_flows(user, kind, direction)
+            if direction is Direction.NONE:
+                continue
+            for flow in _flows(direction):
+                self.store.mark_sync_started(user.id, kind, flow)
+            kind_report = sync_kind(user.id, kind, self.crm.side(user.id, kind),
+                                    _side_of(mailbox, kind), self.store,
+                                    policy_for(config, kind), self.clock, listener)
+            report.kinds[kind] = kind_report
+            if kind_report.total_writes:
+                self.store.record_synced(kind, kind_report.total_writes)
+            for flow in _flows(direction):
+                self.store.mark_sync_finished(user.id, kind, flow)
+        self.store.set_reset_status(user.id, None)
+
+    def _start_reset(self, user: User) -> None:
+        """Forget the rep's links and cursors; the cycle then re-pairs by marker and content."""
+        self.store.set_reset_status(user.id, ResetStatus.IN_PROGRESS)
+        self.store.clear_rep(user.id)
+        for kind in KINDS:
+            for flow in FLOWS:
+                self.store.set_sync_status(user.id, kind, flow, SyncStatus.NOT_STARTED)
+
+    def _set_flows(self, user: User, kind: ItemKind, direction: Direction) -> None:
+        for flow in FLOWS:
+            if flow not in _flows(direction):
+                self.store.set_sync_status(user.id, kind, flow, SyncStatus.NOT_CONFIGURED)
+
+    def _record(self, user: User, kind: ItemKind | None, operation: str, error_type: ErrorType,
+                message: str, suggestion: str) -> None:
+        self.store.record_error(ErrorEntry(user.id, kind, None, operation, error_type, message,
+                                           suggestion, self.clock()))
+
+
+class _NotInDomains(SyncError):
+    error_type = ErrorType.AUTHENTICATION
+
+    def __init__(self, email: str, settings: OrgSettings) -> None:
+        domains = ", ".join(sorted(domains_of(settings)))
+        super().__init__(
+            f"{email} is outside the service account's domains ({domains}).",
+            "Add the rep's email domain to the additional domains in the connection setup.",
+        )
+
+
+def _flows(direction: Direction) -> tuple[Direction, ...]:
+    return tuple(
+        flow for flow, on in ((Direction.CRM_TO_MAIL, direction.to_mail),
+                              (Direction.MAIL_TO_CRM, direction.to_crm)) if on
+    )
+
+
+def _side_of(mailbox: RepMailbox, kind: ItemKind):
+    return mailbox.contacts if kind is ItemKind.CONTACT else mailbox.events

@@ -1,0 +1,284 @@
+"""End to end: the built-in CRM on SQLite, the state store, and a real Radicale or Xandikos.
+
+Every test runs `SyncService.sync_rep` cycles and looks at both sides through their own
+APIs: the CRM through `BuiltinCrm`, the mail server through a second, independent DAV
+connection, as a person's calendar client would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crmsync.domain.records import (
+    Contact,
+    Event,
+    EventTiming,
+    ItemKind,
+    Occurrence,
+    Recurrence,
+)
+from crmsync.domain.settings import (
+    ConflictBehaviour,
+    ContactSettings,
+    Direction,
+    EventSettings,
+    SyncConfig,
+)
+from crmsync.domain.sync import Side
+from crmsync.groupware.dav import DavMailbox, RetryPolicy, connect, open_mailbox
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
+from crmsync.store import SyncStatus
+from tests.servers import DavServerInfo, dav_server
+
+__all__ = ["dav_server"]
+
+UTC = dt.UTC
+
+
+def at(day: int, hour: int, zone: str = "UTC") -> dt.datetime:
+    return dt.datetime(2030, 3, day, hour, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+class World:
+    """One org: a rep in the CRM, the rep's mailbox, and the service syncing them."""
+
+    def __init__(self, server: DavServerInfo, home: Path, config: SyncConfig) -> None:
+        self.server = server
+        self.service = SyncService(Deployment.from_env(home), retry=RetryPolicy(base_delay=0.01))
+        self.service.configure_server(server.settings(), server.password)
+        self.rep = self.service.crm.create_user(server.email, "Rita Rep")
+        self.service.store.save_config(replace(config, user_ids=(self.rep.id,)))
+        self.crm = self.service.crm
+        connection = connect(server.settings(), server.password)
+        self._mailbox: DavMailbox | None = None
+        self._connection = connection
+
+    @property
+    def mailbox(self) -> DavMailbox:
+        if self._mailbox is None:
+            self._mailbox = open_mailbox(
+                self._connection, self.server.settings(), self.server.email
+            )
+        return self._mailbox
+
+    def sync(self):
+        report = self.service.sync_rep(self.rep)
+        assert report.error is None, report.error
+        return report
+
+    def mail_items(self, kind: ItemKind) -> dict[str, object]:
+        side = self.mailbox.contacts if kind is ItemKind.CONTACT else self.mailbox.events
+        listing = side.changes(None, {})
+        return {seen.id: seen for seen in listing.items}
+
+    def mail_records(self, kind: ItemKind) -> list[object]:
+        return sorted((seen.record for seen in self.mail_items(kind).values()), key=repr)
+
+    def crm_records(self, kind: ItemKind) -> list[object]:
+        stored = (
+            self.crm.list_contacts(owner_id=self.rep.id)
+            if kind is ItemKind.CONTACT
+            else self.crm.list_events(owner_id=self.rep.id)
+        )
+        return sorted((s.record for s in stored), key=repr)
+
+    def close(self) -> None:
+        self._connection.close()
+        self.service.close()
+
+
+BOTH_WAYS = SyncConfig(
+    name="Sales",
+    contacts=ContactSettings(propagate_deletions=True),
+    events=EventSettings(sync_private=True),
+)
+
+
+@pytest.fixture
+def world(dav_server: DavServerInfo, tmp_path: Path) -> Iterator[World]:
+    w = World(dav_server, tmp_path / "home", BOTH_WAYS)
+    yield w
+    w.close()
+
+
+def weekly_series() -> Event:
+    start = at(4, 9, "Europe/Berlin")
+    return Event(
+        subject="Pipeline review",
+        timing=EventTiming(start, start + dt.timedelta(hours=1), "Europe/Berlin"),
+        recurrence=Recurrence(
+            rule="FREQ=WEEKLY;COUNT=6",
+            exdates=(start + dt.timedelta(weeks=2),),
+            overrides=(
+                Occurrence(
+                    recurrence_id=start + dt.timedelta(weeks=1),
+                    timing=EventTiming(
+                        start + dt.timedelta(weeks=1, hours=3),
+                        start + dt.timedelta(weeks=1, hours=4),
+                        "Europe/Berlin",
+                    ),
+                    subject="Pipeline review (moved)",
+                ),
+            ),
+        ),
+    )
+
+
+def test_crm_records_reach_the_mailbox_and_a_second_cycle_writes_nothing(world: World) -> None:
+    contact = Contact(
+        first_name="Ada",
+        last_name="Lovelace",
+        email="ada@example.org",
+        mobile_phone="+44 20 7946 0000",
+        title="Analyst",
+    )
+    world.crm.create_contact(world.rep.id, contact)
+    events = [
+        weekly_series(),
+        Event("Trade fair", EventTiming(dt.date(2030, 3, 10), dt.date(2030, 3, 13))),
+        Event(
+            "Call NYC",
+            EventTiming(
+                at(5, 14, "America/New_York"), at(5, 15, "America/New_York"), "America/New_York"
+            ),
+        ),
+        Event("Doctor", EventTiming(at(6, 8), at(6, 9)), is_private=True),
+    ]
+    for event in events:
+        world.crm.create_event(world.rep.id, event)
+
+    first = world.sync()
+    assert first.kinds[ItemKind.CONTACT].written_to(Side.MAIL) == 1
+    assert first.kinds[ItemKind.EVENT].written_to(Side.MAIL) == 4
+    assert world.mail_records(ItemKind.CONTACT) == [contact]
+    assert world.mail_records(ItemKind.EVENT) == sorted(events, key=repr)
+    all_day = next(r for r in world.mail_records(ItemKind.EVENT) if r.subject == "Trade fair")
+    assert all_day.timing.all_day and all_day.timing.start == dt.date(2030, 3, 10)
+
+    second = world.sync()
+    assert second.writes == 0
+    # And nothing came back to the CRM as a duplicate.
+    assert world.crm_records(ItemKind.EVENT) == sorted(events, key=repr)
+    status = world.service.store.rep_status(world.rep.id)
+    assert status.sync_status(ItemKind.EVENT, Direction.CRM_TO_MAIL) is SyncStatus.IN_SYNC
+    assert status.records_in_sync[ItemKind.EVENT] == 4
+
+
+def test_mailbox_changes_reach_the_crm(world: World) -> None:
+    world.crm.create_contact(world.rep.id, Contact(first_name="Bo", last_name="Ek"))
+    world.sync()
+    # A person edits the contact and adds an event in their calendar client.
+    (seen,) = world.mail_items(ItemKind.CONTACT).values()
+    world.mailbox.contacts.update(seen.id, seen.version, replace(seen.record, title="CFO"))
+    lunch = Event("Lunch with Bo", EventTiming(at(7, 12), at(7, 13)))
+    world.mailbox.events.create(lunch, marker="made-in-a-client")
+
+    report = world.sync()
+    assert report.writes == 2
+    assert [c.title for c in world.crm_records(ItemKind.CONTACT)] == ["CFO"]
+    assert world.crm_records(ItemKind.EVENT) == [lunch]
+
+
+def test_deletions_propagate_both_ways_when_configured(world: World) -> None:
+    kept = world.crm.create_event(world.rep.id, Event("Kept", EventTiming(at(8, 9), at(8, 10))))
+    gone = world.crm.create_event(world.rep.id, Event("Gone", EventTiming(at(9, 9), at(9, 10))))
+    world.crm.create_contact(world.rep.id, Contact(first_name="Cy", email="cy@example.org"))
+    world.sync()
+
+    world.crm.delete_event(gone.id)
+    (contact,) = world.mail_items(ItemKind.CONTACT).values()
+    world.mailbox.contacts.delete(contact.id, contact.version)
+    world.sync()
+
+    assert [e.subject for e in world.mail_records(ItemKind.EVENT)] == ["Kept"]
+    assert world.crm_records(ItemKind.CONTACT) == []
+    assert [s.id for s in world.crm.list_events(owner_id=world.rep.id)] == [kept.id]
+
+
+@pytest.mark.parametrize("conflict", list(ConflictBehaviour))
+def test_an_edit_on_both_sides_follows_the_conflict_behaviour(
+    dav_server: DavServerInfo, tmp_path: Path, conflict: ConflictBehaviour
+) -> None:
+    config = replace(BOTH_WAYS, events=EventSettings(conflict=conflict))
+    world = World(dav_server, tmp_path / "home", config)
+    try:
+        stored = world.crm.create_event(
+            world.rep.id, Event("Demo", EventTiming(at(3, 9), at(3, 10)))
+        )
+        world.sync()
+        world.crm.update_event(stored.id, replace(stored.record, location="CRM room"))
+        (seen,) = world.mail_items(ItemKind.EVENT).values()
+        world.mailbox.events.update(
+            seen.id, seen.version, replace(seen.record, location="Mail room")
+        )
+
+        world.sync()
+
+        expected = "CRM room" if conflict is ConflictBehaviour.CRM_WINS else "Mail room"
+        assert [e.location for e in world.crm_records(ItemKind.EVENT)] == [expected]
+        assert [e.location for e in world.mail_records(ItemKind.EVENT)] == [expected]
+    finally:
+        world.close()
+
+
+def test_one_way_direction_leaves_the_other_side_alone(
+    dav_server: DavServerInfo, tmp_path: Path
+) -> None:
+    config = replace(
+        BOTH_WAYS,
+        contacts=ContactSettings(direction=Direction.CRM_TO_MAIL),
+        events=EventSettings(direction=Direction.NONE),
+    )
+    world = World(dav_server, tmp_path / "home", config)
+    try:
+        world.crm.create_contact(world.rep.id, Contact(first_name="Di", email="di@example.org"))
+        world.crm.create_event(world.rep.id, Event("Not synced", EventTiming(at(3, 9), at(3, 10))))
+        world.mailbox.contacts.create(Contact(first_name="Mail", last_name="Only"), marker="x")
+        world.sync()
+        assert [c.first_name for c in world.mail_records(ItemKind.CONTACT)] == ["Di", "Mail"]
+        assert [c.first_name for c in world.crm_records(ItemKind.CONTACT)] == ["Di"]
+        assert world.mail_records(ItemKind.EVENT) == []
+        status = world.service.store.rep_status(world.rep.id)
+        assert (
+            status.sync_status(ItemKind.EVENT, Direction.CRM_TO_MAIL) is SyncStatus.NOT_CONFIGURED
+        )
+        assert (
+            status.sync_status(ItemKind.CONTACT, Direction.MAIL_TO_CRM) is SyncStatus.NOT_CONFIGURED
+        )
+    finally:
+        world.close()
+
+
+def test_a_crm_update_keeps_what_the_mail_side_does_not_map(world: World) -> None:
+    stored = world.crm.create_event(world.rep.id, Event("Review", EventTiming(at(3, 9), at(3, 10))))
+    world.sync()
+    (seen,) = world.mail_items(ItemKind.EVENT).values()
+    # A calendar client adds an alarm and a vendor property to the synced event.
+    path = seen.id
+    text = world._connection.request("GET", path).text
+    extra = (
+        "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Soon\r\nTRIGGER:-PT15M\r\n"
+        "END:VALARM\r\nX-VENDOR-FLAG:kept\r\n"
+    )
+    text = text.replace("END:VEVENT", extra + "END:VEVENT", 1)
+    world._connection.request(
+        "PUT",
+        path,
+        body=text,
+        headers={"If-Match": seen.version, "Content-Type": "text/calendar"},
+    )
+    world.sync()  # the client's edit changed no mapped field: nothing to write
+
+    world.crm.update_event(stored.id, replace(stored.record, subject="Review (agenda sent)"))
+    world.sync()
+
+    after = world._connection.request("GET", path).text
+    assert "SUMMARY:Review (agenda sent)" in after
+    assert "TRIGGER:-PT15M" in after and "X-VENDOR-FLAG:kept" in after
