@@ -1,0 +1,224 @@
+"""The `crmsync` command: setup, configurations, sync cycles, statuses, the demo.
+
+Every command works on the deployment in ``--home`` (or ``CRMSYNC_HOME``, or the user's
+state directory); see `crmsync.service.deployment.Deployment`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from crmsync.admin.crm_cli import crm_app
+from crmsync.admin.reports import print_report, status_table
+from crmsync.domain.settings import (
+    ConflictBehaviour,
+    ConnectionMethod,
+    ContactSettings,
+    Direction,
+    EventSettings,
+    OrgSettings,
+    SyncConfig,
+)
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
+
+app = typer.Typer(
+    help="Keep a CRM's contacts and events in sync with mail and calendar servers.",
+    no_args_is_help=True,
+)
+app.add_typer(crm_app, name="crm")
+console = Console()
+
+
+@app.callback()
+def _home(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Deployment folder (databases, keys).", envvar="CRMSYNC_HOME"),
+    ] = None,
+) -> None:
+    if home is not None:
+        os.environ["CRMSYNC_HOME"] = str(home)
+
+
+def open_service() -> SyncService:
+    return SyncService(Deployment.from_env())
+
+
+@app.command()
+def demo(
+    cycles: Annotated[int | None, typer.Option(help="Stop after this many live cycles.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between live cycles.")] = 5.0,
+    port: Annotated[int, typer.Option(help="Port for the local CalDAV/CardDAV server.")] = 5232,
+) -> None:
+    """Start a local CalDAV/CardDAV server, a sample org, and sync it live until Ctrl-C."""
+    from crmsync.admin.demo import run_demo
+
+    run_demo(
+        Deployment.from_env().home / "demo", console, cycles=cycles, interval=interval, port=port
+    )
+
+
+setup_app = typer.Typer(help="Connect crmsync to the mail server.", no_args_is_help=True)
+app.add_typer(setup_app, name="setup")
+
+
+@setup_app.command("dav")
+def setup_dav(
+    url: Annotated[str, typer.Argument(help="The CalDAV/CardDAV server's base URL.")],
+    service_account: Annotated[str, typer.Option(help="Service account user name.")],
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the service account's password.")
+    ] = ("CRMSYNC_SERVICE_PASSWORD"),
+    principal_path: Annotated[
+        str, typer.Option(help="Where a rep's principal lives, with {email}.")
+    ] = "/{email}/",
+    contacts_folder: Annotated[str, typer.Option(help="Address book reps sync.")] = "CRM_Sync",
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains besides the service account's.")
+    ] = "",
+) -> None:
+    """Save the CalDAV/CardDAV connection; the password is read from the environment."""
+    password = os.environ.get(password_env)
+    if not password:
+        console.print(f"[red]error:[/red] set {password_env} to the service account's password")
+        raise typer.Exit(1)
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.DAV,
+        server_url=url.rstrip("/"),
+        service_account=service_account,
+        principal_path=principal_path,
+        contacts_folder=contacts_folder,
+        additional_domains=tuple(d.strip() for d in additional_domains.split(",") if d.strip()),
+    )
+    with open_service() as service:
+        service.configure_server(settings, password)
+    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
+
+
+configs_app = typer.Typer(help="Sync configurations for groups of reps.", no_args_is_help=True)
+app.add_typer(configs_app, name="configs")
+
+
+@configs_app.command("add")
+def configs_add(
+    name: str,
+    user: Annotated[list[str] | None, typer.Option(help="Rep email (repeatable).")] = None,
+    profile: Annotated[list[str] | None, typer.Option(help="Profile name (repeatable).")] = None,
+    contacts: Annotated[Direction, typer.Option(help="Contacts sync direction.")] = Direction.BOTH,
+    events: Annotated[Direction, typer.Option(help="Events sync direction.")] = Direction.BOTH,
+    contacts_conflict: Annotated[ConflictBehaviour, typer.Option()] = ConflictBehaviour.CRM_WINS,
+    events_conflict: Annotated[ConflictBehaviour, typer.Option()] = ConflictBehaviour.CRM_WINS,
+    sync_private: Annotated[bool, typer.Option(help="Sync private events.")] = False,
+    delete_synced_events: Annotated[bool, typer.Option()] = True,
+    propagate_contact_deletions: Annotated[bool, typer.Option()] = False,
+    inactive: Annotated[bool, typer.Option(help="Save without activating.")] = False,
+) -> None:
+    """Create or replace a configuration."""
+    with open_service() as service:
+        user_ids = tuple(service.rep_by_email(email).id for email in user or ())
+        profile_ids = []
+        for profile_name in profile or ():
+            found = service.crm.find_profile(profile_name)
+            if found is None:
+                console.print(f"[red]error:[/red] no profile named {profile_name!r}")
+                raise typer.Exit(1)
+            profile_ids.append(found.id)
+        config = SyncConfig(
+            name=name,
+            active=not inactive,
+            user_ids=user_ids,
+            profile_ids=tuple(profile_ids),
+            contacts=ContactSettings(contacts, contacts_conflict, propagate_contact_deletions),
+            events=EventSettings(events, events_conflict, sync_private, delete_synced_events),
+        )
+        service.store.save_config(config)
+    console.print(f"Saved configuration {name!r}.")
+
+
+@configs_app.command("list")
+def configs_list() -> None:
+    """List the configurations with their assignments and directions."""
+    with open_service() as service:
+        table = Table("Name", "Active", "Users", "Profiles", "Contacts", "Events")
+        for config in service.store.configs():
+            table.add_row(
+                config.name,
+                "yes" if config.active else "no",
+                str(len(config.user_ids)),
+                str(len(config.profile_ids)),
+                config.contacts.direction.value,
+                config.events.direction.value,
+            )
+        console.print(table)
+
+
+@app.command()
+def sync(rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None) -> None:
+    """Run one sync cycle for every rep (or one rep) and print what it did."""
+    with open_service() as service:
+        reps = [service.rep_by_email(rep)] if rep else service.reps()
+        failed = False
+        for user in reps:
+            report = service.sync_rep(user)
+            print_report(console, report)
+            failed = failed or report.error is not None
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None) -> None:
+    """Print per-rep statuses (the spec's Tables 4-6)."""
+    with open_service() as service:
+        reps = [service.rep_by_email(rep)] if rep else service.reps()
+        console.print(status_table(service, reps))
+
+
+@app.command()
+def reset(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
+    """Mark a rep for reset: the next cycle re-pairs their items, changing no record."""
+    with open_service() as service:
+        service.mark_for_reset(service.rep_by_email(rep))
+    console.print(f"{rep}: Marked for reset.")
+
+
+@app.command()
+def errors(
+    rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None, limit: int = 50
+) -> None:
+    """Print the newest rows of the error report."""
+    with open_service() as service:
+        rep_id = service.rep_by_email(rep).id if rep else None
+        rows = service.store.errors(rep_id=rep_id, limit=limit)
+        if not rows:
+            console.print("No sync errors.")
+            return
+        emails = {user.id: user.email for user in service.crm.list_users()}
+        table = Table("Time", "Rep", "Kind", "Item", "Operation", "Message", "Suggestion")
+        for row in rows:
+            table.add_row(
+                row.at.strftime("%Y-%m-%d %H:%M"),
+                emails.get(row.rep_id, row.rep_id),
+                row.kind.value if row.kind else "",
+                row.item_id or "",
+                row.operation,
+                row.message,
+                row.suggestion,
+            )
+        console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except LookupError as missing:
+        Console(stderr=True).print(f"[red]error:[/red] {missing.args[0]}")
+        sys.exit(1)

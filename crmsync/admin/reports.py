@@ -1,0 +1,82 @@
+"""Rich renderings of cycle reports and statuses for the CLI and the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from crmsync.domain.records import ItemKind, User
+from crmsync.domain.settings import Direction
+from crmsync.domain.sync import Side
+from crmsync.engine.planner import Action, Create, Delete, Pair, Skip, Update
+from crmsync.service.runner import RepReport, SyncService
+
+FLOW_NAMES = {Direction.CRM_TO_MAIL: "CRM → mail", Direction.MAIL_TO_CRM: "mail → CRM"}
+
+
+def _check(value: bool | None) -> str:
+    return {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "-"}[value]
+
+
+def print_report(console: Console, report: RepReport) -> None:
+    """One line per rep: writes per kind and side, or the error that stopped it."""
+    if not report.configured:
+        console.print(f"{report.rep.email}: configuration not set to sync")
+        return
+    if report.error:
+        console.print(f"[red]{report.rep.email}: {report.error}[/red]")
+        return
+    parts = []
+    for kind, kind_report in report.kinds.items():
+        parts.append(
+            f"{kind.value}s → mail {kind_report.written_to(Side.MAIL)}, "
+            f"→ CRM {kind_report.written_to(Side.CRM)}, errors {kind_report.errors}"
+        )
+    console.print(f"{report.rep.email}: " + "; ".join(parts))
+
+
+def status_table(service: SyncService, reps: Iterable[User]) -> Table:
+    """The spec's per-rep statuses (Tables 4-6): one row per rep and kind."""
+    table = Table("Rep", "Configuration", "Checks", "Kind", *FLOW_NAMES.values(), "In sync",
+                  "Reset", title="Sync statuses")
+    for user in reps:
+        status = service.store.rep_status(user.id)
+        config = service.store.effective_config(user)
+        checks = (f"recognized {_check(status.recognized)} "
+                  f"folder {_check(status.contacts_folder_found)} "
+                  f"linked {_check(status.addresses_linked)}")
+        for kind in ItemKind:
+            first = kind is ItemKind.CONTACT
+            table.add_row(
+                user.email if first else "",
+                (config.name if config else "[red]none[/red]") if first else "",
+                checks if first else "",
+                f"{kind.value}s",
+                *(status.sync_status(kind, flow).display for flow in FLOW_NAMES),
+                str(status.records_in_sync.get(kind, 0)),
+                status.reset_status.display if status.reset_status and first else "",
+                end_section=not first,
+            )
+    return table
+
+
+def describe_action(action: Action, subject: str) -> str | None:
+    """A one-line account of a write, for the demo's live log (``None`` for no write)."""
+    match action:
+        case Create(target=target, reason=reason):
+            return f"created in {_side(target)}: {subject} ({reason})"
+        case Update(target=target, reason=reason):
+            return f"updated in {_side(target)}: {subject} ({reason})"
+        case Delete(target=target, reason=reason):
+            return f"deleted in {_side(target)}: {subject} ({reason})"
+        case Pair(then=then, reason=reason) if then is not None:
+            return f"paired and updated in {_side(then)}: {subject} ({reason})"
+        case Skip(problem=problem) if problem is not None:
+            return f"[red]skipped: {subject}: {problem.message}[/red]"
+    return None
+
+
+def _side(side: Side) -> str:
+    return "CRM" if side is Side.CRM else "mail server"
