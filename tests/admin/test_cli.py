@@ -1,0 +1,98 @@
+"""The `crmsync` command end to end: demo, setup, configurations, sync, status, reset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from crmsync.admin import cli
+from crmsync.admin.cli import app
+from crmsync.groupware.dav.local_server import free_port
+from tests.servers import REP_EMAIL, SERVICE_ACCOUNT, SERVICE_PASSWORD, start_radicale
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))
+    # Wide enough that Rich wraps no table cell the assertions look for.
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    return CliRunner()
+
+
+def test_demo_syncs_the_sample_org_and_keeps_syncing(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["demo", "--cycles", "1", "--interval", "0", "--port", str(free_port())]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ann@example.com: contacts → mail 4, → CRM 0, errors 0; events → mail 5" in result.output
+    assert "Initial sync completed" in result.output
+    assert "password:" in result.output
+
+    status = runner.invoke(app, ["--home", str(tmp_path / "home" / "demo"), "status"])
+    assert status.exit_code == 0, status.output
+    # The column header, then 3 reps x 2 kinds x 2 directions.
+    assert status.output.count("In sync") == 1 + 12
+    assert "Initial sync completed" not in status.output
+
+
+def test_an_admin_sets_up_configures_syncs_and_resets(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
+        setup = runner.invoke(
+            app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT]
+        )
+        assert setup.exit_code == 0, setup.output
+        people = tmp_path / "people.jsonl"
+        people.write_text(
+            f'{{"kind": "user", "email": "{REP_EMAIL}", "name": "Rita"}}\n'
+            f'{{"kind": "contact", "owner": "{REP_EMAIL}", "first_name": "Ada", '
+            '"email": "ada@example.org"}\n'
+        )
+        assert runner.invoke(app, ["crm", "import", str(people)]).exit_code == 0
+
+        unconfigured = runner.invoke(app, ["sync"])
+        assert "configuration not set to sync" in unconfigured.output
+
+        added = runner.invoke(app, ["configs", "add", "Sales", "--user", REP_EMAIL])
+        assert added.exit_code == 0, added.output
+        first = runner.invoke(app, ["sync", "--rep", REP_EMAIL])
+        assert first.exit_code == 0, first.output
+        assert "contacts → mail 1" in first.output
+        again = runner.invoke(app, ["sync"])
+        assert "contacts → mail 0, → CRM 0" in again.output
+
+        marked = runner.invoke(app, ["reset", "--rep", REP_EMAIL])
+        assert "Marked for reset" in marked.output
+        assert "Marked for reset" in runner.invoke(app, ["status"]).output
+        after_reset = runner.invoke(app, ["sync"])
+        # Reset re-pairs by marker and content: nothing is written again.
+        assert "contacts → mail 0, → CRM 0" in after_reset.output
+        status = runner.invoke(app, ["status", "--rep", REP_EMAIL])
+        assert "Marked for reset" not in status.output
+        assert "No sync errors." in runner.invoke(app, ["errors"]).output
+    finally:
+        server.stop()
+
+
+def test_a_wrong_password_is_reported_not_raised(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", "not-the-password")
+        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
+        runner.invoke(app, ["crm", "add", "user", f"email={REP_EMAIL}"])
+        runner.invoke(app, ["configs", "add", "Sales", "--user", REP_EMAIL])
+        result = runner.invoke(app, ["sync"])
+        assert result.exit_code == 1
+        errors = runner.invoke(app, ["errors"]).output
+        assert "authentication" in errors.lower() or "refused" in errors.lower()
+        assert "not-the-password" not in result.output + errors
+    finally:
+        server.stop()
