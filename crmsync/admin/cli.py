@@ -28,6 +28,7 @@ from crmsync.domain.settings import (
 )
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
+from crmsync.store import ConfigConflict
 
 app = typer.Typer(
     help="Keep a CRM's contacts and events in sync with mail and calendar servers.",
@@ -219,6 +220,6 @@ def errors(
 def main() -> None:
     try:
         app()
-    except LookupError as missing:
-        Console(stderr=True).print(f"[red]error:[/red] {missing.args[0]}")
+    except (LookupError, ConfigConflict) as refused:
+        Console(stderr=True).print(f"[red]error:[/red] {refused.args[0]}")
         sys.exit(1)
