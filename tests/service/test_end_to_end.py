@@ -11,7 +11,6 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -28,77 +27,13 @@ from crmsync.domain.settings import (
     ContactSettings,
     Direction,
     EventSettings,
-    SyncConfig,
 )
 from crmsync.domain.sync import Side
-from crmsync.groupware.dav import DavMailbox, RetryPolicy, connect, open_mailbox
-from crmsync.service.deployment import Deployment
-from crmsync.service.runner import SyncService
 from crmsync.store import SyncStatus
 from tests.servers import DavServerInfo, dav_server
+from tests.service.worlds import BOTH_WAYS, World, at
 
 __all__ = ["dav_server"]
-
-UTC = dt.UTC
-
-
-def at(day: int, hour: int, zone: str = "UTC") -> dt.datetime:
-    return dt.datetime(2030, 3, day, hour, tzinfo=ZoneInfo(zone)).astimezone(UTC)
-
-
-class World:
-    """One org: a rep in the CRM, the rep's mailbox, and the service syncing them."""
-
-    def __init__(self, server: DavServerInfo, home: Path, config: SyncConfig) -> None:
-        self.server = server
-        self.service = SyncService(Deployment.from_env(home), retry=RetryPolicy(base_delay=0.01))
-        self.service.configure_server(server.settings(), server.password)
-        self.rep = self.service.crm.create_user(server.email, "Rita Rep")
-        self.service.store.save_config(replace(config, user_ids=(self.rep.id,)))
-        self.crm = self.service.crm
-        connection = connect(server.settings(), server.password)
-        self._mailbox: DavMailbox | None = None
-        self._connection = connection
-
-    @property
-    def mailbox(self) -> DavMailbox:
-        if self._mailbox is None:
-            self._mailbox = open_mailbox(
-                self._connection, self.server.settings(), self.server.email
-            )
-        return self._mailbox
-
-    def sync(self):
-        report = self.service.sync_rep(self.rep)
-        assert report.error is None, report.error
-        return report
-
-    def mail_items(self, kind: ItemKind) -> dict[str, object]:
-        side = self.mailbox.contacts if kind is ItemKind.CONTACT else self.mailbox.events
-        listing = side.changes(None, {})
-        return {seen.id: seen for seen in listing.items}
-
-    def mail_records(self, kind: ItemKind) -> list[object]:
-        return sorted((seen.record for seen in self.mail_items(kind).values()), key=repr)
-
-    def crm_records(self, kind: ItemKind) -> list[object]:
-        stored = (
-            self.crm.list_contacts(owner_id=self.rep.id)
-            if kind is ItemKind.CONTACT
-            else self.crm.list_events(owner_id=self.rep.id)
-        )
-        return sorted((s.record for s in stored), key=repr)
-
-    def close(self) -> None:
-        self._connection.close()
-        self.service.close()
-
-
-BOTH_WAYS = SyncConfig(
-    name="Sales",
-    contacts=ContactSettings(propagate_deletions=True),
-    events=EventSettings(sync_private=True),
-)
 
 
 @pytest.fixture
@@ -282,3 +217,25 @@ def test_a_crm_update_keeps_what_the_mail_side_does_not_map(world: World) -> Non
     after = world._connection.request("GET", path).text
     assert "SUMMARY:Review (agenda sent)" in after
     assert "TRIGGER:-PT15M" in after and "X-VENDOR-FLAG:kept" in after
+
+
+def test_series_all_day_and_zoned_events_made_in_a_client_reach_the_crm_unchanged(
+    world: World,
+) -> None:
+    made_in_client = [
+        weekly_series(),
+        Event("Offsite", EventTiming(dt.date(2030, 3, 20), dt.date(2030, 3, 22))),
+        Event(
+            "Tokyo call", EventTiming(at(5, 9, "Asia/Tokyo"), at(5, 10, "Asia/Tokyo"), "Asia/Tokyo")
+        ),
+    ]
+    for n, event in enumerate(made_in_client):
+        world.mailbox.events.create(event, marker=f"client-{n}")
+
+    world.sync()
+
+    assert world.crm_records(ItemKind.EVENT) == sorted(made_in_client, key=repr)
+    offsite = next(r for r in world.crm_records(ItemKind.EVENT) if r.subject == "Offsite")
+    assert offsite.timing.all_day
+    assert world.sync().writes == 0
+    assert world.mail_records(ItemKind.EVENT) == sorted(made_in_client, key=repr)
