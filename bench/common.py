@@ -37,6 +37,7 @@ from crmsync.domain.records import (  # noqa: E402
     Contact,
     Event,
     EventTiming,
+    ItemKind,
     Occurrence,
     Recurrence,
     ShowAs,
@@ -468,9 +469,9 @@ def fmt(value: float | int | None, digits: int = 2) -> str:
         return "n/a"
     if abs(value) >= 100:
         return f"{value:,.0f}"
-    if abs(value) >= 1 or value == 0:
+    if abs(value) >= 0.1 or value == 0:
         return f"{value:.{digits}f}"
-    return f"{value:.{digits + 2}g}"
+    return f"{value:.{digits}g}"
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -483,9 +484,153 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
         table.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    Console(width=max(120, int(os.environ.get("COLUMNS", "0") or 0)), soft_wrap=False).print(
+    Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)), soft_wrap=False).print(
         table)
 
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
+
+
+def child_max_rss_mb() -> float:
+    """The largest peak RSS among this process's waited-for children (KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def per_kind_meter(service: SyncService, server: Server
+                   ) -> Iterator[dict[ItemKind, Measured]]:
+    """Measure each engine ``sync_kind`` call (one rep, one kind) while the block runs.
+
+    Wraps ``crmsync.service.runner.sync_kind`` for the block's duration (bench-only patch,
+    no crmsync code changes); figures add up over reps; ``items`` counts writes.
+    """
+    import crmsync.service.runner as runner
+
+    def requests() -> int:
+        return service.mail_server().requests_made
+
+    per_kind = {kind: Measured(f"{kind.value}s", 0, server_cpu=0.0, requests=0, peak_rss=0.0)
+                for kind in runner.KINDS}
+    per_kind_calls: dict[ItemKind, int] = dict.fromkeys(runner.KINDS, 0)
+    original = runner.sync_kind
+
+    def timed(rep_id: str, kind: ItemKind, *rest: Any) -> Any:
+        with measure(kind.value, 0, server, requests) as m:
+            result = original(rep_id, kind, *rest)
+        acc = per_kind[kind]
+        acc.items += result.total_writes
+        acc.wall += m.wall
+        acc.cpu += m.cpu
+        acc.server_cpu += m.server_cpu
+        acc.requests = (acc.requests or 0) + (m.requests or 0)
+        acc.peak_rss = max(acc.peak_rss, m.peak_rss)
+        per_kind_calls[kind] += 1
+        return result
+
+    runner.sync_kind = timed  # type: ignore[assignment]
+    try:
+        yield per_kind
+    finally:
+        runner.sync_kind = original
+
+
+# ---------------------------------------------------------------------------- linked setups
+
+
+@dataclass
+class Linked:
+    """A rep whose M contacts and M events exist on both sides and are linked."""
+
+    service: SyncService
+    seeded: Seeded
+    server_seed: Measured
+    pairing: Measured
+    pairing_kinds: dict[ItemKind, Measured]
+    how: str
+
+
+def write_server_items(server: Server, path: str, items: Sequence[tuple[str, str]],
+                       content_type: str) -> str:
+    """Put items into a collection as fast as the server allows; says how it did it.
+
+    Radicale (started by us): the item files are written straight into its storage folder,
+    which Radicale reads as it would its own files. Otherwise: the raw PUT loop over HTTP.
+    """
+    if server.name == "radicale" and server.data_dir is not None:
+        from urllib.parse import unquote
+
+        folder = server.data_dir / "collections" / "collection-root" / unquote(path).strip("/")
+        if not folder.is_dir():
+            raise RuntimeError(f"no collection folder {folder}")
+        for name, text in items:
+            (folder / name).write_text(text, encoding="utf-8", newline="")
+        return "item files written into Radicale's storage folder"
+    if server.name == "xandikos" and server.data_dir is not None:
+        from urllib.parse import unquote
+
+        folder = server.data_dir / "dav" / unquote(path).strip("/")
+        if (folder / ".git").is_dir():
+            _commit_into_git_collection(folder, items)
+            return "item files committed in one git commit into Xandikos's collection repo"
+    with raw_client(server) as client:
+        put_items(client, server, path, items, content_type)
+    return "raw PUT loop over HTTP"
+
+
+def _commit_into_git_collection(folder: Path, items: Sequence[tuple[str, str]]) -> None:
+    """Add the items to a Xandikos tree-git collection as files plus one commit (Xandikos
+    itself commits once per PUT, which makes bulk seeding quadratic)."""
+    from dulwich.index import index_entry_from_stat
+    from dulwich.objects import Blob
+    from dulwich.repo import Repo
+
+    repo = Repo(str(folder))
+    index = repo.open_index()
+    for name, text in items:
+        data = text.encode("utf-8")
+        target = folder / name
+        target.write_bytes(data)
+        blob = Blob.from_string(data)
+        repo.object_store.add_object(blob)
+        index[name.encode("utf-8")] = index_entry_from_stat(os.lstat(target), blob.id)
+    index.write()
+    tree = index.commit(repo.object_store)
+    repo.get_worktree().commit(message=b"crmsync bench: seed items", tree=tree)
+
+
+def linked_setup(server: Server, home: Path, items: int, seed: int) -> Linked:
+    """Seed the CRM with one rep's M contacts + M events, put the same items (rendered by
+    crmsync, carrying their CRM ids as markers) on the server, then run the first cycle,
+    which lists and downloads everything and pairs the items by marker (no writes)."""
+    service = open_service(home)
+    seeded = seed_crm(service.crm, rep_emails(1), items, seed)
+    configure(service, server, seeded.reps)
+    rep = seeded.reps[0]
+    mailbox = service.mail_server().open(rep.email)
+    facts = mailbox.facts  # type: ignore[attr-defined]
+    with measure("server seed", 2 * items, server) as seeding:
+        how = write_server_items(
+            server, facts.addressbook,
+            [render_contact(i, c) for i, c in seeded.contacts[rep.id]], VCARD_TYPE)
+        write_server_items(
+            server, facts.calendar,
+            [render_event(i, e) for i, e in seeded.events[rep.id]], ICAL_TYPE)
+
+    def requests() -> int:
+        return service.mail_server().requests_made
+
+    with per_kind_meter(service, server) as kinds, \
+            measure("pairing cycle", 2 * items, server, requests) as pairing:
+        reports = service.sync_all()
+    for r in reports:
+        if r.error:
+            raise RuntimeError(f"first cycle failed: {r.error}")
+    writes_done = sum(r.writes for r in reports)
+    linked = sum(service.store.count_links(rep.id, k) for k in (ItemKind.CONTACT,
+                                                                ItemKind.EVENT))
+    if linked != 2 * items:
+        print(f"WARNING: {linked} links after the first cycle, expected {2 * items}")
+    if writes_done:
+        print(f"NOTE: the first cycle wrote {writes_done} item(s) (expected 0: pairing only)")
+    return Linked(service, seeded, seeding, pairing, kinds, how)

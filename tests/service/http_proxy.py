@@ -1,0 +1,115 @@
+"""An HTTP reverse proxy on 127.0.0.1 that answers chosen requests itself.
+
+Unlike the TCP-level ``tests/groupware/dav/flaky_proxy.py`` it sees each request (with
+keep-alive, many share one connection), so a test can fail "the 20th request", "every
+request from now on" or "the PUT whose body holds X". ``rule(request)`` returns ``None``
+to pass the request to the upstream server, or a status code to answer with instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Request:
+    number: int  # 1-based, in arrival order
+    method: str
+    path: str
+    body: bytes
+
+
+Rule = Callable[[Request], int | None]
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+_METHODS = (
+    "GET",
+    "HEAD",
+    "PUT",
+    "POST",
+    "DELETE",
+    "OPTIONS",
+    "PROPFIND",
+    "PROPPATCH",
+    "REPORT",
+    "MKCOL",
+    "MKCALENDAR",
+    "MOVE",
+    "COPY",
+)
+
+
+class RuleProxy:
+    """Forwards to ``upstream`` (``http://127.0.0.1:PORT``) unless ``rule`` answers.
+
+    ``answered`` lists the requests the proxy answered itself, with the status sent.
+    """
+
+    def __init__(self, upstream: str, rule: Rule | None = None) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rule: Rule = rule or (lambda request: None)
+        self.requests = 0
+        self.answered: list[tuple[Request, int]] = []
+        self._lock = threading.Lock()
+        self._client = httpx.Client(timeout=30.0)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                proxy._handle(self)
+
+        for method in _METHODS:
+            setattr(Handler, f"do_{method}", Handler._handle)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        with self._lock:
+            self.requests += 1
+            request = Request(self.requests, handler.command, handler.path, body)
+            status = self.rule(request)
+            if status is not None:
+                self.answered.append((request, status))
+        if status is not None:
+            payload = f"answered {status} by the test proxy".encode()
+            handler.send_response(status)
+            if status in (429, 503):
+                handler.send_header("Retry-After", "0")
+            handler.send_header("Content-Type", "text/plain")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = self._client.request(
+            handler.command, self.upstream + handler.path, content=body, headers=headers
+        )
+        handler.send_response(upstream.status_code)
+        for key, value in upstream.headers.items():
+            if key.lower() not in _HOP_BY_HOP and key.lower() != "content-encoding":
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(upstream.content)))
+        handler.end_headers()
+        if handler.command != "HEAD":
+            handler.wfile.write(upstream.content)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._client.close()
