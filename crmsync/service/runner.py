@@ -176,6 +176,14 @@ class SyncService:
             report.kinds[kind] = kind_report
             if kind_report.total_writes:
                 self.store.record_synced(kind, kind_report.total_writes)
+            if kind_report.transient_failures:
+                # Not synced yet: the flows stay "in progress" and the rep shows the error.
+                report.error = (
+                    f"{kind_report.transient_failures} {kind.value} change(s) could not be "
+                    "written for a passing reason (see the error report); they are retried "
+                    "next cycle."
+                )
+                continue
             for flow in _flows(direction):
                 self.store.mark_sync_finished(user.id, kind, flow)
         self.store.set_reset_status(user.id, None)

@@ -390,14 +390,6 @@ def test_an_outage_mid_cycle_is_reported_per_item_and_recovers_without_duplicate
         world.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: SyncService._run marks a kind's flows finished (Initial sync completed / In "
-        "sync) and leaves the rep's last_error unset when writes of the cycle's last kind "
-        "failed with ServerUnavailable; only the per-item rows tell"
-    ),
-)
 def test_an_outage_mid_cycle_marks_the_reps_status(
     proxied: tuple[RuleProxy, DavServerInfo, list[float]], tmp_path: Path
 ) -> None:
