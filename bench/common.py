@@ -392,6 +392,7 @@ class Measured:
     server_cpu: float = float("nan")
     requests: int | None = None
     peak_rss: float = float("nan")
+    load: float = float("nan")  # mean 1-minute load average while it ran
 
     @property
     def rate(self) -> float:
@@ -418,13 +419,18 @@ class PeakRss:
     def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self.peak = 0.0
+        self.loads: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._process = psutil.Process()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.is_set():
             self.peak = max(self.peak, self._process.memory_info().rss / 2**20)
+            if ticks % 100 == 0:
+                self.loads.append(os.getloadavg()[0])
+            ticks += 1
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRss:
@@ -451,6 +457,7 @@ def measure(label: str, items: int, server: Server | None = None,
         result.wall = time.perf_counter() - wall0
         result.cpu = time.process_time() - cpu0
     result.peak_rss = peak.peak
+    result.load = sum(peak.loads) / len(peak.loads) if peak.loads else os.getloadavg()[0]
     if server is not None:
         result.server_cpu = server.cpu_seconds() - server_before
     if requests is not None:
@@ -525,6 +532,7 @@ def per_kind_meter(service: SyncService, server: Server
         acc.server_cpu += m.server_cpu
         acc.requests = (acc.requests or 0) + (m.requests or 0)
         acc.peak_rss = max(acc.peak_rss, m.peak_rss)
+        acc.load = m.load if acc.load != acc.load else (acc.load + m.load) / 2
         per_kind_calls[kind] += 1
         return result
 
@@ -634,3 +642,11 @@ def linked_setup(server: Server, home: Path, items: int, seed: int) -> Linked:
     if writes_done:
         print(f"NOTE: the first cycle wrote {writes_done} item(s) (expected 0: pairing only)")
     return Linked(service, seeded, seeding, pairing, kinds, how)
+
+
+def machine_note() -> str:
+    """CPUs and load averages: other processes on the machine skew wall-clock figures."""
+    one, five, _ = os.getloadavg()
+    return (f"machine: {os.cpu_count()} CPUs, load average {one:.1f} (1 min) / {five:.1f} "
+            "(5 min) at the end; a load above the CPU count means other processes competed "
+            "with the client and the server, so wall-clock rates are noisy (CPU figures less so)")

@@ -196,6 +196,8 @@ def report(args: argparse.Namespace, server: common.Server,
         raw_total.server_cpu = (0.0 if raw_total.server_cpu != raw_total.server_cpu
                                 else raw_total.server_cpu) + m.server_cpu
         raw_total.requests = (raw_total.requests or 0) + (m.requests or 0)
+        raw_total.load = m.load if raw_total.load != raw_total.load \
+            else (raw_total.load + m.load) / 2
         raw_total.peak_rss = m.peak_rss if raw_total.peak_rss != raw_total.peak_rss \
             else max(raw_total.peak_rss, m.peak_rss)
     pairs = [
@@ -217,19 +219,21 @@ def report(args: argparse.Namespace, server: common.Server,
             common.fmt(m.rate / base.rate), common.fmt(m.cpu_per_item * 1000),
             common.fmt(m.cpu_per_item / base.cpu_per_item),
             common.fmt(m.server_cpu_per_item * 1000), common.fmt(m.requests_per_item),
-            common.fmt(m.peak_rss),
+            common.fmt(m.peak_rss), common.fmt(m.load, 1),
         ])
     common.print_table(
         f"Initial sync: {args.reps} rep(s) x {args.items} contacts + {args.items} events, "
         f"{server.name}",
         ["run", "items", "wall s", "items/s", "x raw rate", "client CPU ms/item",
-         "x raw CPU", "server CPU ms/item", "req/item", "peak RSS MB"],
+         "x raw CPU", "server CPU ms/item", "req/item", "peak RSS MB",
+         "load"],
         rows,
     )
     render = [raw["render contacts"], raw["render events"]]
     print("render-only CPU (inside the raw loop's figure): " + ", ".join(
         f"{m.label} {m.cpu_per_item * 1000:.2f} ms/item" for m in render))
     print(f"client process peak RSS over the whole run (ru_maxrss): {common.max_rss_mb():.0f} MB")
+    print(common.machine_note())
     rate_ratio = total.rate / raw_total.rate
     cpu_ratio = total.cpu_per_item / raw_total.cpu_per_item
     print(

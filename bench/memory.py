@@ -114,6 +114,7 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, dict[str, Any]
          "server CPU s", "requests"],
         rows,
     )
+    print(common.machine_note())
     worst = max(values, default=float("nan"))
     print(f"SUMMARY memory ({args.server}) at {target:,} items per collection: "
           + "; ".join(verdicts)

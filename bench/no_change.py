@@ -39,6 +39,7 @@ def main() -> None:
          "server CPU s", "peak RSS MB"],
         rows,
     )
+    print(common.machine_note())
     print(f"SUMMARY no-change ({args.server}): at most {worst:.0f} request(s) per collection "
           f"per cycle at sizes {', '.join(map(str, sizes))} (target <= 2: "
           f"{common.verdict(worst <= 2)})")

@@ -101,7 +101,8 @@ class DavCollection:
         listing, token = self._full_listing()
         wanted = {h: e for h, e in listing.items() if known.get(h) != e}
         items = self._download(wanted)
-        gone = {h for h in wanted if h not in {s.id for s in items}}
+        downloaded = {s.id for s in items}  # built once: inside the loop it was O(n^2)
+        gone = {h for h in wanted if h not in downloaded}
         deleted = tuple(sorted(h for h in known if h not in listing or h in gone))
         return Changes(items, deleted, token, full=True)
 

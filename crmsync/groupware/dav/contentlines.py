@@ -286,6 +286,13 @@ def _quote_param(value: str) -> str:
 def fold(line: str) -> list[str]:
     """Split one logical line into physical lines of at most 75 octets, never inside a
     UTF-8 character; continuation lines start with one space."""
+    if line.isascii():  # one octet per character: slice instead of walking characters
+        if len(line) <= FOLD_OCTETS:
+            return [line]
+        step = FOLD_OCTETS - 1
+        return [line[:FOLD_OCTETS]] + [
+            " " + line[i : i + step] for i in range(FOLD_OCTETS, len(line), step)
+        ]
     out: list[str] = []
     current = ""
     size = 0

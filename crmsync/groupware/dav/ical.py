@@ -159,7 +159,10 @@ def _format_instant(
         return value.strftime("%Y%m%d"), {"VALUE": "DATE"}
     if tzid:
         local = value.astimezone(ZoneInfo(tzid))
-        return local.strftime("%Y%m%dT%H%M%S"), {"TZID": tzid}
+        # The second pass through a repeated hour (DST end) has no local-time spelling:
+        # readers take the first (RFC 5545 3.3.5), so such an instant is written in UTC.
+        if local.fold == 0 or local.utcoffset() == local.replace(fold=0).utcoffset():
+            return local.strftime("%Y%m%dT%H%M%S"), {"TZID": tzid}
     return value.astimezone(_UTC).strftime("%Y%m%dT%H%M%SZ"), {}
 
 
@@ -206,7 +209,9 @@ def _timing(component: cl.Component, zones: _Zones, what: str) -> EventTiming:
     end_prop = component.first("DTEND")
     duration = component.first("DURATION")
     if end_prop is not None:
-        ends, _ = _instants(end_prop, zones)
+        ends, end_tzid = _instants(end_prop, zones)
+        # A start in a repeated hour is written in UTC; the end still names the zone.
+        tzid = tzid or end_tzid
         if len(ends) != 1:
             raise MalformedItem(f"{what} has an empty DTEND", "Give the event an end time.")
         end = ends[0]

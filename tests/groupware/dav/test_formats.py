@@ -215,3 +215,13 @@ def test_generated_vtimezone_agrees_with_zoneinfo(tzid: str, when: dt.datetime) 
     renamed = text.replace(tzid, f"Custom {tzid} {instant.timestamp()}")
     vevent = next(iter(icalendar.Calendar.from_ical(renamed).walk("VEVENT")))
     assert vevent.decoded("DTSTART").astimezone(dt.UTC) == instant
+
+
+def test_an_event_in_the_repeated_hour_of_a_dst_end_keeps_its_instant_and_zone() -> None:
+    # 2028-11-05 06:30 UTC is 01:30 EST, the second 01:30 of that night in New York.
+    start = dt.datetime(2028, 11, 5, 6, 30, tzinfo=dt.UTC)
+    event = Event("Late call", EventTiming(start, start + dt.timedelta(hours=1),
+                                           "America/New_York"))
+    text = render_new_ical(event, "m", "u")
+    assert "DTSTART:20281105T063000Z" in text
+    assert parse_ical(text).record == event
