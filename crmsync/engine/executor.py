@@ -1,8 +1,10 @@
 """Carrying out a plan: one write at a time, each followed at once by its link.
 
 Crash safety (DESIGN rule 5): a create is stamped with its partner's id and is idempotent
-per that marker, and its link is saved right after it; a cycle killed between the two
-finds the item again next time (by marker) and links it instead of creating it twice.
+per that marker. Links are written in batches (`LinkBatch`), so a cycle killed before a
+batch reached the store leaves items without links; the next cycle finds them again by
+their markers (their cursors were not saved either) and links them instead of creating
+them twice. Batching saves one database transaction per item.
 Per-item failures become error-report rows and the cycle goes on (rule 7); only a failure
 of the whole rep (authentication, missing folder) stops it.
 """
@@ -76,6 +78,38 @@ class KindReport:
         return sum(self.writes.values())
 
 
+class LinkBatch:
+    """Link saves and drops held back for one transaction; the last word per CRM id wins."""
+
+    SIZE = 200
+
+    def __init__(self, state: SyncState, rep_id: str, kind: ItemKind) -> None:
+        self.state = state
+        self.rep_id = rep_id
+        self.kind = kind
+        self._pending: dict[str, Link | None] = {}
+
+    def save(self, link: Link) -> None:
+        self._pending[link.crm_id] = link
+        self._flush_if_full()
+
+    def drop(self, crm_id: str) -> None:
+        self._pending[crm_id] = None
+        self._flush_if_full()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        saves = [link for link in self._pending.values() if link is not None]
+        drops = [crm_id for crm_id, link in self._pending.items() if link is None]
+        self._pending = {}
+        self.state.apply_links(self.rep_id, self.kind, saves, drops)
+
+    def _flush_if_full(self) -> None:
+        if len(self._pending) >= self.SIZE:
+            self.flush()
+
+
 class Executor:
     """Runs one rep's actions for one kind against both sides and the state store."""
 
@@ -98,10 +132,14 @@ class Executor:
         self.clock = clock
         self.on_action = on_action
         self.report = report or KindReport(kind)
+        self.links = LinkBatch(state, rep_id, kind)
 
     def run(self, actions: list[Action]) -> KindReport:
-        for action in actions:
-            self._run_one(action, may_replan=True)
+        try:
+            for action in actions:
+                self._run_one(action, may_replan=True)
+        finally:
+            self.links.flush()
         return self.report
 
     def _run_one(self, action: Action, may_replan: bool) -> None:
@@ -138,23 +176,23 @@ class Executor:
                     # An earlier, interrupted cycle created it with older content.
                     written = self.sides[target].update(written.id, written.version, source.record)
                 if replaces is not None:
-                    self.state.drop_link(self.rep_id, self.kind, replaces.crm_id)
-                self.state.save_link(self._link(source, written, target))
+                    self.links.drop(replaces.crm_id)
+                self.links.save(self._link(source, written, target))
                 self.report.writes["create", target] += 1
             case Update(target=target, link=link, source=source):
                 assert source.record is not None
                 written = self.sides[target].update(
                     link.id_on(target), action.expected, source.record
                 )
-                self.state.save_link(self._link(source, written, target))
+                self.links.save(self._link(source, written, target))
                 self.report.writes["update", target] += 1
             case Delete(target=target, link=link):
                 self.sides[target].delete(link.id_on(target), action.expected)
-                self.state.drop_link(self.rep_id, self.kind, link.crm_id)
+                self.links.drop(link.crm_id)
                 self.report.writes["delete", target] += 1
             case Pair(crm=crm, mail=mail, then=then):
                 if then is None:
-                    self.state.save_link(self._pair_link(crm, mail))
+                    self.links.save(self._pair_link(crm, mail))
                 else:
                     source = crm if then is Side.MAIL else mail
                     target_item = mail if then is Side.MAIL else crm
@@ -162,12 +200,12 @@ class Executor:
                     written = self.sides[then].update(
                         target_item.id, target_item.version, source.record
                     )
-                    self.state.save_link(self._link(source, written, then))
+                    self.links.save(self._link(source, written, then))
                     self.report.writes["update", then] += 1
             case Relink(link=link):
-                self.state.save_link(link)
+                self.links.save(link)
             case Unlink(link=link):
-                self.state.drop_link(self.rep_id, self.kind, link.crm_id)
+                self.links.drop(link.crm_id)
             case Skip(problem=problem, side=side, item_id=item_id):
                 self.report.skipped += 1
                 if problem is not None:

@@ -5,7 +5,7 @@ Nothing here is imported by a backend: they only build the values of `crmsync.do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from crmsync.domain.records import ItemKind, Record
@@ -51,11 +51,12 @@ class SyncState(Protocol):
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]: ...
 
-    def save_link(self, link: Link) -> None:
-        """Insert or replace the link of ``(rep_id, kind, crm_id)``."""
+    def apply_links(
+        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+    ) -> None:
+        """In one transaction: drop the links of the CRM ids in ``drops``, then insert or
+        replace ``saves`` (keyed by ``(rep_id, kind, crm_id)``)."""
         ...
-
-    def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None: ...
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None: ...
 

@@ -8,6 +8,7 @@ write and raises `LeaseLost` once another worker has claimed the rep.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
@@ -98,11 +99,16 @@ class FencedState:
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         return self._store.links(rep_id, kind)
 
+    def apply_links(
+        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+    ) -> None:
+        self._store._apply_links(rep_id, kind, saves, drops, self._own(rep_id))
+
     def save_link(self, link: Link) -> None:
-        self._store._save_link(link, self._own(link.rep_id))
+        self.apply_links(link.rep_id, link.kind, [link], [])
 
     def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None:
-        self._store._drop_link(rep_id, kind, crm_id, self._own(rep_id))
+        self.apply_links(rep_id, kind, [], [crm_id])
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
         return self._store.cursor(rep_id, kind, side)

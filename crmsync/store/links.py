@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
@@ -38,17 +40,23 @@ class LinksMixin(StoreBase):
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def save_link(self, link: Link) -> None:
-        """Insert or replace the link of ``(rep_id, kind, crm_id)``, stamped with now.
+    def apply_links(
+        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+    ) -> None:
+        """Drop the links of the CRM ids in ``drops``, then insert or replace ``saves``.
 
-        One short transaction. Raises `LinkConflict` if the link's mail id is already
-        linked to another CRM id of the same rep and kind (drop that link first).
+        One transaction, whatever the batch size. Raises `LinkConflict` (and changes
+        nothing) if a saved link's mail id stays linked to another CRM id.
         """
-        self._save_link(link, None)
+        self._apply_links(rep_id, kind, saves, drops, None)
+
+    def save_link(self, link: Link) -> None:
+        """Insert or replace the link of ``(rep_id, kind, crm_id)``, stamped with now."""
+        self._apply_links(link.rep_id, link.kind, [link], [], None)
 
     def drop_link(self, rep_id: str, kind: ItemKind, crm_id: str) -> None:
         """Remove the link of ``(rep_id, kind, crm_id)``; a missing link is no error."""
-        self._drop_link(rep_id, kind, crm_id, None)
+        self._apply_links(rep_id, kind, [], [crm_id], None)
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
         """The change cursor last saved for the rep, kind and side, or ``None``."""
@@ -73,30 +81,44 @@ class LinksMixin(StoreBase):
 
     # -- writes, optionally under a rep's fence (see `crmsync.store.fencing`) --
 
-    def _save_link(self, link: Link, fence: Fence | None) -> None:
-        params = {
-            "rep_id": link.rep_id,
-            "kind": link.kind.value,
-            **{f: getattr(link, f) for f in _LINK_FIELDS},
-            "synced_at": self._clock(),
-        }
+    def _apply_links(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        saves: Sequence[Link],
+        drops: Sequence[str],
+        fence: Fence | None,
+    ) -> None:
+        if not saves and not drops:
+            return
+        now = self._clock()
+        rows = [
+            {
+                "rep_id": rep_id,
+                "kind": kind.value,
+                **{f: getattr(link, f) for f in _LINK_FIELDS},
+                "synced_at": now,
+            }
+            for link in saves
+        ]
         try:
             with self._write(fence) as conn:
-                conn.execute(_upsert_link(conn), params)
+                for start in range(0, len(drops), _CHUNK):
+                    conn.execute(
+                        delete(_L).where(
+                            _L.c.rep_id == rep_id,
+                            _L.c.kind == kind.value,
+                            _L.c.crm_id.in_(drops[start : start + _CHUNK]),
+                        )
+                    )
+                if rows:
+                    conn.execute(_upsert_link(conn), rows)
         except IntegrityError as exc:
             if "mail_id" not in str(exc.orig):
                 raise
             raise LinkConflict(
-                f"mail item is already linked to another CRM item of rep {link.rep_id!r}"
+                f"mail item is already linked to another CRM item of rep {rep_id!r}"
             ) from None
-
-    def _drop_link(self, rep_id: str, kind: ItemKind, crm_id: str, fence: Fence | None) -> None:
-        with self._write(fence) as conn:
-            conn.execute(
-                delete(_L).where(
-                    _L.c.rep_id == rep_id, _L.c.kind == kind.value, _L.c.crm_id == crm_id
-                )
-            )
 
     def _save_cursor(
         self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None, fence: Fence | None
@@ -129,3 +151,5 @@ def _upsert_link(conn: Connection) -> Executable:
 
 
 _UPSERTS: dict[str, Executable] = {}
+# Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
+_CHUNK = 500

@@ -8,7 +8,7 @@ are log positions, creates are idempotent per marker, stale versions raise
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crmsync.domain.records import ItemKind, Record
@@ -119,6 +119,14 @@ class MemoryState:
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         return [row for (r, k, _), row in self.link_rows.items() if r == rep_id and k == kind]
+
+    def apply_links(
+        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+    ) -> None:
+        for crm_id in drops:
+            self.drop_link(rep_id, kind, crm_id)
+        for link in saves:
+            self.save_link(link)
 
     def save_link(self, link: Link) -> None:
         for other in self.link_rows.values():
