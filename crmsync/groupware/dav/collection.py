@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import httpx
@@ -68,14 +69,17 @@ class DavCollection:
     """One DAV collection of items in ``item_format``, at server-absolute ``path``.
 
     Raw texts read by `changes` / `fetch` are kept per id and ETag, so an update right
-    after costs no extra GET.
+    after costs no extra GET; only the newest `BODY_CACHE_SIZE` are kept, so a first
+    listing of a huge collection does not hold every item's text at once.
     """
+
+    BODY_CACHE_SIZE = 5000
 
     def __init__(self, connection: DavConnection, path: str, item_format: ItemFormat) -> None:
         self.connection = connection
         self.path = canonical_path(path if path.endswith("/") else path + "/")
         self.format = item_format
-        self._bodies: dict[str, tuple[str, str]] = {}
+        self._bodies: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"DavCollection({self.path!r}, {type(self.format).__name__})"
@@ -190,8 +194,14 @@ class DavCollection:
                     seen.append(item)
         return tuple(seen)
 
-    def _seen(self, href: str, etag: str, text: str) -> Seen | None:
+    def _remember(self, href: str, etag: str, text: str) -> None:
         self._bodies[href] = (etag, text)
+        self._bodies.move_to_end(href)
+        if len(self._bodies) > self.BODY_CACHE_SIZE:
+            self._bodies.popitem(last=False)
+
+    def _seen(self, href: str, etag: str, text: str) -> Seen | None:
+        self._remember(href, etag, text)
         try:
             parsed = self.format.parse(text)
         except OutOfScope:
@@ -260,7 +270,7 @@ class DavCollection:
                     f"{href} already exists and is not the item crmsync created for {marker}",
                     "Remove or rename that item in the rep's folder, then reset sync.",
                 )
-            self._bodies[href] = (etag, existing)
+            self._remember(href, etag, existing)
             return Written(href, etag, parsed.record)
         return self._written(href, text, response, "create")
 
@@ -326,7 +336,7 @@ class DavCollection:
         if response.status_code not in (200, 201, 204):
             self._reject(response, what)
         etag = response.headers.get("ETag") or self._etag(href)
-        self._bodies[href] = (etag, text)
+        self._remember(href, etag, text)
         parsed = self._parse_own(text, href)
         if parsed is None:
             raise RejectedWrite(

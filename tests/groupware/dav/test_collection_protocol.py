@@ -3,6 +3,7 @@ without sync-collection (PROPFIND fallback). Served by an in-process fake."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from xml.sax.saxutils import escape
 
 import httpx
@@ -75,3 +76,30 @@ def test_server_without_sync_collection_falls_back_to_propfind() -> None:
     assert [s.id for s in changes.items] == [BOOK + "b.vcf"]
     assert changes.deleted == (BOOK + "gone.vcf",)
     assert changes.cursor == '"c"'
+
+
+def test_the_body_cache_is_bounded_and_an_evicted_item_is_read_again_on_update() -> None:
+    requests: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request.method)
+        body = request.content.decode()
+        if request.method == "REPORT" and "sync-collection" in body:
+            return _ms(_etag(BOOK + "a.vcf", '"e"') + _etag(BOOK + "b.vcf", '"e"'), "t1")
+        if request.method == "REPORT":
+            return _ms(_data(BOOK + "a.vcf") + _data(BOOK + "b.vcf"))
+        if request.method == "GET":
+            return httpx.Response(200, content=CARD.encode(), headers={"ETag": '"e"'})
+        assert request.method == "PUT" and request.headers["If-Match"] == '"e"'
+        return httpx.Response(204, headers={"ETag": '"f"'})
+
+    connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))
+    side = DavCollection(connection, BOOK, VCardFormat())
+    side.BODY_CACHE_SIZE = 1
+    changes = side.changes(None, {})
+    assert len(changes.items) == 2
+    first, second = sorted(changes.items, key=lambda s: s.id)
+    requests.clear()
+    side.update(second.id, '"e"', replace(second.record, title="CFO"))  # cached: no GET
+    side.update(first.id, '"e"', replace(first.record, title="CFO"))  # evicted: GET first
+    assert requests == ["PUT", "GET", "PUT"]
