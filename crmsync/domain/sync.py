@@ -171,6 +171,13 @@ class AuthenticationFailed(SyncError):
 
 
 class FolderMissing(SyncError):
-    """The rep's calendar or contacts folder cannot be found or created."""
+    """The rep's principal, calendar or contacts folder cannot be found or created.
+
+    ``folder`` is one of ``"principal"``, ``"calendar"`` or ``"contacts"``.
+    """
 
     error_type = ErrorType.FOLDER_MISSING
+
+    def __init__(self, message: str, suggestion: str = "", folder: str = "") -> None:
+        super().__init__(message, suggestion)
+        self.folder = folder

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
-from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
+from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import ActionListener, KindReport, utc_now
 from crmsync.groupware.dav import RetryPolicy
@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
 
 RepActionListener = Callable[[User], ActionListener]
+
+# Which status check a missing folder fails (the spec's Tables 4-6).
+_FOLDER_CHECKS = {
+    "principal": "recognized",
+    "calendar": "calendar_found",
+    "contacts": "contacts_folder_found",
+}
 
 
 @dataclass
@@ -156,6 +163,11 @@ class SyncService:
             self._start_reset(user)
         try:
             mailbox = self.mail_server().open(user.email)
+        except FolderMissing as missing:
+            check = _FOLDER_CHECKS.get(missing.folder)
+            if check:
+                self.store.set_rep_checks(user.id, **{check: False})
+            raise
         except SyncError as failure:
             recognized = failure.error_type is not ErrorType.AUTHENTICATION
             self.store.set_rep_checks(user.id, recognized=recognized)

@@ -463,3 +463,28 @@ def test_a_write_the_server_refuses_is_reported_once_and_not_retried_until_chang
         assert len(world.service.store.errors(rep_id=world.rep.id)) == 1
     finally:
         world.close()
+
+
+# ------------------------------------------------------------------ a missing folder
+
+
+def test_a_contacts_folder_that_cannot_be_created_fails_the_folder_check(
+    proxied: tuple[RuleProxy, DavServerInfo, list[float]], tmp_path: Path
+) -> None:
+    proxy, _, _ = proxied
+    world = proxied_world(proxied, tmp_path)
+    try:
+        proxy.rule = lambda r: 403 if r.method == "MKCOL" else None
+        report = world.service.sync_rep(world.rep)
+
+        assert report.error is not None and "CRM_Sync" in report.error
+        status = world.service.store.rep_status(world.rep.id)
+        assert status.contacts_folder_found is False
+        (row,) = world.service.store.errors(rep_id=world.rep.id)
+        assert row.error_type is ErrorType.FOLDER_MISSING and "CRM_Sync" in row.suggestion
+
+        proxy.rule = lambda r: None
+        assert world.service.sync_rep(world.rep).error is None
+        assert world.service.store.rep_status(world.rep.id).contacts_folder_found is True
+    finally:
+        world.close()

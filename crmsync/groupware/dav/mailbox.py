@@ -140,6 +140,7 @@ class _Discovery:
                     f"no DAV principal for {self.email} at {path} (HTTP 404)",
                     "Check the principal path in the org settings, or have the rep log in "
                     "to the mail server once so their account exists.",
+                    folder="principal",
                 )
             response = self._propfind(path, props, depth="0")
         if response.status_code == 403:
@@ -183,6 +184,7 @@ class _Discovery:
                 f"(HTTP {response.status_code})",
                 "Create a calendar for this rep on the mail server, or give the service "
                 "account write access to the rep's calendar home.",
+                folder="calendar",
             )
         return path, "created"
 
@@ -210,6 +212,7 @@ class _Discovery:
                 f"{path} failed (HTTP {response.status_code})",
                 f"Create an address book named {folder} for this rep on the mail server, "
                 "or give the service account write access to the rep's address book home.",
+                folder="contacts",
             )
         return path, True
 
