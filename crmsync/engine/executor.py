@@ -26,6 +26,7 @@ from crmsync.domain.sync import (
     FolderMissing,
     Link,
     Seen,
+    ServerUnavailable,
     Side,
     SyncError,
     VersionConflict,
@@ -111,7 +112,13 @@ class LinkBatch:
 
 
 class Executor:
-    """Runs one rep's actions for one kind against both sides and the state store."""
+    """Runs one rep's actions for one kind against both sides and the state store.
+
+    `OUTAGE_LIMIT` writes in a row that fail with `ServerUnavailable` (each after the
+    backend's own retries) end the run by raising it: the server is down, not the item.
+    """
+
+    OUTAGE_LIMIT = 3
 
     def __init__(
         self,
@@ -133,6 +140,7 @@ class Executor:
         self.on_action = on_action
         self.report = report or KindReport(kind)
         self.links = LinkBatch(state, rep_id, kind)
+        self._outage_streak = 0
 
     def run(self, actions: list[Action]) -> KindReport:
         try:
@@ -146,6 +154,18 @@ class Executor:
         error: str | None = None
         try:
             self._apply(action)
+            self._outage_streak = 0
+        except ServerUnavailable as failure:
+            error = self._fail(action, failure)
+            self._outage_streak += 1
+            if self._outage_streak >= self.OUTAGE_LIMIT:
+                # Each further write would wait out the whole retry policy again: stop
+                # the rep here; the next cycle reads and plans the rest again.
+                raise ServerUnavailable(
+                    f"the server failed {self._outage_streak} writes in a row: "
+                    f"{failure.message}",
+                    failure.suggestion,
+                ) from failure
         except VersionConflict as conflict:
             if may_replan and isinstance(action, Update | Delete):
                 self._replan(action)

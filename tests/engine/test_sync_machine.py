@@ -14,8 +14,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.settings import ConflictBehaviour
-from crmsync.domain.sync import Side
+from crmsync.domain.sync import ServerUnavailable, Side
 from crmsync.engine.cycle import sync_kind
+from crmsync.engine.executor import KindReport
 from crmsync.engine.hashing import content_hash
 from crmsync.engine.planner import Policy
 from tests.engine.memory import MemorySide, MemoryState
@@ -78,7 +79,7 @@ class SyncMachine(RuleBasedStateMachine):
         if items:
             self.sides[side].touch(data.draw(st.sampled_from(items)))
 
-    @rule(side=sides, failures=st.integers(1, 3))
+    @rule(side=sides, failures=st.integers(1, 4))
     def sync_with_outage(self, side: Side, failures: int) -> None:
         """Some writes fail for a passing reason; the next syncs must repair everything."""
         self.sides[side].fail_next_writes = failures
@@ -109,11 +110,15 @@ class SyncMachine(RuleBasedStateMachine):
         links = self.state.links(REP, KIND)
         assert len({link.mail_id for link in links}) == len(links)
 
-    def _sync(self):
+    def _sync(self) -> KindReport:
         policy = Policy(conflict=self.conflict, propagate_deletions=True)
-        return sync_kind(
-            REP, KIND, self.sides[Side.CRM], self.sides[Side.MAIL], self.state, policy
-        )
+        try:
+            return sync_kind(
+                REP, KIND, self.sides[Side.CRM], self.sides[Side.MAIL], self.state, policy
+            )
+        except ServerUnavailable:
+            # Too many writes failed in a row: the cycle stopped early, like an outage.
+            return KindReport(KIND, transient_failures=1)
 
     def _check_converged(self) -> None:
         links = self.state.links(REP, KIND)

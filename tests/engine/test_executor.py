@@ -1,0 +1,65 @@
+"""Named edge cases of execution, on in-memory sides."""
+
+from __future__ import annotations
+
+import pytest
+
+from crmsync.domain.records import Contact, ItemKind
+from crmsync.domain.sync import ServerUnavailable, Side
+from crmsync.engine.cycle import sync_kind
+from crmsync.engine.executor import Executor, LinkBatch
+from crmsync.engine.planner import Policy
+from tests.engine.memory import MemorySide, MemoryState
+
+REP = "rep-1"
+KIND = ItemKind.CONTACT
+
+
+def test_a_dead_server_stops_the_cycle_after_a_few_failed_writes() -> None:
+    crm, mail, state = MemorySide("c"), MemorySide("m"), MemoryState()
+    for n in range(10):
+        crm.put(Contact(first_name=f"P{n}"))
+    mail.fail_next_writes = 100
+
+    with pytest.raises(ServerUnavailable, match="3 writes in a row"):
+        sync_kind(REP, KIND, crm, mail, state, Policy())
+
+    assert len(state.errors) == Executor.OUTAGE_LIMIT
+    assert state.cursors == {}  # everything is read and planned again next cycle
+    mail.fail_next_writes = 0
+    report = sync_kind(REP, KIND, crm, mail, state, Policy())
+    assert report.written_to(Side.MAIL) == 10 and len(mail.items) == 10
+
+
+def test_an_item_failing_alone_does_not_stop_the_others() -> None:
+    crm, mail, state = MemorySide("c"), MemorySide("m"), MemoryState()
+    for n in range(10):
+        crm.put(Contact(first_name=f"P{n}"))
+    mail.fail_next_writes = Executor.OUTAGE_LIMIT - 1
+
+    report = sync_kind(REP, KIND, crm, mail, state, Policy())
+
+    assert report.transient_failures == Executor.OUTAGE_LIMIT - 1
+    assert len(mail.items) == 10 - (Executor.OUTAGE_LIMIT - 1)
+
+
+class CountingState(MemoryState):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def apply_links(self, rep_id, kind, saves, drops) -> None:  # type: ignore[override]
+        self.batches.append(len(saves) + len(drops))
+        super().apply_links(rep_id, kind, saves, drops)
+
+
+def test_links_reach_the_store_in_batches_and_at_the_end() -> None:
+    state = CountingState()
+    crm, mail = MemorySide("c"), MemorySide("m")
+    for n in range(LinkBatch.SIZE + 5):
+        crm.put(Contact(first_name=f"P{n}"))
+
+    sync_kind(REP, KIND, crm, mail, state, Policy())
+
+    assert state.batches == [LinkBatch.SIZE, 5]
+    assert len(state.links(REP, KIND)) == LinkBatch.SIZE + 5
