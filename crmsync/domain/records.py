@@ -32,7 +32,7 @@ class AttendeeStatus(StrEnum):
     TENTATIVE = "tentative"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address:
     street: str = ""
     city: str = ""
@@ -44,7 +44,7 @@ class Address:
         return not any(dataclasses.astuple(self))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contact:
     """A CRM contact or person account, as the mail server's address book sees it."""
 
@@ -71,7 +71,7 @@ class Contact:
         return " ".join(p for p in (self.first_name, self.last_name) if p) or self.email
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Lead:
     first_name: str = ""
     last_name: str = ""
@@ -82,7 +82,7 @@ class Lead:
     status: str = "Open"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attendee:
     email: str
     name: str = ""
@@ -90,7 +90,7 @@ class Attendee:
     required: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventTiming:
     """When an event (or one occurrence of it) happens.
 
@@ -108,7 +108,7 @@ class EventTiming:
         return not isinstance(self.start, dt.datetime)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Occurrence:
     """An overridden instance of a series: the original start it replaces and its new content."""
 
@@ -119,7 +119,7 @@ class Occurrence:
     description: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recurrence:
     """A series: the RRULE value text, the cancelled instances and the overridden ones."""
 
@@ -128,7 +128,7 @@ class Recurrence:
     overrides: tuple[Occurrence, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     subject: str
     timing: EventTiming
@@ -142,7 +142,7 @@ class Event:
     recurrence: Recurrence | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class User:
     """A CRM user; reps are users whose mailbox syncs."""
 
@@ -154,7 +154,7 @@ class User:
     active: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Profile:
     id: str
     name: str

@@ -34,7 +34,7 @@ class ErrorType(StrEnum):
     INTERNAL = "internal"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemProblem:
     """Why one item could not be read or written, in words an admin can act on."""
 
@@ -43,7 +43,7 @@ class ItemProblem:
     suggestion: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seen:
     """One item as a side lists it.
 
@@ -58,7 +58,7 @@ class Seen:
     problem: ItemProblem | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Changes:
     """What changed on one side since a cursor.
 
@@ -73,7 +73,7 @@ class Changes:
     full: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Written:
     """The result of a create or update: the item's id, new version and what it now holds."""
 
@@ -82,7 +82,7 @@ class Written:
     record: Record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     """One synced pair: the truth of pairing (DESIGN rule 1)."""
 
@@ -105,7 +105,7 @@ class Link:
         return self.crm_hash if side is Side.CRM else self.mail_hash
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ErrorEntry:
     """One row of the error report."""
 
