@@ -360,7 +360,7 @@ def _outage_from_the_put_of(subject: bytes) -> tuple[dict[str, bool], Rule]:
     return state, rule
 
 
-def test_an_outage_mid_cycle_is_reported_per_item_and_recovers_without_duplicates(
+def test_an_outage_mid_cycle_is_reported_and_recovers_without_duplicates(
     proxied: tuple[RuleProxy, DavServerInfo, list[float]], tmp_path: Path
 ) -> None:
     proxy, _, _ = proxied
@@ -378,6 +378,13 @@ def test_an_outage_mid_cycle_is_reported_per_item_and_recovers_without_duplicate
             for row in rows
         )
         assert {row.kind for row in rows if row.item_id is not None} == {ItemKind.EVENT}
+        # The rep shows the error, and events are not shown as synced.
+        status = world.service.store.rep_status(world.rep.id)
+        assert status.sync_status(ItemKind.EVENT, Direction.CRM_TO_MAIL) not in (
+            SyncStatus.INITIAL_SYNC_COMPLETED,
+            SyncStatus.IN_SYNC,
+        )
+        assert status.last_error is not None
 
         proxy.rule = lambda r: None
         world.sync()
@@ -386,27 +393,6 @@ def test_an_outage_mid_cycle_is_reported_per_item_and_recovers_without_duplicate
         settled = len(world.service.store.errors(rep_id=world.rep.id))
         assert world.sync().writes == 0
         assert len(world.service.store.errors(rep_id=world.rep.id)) == settled
-    finally:
-        world.close()
-
-
-def test_an_outage_mid_cycle_marks_the_reps_status(
-    proxied: tuple[RuleProxy, DavServerInfo, list[float]], tmp_path: Path
-) -> None:
-    proxy, _, _ = proxied
-    world = proxied_world(proxied, tmp_path)
-    try:
-        add_good_items(world)
-        state, rule = _outage_from_the_put_of(b"SUMMARY:Good meeting 1")
-        proxy.rule = rule
-        world.service.sync_rep(world.rep)
-        assert state["down"]
-        status = world.service.store.rep_status(world.rep.id)
-        assert status.sync_status(ItemKind.EVENT, Direction.CRM_TO_MAIL) not in (
-            SyncStatus.INITIAL_SYNC_COMPLETED,
-            SyncStatus.IN_SYNC,
-        )
-        assert status.last_error is not None
     finally:
         world.close()
 
