@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from crmsync.domain.settings import OrgSettings
-from crmsync.groupware.dav.local_server import LocalRadicale, free_port
+from crmsync.groupware.dav.local_server import (
+    LocalRadicale,
+    free_port,
+    stop_process,
+    wait_until_answering,
+)
 
 SERVICE_ACCOUNT = "crmsync-service"
 SERVICE_PASSWORD = "service-secret"
@@ -89,27 +92,11 @@ class XandikosServer:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    "xandikos exited: " + (self.data_dir / "xandikos.log").read_text()[-2000:]
-                )
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(self.url + "/", timeout=1.0)
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"xandikos at {self.url} did not answer within {timeout:.0f} s")
+        wait_until_answering(self.url, self._process, timeout, self.data_dir / "xandikos.log")
+        return self
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
 

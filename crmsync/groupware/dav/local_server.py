@@ -104,18 +104,12 @@ class LocalRadicale:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        _wait_until_answering(self.url, self._process, timeout, self.data_dir / "radicale.log")
+        wait_until_answering(self.url, self._process, timeout, self.data_dir / "radicale.log")
         return self
 
     def stop(self) -> None:
         """End the child process (idempotent)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def __enter__(self) -> LocalRadicale:
@@ -135,9 +129,22 @@ def _regex_literal(text: str) -> str:
     return re.escape(text).replace("{", "{{").replace("}", "}}")
 
 
-def _wait_until_answering(
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """Terminate a server child, killing it if it does not end within 10 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_answering(
     url: str, process: subprocess.Popen[bytes], timeout: float, log: Path
 ) -> None:
+    """Return once ``url`` answers HTTP; raise `RuntimeError` (with the log's tail) if the
+    process exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
