@@ -216,7 +216,8 @@ def make_contact(rng: random.Random, n: int) -> Contact:
 
 
 def make_event(rng: random.Random, n: int, owner_email: str) -> Event:
-    base = dt.datetime(2026, 1, 5, tzinfo=UTC) + dt.timedelta(hours=rng.randrange(0, 24 * 300))
+    # In the future, so the default date window (TODAY) keeps every event in scope.
+    base = dt.datetime(2027, 1, 4, tzinfo=UTC) + dt.timedelta(hours=rng.randrange(0, 24 * 300))
     minutes = rng.choice((30, 45, 60, 90))
     roll = rng.random()
     if roll < 0.05:  # all day

@@ -22,7 +22,9 @@ from crmsync.domain.settings import (
     ConnectionMethod,
     ContactSettings,
     Direction,
+    EventSelection,
     EventSettings,
+    EventWindow,
     OrgSettings,
     SyncConfig,
 )
@@ -120,6 +122,14 @@ def configs_add(
     sync_private: Annotated[bool, typer.Option(help="Sync private events.")] = False,
     delete_synced_events: Annotated[bool, typer.Option()] = True,
     propagate_contact_deletions: Annotated[bool, typer.Option()] = False,
+    window: Annotated[EventWindow, typer.Option(help="Events that end from when on sync.")] = (
+        EventWindow.TODAY
+    ),
+    window_days: Annotated[int, typer.Option(help="N for last_n_days (1-180).")] = 30,
+    user_selected_events: Annotated[
+        bool,
+        typer.Option(help="Sync mail-side events only when the rep gives them the org's category."),
+    ] = False,
     inactive: Annotated[bool, typer.Option(help="Save without activating.")] = False,
 ) -> None:
     """Create or replace a configuration."""
@@ -138,7 +148,17 @@ def configs_add(
             user_ids=user_ids,
             profile_ids=tuple(profile_ids),
             contacts=ContactSettings(contacts, contacts_conflict, propagate_contact_deletions),
-            events=EventSettings(events, events_conflict, sync_private, delete_synced_events),
+            events=EventSettings(
+                events,
+                events_conflict,
+                sync_private,
+                delete_synced_events,
+                window=window,
+                window_days=window_days,
+                selection=(
+                    EventSelection.USER_SELECTED if user_selected_events else EventSelection.ALL
+                ),
+            ),
         )
         service.store.save_config(config)
     console.print(f"Saved configuration {name!r}.")
@@ -220,6 +240,6 @@ def errors(
 def main() -> None:
     try:
         app()
-    except (LookupError, ConfigConflict) as refused:
+    except (LookupError, ConfigConflict, ValueError) as refused:
         Console(stderr=True).print(f"[red]error:[/red] {refused.args[0]}")
         sys.exit(1)

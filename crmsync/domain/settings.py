@@ -45,6 +45,24 @@ class ContactSettings:
     propagate_deletions: bool = False
 
 
+class EventWindow(StrEnum):
+    """The spec's event filter: which events sync, by when they end."""
+
+    TODAY = "today"  # ending on or after today, 00:00 in the rep's zone
+    LAST_MONTH = "last_month"  # ending on or after the first day of last month
+    LAST_N_DAYS = "last_n_days"  # ending on or after N days ago (N <= 180)
+
+
+class EventSelection(StrEnum):
+    """All events, or only those a rep selects (by category) on the mail side."""
+
+    ALL = "all"
+    USER_SELECTED = "user_selected"
+
+
+MAX_WINDOW_DAYS = 180
+
+
 @dataclass(frozen=True)
 class EventSettings:
     direction: Direction = Direction.BOTH
@@ -52,6 +70,22 @@ class EventSettings:
     sync_private: bool = False
     delete_synced_events: bool = True
     sync_series: bool = True
+    window: EventWindow = EventWindow.TODAY
+    window_days: int = 30
+    selection: EventSelection = EventSelection.ALL
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window_days <= MAX_WINDOW_DAYS:
+            raise ValueError(
+                f"LAST N DAYS takes 1 to {MAX_WINDOW_DAYS} days, not {self.window_days}"
+            )
+
+    @property
+    def window_label(self) -> str:
+        """The filter as the spec writes it: TODAY, LAST MONTH, LAST 30 DAYS."""
+        if self.window is EventWindow.LAST_N_DAYS:
+            return f"LAST {self.window_days} DAYS"
+        return self.window.value.replace("_", " ").upper()
 
 
 @dataclass(frozen=True)

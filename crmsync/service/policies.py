@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from crmsync.domain.records import Event, ItemKind, Record
-from crmsync.domain.settings import Direction, EventSettings, SyncConfig
+from crmsync.domain.settings import (
+    Direction,
+    EventSelection,
+    EventSettings,
+    EventWindow,
+    SyncConfig,
+)
 from crmsync.domain.sync import Side
 from crmsync.engine.planner import Policy
 
@@ -12,8 +21,15 @@ def direction_of(config: SyncConfig, kind: ItemKind) -> Direction:
     return config.contacts.direction if kind is ItemKind.CONTACT else config.events.direction
 
 
-def policy_for(config: SyncConfig, kind: ItemKind) -> Policy:
-    """The engine policy for one kind under ``config``."""
+def policy_for(
+    config: SyncConfig,
+    kind: ItemKind,
+    *,
+    now: dt.datetime,
+    rep_zone: str = "UTC",
+    event_category: str = "CRM",
+) -> Policy:
+    """The engine policy for one kind under ``config``, for a rep in ``rep_zone`` at ``now``."""
     if kind is ItemKind.CONTACT:
         contacts = config.contacts
         return Policy(contacts.direction, contacts.conflict, contacts.propagate_deletions)
@@ -22,15 +38,37 @@ def policy_for(config: SyncConfig, kind: ItemKind) -> Policy:
         events.direction,
         events.conflict,
         events.delete_synced_events,
-        out_of_scope=_EventScope(events),
+        out_of_scope=EventScope(
+            events, window_first_day(events, now, rep_zone), rep_zone, event_category
+        ),
     )
 
 
-class _EventScope:
-    """Why an event stays out of sync under the event settings (``None``: it syncs)."""
+def window_first_day(settings: EventSettings, now: dt.datetime, rep_zone: str) -> dt.date:
+    """The first day (in the rep's zone) an event may end on and still sync."""
+    today = now.astimezone(ZoneInfo(rep_zone)).date()
+    if settings.window is EventWindow.TODAY:
+        return today
+    if settings.window is EventWindow.LAST_MONTH:
+        return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    return today - dt.timedelta(days=settings.window_days)
 
-    def __init__(self, settings: EventSettings) -> None:
+
+class EventScope:
+    """Why an event stays out of sync under the event settings (``None``: it syncs).
+
+    Out of scope means "not synced now", never "deleted": the planner skips the item and
+    keeps any link it has.
+    """
+
+    def __init__(
+        self, settings: EventSettings, first_day: dt.date, rep_zone: str, category: str
+    ) -> None:
         self.settings = settings
+        self.first_day = first_day
+        # Timed events must end at or after midnight of the first day in the rep's zone.
+        self.window_start = dt.datetime.combine(first_day, dt.time(), ZoneInfo(rep_zone))
+        self.category = category
 
     def __call__(self, side: Side, record: Record) -> str | None:
         if not isinstance(record, Event):
@@ -39,4 +77,20 @@ class _EventScope:
             return "private, not synced"
         if record.recurrence is not None and not self.settings.sync_series:
             return "event series, not synced"
+        if (
+            side is Side.MAIL
+            and self.settings.selection is EventSelection.USER_SELECTED
+            and self.category.casefold() not in {c.casefold() for c in record.categories}
+        ):
+            return f"not selected: no {self.category} category"
+        if record.recurrence is None and self._ended_before_window(record):
+            return f"outside {self.settings.window_label}"
         return None
+
+    def _ended_before_window(self, event: Event) -> bool:
+        end = event.timing.end
+        if isinstance(end, dt.datetime):
+            return end < self.window_start
+        # All-day: the end date is exclusive; the event's last day must be in the window.
+        last_day = end - dt.timedelta(days=1) if end > event.timing.start else end
+        return last_day < self.first_day

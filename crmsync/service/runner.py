@@ -184,7 +184,10 @@ class SyncService:
                 self.store.mark_sync_started(user.id, kind, flow)
             kind_report = sync_kind(user.id, kind, self.crm.side(user.id, kind),
                                     _side_of(mailbox, kind), self.store,
-                                    policy_for(config, kind), self.clock, listener)
+                                    policy_for(config, kind, now=self.clock(),
+                                               rep_zone=user.time_zone,
+                                               event_category=settings.event_category),
+                                    self.clock, listener)
             report.kinds[kind] = kind_report
             if kind_report.total_writes:
                 self.store.record_synced(kind, kind_report.total_writes)

@@ -27,6 +27,7 @@ from crmsync.domain.settings import (
     ContactSettings,
     Direction,
     EventSettings,
+    EventWindow,
 )
 from crmsync.domain.sync import Side
 from crmsync.store import SyncStatus
@@ -239,3 +240,39 @@ def test_series_all_day_and_zoned_events_made_in_a_client_reach_the_crm_unchange
     assert offsite.timing.all_day
     assert world.sync().writes == 0
     assert world.mail_records(ItemKind.EVENT) == sorted(made_in_client, key=repr)
+
+
+def test_the_date_window_limits_what_syncs_and_narrowing_it_deletes_nothing(
+    dav_server: DavServerInfo, tmp_path: Path
+) -> None:
+    wide = replace(BOTH_WAYS, events=EventSettings(window=EventWindow.LAST_N_DAYS, window_days=30))
+    world = World(dav_server, tmp_path / "home", wide)
+    try:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        past = world.crm.create_event(
+            world.rep.id,
+            Event(
+                "Last week",
+                EventTiming(now - dt.timedelta(days=7, hours=1), now - dt.timedelta(days=7)),
+            ),
+        )
+        old = Event(
+            "Last spring",
+            EventTiming(now - dt.timedelta(days=200, hours=1), now - dt.timedelta(days=200)),
+        )
+        world.crm.create_event(world.rep.id, old)
+        world.sync()
+        assert [e.subject for e in world.mail_records(ItemKind.EVENT)] == ["Last week"]
+
+        # The admin narrows the window to TODAY: the synced past event stays on both sides,
+        # and edits to it no longer travel.
+        world.service.store.save_config(
+            replace(wide, user_ids=(world.rep.id,), events=EventSettings())
+        )
+        world.crm.update_event(past.id, replace(past.record, location="Room 2"))
+        report = world.sync()
+        assert report.writes == 0
+        assert [e.location for e in world.mail_records(ItemKind.EVENT)] == [""]
+        assert len(world.crm_records(ItemKind.EVENT)) == 2
+    finally:
+        world.close()
