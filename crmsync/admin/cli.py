@@ -211,6 +211,14 @@ def reset(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
     console.print(f"{rep}: Marked for reset.")
 
 
+@app.command("confirm-deletes")
+def confirm_deletes(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
+    """Let the rep's next cycle carry out the deletions the mass-delete guard held back."""
+    with open_service() as service:
+        service.store.confirm_deletes(service.rep_by_email(rep).id)
+    console.print(f"{rep}: the next cycle carries out the held-back deletions.")
+
+
 @app.command()
 def errors(
     rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None, limit: int = 50
@@ -223,7 +231,7 @@ def errors(
             console.print("No sync errors.")
             return
         emails = {user.id: user.email for user in service.crm.list_users()}
-        table = Table("Time", "Rep", "Kind", "Item", "Operation", "Message", "Suggestion")
+        table = Table("Time", "Rep", "Kind", "Item", "Operation", "Type", "Message", "Suggestion")
         for row in rows:
             table.add_row(
                 row.at.strftime("%Y-%m-%d %H:%M"),
@@ -231,6 +239,7 @@ def errors(
                 row.kind.value if row.kind else "",
                 row.item_id or "",
                 row.operation,
+                row.error_type.value,
                 row.message,
                 row.suggestion,
             )

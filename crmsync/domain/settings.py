@@ -113,3 +113,9 @@ class OrgSettings:
     additional_domains: tuple[str, ...] = ()
     contacts_folder: str = "CRM_Sync"
     event_category: str = "CRM"
+    # Mass-delete guard: a cycle that would delete more than this share or number of a
+    # rep's synced items on one side deletes nothing until an admin confirms. Up to
+    # `mass_delete_minimum` deletions never trip it (one of two events is no mass delete).
+    mass_delete_percent: int = 10
+    mass_delete_count: int = 50
+    mass_delete_minimum: int = 5

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import Side
+from crmsync.domain.sync import ErrorEntry, ErrorType, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
-from crmsync.engine.planner import Policy, plan
+from crmsync.engine.planner import Policy, hold_mass_deletes, plan
 from crmsync.engine.ports import ItemSide, SyncState
 
 # A round that wrote something is followed by a settling round (see `sync_kind`); more
@@ -50,7 +50,27 @@ def sync_kind(
             report.full_listing.setdefault(side, side_changes.full)
         writes_before = report.total_writes
         actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
+        actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
         Executor(rep_id, kind, sides, state, policy, clock, on_action, report).run(actions)
+        if held:
+            # Keep the cursors: the held deletions are planned again once confirmed.
+            report.held_deletes = held
+            state.record_error(
+                ErrorEntry(
+                    rep_id,
+                    kind,
+                    None,
+                    "delete",
+                    ErrorType.MASS_DELETE,
+                    f"{held} deletions held back: more than the mass-delete guard allows "
+                    f"of {len(links)} synced {kind.value}s.",
+                    "Check why so many items disappeared (a moved folder, a changed filter). "
+                    "If the deletions are wanted, run `crmsync confirm-deletes --rep EMAIL`; "
+                    "if not, restore the items or reset the rep's sync.",
+                    clock(),
+                )
+            )
+            break
         if report.transient_failures:
             break
         for side, side_changes in changes.items():

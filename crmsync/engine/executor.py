@@ -69,6 +69,8 @@ class KindReport:
     errors: int = 0
     # Writes that failed for a passing reason: the cycle's changes must be read again.
     transient_failures: int = 0
+    # Deletions the mass-delete guard held back for an admin to confirm.
+    held_deletes: int = 0
     full_listing: dict[Side, bool] = field(default_factory=dict)
 
     def written_to(self, side: Side) -> int:
@@ -162,8 +164,7 @@ class Executor:
                 # Each further write would wait out the whole retry policy again: stop
                 # the rep here; the next cycle reads and plans the rest again.
                 raise ServerUnavailable(
-                    f"the server failed {self._outage_streak} writes in a row: "
-                    f"{failure.message}",
+                    f"the server failed {self._outage_streak} writes in a row: {failure.message}",
                     failure.suggestion,
                 ) from failure
         except VersionConflict as conflict:

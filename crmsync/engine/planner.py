@@ -36,6 +36,22 @@ def _everything_in_scope(side: Side, record: Record) -> str | None:
 
 
 @dataclass(frozen=True)
+class DeleteGuard:
+    """When deletions look like an accident (a wiped folder, a broken filter) rather than
+    people's work: more than ``percent`` % or more than ``count`` of the synced items, and
+    always more than ``minimum``."""
+
+    percent: int = 10
+    count: int = 50
+    minimum: int = 5
+
+    def trips(self, deletes: int, linked: int) -> bool:
+        if deletes <= self.minimum:
+            return False
+        return deletes > self.count or deletes * 100 > self.percent * linked
+
+
+@dataclass(frozen=True)
 class Policy:
     """What the configuration decides for one kind of item.
 
@@ -47,6 +63,8 @@ class Policy:
     conflict: ConflictBehaviour = ConflictBehaviour.CRM_WINS
     propagate_deletions: bool = True
     out_of_scope: ScopeRule = field(default=_everything_in_scope)
+    # ``None``: an admin confirmed the deletions; nothing is held back this cycle.
+    delete_guard: DeleteGuard | None = field(default_factory=DeleteGuard)
 
     def may_write(self, side: Side) -> bool:
         return self.direction.to_mail if side is Side.MAIL else self.direction.to_crm
@@ -316,3 +334,30 @@ def _pair(crm_seen: Seen, mail_seen: Seen, how: str, policy: Policy) -> Pair:
     winner = policy.winner if policy.may_write(policy.winner.other) else policy.winner.other
     then = winner.other if policy.may_write(winner.other) else None
     return Pair(crm_seen, mail_seen, f"paired by {how}; {winner.value} content kept", then)
+
+
+def hold_mass_deletes(
+    actions: list[Action], linked: int, guard: DeleteGuard | None
+) -> tuple[list[Action], int]:
+    """The actions with a side's deletions turned into skips when they trip ``guard``,
+    and how many were held back."""
+    if guard is None:
+        return actions, 0
+    per_side = {
+        side: sum(1 for a in actions if isinstance(a, Delete) and a.target is side)
+        for side in (Side.CRM, Side.MAIL)
+    }
+    tripped = {side for side, n in per_side.items() if guard.trips(n, linked)}
+    if not tripped:
+        return actions, 0
+    kept: list[Action] = []
+    for action in actions:
+        if isinstance(action, Delete) and action.target in tripped:
+            reason = (
+                f"held by the mass-delete guard: {per_side[action.target]} of {linked} "
+                f"synced items would be deleted in {action.target.value}"
+            )
+            kept.append(Skip(action.target, action.link.id_on(action.target), reason))
+        else:
+            kept.append(action)
+    return kept, sum(per_side[side] for side in tripped)

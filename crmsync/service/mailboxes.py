@@ -23,8 +23,9 @@ class RepMailbox(Protocol):
 class MailServer:
     """The org's mail server as the service account reaches it."""
 
-    def __init__(self, settings: OrgSettings, password: str | None,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, settings: OrgSettings, password: str | None, retry: RetryPolicy | None = None
+    ) -> None:
         if settings.connection_method is not ConnectionMethod.DAV:
             raise NotImplementedError(
                 f"connection method {settings.connection_method.value!r} is not available yet"

@@ -14,7 +14,7 @@ from crmsync.domain.settings import (
     SyncConfig,
 )
 from crmsync.domain.sync import Side
-from crmsync.engine.planner import Policy
+from crmsync.engine.planner import DeleteGuard, Policy
 
 
 def direction_of(config: SyncConfig, kind: ItemKind) -> Direction:
@@ -28,16 +28,23 @@ def policy_for(
     now: dt.datetime,
     rep_zone: str = "UTC",
     event_category: str = "CRM",
+    delete_guard: DeleteGuard | None = None,
 ) -> Policy:
     """The engine policy for one kind under ``config``, for a rep in ``rep_zone`` at ``now``."""
     if kind is ItemKind.CONTACT:
         contacts = config.contacts
-        return Policy(contacts.direction, contacts.conflict, contacts.propagate_deletions)
+        return Policy(
+            contacts.direction,
+            contacts.conflict,
+            contacts.propagate_deletions,
+            delete_guard=delete_guard,
+        )
     events = config.events
     return Policy(
         events.direction,
         events.conflict,
         events.delete_synced_events,
+        delete_guard=delete_guard,
         out_of_scope=EventScope(
             events, window_first_day(events, now, rep_zone), rep_zone, event_category
         ),

@@ -18,6 +18,7 @@ from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
 from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import ActionListener, KindReport, utc_now
+from crmsync.engine.planner import DeleteGuard
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
@@ -70,9 +71,13 @@ def mailbox_in_domains(email: str, settings: OrgSettings) -> bool:
 class SyncService:
     """Runs sync cycles for the reps of one org of a deployment."""
 
-    def __init__(self, deployment: Deployment, org_id: str = DEFAULT_ORG,
-                 retry: RetryPolicy | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        org_id: str = DEFAULT_ORG,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], dt.datetime] = utc_now,
+    ) -> None:
         self.deployment = deployment
         self.org_id = org_id
         self.retry = retry
@@ -105,8 +110,9 @@ class SyncService:
 
     def mail_server(self) -> MailServer:
         if self._server is None:
-            self._server = MailServer(self.org_settings(), self.store.get_secret(SERVICE_PASSWORD),
-                                      self.retry)
+            self._server = MailServer(
+                self.org_settings(), self.store.get_secret(SERVICE_PASSWORD), self.retry
+            )
         return self._server
 
     # -- reps ----------------------------------------------------------------------------
@@ -142,18 +148,26 @@ class SyncService:
             self._run(user, config, report, on_action)
         except SyncError as failure:
             report.error = failure.message
-            self._record(user, None, "sync", failure.error_type, failure.message,
-                         failure.suggestion)
+            self._record(
+                user, None, "sync", failure.error_type, failure.message, failure.suggestion
+            )
         except Exception as bug:  # one rep's bug must not stop the others
             log.exception("sync of rep %s failed", user.id)
             report.error = f"{type(bug).__name__}: {bug}"
-            self._record(user, None, "sync", ErrorType.INTERNAL, report.error,
-                         "This is a crmsync bug: report it with this row.")
+            self._record(
+                user,
+                None,
+                "sync",
+                ErrorType.INTERNAL,
+                report.error,
+                "This is a crmsync bug: report it with this row.",
+            )
         self.store.cycle_finished(user.id, error=report.error)
         return report
 
-    def _run(self, user: User, config: SyncConfig, report: RepReport,
-             on_action: RepActionListener | None) -> None:
+    def _run(
+        self, user: User, config: SyncConfig, report: RepReport, on_action: RepActionListener | None
+    ) -> None:
         settings = self.org_settings()
         linked = mailbox_in_domains(user.email, settings)
         self.store.set_rep_checks(user.id, addresses_linked=linked)
@@ -172,9 +186,24 @@ class SyncService:
             recognized = failure.error_type is not ErrorType.AUTHENTICATION
             self.store.set_rep_checks(user.id, recognized=recognized)
             raise
-        self.store.set_rep_checks(user.id, recognized=True, mailbox_supported=True,
-                                  contacts_folder_found=True, calendar_found=True)
+        self.store.set_rep_checks(
+            user.id,
+            recognized=True,
+            mailbox_supported=True,
+            contacts_folder_found=True,
+            calendar_found=True,
+        )
         listener = on_action(user) if on_action else None
+        confirmed = self.store.deletes_confirmed(user.id)
+        guard = (
+            None
+            if confirmed
+            else DeleteGuard(
+                settings.mass_delete_percent,
+                settings.mass_delete_count,
+                settings.mass_delete_minimum,
+            )
+        )
         for kind in KINDS:
             direction = direction_of(config, kind)
             self._set_flows(user, kind, direction)
@@ -182,13 +211,29 @@ class SyncService:
                 continue
             for flow in _flows(direction):
                 self.store.mark_sync_started(user.id, kind, flow)
-            kind_report = sync_kind(user.id, kind, self.crm.side(user.id, kind),
-                                    _side_of(mailbox, kind), self.store,
-                                    policy_for(config, kind, now=self.clock(),
-                                               rep_zone=user.time_zone,
-                                               event_category=settings.event_category),
-                                    self.clock, listener)
+            kind_report = sync_kind(
+                user.id,
+                kind,
+                self.crm.side(user.id, kind),
+                _side_of(mailbox, kind),
+                self.store,
+                policy_for(
+                    config,
+                    kind,
+                    now=self.clock(),
+                    rep_zone=user.time_zone,
+                    event_category=settings.event_category,
+                    delete_guard=guard,
+                ),
+                self.clock,
+                listener,
+            )
             report.kinds[kind] = kind_report
+            if kind_report.held_deletes and report.error is None:
+                report.error = (
+                    f"{kind_report.held_deletes} {kind.value} deletions held back "
+                    "by the mass-delete guard (see the error report)"
+                )
             if kind_report.total_writes:
                 self.store.record_synced(kind, kind_report.total_writes)
             if kind_report.transient_failures:
@@ -202,6 +247,8 @@ class SyncService:
             for flow in _flows(direction):
                 self.store.mark_sync_finished(user.id, kind, flow)
         self.store.set_reset_status(user.id, None)
+        if confirmed:
+            self.store.clear_deletes_confirmation(user.id)
 
     def _start_reset(self, user: User) -> None:
         """Forget the rep's links and cursors; the cycle then re-pairs by marker and content."""
@@ -216,10 +263,20 @@ class SyncService:
             if flow not in _flows(direction):
                 self.store.set_sync_status(user.id, kind, flow, SyncStatus.NOT_CONFIGURED)
 
-    def _record(self, user: User, kind: ItemKind | None, operation: str, error_type: ErrorType,
-                message: str, suggestion: str) -> None:
-        self.store.record_error(ErrorEntry(user.id, kind, None, operation, error_type, message,
-                                           suggestion, self.clock()))
+    def _record(
+        self,
+        user: User,
+        kind: ItemKind | None,
+        operation: str,
+        error_type: ErrorType,
+        message: str,
+        suggestion: str,
+    ) -> None:
+        self.store.record_error(
+            ErrorEntry(
+                user.id, kind, None, operation, error_type, message, suggestion, self.clock()
+            )
+        )
 
 
 class _NotInDomains(SyncError):
@@ -235,8 +292,12 @@ class _NotInDomains(SyncError):
 
 def _flows(direction: Direction) -> tuple[Direction, ...]:
     return tuple(
-        flow for flow, on in ((Direction.CRM_TO_MAIL, direction.to_mail),
-                              (Direction.MAIL_TO_CRM, direction.to_crm)) if on
+        flow
+        for flow, on in (
+            (Direction.CRM_TO_MAIL, direction.to_mail),
+            (Direction.MAIL_TO_CRM, direction.to_crm),
+        )
+        if on
     )
 
 

@@ -131,6 +131,8 @@ reps = Table(
     Column("lease_owner", Text, nullable=True),
     Column("lease_expires", UTCDateTime, nullable=True),
     Column("fence", Integer, nullable=False, default=0, server_default="0"),
+    # When an admin let the held-back deletions of a tripped mass-delete guard through.
+    Column("deletes_confirmed_at", UTCDateTime, nullable=True),
     Index(None, "next_due"),
 )
 

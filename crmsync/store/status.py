@@ -177,6 +177,21 @@ class StatusMixin(StoreBase):
         value = status.value if status is not None else None
         self._update_rep(rep_id, {"reset_status": value}, None)
 
+    def confirm_deletes(self, rep_id: str) -> None:
+        """Let the rep's next cycle carry out deletions the mass-delete guard held back."""
+        self._update_rep(rep_id, {"deletes_confirmed_at": self._clock()}, None)
+
+    def deletes_confirmed(self, rep_id: str) -> bool:
+        with self._read() as conn:
+            value = conn.execute(
+                select(_R.c.deletes_confirmed_at).where(_R.c.rep_id == rep_id)
+            ).scalar_one_or_none()
+        return value is not None
+
+    def clear_deletes_confirmation(self, rep_id: str) -> None:
+        """A confirmation covers one cycle: the guard is armed again afterwards."""
+        self._update_rep(rep_id, {"deletes_confirmed_at": None}, None)
+
     # -- implementation, optionally under a rep's fence --
 
     def _rep_statuses(self, where: ColumnElement[bool] | None) -> list[RepStatus]:

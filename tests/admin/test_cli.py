@@ -96,3 +96,39 @@ def test_a_wrong_password_is_reported_not_raised(
         assert "not-the-password" not in result.output + errors
     finally:
         server.stop()
+
+
+def test_a_mass_deletion_waits_for_the_admin_to_confirm_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
+        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
+        people = tmp_path / "people.jsonl"
+        lines = [f'{{"kind": "user", "email": "{REP_EMAIL}"}}']
+        lines += [
+            f'{{"kind": "contact", "id": "c{n}", "owner": "{REP_EMAIL}", "first_name": "P{n}"}}'
+            for n in range(10)
+        ]
+        people.write_text("\n".join(lines) + "\n")
+        assert runner.invoke(app, ["crm", "import", str(people)]).exit_code == 0
+        runner.invoke(
+            app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--propagate-contact-deletions"]
+        )
+        assert "contacts → mail 10" in runner.invoke(app, ["sync"]).output
+        for n in range(7):
+            assert runner.invoke(app, ["crm", "delete", "contact", f"c{n}"]).exit_code == 0
+
+        held = runner.invoke(app, ["sync"])
+        assert held.exit_code == 1
+        assert "7 contact deletions held back" in held.output
+        assert "mass_delete" in runner.invoke(app, ["errors"]).output
+
+        assert runner.invoke(app, ["confirm-deletes", "--rep", REP_EMAIL]).exit_code == 0
+        done = runner.invoke(app, ["sync"])
+        assert done.exit_code == 0, done.output
+        status = runner.invoke(app, ["status"]).output
+        assert "│ 3 " in status  # contacts in sync after the confirmed deletions
+    finally:
+        server.stop()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crmsync.domain.records import Contact, ItemKind
-from crmsync.domain.sync import ServerUnavailable, Side
+from crmsync.domain.sync import ErrorType, ServerUnavailable, Side
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import Executor, LinkBatch
-from crmsync.engine.planner import Policy
+from crmsync.engine.planner import DeleteGuard, Policy
 from tests.engine.memory import MemorySide, MemoryState
 
 REP = "rep-1"
@@ -63,3 +65,41 @@ def test_links_reach_the_store_in_batches_and_at_the_end() -> None:
 
     assert state.batches == [LinkBatch.SIZE, 5]
     assert len(state.links(REP, KIND)) == LinkBatch.SIZE + 5
+
+
+@pytest.mark.parametrize(
+    ("deletes", "linked", "trips"),
+    [
+        (5, 6, False),
+        (6, 100, False),
+        (11, 100, True),
+        (6, 50, True),
+        (6, 60, False),
+        (51, 10_000, True),
+        (50, 10_000, False),
+        (0, 0, False),
+    ],
+)
+def test_the_mass_delete_guard_thresholds(deletes: int, linked: int, trips: bool) -> None:
+    assert DeleteGuard(percent=10, count=50, minimum=5).trips(deletes, linked) is trips
+
+
+def test_a_mass_deletion_is_held_until_confirmed() -> None:
+    crm, mail, state = MemorySide("c"), MemorySide("m"), MemoryState()
+    ids = [crm.put(Contact(first_name=f"P{n}")) for n in range(20)]
+    policy = Policy(propagate_deletions=True)
+    sync_kind(REP, KIND, crm, mail, state, policy)
+    cursors = dict(state.cursors)
+    for item_id in ids[:8]:
+        crm.remove(item_id)
+
+    held = sync_kind(REP, KIND, crm, mail, state, policy)
+
+    assert held.held_deletes == 8 and held.written_to(Side.MAIL) == 0
+    assert len(mail.items) == 20 and state.cursors == cursors
+    (row,) = state.errors
+    assert row.error_type is ErrorType.MASS_DELETE and "confirm-deletes" in row.suggestion
+    # Held again on the next cycle, then carried out once an admin confirms.
+    assert sync_kind(REP, KIND, crm, mail, state, policy).held_deletes == 8
+    confirmed = sync_kind(REP, KIND, crm, mail, state, replace(policy, delete_guard=None))
+    assert confirmed.written_to(Side.MAIL) == 8 and len(mail.items) == 12
