@@ -126,6 +126,12 @@ def configs_add(
         EventWindow.TODAY
     ),
     window_days: Annotated[int, typer.Option(help="N for last_n_days (1-180).")] = 30,
+    auto_relate: Annotated[
+        bool,
+        typer.Option(
+            help="Relate events from the mail server to their attendees' contacts or lead."
+        ),
+    ] = False,
     user_selected_events: Annotated[
         bool,
         typer.Option(help="Sync mail-side events only when the rep gives them the org's category."),
@@ -155,6 +161,7 @@ def configs_add(
                 delete_synced_events,
                 window=window,
                 window_days=window_days,
+                auto_relate=auto_relate,
                 selection=(
                     EventSelection.USER_SELECTED if user_selected_events else EventSelection.ALL
                 ),

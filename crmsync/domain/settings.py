@@ -73,6 +73,7 @@ class EventSettings:
     window: EventWindow = EventWindow.TODAY
     window_days: int = 30
     selection: EventSelection = EventSelection.ALL
+    auto_relate: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.window_days <= MAX_WINDOW_DAYS:

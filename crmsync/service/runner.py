@@ -214,7 +214,7 @@ class SyncService:
             kind_report = sync_kind(
                 user.id,
                 kind,
-                self.crm.side(user.id, kind),
+                self.crm.side(user.id, kind, auto_relate=config.events.auto_relate),
                 _side_of(mailbox, kind),
                 self.store,
                 policy_for(

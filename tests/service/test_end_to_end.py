@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from crmsync.domain.records import (
+    Attendee,
     Contact,
     Event,
     EventTiming,
     ItemKind,
+    Lead,
     Occurrence,
     Recurrence,
 )
@@ -274,5 +276,46 @@ def test_the_date_window_limits_what_syncs_and_narrowing_it_deletes_nothing(
         assert report.writes == 0
         assert [e.location for e in world.mail_records(ItemKind.EVENT)] == [""]
         assert len(world.crm_records(ItemKind.EVENT)) == 2
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("auto_relate", [True, False])
+def test_events_from_the_mailbox_are_related_to_attendees_contacts_or_one_lead(
+    dav_server: DavServerInfo, tmp_path: Path, auto_relate: bool
+) -> None:
+    config = replace(BOTH_WAYS, events=EventSettings(auto_relate=auto_relate))
+    world = World(dav_server, tmp_path / "home", config)
+    try:
+        ada = world.crm.create_contact(
+            world.rep.id, Contact(first_name="Ada", email="ada@example.org")
+        )
+        lead = world.crm.create_lead(world.rep.id, Lead(last_name="Lee", email="lee@lead.test"))
+        world.sync()
+        with_contact = Event(
+            "Demo for Ada",
+            EventTiming(at(4, 9), at(4, 10)),
+            attendees=(Attendee("ADA@example.org"), Attendee("x@y.test")),
+        )
+        with_lead = Event(
+            "Intro to Lee", EventTiming(at(5, 9), at(5, 10)), attendees=(Attendee("lee@lead.test"),)
+        )
+        world.mailbox.events.create(with_contact, marker="client-1")
+        world.mailbox.events.create(with_lead, marker="client-2")
+
+        world.sync()
+
+        by_subject = {s.record.subject: s.id for s in world.crm.list_events(owner_id=world.rep.id)}
+        relations = {
+            subject: world.crm.event_relations(event_id) for subject, event_id in by_subject.items()
+        }
+        if auto_relate:
+            assert relations["Demo for Ada"].contact_ids == (ada.id,)
+            assert relations["Demo for Ada"].lead_id is None
+            assert relations["Intro to Lee"].contact_ids == ()
+            assert relations["Intro to Lee"].lead_id == lead.id
+        else:
+            assert all(not r.contact_ids and r.lead_id is None for r in relations.values())
+        assert world.sync().writes == 0
     finally:
         world.close()

@@ -147,11 +147,13 @@ class BuiltinCrm:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def side(self, rep_id: str, kind: ItemKind) -> OwnerSide:
-        """The rep's owned contacts (person accounts included) or events as an `ItemSide`."""
+    def side(self, rep_id: str, kind: ItemKind, *, auto_relate: bool = False) -> OwnerSide:
+        """The rep's owned contacts (person accounts included) or events as an `ItemSide`;
+        with ``auto_relate``, events written to the CRM are related to their attendees'
+        contacts (or one lead)."""
         from crmsync.crm.builtin.sides import OwnerSide  # sides imports this module
 
-        return OwnerSide(self, rep_id, kind)
+        return OwnerSide(self, rep_id, kind, auto_relate=auto_relate)
 
     def current_stamp(self) -> int:
         """The change feed's position: the highest committed stamp."""

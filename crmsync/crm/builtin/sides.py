@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Select, and_, select
+from sqlalchemy import Connection, Select, and_, func, select
 
 from crmsync.crm.builtin import tables, writes
 from crmsync.crm.builtin.changefeed import committed_stamp, pruned_through
+from crmsync.crm.builtin.crm import EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord, NotFound, StaleVersion
 from crmsync.crm.builtin.rows import CODECS, OwnedKind
-from crmsync.domain.records import ItemKind, Record
+from crmsync.domain.records import Event, ItemKind, Record
 from crmsync.domain.sync import (
     Changes,
     ErrorType,
@@ -45,13 +46,19 @@ class OwnerSide:
     `delete` treat it as gone.
     """
 
-    def __init__(self, crm: BuiltinCrm, rep_id: str, kind: ItemKind) -> None:
+    def __init__(
+        self, crm: BuiltinCrm, rep_id: str, kind: ItemKind, *, auto_relate: bool = False
+    ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"the built-in CRM syncs contacts and events, not {kind}")
         self.crm = crm
         self.rep_id = rep_id
         self.kind = _KINDS[kind]
         self._codec = CODECS[self.kind]
+        # Events written from the mail server are related to the contacts whose email
+        # matches an attendee, or to one lead when no contact does (the spec's
+        # "automatically relate events to CRM records").
+        self.auto_relate = auto_relate and self.kind is OwnedKind.EVENT
 
     def __repr__(self) -> str:
         return f"OwnerSide({self.crm.url!r}, rep={self.rep_id!r}, kind={self.kind.value!r})"
@@ -194,6 +201,7 @@ class OwnerSide:
                 f"rep {self.rep_id} is not a user of the built-in CRM",
                 "Add the user to the CRM or remove the rep from the configuration.",
             ) from exc
+        self._relate(stored.id, record)
         return Written(stored.id, stored.version, stored.record)
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
@@ -217,7 +225,38 @@ class OwnerSide:
             ) from exc
         except InvalidRecord as exc:
             raise RejectedWrite(str(exc), "Correct the item on the mail server.") from exc
+        self._relate(stored.id, record)
         return Written(stored.id, stored.version, stored.record)
+
+    def _relate(self, event_id: str, record: Record) -> None:
+        if not self.auto_relate or not isinstance(record, Event):
+            return
+        emails = {a.email.casefold() for a in record.attendees if a.email}
+        if not emails:
+            return
+        with self.crm.reading() as conn:
+            contact_ids = tuple(
+                sorted(
+                    conn.execute(
+                        select(tables.contacts.c.id).where(
+                            func.lower(tables.contacts.c.email).in_(emails)
+                        )
+                    ).scalars()
+                )
+            )
+            lead_id = (
+                None
+                if contact_ids
+                else conn.execute(
+                    select(tables.leads.c.id)
+                    .where(func.lower(tables.leads.c.email).in_(emails))
+                    .order_by(tables.leads.c.id)
+                )
+                .scalars()
+                .first()
+            )
+        if contact_ids or lead_id:
+            self.crm.set_event_relations(event_id, EventRelations(contact_ids, lead_id))
 
     def delete(self, item_id: str, version: str) -> None:
         """Delete the record; a record already gone (or now someone else's) is not an error,
