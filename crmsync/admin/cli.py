@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync.admin.crm_cli import crm_app
-from crmsync.admin.reports import print_report, status_table
+from crmsync.admin.reports import preview_table, print_report, status_table
 from crmsync.domain.settings import (
     ConflictBehaviour,
     ConnectionMethod,
@@ -200,6 +200,41 @@ def sync(rep: Annotated[str | None, typer.Option(help="Only this rep's email.")]
             failed = failed or report.error is not None
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="Preview this configuration (active or not) for the reps assigned to it."
+        ),
+    ] = None,
+    rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None,
+) -> None:
+    """Print what the next cycle would create, update, delete or skip, writing nothing."""
+    with open_service() as service:
+        chosen = None
+        if config is not None:
+            chosen = service.store.config(config)
+            if chosen is None:
+                raise LookupError(f"no configuration named {config!r}")
+        reps = [service.rep_by_email(rep)] if rep else service.reps()
+        if chosen is not None and not rep:
+            reps = [
+                u
+                for u in reps
+                if u.id in chosen.user_ids
+                or (u.profile_id is not None and u.profile_id in chosen.profile_ids)
+            ]
+        for user in reps:
+            result = service.preview_rep(user, chosen)
+            if result.note:
+                console.print(f"{user.email}: {result.note}")
+            elif not any(result.kinds.values()):
+                console.print(f"{user.email}: nothing to do")
+            else:
+                console.print(preview_table(result))
 
 
 @app.command()

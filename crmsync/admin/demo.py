@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.progress import Progress
 
-from crmsync.admin.reports import describe_action, print_report, status_table
+from crmsync.admin.reports import describe_action, print_report, status_table, subject_of
 from crmsync.domain.records import (
     Address,
     Attendee,
@@ -32,7 +32,7 @@ from crmsync.domain.records import (
 )
 from crmsync.domain.settings import EventSettings, OrgSettings, SyncConfig
 from crmsync.engine.executor import ActionListener
-from crmsync.engine.planner import Action, Create, Delete, Pair, Update
+from crmsync.engine.planner import Action
 from crmsync.groupware.dav.local_server import LocalRadicale, free_port
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -103,7 +103,7 @@ def _live(service: SyncService, console: Console, cycles: int | None, interval: 
 
     def listener(user: User) -> ActionListener:
         def show(action: Action, error: str | None) -> None:
-            line = describe_action(action, _subject(action))
+            line = describe_action(action, subject_of(action))
             if line:
                 stamp = dt.datetime.now().strftime("%H:%M:%S")
                 suffix = f" [red]failed: {error}[/red]" if error else ""
@@ -121,18 +121,6 @@ def _live(service: SyncService, console: Console, cycles: int | None, interval: 
             done += 1
     except KeyboardInterrupt:
         console.print("Stopped.")
-
-
-def _subject(action: Action) -> str:
-    match action:
-        case Create(source=source) | Update(source=source) | Pair(crm=source):
-            record = source.record
-            if record is None:
-                return source.id
-            return getattr(record, "subject", None) or getattr(record, "display_name", source.id)
-        case Delete(link=link):
-            return link.crm_id
-    return ""
 
 
 def _print_access(console: Console, url: str, passwords: dict[str, str]) -> None:

@@ -10,8 +10,8 @@ from rich.table import Table
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction
 from crmsync.domain.sync import Side
-from crmsync.engine.planner import Action, Create, Delete, Pair, Skip, Update
-from crmsync.service.runner import RepReport, SyncService
+from crmsync.engine.planner import Action, Create, Delete, Pair, Relink, Skip, Unlink, Update
+from crmsync.service.runner import RepPreview, RepReport, SyncService
 
 FLOW_NAMES = {Direction.CRM_TO_MAIL: "CRM → mail", Direction.MAIL_TO_CRM: "mail → CRM"}
 
@@ -39,14 +39,24 @@ def print_report(console: Console, report: RepReport) -> None:
 
 def status_table(service: SyncService, reps: Iterable[User]) -> Table:
     """The spec's per-rep statuses (Tables 4-6): one row per rep and kind."""
-    table = Table("Rep", "Configuration", "Checks", "Kind", *FLOW_NAMES.values(), "In sync",
-                  "Reset", title="Sync statuses")
+    table = Table(
+        "Rep",
+        "Configuration",
+        "Checks",
+        "Kind",
+        *FLOW_NAMES.values(),
+        "In sync",
+        "Reset",
+        title="Sync statuses",
+    )
     for user in reps:
         status = service.store.rep_status(user.id)
         config = service.store.effective_config(user)
-        checks = (f"recognized {_check(status.recognized)} "
-                  f"folder {_check(status.contacts_folder_found)} "
-                  f"linked {_check(status.addresses_linked)}")
+        checks = (
+            f"recognized {_check(status.recognized)} "
+            f"folder {_check(status.contacts_folder_found)} "
+            f"linked {_check(status.addresses_linked)}"
+        )
         for kind in ItemKind:
             first = kind is ItemKind.CONTACT
             table.add_row(
@@ -80,3 +90,42 @@ def describe_action(action: Action, subject: str) -> str | None:
 
 def _side(side: Side) -> str:
     return "CRM" if side is Side.CRM else "mail server"
+
+
+def subject_of(action: Action) -> str:
+    """What an action is about, in words: the record's subject or name, else its id."""
+    match action:
+        case Create(source=source) | Update(source=source) | Pair(crm=source):
+            record = source.record
+            if record is None:
+                return source.id
+            return getattr(record, "subject", None) or getattr(record, "display_name", source.id)
+        case Delete(link=link) | Relink(link=link) | Unlink(link=link):
+            return link.crm_id
+        case Skip(item_id=item_id):
+            return item_id
+    return ""
+
+
+def preview_table(preview: RepPreview) -> Table:
+    """One rep's preview: each action, the side it writes to and the rule behind it."""
+    config = preview.config.name if preview.config else "none"
+    table = Table(
+        "Kind",
+        "Action",
+        "Writes to",
+        "Item",
+        "Rule",
+        title=f"{preview.rep.email} (configuration: {config})",
+    )
+    for kind, actions in preview.kinds.items():
+        for action in actions:
+            target = getattr(action, "target", None) or getattr(action, "then", None)
+            table.add_row(
+                kind.value,
+                type(action).__name__.lower(),
+                _side(target) if target else "",
+                subject_of(action),
+                action.reason,
+            )
+    return table

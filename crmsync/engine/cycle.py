@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import ErrorEntry, ErrorType, Side
+from crmsync.domain.sync import Changes, ErrorEntry, ErrorType, Link, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
-from crmsync.engine.planner import Policy, hold_mass_deletes, plan
+from crmsync.engine.planner import Action, Policy, hold_mass_deletes, plan
 from crmsync.engine.ports import ItemSide, SyncState
 
 # A round that wrote something is followed by a settling round (see `sync_kind`); more
@@ -38,19 +38,10 @@ def sync_kind(
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
     report = KindReport(kind)
     for _ in range(MAX_ROUNDS):
-        links = state.links(rep_id, kind)
-        changes = {
-            side: sides[side].changes(
-                state.cursor(rep_id, kind, side),
-                {link.id_on(side): link.version_on(side) for link in links},
-            )
-            for side in (Side.CRM, Side.MAIL)
-        }
+        links, changes, actions, held = _read_and_plan(rep_id, kind, sides, state, policy)
         for side, side_changes in changes.items():
             report.full_listing.setdefault(side, side_changes.full)
         writes_before = report.total_writes
-        actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
-        actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
         Executor(rep_id, kind, sides, state, policy, clock, on_action, report).run(actions)
         if held:
             # Keep the cursors: the held deletions are planned again once confirmed.
@@ -78,3 +69,27 @@ def sync_kind(
         if report.total_writes == writes_before:
             break
     return report
+
+
+def preview_kind(
+    rep_id: str, kind: ItemKind, crm: ItemSide, mail: ItemSide, state: SyncState, policy: Policy
+) -> list[Action]:
+    """What the next `sync_kind` would do first, reading both sides and writing nothing."""
+    sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
+    return _read_and_plan(rep_id, kind, sides, state, policy)[2]
+
+
+def _read_and_plan(
+    rep_id: str, kind: ItemKind, sides: dict[Side, ItemSide], state: SyncState, policy: Policy
+) -> tuple[list[Link], dict[Side, Changes], list[Action], int]:
+    links = state.links(rep_id, kind)
+    changes = {
+        side: sides[side].changes(
+            state.cursor(rep_id, kind, side),
+            {link.id_on(side): link.version_on(side) for link in links},
+        )
+        for side in (Side.CRM, Side.MAIL)
+    }
+    actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
+    actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
+    return links, changes, actions, held

@@ -24,7 +24,12 @@ class MailServer:
     """The org's mail server as the service account reaches it."""
 
     def __init__(
-        self, settings: OrgSettings, password: str | None, retry: RetryPolicy | None = None
+        self,
+        settings: OrgSettings,
+        password: str | None,
+        retry: RetryPolicy | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         if settings.connection_method is not ConnectionMethod.DAV:
             raise NotImplementedError(
@@ -36,7 +41,9 @@ class MailServer:
                 "Run `crmsync setup dav` with the service account's password.",
             )
         self.settings = settings
-        self.connection: DavConnection = connect(settings, password, retry=retry)
+        self.connection: DavConnection = connect(
+            settings, password, retry=retry, read_only=read_only
+        )
 
     def open(self, email: str) -> RepMailbox:
         """The rep's default calendar and contacts folder, created where missing.

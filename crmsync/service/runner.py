@@ -16,10 +16,10 @@ from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
 from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
-from crmsync.engine.cycle import sync_kind
+from crmsync.engine.cycle import preview_kind, sync_kind
 from crmsync.engine.executor import ActionListener, KindReport, utc_now
-from crmsync.engine.planner import DeleteGuard
-from crmsync.groupware.dav import RetryPolicy
+from crmsync.engine.planner import Action, DeleteGuard
+from crmsync.groupware.dav import RetryPolicy, WouldWrite
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
 from crmsync.service.policies import direction_of, policy_for
@@ -37,6 +37,16 @@ _FOLDER_CHECKS = {
     "calendar": "calendar_found",
     "contacts": "contacts_folder_found",
 }
+
+
+@dataclass
+class RepPreview:
+    """The actions a rep's next cycle would take per kind, or why none can be listed."""
+
+    rep: User
+    config: SyncConfig | None
+    kinds: dict[ItemKind, list[Action]] = field(default_factory=dict)
+    note: str | None = None
 
 
 @dataclass
@@ -130,6 +140,54 @@ class SyncService:
         """The spec's Reset Sync: the next cycle re-pairs the rep's items from scratch."""
         self.store.set_reset_status(user.id, ResetStatus.MARKED)
 
+    # -- preview -------------------------------------------------------------------------
+    def preview_rep(self, user: User, config: SyncConfig | None = None) -> RepPreview:
+        """What the rep's next cycle would do under ``config`` (default: the rep's active
+        configuration), reading both sides and writing nothing anywhere."""
+        config = config or self.store.effective_config(user, self.org_id)
+        preview = RepPreview(user, config)
+        if config is None:
+            preview.note = "no active configuration covers this rep"
+            return preview
+        settings = self.org_settings()
+        server = MailServer(
+            settings, self.store.get_secret(SERVICE_PASSWORD), self.retry, read_only=True
+        )
+        try:
+            mailbox = server.open(user.email)
+            for kind in KINDS:
+                if direction_of(config, kind) is Direction.NONE:
+                    continue
+                policy = policy_for(
+                    config,
+                    kind,
+                    now=self.clock(),
+                    rep_zone=user.time_zone,
+                    event_category=settings.event_category,
+                    delete_guard=self._delete_guard(user, settings),
+                )
+                crm_side = self.crm.side(user.id, kind, auto_relate=config.events.auto_relate)
+                preview.kinds[kind] = preview_kind(
+                    user.id, kind, crm_side, _side_of(mailbox, kind), self.store, policy
+                )
+        except WouldWrite:
+            preview.note = (
+                "the rep's calendar or contacts folder does not exist yet: the "
+                "first cycle creates it, then copies the rep's CRM items there"
+            )
+        except SyncError as failure:
+            preview.note = f"{failure.message} ({failure.suggestion})"
+        finally:
+            server.close()
+        return preview
+
+    def _delete_guard(self, user: User, settings: OrgSettings) -> DeleteGuard | None:
+        if self.store.deletes_confirmed(user.id):
+            return None
+        return DeleteGuard(
+            settings.mass_delete_percent, settings.mass_delete_count, settings.mass_delete_minimum
+        )
+
     # -- cycles --------------------------------------------------------------------------
     def sync_all(self, on_action: RepActionListener | None = None) -> list[RepReport]:
         return [self.sync_rep(user, on_action) for user in self.reps()]
@@ -195,15 +253,7 @@ class SyncService:
         )
         listener = on_action(user) if on_action else None
         confirmed = self.store.deletes_confirmed(user.id)
-        guard = (
-            None
-            if confirmed
-            else DeleteGuard(
-                settings.mass_delete_percent,
-                settings.mass_delete_count,
-                settings.mass_delete_minimum,
-            )
-        )
+        guard = self._delete_guard(user, settings)
         for kind in KINDS:
             direction = direction_of(config, kind)
             self._set_flows(user, kind, direction)

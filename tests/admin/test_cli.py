@@ -132,3 +132,38 @@ def test_a_mass_deletion_waits_for_the_admin_to_confirm_it(
         assert "│ 3 " in status  # contacts in sync after the confirmed deletions
     finally:
         server.stop()
+
+
+def test_preview_lists_the_next_cycle_and_writes_nothing(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
+        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
+        people = tmp_path / "people.jsonl"
+        people.write_text(
+            f'{{"kind": "user", "email": "{REP_EMAIL}"}}\n'
+            f'{{"kind": "contact", "id": "c1", "owner": "{REP_EMAIL}", "first_name": "Ada"}}\n'
+        )
+        runner.invoke(app, ["crm", "import", str(people)])
+        runner.invoke(app, ["configs", "add", "Pilot", "--user", REP_EMAIL, "--inactive"])
+        storage = tmp_path / "radicale" / "collections" / "collection-root" / REP_EMAIL
+
+        first = runner.invoke(app, ["preview", "--config", "Pilot"])
+        assert first.exit_code == 0, first.output
+        assert "first cycle creates it" in first.output
+        assert list(storage.iterdir()) == []  # no calendar or address book was created
+
+        runner.invoke(app, ["configs", "add", "Pilot", "--user", REP_EMAIL])
+        assert "contacts → mail 1" in runner.invoke(app, ["sync"]).output
+        assert "nothing to do" in runner.invoke(app, ["preview"]).output
+
+        runner.invoke(app, ["crm", "edit", "contact", "c1", "title=CFO"])
+        planned = runner.invoke(app, ["preview", "--rep", REP_EMAIL])
+        assert "update" in planned.output and "changed in crm" in planned.output
+        assert "Ada" in planned.output
+        # The preview wrote nothing: the next cycle still has the update to make.
+        assert "contacts → mail 1" in runner.invoke(app, ["sync"]).output
+    finally:
+        server.stop()

@@ -6,7 +6,7 @@
 """
 
 from crmsync.groupware.dav.collection import DavCollection
-from crmsync.groupware.dav.connection import DavConnection, RetryPolicy
+from crmsync.groupware.dav.connection import DavConnection, RetryPolicy, WouldWrite
 from crmsync.groupware.dav.mailbox import DavMailbox, MailboxFacts, connect, open_mailbox
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "DavMailbox",
     "MailboxFacts",
     "RetryPolicy",
+    "WouldWrite",
     "connect",
     "open_mailbox",
 ]

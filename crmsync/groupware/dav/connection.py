@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable
+from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,13 @@ def canonical_path(href: str) -> str:
     return quote(unquote(urlsplit(href).path), safe="/")
 
 
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+
+
+class WouldWrite(SyncError):
+    """A read-only connection was asked to change the server."""
+
+
 class DavConnection:
     """A session with one DAV server as one account (HTTP Basic auth).
 
@@ -90,8 +97,12 @@ class DavConnection:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        read_only: bool = False,
     ) -> None:
         parts = urlsplit(server_url)
+        # A read-only connection refuses every method that could change the server
+        # (for previews): `WouldWrite` is raised instead of sending it.
+        self.read_only = read_only
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.base_path = parts.path.rstrip("/")
         self.username = username
@@ -129,6 +140,8 @@ class DavConnection:
         `ServerUnavailable` when every attempt timed out, failed to connect or got
         5xx/429, and `AuthenticationFailed` on HTTP 401.
         """
+        if self.read_only and method.upper() not in _READ_METHODS:
+            raise WouldWrite(f"{method} {path}", "Nothing to do: a preview writes nothing.")
         send_headers = dict(headers or {})
         if xml:
             send_headers["Content-Type"] = XML_CONTENT_TYPE

@@ -83,10 +83,12 @@ def connect(
     *,
     retry: RetryPolicy | None = None,
     timeout: float = 30.0,
+    read_only: bool = False,
 ) -> DavConnection:
     """A connection to ``settings.server_url`` as the org's service account."""
     return DavConnection(
-        settings.server_url, settings.service_account, password, retry=retry, timeout=timeout
+        settings.server_url, settings.service_account, password, retry=retry, timeout=timeout,
+        read_only=read_only,
     )
 
 
