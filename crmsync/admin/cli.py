@@ -20,6 +20,7 @@ from crmsync.admin.reports import preview_table, print_report, status_table
 from crmsync.domain.settings import (
     ConflictBehaviour,
     ConnectionMethod,
+    ContactOwnership,
     ContactSettings,
     Direction,
     EventSelection,
@@ -122,6 +123,9 @@ def configs_add(
     sync_private: Annotated[bool, typer.Option(help="Sync private events.")] = False,
     delete_synced_events: Annotated[bool, typer.Option()] = True,
     propagate_contact_deletions: Annotated[bool, typer.Option()] = False,
+    all_contacts: Annotated[
+        bool, typer.Option(help="Sync every contact reps can see, not only the ones they own.")
+    ] = False,
     window: Annotated[EventWindow, typer.Option(help="Events that end from when on sync.")] = (
         EventWindow.TODAY
     ),
@@ -153,7 +157,12 @@ def configs_add(
             active=not inactive,
             user_ids=user_ids,
             profile_ids=tuple(profile_ids),
-            contacts=ContactSettings(contacts, contacts_conflict, propagate_contact_deletions),
+            contacts=ContactSettings(
+                contacts,
+                contacts_conflict,
+                propagate_contact_deletions,
+                ContactOwnership.ALL if all_contacts else ContactOwnership.USERS_RECORDS,
+            ),
             events=EventSettings(
                 events,
                 events_conflict,

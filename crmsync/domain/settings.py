@@ -37,12 +37,20 @@ class ConnectionMethod(StrEnum):
     GOOGLE = "google"
 
 
+class ContactOwnership(StrEnum):
+    """The spec's ownership filter for contacts going CRM → mail."""
+
+    USERS_RECORDS = "users_records"  # "Selected contacts" + "User's records": the rep's own
+    ALL = "all"  # "All contacts": every contact the rep can see
+
+
 @dataclass(frozen=True)
 class ContactSettings:
     direction: Direction = Direction.BOTH
     conflict: ConflictBehaviour = ConflictBehaviour.CRM_WINS
     # The spec: deleted contacts are not removed from the other application.
     propagate_deletions: bool = False
+    ownership: ContactOwnership = ContactOwnership.USERS_RECORDS
 
 
 class EventWindow(StrEnum):

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.records import ItemKind, User
-from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
+from crmsync.domain.settings import ContactOwnership, Direction, OrgSettings, SyncConfig
 from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import preview_kind, sync_kind
 from crmsync.engine.executor import ActionListener, KindReport, utc_now
 from crmsync.engine.planner import Action, DeleteGuard
+from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import RetryPolicy, WouldWrite
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
@@ -166,7 +167,7 @@ class SyncService:
                     event_category=settings.event_category,
                     delete_guard=self._delete_guard(user, settings),
                 )
-                crm_side = self.crm.side(user.id, kind, auto_relate=config.events.auto_relate)
+                crm_side = _crm_side(self.crm, user, kind, config)
                 preview.kinds[kind] = preview_kind(
                     user.id, kind, crm_side, _side_of(mailbox, kind), self.store, policy
                 )
@@ -264,7 +265,7 @@ class SyncService:
             kind_report = sync_kind(
                 user.id,
                 kind,
-                self.crm.side(user.id, kind, auto_relate=config.events.auto_relate),
+                _crm_side(self.crm, user, kind, config),
                 _side_of(mailbox, kind),
                 self.store,
                 policy_for(
@@ -338,6 +339,11 @@ class _NotInDomains(SyncError):
             f"{email} is outside the service account's domains ({domains}).",
             "Add the rep's email domain to the additional domains in the connection setup.",
         )
+
+
+def _crm_side(crm: BuiltinCrm, user: User, kind: ItemKind, config: SyncConfig) -> ItemSide:
+    all_contacts = kind is ItemKind.CONTACT and config.contacts.ownership is ContactOwnership.ALL
+    return crm.side(user.id, kind, auto_relate=config.events.auto_relate, all_owners=all_contacts)
 
 
 def _flows(direction: Direction) -> tuple[Direction, ...]:

@@ -26,6 +26,7 @@ from crmsync.domain.records import (
 )
 from crmsync.domain.settings import (
     ConflictBehaviour,
+    ContactOwnership,
     ContactSettings,
     Direction,
     EventSettings,
@@ -317,5 +318,30 @@ def test_events_from_the_mailbox_are_related_to_attendees_contacts_or_one_lead(
         else:
             assert all(not r.contact_ids and r.lead_id is None for r in relations.values())
         assert world.sync().writes == 0
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize("ownership", list(ContactOwnership))
+def test_all_contacts_syncs_colleagues_contacts_users_records_only_the_reps_own(
+    dav_server: DavServerInfo, tmp_path: Path, ownership: ContactOwnership
+) -> None:
+    config = replace(BOTH_WAYS, contacts=ContactSettings(ownership=ownership))
+    world = World(dav_server, tmp_path / "home", config)
+    try:
+        colleague = world.crm.create_user("colleague@example.com", "Col League")
+        world.crm.create_contact(world.rep.id, Contact(first_name="Mine"))
+        theirs = world.crm.create_contact(colleague.id, Contact(first_name="Theirs"))
+        world.sync()
+        expected = ["Mine", "Theirs"] if ownership is ContactOwnership.ALL else ["Mine"]
+        assert [c.first_name for c in world.mail_records(ItemKind.CONTACT)] == expected
+
+        # A CRM edit of the colleague's contact reaches the rep's mailbox only with ALL;
+        # the contact keeps its owner either way.
+        world.crm.update_contact(theirs.id, replace(theirs.record, title="CEO"))
+        world.sync()
+        titles = {c.first_name: c.title for c in world.mail_records(ItemKind.CONTACT)}
+        assert titles.get("Theirs") == ("CEO" if ownership is ContactOwnership.ALL else None)
+        assert world.crm.get_contact(theirs.id).owner_id == colleague.id
     finally:
         world.close()

@@ -147,13 +147,16 @@ class BuiltinCrm:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def side(self, rep_id: str, kind: ItemKind, *, auto_relate: bool = False) -> OwnerSide:
+    def side(
+        self, rep_id: str, kind: ItemKind, *, auto_relate: bool = False, all_owners: bool = False
+    ) -> OwnerSide:
         """The rep's owned contacts (person accounts included) or events as an `ItemSide`;
         with ``auto_relate``, events written to the CRM are related to their attendees'
-        contacts (or one lead)."""
+        contacts (or one lead); with ``all_owners``, every record of the kind is in scope,
+        not only the rep's own."""
         from crmsync.crm.builtin.sides import OwnerSide  # sides imports this module
 
-        return OwnerSide(self, rep_id, kind, auto_relate=auto_relate)
+        return OwnerSide(self, rep_id, kind, auto_relate=auto_relate, all_owners=all_owners)
 
     def current_stamp(self) -> int:
         """The change feed's position: the highest committed stamp."""

@@ -47,7 +47,13 @@ class OwnerSide:
     """
 
     def __init__(
-        self, crm: BuiltinCrm, rep_id: str, kind: ItemKind, *, auto_relate: bool = False
+        self,
+        crm: BuiltinCrm,
+        rep_id: str,
+        kind: ItemKind,
+        *,
+        auto_relate: bool = False,
+        all_owners: bool = False,
     ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"the built-in CRM syncs contacts and events, not {kind}")
@@ -59,6 +65,9 @@ class OwnerSide:
         # matches an attendee, or to one lead when no contact does (the spec's
         # "automatically relate events to CRM records").
         self.auto_relate = auto_relate and self.kind is OwnedKind.EVENT
+        # The spec's "All contacts": every record the rep can see, whoever owns it (new
+        # ones from the mail server are still the rep's). Otherwise only the rep's own.
+        self.owner_id: str | None = None if all_owners else rep_id
 
     def __repr__(self) -> str:
         return f"OwnerSide({self.crm.url!r}, rep={self.rep_id!r}, kind={self.kind.value!r})"
@@ -74,12 +83,10 @@ class OwnerSide:
                 m.c.kind == self.kind.value, m.c.record_id == table.c.id, m.c.rep_id == self.rep_id
             ),
         )
-        return (
-            select(table, m.c.marker)
-            .select_from(joined)
-            .where(table.c.owner_id == self.rep_id)
-            .order_by(table.c.stamp)
-        )
+        query = select(table, m.c.marker).select_from(joined).order_by(table.c.stamp)
+        if self.owner_id is not None:
+            query = query.where(table.c.owner_id == self.owner_id)
+        return query
 
     def _seen(self, row: Mapping[str, Any]) -> Seen:
         version = str(row["stamp"])
@@ -139,15 +146,11 @@ class OwnerSide:
             self._listing().where(table.c.stamp > since, table.c.stamp <= head)
         ).mappings()
         items = tuple(self._seen(row) for row in rows)
+        in_range = [tomb.c.kind == self.kind.value, tomb.c.stamp > since, tomb.c.stamp <= head]
+        if self.owner_id is not None:
+            in_range.append(tomb.c.owner_id == self.owner_id)
         gone = conn.execute(
-            select(tomb.c.record_id)
-            .where(
-                tomb.c.kind == self.kind.value,
-                tomb.c.owner_id == self.rep_id,
-                tomb.c.stamp > since,
-                tomb.c.stamp <= head,
-            )
-            .order_by(tomb.c.stamp)
+            select(tomb.c.record_id).where(*in_range).order_by(tomb.c.stamp)
         ).scalars()
         # A record that left and came back (or was re-imported under its id) is present.
         listed = {seen.id for seen in items}
@@ -216,7 +219,7 @@ class OwnerSide:
                     item_id,
                     record,
                     expected_version=version,
-                    expected_owner_id=self.rep_id,
+                    expected_owner_id=self.owner_id,
                     keep=_KEPT_ON_UPDATE[self.kind],
                 )
         except (StaleVersion, NotFound) as exc:
@@ -268,7 +271,7 @@ class OwnerSide:
                     self.kind,
                     item_id,
                     expected_version=version,
-                    expected_owner_id=self.rep_id,
+                    expected_owner_id=self.owner_id,
                 )
         except StaleVersion as exc:
             raise VersionConflict(

@@ -116,14 +116,19 @@ class DavCollection:
         deleted: list[str] = []
         while True:
             response = self.connection.request(
-                "REPORT", self.path, body=sync_collection_body(token),
-                headers={"Depth": "0"}, xml=True,
+                "REPORT",
+                self.path,
+                body=sync_collection_body(token),
+                headers={"Depth": "0"},
+                xml=True,
             )
             if response.status_code != 207:
                 conditions = error_conditions(response.content)
                 log.info(
                     "sync-collection on %s answered %s %s",
-                    self.path, response.status_code, conditions,
+                    self.path,
+                    response.status_code,
+                    conditions,
                 )
                 if 400 <= response.status_code < 500:
                     raise _TokenRejected
@@ -156,8 +161,11 @@ class DavCollection:
         except _TokenRejected:
             pass
         response = self.connection.request(
-            "PROPFIND", self.path, body=propfind_body(_GETETAG, tag(DAV, "sync-token")),
-            headers={"Depth": "1"}, xml=True,
+            "PROPFIND",
+            self.path,
+            body=propfind_body(_GETETAG, tag(DAV, "sync-token")),
+            headers={"Depth": "1"},
+            xml=True,
         )
         if response.status_code != 207:
             self._unexpected(response, "list items")
@@ -178,9 +186,11 @@ class DavCollection:
         for start in range(0, len(hrefs), MULTIGET_BATCH):
             batch = hrefs[start : start + MULTIGET_BATCH]
             response = self.connection.request(
-                "REPORT", self.path,
+                "REPORT",
+                self.path,
                 body=multiget_body(self.format.multiget_report, self.format.data_property, batch),
-                headers={"Depth": "1"}, xml=True,
+                headers={"Depth": "1"},
+                xml=True,
             )
             if response.status_code != 207:
                 self._unexpected(response, "download items")
@@ -208,7 +218,9 @@ class DavCollection:
             return None
         except MalformedItem as exc:
             return Seen(
-                href, etag, None,
+                href,
+                etag,
+                None,
                 problem=ItemProblem(ErrorType.MALFORMED_ITEM, exc.message, exc.suggestion),
             )
         return Seen(href, etag, parsed.record, parsed.marker)
@@ -298,9 +310,7 @@ class DavCollection:
         try:
             new_text = self.format.render_update(text, record)
         except MalformedItem as exc:
-            raise RejectedWrite(
-                f"cannot update {item_id}: {exc.message}", exc.suggestion
-            ) from exc
+            raise RejectedWrite(f"cannot update {item_id}: {exc.message}", exc.suggestion) from exc
         if new_text == text:
             parsed = self._parse_own(text, item_id)
             if parsed is not None:
@@ -328,7 +338,9 @@ class DavCollection:
 
     def _put(self, href: str, text: str, headers: dict[str, str]) -> httpx.Response:
         return self.connection.request(
-            "PUT", href, body=text,
+            "PUT",
+            href,
+            body=text,
             headers={"Content-Type": self.format.content_type, **headers},
         )
 
@@ -366,8 +378,7 @@ class DavCollection:
         message = _server_message(response)
         if response.status_code in (401, 403):
             suggestion = (
-                "Give the service account write access to this rep's folder on the mail "
-                "server."
+                "Give the service account write access to this rep's folder on the mail server."
             )
         elif response.status_code == 507:
             suggestion = "The rep's mailbox is full: free space on the mail server."
@@ -395,4 +406,3 @@ def _server_message(response: httpx.Response) -> str:
     text = re.sub(r"<[^>]+>", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return (response.reason_phrase + (": " + text[:300] if text else "")).strip()
-

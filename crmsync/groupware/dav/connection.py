@@ -152,9 +152,7 @@ class DavConnection:
             self.requests_made += 1
             response: httpx.Response | None = None
             try:
-                response = self._client.request(
-                    method, url, content=content, headers=send_headers
-                )
+                response = self._client.request(method, url, content=content, headers=send_headers)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -163,8 +161,7 @@ class DavConnection:
                     raise AuthenticationFailed(
                         f"{self.origin} refused the service account {self.username!r} "
                         f"(HTTP 401 on {method} {path})",
-                        "Check the service account's user name and password in the org "
-                        "settings.",
+                        "Check the service account's user name and password in the org settings.",
                     )
                 if response.status_code not in _RETRY_STATUSES:
                     return response
@@ -173,7 +170,11 @@ class DavConnection:
                 wait = self.retry.delay(attempt, response)
                 log.info(
                     "%s %s failed (%s), retry %d in %.2f s",
-                    method, path, last_problem, attempt, wait,
+                    method,
+                    path,
+                    last_problem,
+                    attempt,
+                    wait,
                 )
                 self.retry.sleep(wait)
         raise ServerUnavailable(

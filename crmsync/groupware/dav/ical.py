@@ -121,9 +121,7 @@ def _parse_datetime(text: str) -> dt.datetime | dt.date:
     return value.replace(tzinfo=_UTC) if m.group(7) else value
 
 
-def _instants(
-    prop: cl.Property, zones: _Zones
-) -> tuple[list[dt.datetime | dt.date], str | None]:
+def _instants(prop: cl.Property, zones: _Zones) -> tuple[list[dt.datetime | dt.date], str | None]:
     """The values of a DTSTART-like property as UTC datetimes or dates, and its IANA tzid."""
     tzid_param = prop.param("TZID")
     zone: dt.tzinfo | None = None
@@ -151,9 +149,7 @@ def _instants(
     return out, (None if is_utc_or_floating else iana)
 
 
-def _format_instant(
-    value: dt.datetime | dt.date, tzid: str | None
-) -> tuple[str, dict[str, str]]:
+def _format_instant(value: dt.datetime | dt.date, tzid: str | None) -> tuple[str, dict[str, str]]:
     """Wire text and parameters for a date (VALUE=DATE) or an instant (in ``tzid`` or UTC)."""
     if not isinstance(value, dt.datetime):
         return value.strftime("%Y%m%d"), {"VALUE": "DATE"}
@@ -311,8 +307,7 @@ def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]
         found = "no VEVENT" if not masters else f"{len(masters)} VEVENTs"
         raise MalformedItem(
             f"the resource has {found} without RECURRENCE-ID; exactly one master is needed",
-            "Open the series in a calendar client and re-save it, or delete the stray "
-            "occurrences.",
+            "Open the series in a calendar client and re-save it, or delete the stray occurrences.",
         )
     return masters[0], [v for v in vevents if v.first("RECURRENCE-ID") is not None]
 
@@ -446,10 +441,14 @@ def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
             prop.set_param("ROLE", "REQ-PARTICIPANT" if attendee.required else "OPT-PARTICIPANT")
         wanted.append(prop)
     # Keep the attendees' lines where they were, in the record's order.
-    slots = [i for i, c in enumerate(vevent.children) if isinstance(c, cl.Property)
-             and c.name == "ATTENDEE"]
-    remaining = [c for c in vevent.children if not (isinstance(c, cl.Property)
-                                                    and c.name == "ATTENDEE")]
+    slots = [
+        i
+        for i, c in enumerate(vevent.children)
+        if isinstance(c, cl.Property) and c.name == "ATTENDEE"
+    ]
+    remaining = [
+        c for c in vevent.children if not (isinstance(c, cl.Property) and c.name == "ATTENDEE")
+    ]
     at = slots[0] if slots else len([c for c in vevent.children if isinstance(c, cl.Property)])
     at = min(at, len(remaining))
     vevent.children = remaining[:at] + wanted + remaining[at:]
@@ -490,9 +489,7 @@ def _apply_master(calendar: cl.Component, vevent: cl.Component, old: Event, new:
     _apply_recurrence(calendar, vevent, old, new)
 
 
-def _apply_recurrence(
-    calendar: cl.Component, master: cl.Component, old: Event, new: Event
-) -> None:
+def _apply_recurrence(calendar: cl.Component, master: cl.Component, old: Event, new: Event) -> None:
     old_rec, new_rec = old.recurrence, new.recurrence
     if old_rec == new_rec and old.timing == new.timing:
         return

@@ -87,14 +87,16 @@ def connect(
 ) -> DavConnection:
     """A connection to ``settings.server_url`` as the org's service account."""
     return DavConnection(
-        settings.server_url, settings.service_account, password, retry=retry, timeout=timeout,
+        settings.server_url,
+        settings.service_account,
+        password,
+        retry=retry,
+        timeout=timeout,
         read_only=read_only,
     )
 
 
-def open_mailbox(
-    connection: DavConnection, settings: OrgSettings, email: str
-) -> DavMailbox:
+def open_mailbox(connection: DavConnection, settings: OrgSettings, email: str) -> DavMailbox:
     """Find (or create) the calendar and contacts folder of the rep with ``email``.
 
     Raises `AuthenticationFailed` when the service account is refused, `FolderMissing`
@@ -164,13 +166,15 @@ class _Discovery:
             response = self._propfind(inbox, (_DEFAULT_CAL,), depth="0")
             if response.status_code == 207:
                 default = _first(
-                    h for r in self._multistatus(response, inbox).responses
+                    h
+                    for r in self._multistatus(response, inbox).responses
                     for h in r.hrefs(_DEFAULT_CAL)
                 )
         if default is not None:
             return _collection_path(default), "default"
         calendars = [
-            r for r in self._listing(home)
+            r
+            for r in self._listing(home)
             if r.has_type(tag(CALDAV, "calendar")) and _supports_events(r)
         ]
         if calendars:

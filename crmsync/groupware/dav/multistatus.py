@@ -55,9 +55,7 @@ def sync_collection_body(token: str) -> str:
 def multiget_body(report: str, data_prop: str, hrefs: list[str]) -> str:
     """A calendar-multiget / addressbook-multiget REPORT for ``hrefs`` (paths)."""
     refs = "".join(f"<d:href>{escape(h)}</d:href>" for h in hrefs)
-    return _document(
-        _qname(report), f"<d:prop><d:getetag/><{_qname(data_prop)}/></d:prop>{refs}"
-    )
+    return _document(_qname(report), f"<d:prop><d:getetag/><{_qname(data_prop)}/></d:prop>{refs}")
 
 
 def mkcol_addressbook_body(displayname: str) -> str:

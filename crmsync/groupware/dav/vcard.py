@@ -328,8 +328,11 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
             continue
         prop = sel[name]
         values = {
-            2: new_addr.street, 3: new_addr.city, 4: new_addr.state,
-            5: new_addr.postal_code, 6: new_addr.country,
+            2: new_addr.street,
+            3: new_addr.city,
+            4: new_addr.state,
+            5: new_addr.postal_code,
+            6: new_addr.country,
         }
         if new_addr.is_empty():
             if prop is not None:
