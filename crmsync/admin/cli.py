@@ -262,6 +262,29 @@ def reset(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
     console.print(f"{rep}: Marked for reset.")
 
 
+@app.command()
+def why(item_id: Annotated[str, typer.Argument(help="A CRM id or a mail-server item id.")]) -> None:
+    """Print an item's history: each cycle's action or skip and the rule that decided it."""
+    with open_service() as service:
+        history = service.store.item_history(item_id)
+        if not history:
+            console.print(f"No history for {item_id} (within the audit retention).")
+            return
+        table = Table(
+            "Time", "Kind", "Action", "Writes to", "Rule", "Error", title=f"History of {item_id}"
+        )
+        for entry in history:
+            table.add_row(
+                entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.kind.value,
+                entry.action,
+                entry.target.value if entry.target else "",
+                entry.rule,
+                entry.error or "",
+            )
+        console.print(table)
+
+
 @app.command("confirm-deletes")
 def confirm_deletes(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
     """Let the rep's next cycle carry out the deletions the mass-delete guard held back."""

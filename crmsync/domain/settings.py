@@ -128,3 +128,5 @@ class OrgSettings:
     mass_delete_percent: int = 10
     mass_delete_count: int = 50
     mass_delete_minimum: int = 5
+    # How long the audit trail keeps what each cycle did.
+    audit_retention_days: int = 30

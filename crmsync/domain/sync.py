@@ -119,6 +119,21 @@ class ErrorEntry:
     at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of an item's history: what a cycle did or skipped, and the rule why."""
+
+    rep_id: str
+    kind: ItemKind
+    crm_id: str | None
+    mail_id: str | None
+    action: str
+    target: Side | None
+    rule: str
+    at: dt.datetime
+    error: str | None = None
+
+
 class SyncError(Exception):
     """A failure a backend reports in admin terms.
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import (
+    AuditEntry,
     AuthenticationFailed,
     Changes,
     ErrorEntry,
@@ -143,6 +144,7 @@ class Executor:
         self.report = report or KindReport(kind)
         self.links = LinkBatch(state, rep_id, kind)
         self._outage_streak = 0
+        self._audit: list[AuditEntry] = []
 
     def run(self, actions: list[Action]) -> KindReport:
         try:
@@ -150,12 +152,14 @@ class Executor:
                 self._run_one(action, may_replan=True)
         finally:
             self.links.flush()
+            self._flush_audit()
         return self.report
 
     def _run_one(self, action: Action, may_replan: bool) -> None:
         error: str | None = None
+        created: str | None = None
         try:
-            self._apply(action)
+            created = self._apply(action)
             self._outage_streak = 0
         except ServerUnavailable as failure:
             error = self._fail(action, failure)
@@ -187,8 +191,44 @@ class Executor:
             )
         if self.on_action is not None:
             self.on_action(action, error)
+        self._audit_action(action, error, created)
 
-    def _apply(self, action: Action) -> None:
+    def _audit_action(self, action: Action, error: str | None, created: str | None) -> None:
+        ids: dict[Side, str | None] = {Side.CRM: None, Side.MAIL: None}
+        target: Side | None = None
+        match action:
+            case Create(target=target, source=source):
+                ids[target.other], ids[target] = source.id, created
+            case Update(target=target, link=link) | Delete(target=target, link=link):
+                ids = {Side.CRM: link.crm_id, Side.MAIL: link.mail_id}
+            case Relink(link=link) | Unlink(link=link):
+                ids = {Side.CRM: link.crm_id, Side.MAIL: link.mail_id}
+            case Pair(crm=crm, mail=mail, then=then):
+                ids, target = {Side.CRM: crm.id, Side.MAIL: mail.id}, then
+            case Skip(side=side, item_id=item_id):
+                ids[side] = item_id
+        self._audit.append(
+            AuditEntry(
+                self.rep_id,
+                self.kind,
+                ids[Side.CRM],
+                ids[Side.MAIL],
+                type(action).__name__.lower(),
+                target,
+                action.reason,
+                self.clock(),
+                error,
+            )
+        )
+        if len(self._audit) >= LinkBatch.SIZE:
+            self._flush_audit()
+
+    def _flush_audit(self) -> None:
+        entries, self._audit = self._audit, []
+        self.state.record_audit(entries)
+
+    def _apply(self, action: Action) -> str | None:
+        """Carry out ``action``; returns the new item's id for a create."""
         match action:
             case Create(target=target, source=source, replaces=replaces):
                 assert source.record is not None
@@ -200,6 +240,7 @@ class Executor:
                     self.links.drop(replaces.crm_id)
                 self.links.save(self._link(source, written, target))
                 self.report.writes["create", target] += 1
+                return written.id
             case Update(target=target, link=link, source=source):
                 assert source.record is not None
                 written = self.sides[target].update(

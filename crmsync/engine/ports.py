@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from crmsync.domain.records import ItemKind, Record
-from crmsync.domain.sync import Changes, ErrorEntry, Link, Seen, Side, Written
+from crmsync.domain.sync import AuditEntry, Changes, ErrorEntry, Link, Seen, Side, Written
 
 
 class ItemSide(Protocol):
@@ -63,3 +63,7 @@ class SyncState(Protocol):
     def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None: ...
 
     def record_error(self, entry: ErrorEntry) -> None: ...
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append audit-trail entries (what was done or skipped, and why)."""
+        ...

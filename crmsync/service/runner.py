@@ -191,6 +191,8 @@ class SyncService:
 
     # -- cycles --------------------------------------------------------------------------
     def sync_all(self, on_action: RepActionListener | None = None) -> list[RepReport]:
+        retention = dt.timedelta(days=self.org_settings().audit_retention_days)
+        self.store.prune_audit(self.clock() - retention)
         return [self.sync_rep(user, on_action) for user in self.reps()]
 
     def sync_rep(self, user: User, on_action: RepActionListener | None = None) -> RepReport:

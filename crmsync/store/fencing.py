@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
-from crmsync.domain.sync import ErrorEntry, Link, Side
+from crmsync.domain.sync import AuditEntry, ErrorEntry, Link, Side
 from crmsync.store import schema
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
@@ -115,6 +115,11 @@ class FencedState:
 
     def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
         self._store._save_cursor(rep_id, kind, side, cursor, self._own(rep_id))
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            self._own(entry.rep_id)
+        self._store.record_audit(entries)
 
     def record_error(self, entry: ErrorEntry) -> None:
         self._store._record_error(entry, self._own(entry.rep_id))

@@ -113,6 +113,24 @@ errors = Table(
     Index(None, "rep_id", "at"),
 )
 
+audit_trail = Table(
+    "audit_trail",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rep_id", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("crm_id", Text, nullable=True),
+    Column("mail_id", Text, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("target", String(8), nullable=True),
+    Column("rule", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "crm_id"),
+    Index(None, "mail_id"),
+    Index(None, "at"),
+)
+
 reps = Table(
     "reps",
     metadata,

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from crmsync.store.activity import ActivityMixin
+from crmsync.store.audit import AuditMixin
 from crmsync.store.configs import ConfigsMixin
 from crmsync.store.database import utc_now
 from crmsync.store.encrypted_secrets import SecretsMixin
@@ -18,6 +19,7 @@ from crmsync.store.status import StatusMixin
 
 
 class StateStore(
+    AuditMixin,
     LinksMixin,
     ErrorReportMixin,
     StatusMixin,

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from crmsync.admin import cli
 from crmsync.admin.cli import app
 from crmsync.groupware.dav.local_server import free_port
+from crmsync.service.deployment import Deployment
+from crmsync.store import StateStore
 from tests.servers import REP_EMAIL, SERVICE_ACCOUNT, SERVICE_PASSWORD, start_radicale
 
 
@@ -165,5 +167,45 @@ def test_preview_lists_the_next_cycle_and_writes_nothing(
         assert "Ada" in planned.output
         # The preview wrote nothing: the next cycle still has the update to make.
         assert "contacts → mail 1" in runner.invoke(app, ["sync"]).output
+    finally:
+        server.stop()
+
+
+def test_why_prints_an_items_history_from_either_sides_id(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
+        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
+        people = tmp_path / "people.jsonl"
+        people.write_text(
+            f'{{"kind": "user", "email": "{REP_EMAIL}"}}\n'
+            f'{{"kind": "event", "id": "e1", "owner": "{REP_EMAIL}", "subject": "Demo", '
+            '"start": "2030-03-04T09:00:00+00:00", "end": "2030-03-04T10:00:00+00:00"}\n'
+            f'{{"kind": "event", "id": "e2", "owner": "{REP_EMAIL}", "subject": "Dentist", '
+            '"is_private": true, '
+            '"start": "2030-03-05T09:00:00+00:00", "end": "2030-03-05T10:00:00+00:00"}\n'
+        )
+        imported = runner.invoke(app, ["crm", "import", str(people)])
+        assert imported.exit_code == 0, imported.output
+        runner.invoke(
+            app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--events-conflict", "mail_wins"]
+        )
+        runner.invoke(app, ["sync"])
+        runner.invoke(app, ["crm", "edit", "event", "e1", "location=Room 2"])
+        runner.invoke(app, ["sync"])
+
+        history = runner.invoke(app, ["why", "e1"]).output
+        assert "create" in history and "new in crm" in history
+        assert "update" in history and "changed in crm" in history
+        deployment = Deployment.from_env()
+        with StateStore(deployment.state_url, deployment.secrets_key_path) as store:
+            mail_id = next(e.mail_id for e in store.item_history("e1") if e.mail_id)
+        by_mail_id = runner.invoke(app, ["why", mail_id]).output
+        assert by_mail_id.splitlines()[1:] == history.splitlines()[1:]  # all but the title
+        private = runner.invoke(app, ["why", "e2"]).output
+        assert "private, not synced" in private
+        assert "No history" in runner.invoke(app, ["why", "nothing-here"]).output
     finally:
         server.stop()

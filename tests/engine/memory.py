@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
+    AuditEntry,
     Changes,
     ErrorEntry,
     Link,
@@ -116,6 +117,7 @@ class MemoryState:
     link_rows: dict[tuple[str, ItemKind, str], Link] = field(default_factory=dict)
     cursors: dict[tuple[str, ItemKind, Side], str | None] = field(default_factory=dict)
     errors: list[ErrorEntry] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         return [row for (r, k, _), row in self.link_rows.items() if r == rep_id and k == kind]
@@ -145,3 +147,6 @@ class MemoryState:
 
     def record_error(self, entry: ErrorEntry) -> None:
         self.errors.append(entry)
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        self.audit.extend(entries)

@@ -103,3 +103,18 @@ def test_a_mass_deletion_is_held_until_confirmed() -> None:
     assert sync_kind(REP, KIND, crm, mail, state, policy).held_deletes == 8
     confirmed = sync_kind(REP, KIND, crm, mail, state, replace(policy, delete_guard=None))
     assert confirmed.written_to(Side.MAIL) == 8 and len(mail.items) == 12
+
+
+def test_every_action_and_skip_lands_in_the_audit_trail_with_both_ids() -> None:
+    crm, mail, state = MemorySide("c"), MemorySide("m"), MemoryState()
+    ada = crm.put(Contact(first_name="Ada"))
+    policy = Policy(out_of_scope=lambda side, r: "filtered" if r.first_name == "Bo" else None)
+    crm.put(Contact(first_name="Bo"))
+
+    sync_kind(REP, KIND, crm, mail, state, policy)
+
+    (created,) = [e for e in state.audit if e.action == "create"]
+    assert (created.crm_id, created.target, created.rule) == (ada, Side.MAIL, "new in crm")
+    assert created.mail_id in mail.items
+    (skipped,) = [e for e in state.audit if e.action == "skip"]
+    assert skipped.rule == "filtered" and skipped.mail_id is None

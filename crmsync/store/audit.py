@@ -1,0 +1,74 @@
+"""The audit trail: what each cycle did or skipped per item, and the rule behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert, or_, select
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import AuditEntry, Side
+from crmsync.store import schema
+from crmsync.store.database import StoreBase
+
+_A = schema.audit_trail
+
+
+class AuditMixin(StoreBase):
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append ``entries`` in one transaction."""
+        if not entries:
+            return
+        rows = [
+            {
+                "rep_id": e.rep_id,
+                "kind": e.kind.value,
+                "crm_id": e.crm_id,
+                "mail_id": e.mail_id,
+                "action": e.action,
+                "target": e.target.value if e.target else None,
+                "rule": e.rule,
+                "error": e.error,
+                "at": e.at,
+            }
+            for e in entries
+        ]
+        with self._write(None) as conn:
+            conn.execute(insert(_A), rows)
+
+    def item_history(self, item_id: str) -> list[AuditEntry]:
+        """Every entry about the item with this CRM or mail-server id, oldest first; the
+        partner's id is followed too, so either side's id gives the whole history."""
+        with self._read() as conn:
+            partners = {item_id}
+            for row in conn.execute(
+                select(_A.c.crm_id, _A.c.mail_id).where(
+                    or_(_A.c.crm_id == item_id, _A.c.mail_id == item_id)
+                )
+            ):
+                partners.update(i for i in row if i)
+            rows = conn.execute(
+                select(_A)
+                .where(or_(_A.c.crm_id.in_(partners), _A.c.mail_id.in_(partners)))
+                .order_by(_A.c.at, _A.c.id)
+            ).mappings()
+            return [
+                AuditEntry(
+                    r["rep_id"],
+                    ItemKind(r["kind"]),
+                    r["crm_id"],
+                    r["mail_id"],
+                    r["action"],
+                    Side(r["target"]) if r["target"] else None,
+                    r["rule"],
+                    r["at"],
+                    r["error"],
+                )
+                for r in rows
+            ]
+
+    def prune_audit(self, older_than: dt.datetime) -> int:
+        """Drop entries older than ``older_than`` (the retention setting); returns how many."""
+        with self._write(None) as conn:
+            return conn.execute(delete(_A).where(_A.c.at < older_than)).rowcount
