@@ -24,6 +24,19 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
+def connect_and_seed(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, url: str, folder: Path, jsonl: str
+) -> None:
+    """`setup dav` against ``url`` as the test service account, then `crm import` ``jsonl``."""
+    monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
+    setup = runner.invoke(app, ["setup", "dav", url, "--service-account", SERVICE_ACCOUNT])
+    assert setup.exit_code == 0, setup.output
+    people = folder / "people.jsonl"
+    people.write_text(jsonl)
+    imported = runner.invoke(app, ["crm", "import", str(people)])
+    assert imported.exit_code == 0, imported.output
+
+
 def test_demo_syncs_the_sample_org_and_keeps_syncing(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["demo", "--cycles", "1", "--interval", "0", "--port", str(free_port())]
@@ -45,18 +58,15 @@ def test_an_admin_sets_up_configures_syncs_and_resets(
 ) -> None:
     server = start_radicale(tmp_path)
     try:
-        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
-        setup = runner.invoke(
-            app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT]
-        )
-        assert setup.exit_code == 0, setup.output
-        people = tmp_path / "people.jsonl"
-        people.write_text(
+        connect_and_seed(
+            runner,
+            monkeypatch,
+            server.url,
+            tmp_path,
             f'{{"kind": "user", "email": "{REP_EMAIL}", "name": "Rita"}}\n'
             f'{{"kind": "contact", "owner": "{REP_EMAIL}", "first_name": "Ada", '
-            '"email": "ada@example.org"}\n'
+            '"email": "ada@example.org"}\n',
         )
-        assert runner.invoke(app, ["crm", "import", str(people)]).exit_code == 0
 
         unconfigured = runner.invoke(app, ["sync"])
         assert "configuration not set to sync" in unconfigured.output
@@ -105,16 +115,12 @@ def test_a_mass_deletion_waits_for_the_admin_to_confirm_it(
 ) -> None:
     server = start_radicale(tmp_path)
     try:
-        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
-        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
-        people = tmp_path / "people.jsonl"
         lines = [f'{{"kind": "user", "email": "{REP_EMAIL}"}}']
         lines += [
             f'{{"kind": "contact", "id": "c{n}", "owner": "{REP_EMAIL}", "first_name": "P{n}"}}'
             for n in range(10)
         ]
-        people.write_text("\n".join(lines) + "\n")
-        assert runner.invoke(app, ["crm", "import", str(people)]).exit_code == 0
+        connect_and_seed(runner, monkeypatch, server.url, tmp_path, "\n".join(lines) + "\n")
         runner.invoke(
             app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--propagate-contact-deletions"]
         )
@@ -141,14 +147,14 @@ def test_preview_lists_the_next_cycle_and_writes_nothing(
 ) -> None:
     server = start_radicale(tmp_path)
     try:
-        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
-        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
-        people = tmp_path / "people.jsonl"
-        people.write_text(
+        connect_and_seed(
+            runner,
+            monkeypatch,
+            server.url,
+            tmp_path,
             f'{{"kind": "user", "email": "{REP_EMAIL}"}}\n'
-            f'{{"kind": "contact", "id": "c1", "owner": "{REP_EMAIL}", "first_name": "Ada"}}\n'
+            f'{{"kind": "contact", "id": "c1", "owner": "{REP_EMAIL}", "first_name": "Ada"}}\n',
         )
-        runner.invoke(app, ["crm", "import", str(people)])
         runner.invoke(app, ["configs", "add", "Pilot", "--user", REP_EMAIL, "--inactive"])
         storage = tmp_path / "radicale" / "collections" / "collection-root" / REP_EMAIL
 
@@ -176,19 +182,18 @@ def test_why_prints_an_items_history_from_either_sides_id(
 ) -> None:
     server = start_radicale(tmp_path)
     try:
-        monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", SERVICE_PASSWORD)
-        runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
-        people = tmp_path / "people.jsonl"
-        people.write_text(
+        connect_and_seed(
+            runner,
+            monkeypatch,
+            server.url,
+            tmp_path,
             f'{{"kind": "user", "email": "{REP_EMAIL}"}}\n'
             f'{{"kind": "event", "id": "e1", "owner": "{REP_EMAIL}", "subject": "Demo", '
             '"start": "2030-03-04T09:00:00+00:00", "end": "2030-03-04T10:00:00+00:00"}\n'
             f'{{"kind": "event", "id": "e2", "owner": "{REP_EMAIL}", "subject": "Dentist", '
             '"is_private": true, '
-            '"start": "2030-03-05T09:00:00+00:00", "end": "2030-03-05T10:00:00+00:00"}\n'
+            '"start": "2030-03-05T09:00:00+00:00", "end": "2030-03-05T10:00:00+00:00"}\n',
         )
-        imported = runner.invoke(app, ["crm", "import", str(people)])
-        assert imported.exit_code == 0, imported.output
         runner.invoke(
             app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--events-conflict", "mail_wins"]
         )
