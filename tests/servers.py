@@ -79,13 +79,20 @@ class XandikosServer:
         log = (self.data_dir / "xandikos.log").open("ab")
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "xandikos.web",
-                "--directory", str(self.data_dir / "dav"),
-                "--state-dir", str(self.data_dir / "state"),
+                sys.executable,
+                "-m",
+                "xandikos.web",
+                "--directory",
+                str(self.data_dir / "dav"),
+                "--state-dir",
+                str(self.data_dir / "state"),
                 "--defaults",
-                "--current-user-principal", self.principal_path,
-                "--listen-address", "127.0.0.1",
-                "--port", str(self.port),
+                "--current-user-principal",
+                self.principal_path,
+                "--listen-address",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
                 "--no-detect-systemd",
             ],
             stdout=log,
@@ -122,8 +129,12 @@ def running_dav_server(name: str, tmp_path: Path) -> Iterator[DavServerInfo]:
             # Xandikos runs without auth here (it allows Basic auth only with TLS); the
             # credentials are sent and ignored.
             yield DavServerInfo(
-                name, xandikos.url, SERVICE_ACCOUNT, SERVICE_PASSWORD,
-                XandikosServer.principal_path, REP_EMAIL,
+                name,
+                xandikos.url,
+                SERVICE_ACCOUNT,
+                SERVICE_PASSWORD,
+                XandikosServer.principal_path,
+                REP_EMAIL,
             )
         finally:
             xandikos.stop()

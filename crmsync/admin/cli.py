@@ -14,9 +14,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import make_url
 
 from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.reports import preview_table, print_report, status_table
+from crmsync.domain.contact_fields import ContactFilter, FieldMapping, FilterOperator
 from crmsync.domain.settings import (
     ConflictBehaviour,
     ConnectionMethod,
@@ -43,13 +45,30 @@ console = Console()
 
 @app.callback()
 def _home(
+    ctx: typer.Context,
     home: Annotated[
         Path | None,
         typer.Option(help="Deployment folder (databases, keys).", envvar="CRMSYNC_HOME"),
     ] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(help="The org to work on (default: CRMSYNC_ORG, else the default org)."),
+    ] = None,
 ) -> None:
     if home is not None:
         os.environ["CRMSYNC_HOME"] = str(home)
+    if org is not None:
+        # For this command only: one process may run several (tests, scripts).
+        before = os.environ.get("CRMSYNC_ORG")
+        os.environ["CRMSYNC_ORG"] = org
+        ctx.call_on_close(lambda: _restore("CRMSYNC_ORG", before))
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def open_service() -> SyncService:
@@ -123,9 +142,29 @@ def configs_add(
     sync_private: Annotated[bool, typer.Option(help="Sync private events.")] = False,
     delete_synced_events: Annotated[bool, typer.Option()] = True,
     propagate_contact_deletions: Annotated[bool, typer.Option()] = False,
-    all_contacts: Annotated[
-        bool, typer.Option(help="Sync every contact reps can see, not only the ones they own.")
-    ] = False,
+    ownership: Annotated[
+        ContactOwnership,
+        typer.Option(
+            help="Which CRM contacts go to the mail server: the rep's own (users_records), "
+            "every contact (all), or none (selected_none)."
+        ),
+    ] = ContactOwnership.USERS_RECORDS,
+    contact_filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="CRM → mail contact filter 'FIELD OPERATOR [VALUE]', e.g. "
+            "'mailing_address.country equals DE' (repeatable, AND-ed).",
+        ),
+    ] = None,
+    field_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="MAIL_FIELD=CRM_FIELD, e.g. phone=custom:direct_line; MAIL_FIELD= stops "
+            "the field from syncing (repeatable).",
+        ),
+    ] = None,
     window: Annotated[EventWindow, typer.Option(help="Events that end from when on sync.")] = (
         EventWindow.TODAY
     ),
@@ -161,7 +200,9 @@ def configs_add(
                 contacts,
                 contacts_conflict,
                 propagate_contact_deletions,
-                ContactOwnership.ALL if all_contacts else ContactOwnership.USERS_RECORDS,
+                ownership,
+                filters=tuple(parse_filter(text) for text in contact_filter or ()),
+                field_mappings=tuple(parse_mapping(text) for text in field_map or ()),
             ),
             events=EventSettings(
                 events,
@@ -176,8 +217,65 @@ def configs_add(
                 ),
             ),
         )
-        service.store.save_config(config)
+        warnings = service.save_config(config)
     console.print(f"Saved configuration {name!r}.")
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def parse_filter(text: str) -> ContactFilter:
+    """``FIELD OPERATOR [VALUE]``; the value may hold spaces."""
+    parts = text.split(None, 2)
+    if len(parts) < 2:
+        raise ValueError(f"a filter is 'FIELD OPERATOR [VALUE]', not {text!r}")
+    try:
+        operator = FilterOperator(parts[1])
+    except ValueError:
+        known = ", ".join(op.value for op in FilterOperator)
+        raise ValueError(f"{parts[1]!r} is not a filter operator ({known})") from None
+    return ContactFilter(parts[0], operator, parts[2] if len(parts) > 2 else "")
+
+
+def parse_mapping(text: str) -> FieldMapping:
+    mail, sep, crm = text.partition("=")
+    if not sep:
+        raise ValueError(f"a mapping is MAIL_FIELD=CRM_FIELD, not {text!r}")
+    return FieldMapping(mail.strip(), crm.strip())
+
+
+org_app = typer.Typer(help="The orgs (CRMs) this deployment serves.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+
+@org_app.command("add")
+def org_add(
+    name: str,
+    crm_url: Annotated[str | None, typer.Option(help="The org's CRM database URL.")] = None,
+    state_url: Annotated[str | None, typer.Option(help="The org's state database URL.")] = None,
+) -> None:
+    """Register another org, e.g. a sandbox; use it with `crmsync --org NAME ...`."""
+    Deployment.add_org(Deployment.from_env().home, name, state_url, crm_url)
+    console.print(f"Added org {name!r}; select it with --org {name}.")
+
+
+@org_app.command("list")
+def org_list() -> None:
+    """The deployment's orgs with their active configurations and covered mailboxes."""
+    table = Table("Org", "CRM", "Active configurations", "Mailboxes")
+    for org in Deployment.from_env().orgs():
+        with SyncService(org) as service:
+            active = [c.name for c in service.store.configs() if c.active]
+            table.add_row(
+                org.org,
+                _without_password(org.crm_url),
+                ", ".join(active),
+                str(len(service.claimed_mailboxes())),
+            )
+    console.print(table)
+
+
+def _without_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @configs_app.command("list")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crmsync.crm.builtin import BuiltinCrm, CrmError, EventRelations, OwnedKind, jsonl
 from crmsync.crm.builtin.jsonl import BadLine, ProfileLine, RecordLine, UserLine
+from crmsync.domain.contact_fields import FieldType
 from crmsync.domain.records import Event, Profile, User
 from crmsync.service.deployment import Deployment
 
@@ -388,3 +389,55 @@ def _table(crm: BuiltinCrm, kind: str, owner: str | None) -> Table:
                 ev.recurrence.rule if ev.recurrence else "",
             )
     return table
+
+
+fields_app = typer.Typer(help="Custom contact fields.", no_args_is_help=True)
+crm_app.add_typer(fields_app, name="field")
+
+
+@fields_app.command("add")
+def field_add(
+    name: str,
+    field_type: Annotated[FieldType, typer.Argument(metavar="TYPE")] = FieldType.TEXT,
+) -> None:
+    """Define (or retype) a custom contact field: text, phone, email or date."""
+    with _failures():
+        crm = open_crm()
+        try:
+            crm.define_custom_field(name, field_type)
+        finally:
+            crm.close()
+    typer.echo(f"custom:{name} ({field_type.value})")
+
+
+@fields_app.command("list")
+def field_list() -> None:
+    """The custom contact fields and their types."""
+    with _failures():
+        crm = open_crm()
+        try:
+            for name, field_type in sorted(crm.custom_field_types().items()):
+                typer.echo(f"custom:{name}\t{field_type.value}")
+        finally:
+            crm.close()
+
+
+@crm_app.command("set-custom")
+def set_custom(
+    contact_id: Annotated[str, typer.Argument(metavar="CONTACT_ID")],
+    assignments: Annotated[list[str], typer.Argument(help="name=value; an empty value clears.")],
+) -> None:
+    """Set custom field values of a contact."""
+    with _failures():
+        crm = open_crm()
+        try:
+            values = {}
+            for pair in assignments:
+                name, sep, value = pair.partition("=")
+                if not sep:
+                    raise CliFailure(f"expected name=value, got {pair!r}")
+                values[name.removeprefix("custom:")] = value
+            crm.set_custom_values(contact_id, values)
+        finally:
+            crm.close()
+    typer.echo(contact_id)

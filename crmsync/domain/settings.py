@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from crmsync.domain.contact_fields import (
+    ContactFilter,
+    FieldMapping,
+    FieldType,
+    contact_field_map,
+    mapping_problems,
+)
 
 
 class Direction(StrEnum):
@@ -42,6 +51,8 @@ class ContactOwnership(StrEnum):
 
     USERS_RECORDS = "users_records"  # "Selected contacts" + "User's records": the rep's own
     ALL = "all"  # "All contacts": every contact the rep can see
+    # "Selected contacts" without "User's records": selects nothing, as the spec warns.
+    SELECTED_NONE = "selected_none"
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,10 @@ class ContactSettings:
     # The spec: deleted contacts are not removed from the other application.
     propagate_deletions: bool = False
     ownership: ContactOwnership = ContactOwnership.USERS_RECORDS
+    # CRM → mail only, AND-ed; they name CRM fields.
+    filters: tuple[ContactFilter, ...] = ()
+    # Changes to the default mapping (each mail field to the CRM field of the same name).
+    field_mappings: tuple[FieldMapping, ...] = ()
 
 
 class EventWindow(StrEnum):
@@ -130,3 +145,44 @@ class OrgSettings:
     mass_delete_minimum: int = 5
     # How long the audit trail keeps what each cycle did.
     audit_retention_days: int = 30
+
+
+def configuration_problems(config: SyncConfig, custom_types: Mapping[str, FieldType]) -> list[str]:
+    """Why ``config`` cannot be saved, one sentence each (empty: it can)."""
+    problems: list[str] = []
+    if not config.name.strip():
+        problems.append("a configuration needs a name")
+    mapping = config.contacts.field_mappings
+    found = mapping_problems(mapping, custom_types)
+    problems += found
+    if not found:
+        field_map = contact_field_map(mapping, custom_types)
+        for condition in config.contacts.filters:
+            problems += condition.problems(field_map)
+    return problems
+
+
+def configuration_warnings(config: SyncConfig) -> list[str]:
+    """Settings that are valid but probably not what the admin meant."""
+    warnings: list[str] = []
+    contacts, events = config.contacts, config.events
+    if contacts.ownership is ContactOwnership.SELECTED_NONE and contacts.direction.to_mail:
+        warnings.append(
+            'Contacts: "Selected contacts" without "User\'s records" selects no CRM '
+            "contact, so no contact syncs from the CRM to the mail server."
+        )
+    if contacts.filters and not contacts.direction.to_mail:
+        warnings.append(
+            "Contacts: filters only apply from the CRM to the mail server; with this "
+            "direction they have no effect."
+        )
+    if events.selection is EventSelection.USER_SELECTED and not events.direction.to_crm:
+        warnings.append(
+            'Events: "Events users select" applies from the mail server to the CRM; with '
+            "this direction it has no effect."
+        )
+    if config.active and not (config.user_ids or config.profile_ids):
+        warnings.append("No user or profile is assigned, so this configuration syncs nobody.")
+    if contacts.direction is Direction.NONE and events.direction is Direction.NONE:
+        warnings.append("Neither contacts nor events sync under this configuration.")
+    return warnings

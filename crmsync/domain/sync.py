@@ -31,6 +31,7 @@ class ErrorType(StrEnum):
     AUTHENTICATION = "authentication"
     FOLDER_MISSING = "folder_missing"
     MASS_DELETE = "mass_delete"
+    CONFIGURATION = "configuration"
     INTERNAL = "internal"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.domain.sync import AuthenticationFailed
 from crmsync.engine.ports import ItemSide
@@ -45,12 +46,13 @@ class MailServer:
             settings, password, retry=retry, read_only=read_only
         )
 
-    def open(self, email: str) -> RepMailbox:
-        """The rep's default calendar and contacts folder, created where missing.
+    def open(self, email: str, contact_fields: ContactFieldMap = IDENTITY_MAP) -> RepMailbox:
+        """The rep's default calendar and contacts folder, created where missing; its
+        contacts sync the fields of ``contact_fields``.
 
         Raises `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`.
         """
-        return open_mailbox(self.connection, self.settings, email)
+        return open_mailbox(self.connection, self.settings, email, contact_fields)
 
     @property
     def requests_made(self) -> int:

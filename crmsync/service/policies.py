@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from crmsync.domain.records import Event, ItemKind, Record
+from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
+from crmsync.domain.records import Contact, Event, ItemKind, Record
 from crmsync.domain.settings import (
+    ContactOwnership,
+    ContactSettings,
     Direction,
     EventSelection,
     EventSettings,
@@ -29,8 +32,10 @@ def policy_for(
     rep_zone: str = "UTC",
     event_category: str = "CRM",
     delete_guard: DeleteGuard | None = None,
+    contact_fields: ContactFieldMap = IDENTITY_MAP,
 ) -> Policy:
-    """The engine policy for one kind under ``config``, for a rep in ``rep_zone`` at ``now``."""
+    """The engine policy for one kind under ``config``, for a rep in ``rep_zone`` at ``now``;
+    ``contact_fields`` is the configuration's contact field map (filters read through it)."""
     if kind is ItemKind.CONTACT:
         contacts = config.contacts
         return Policy(
@@ -38,6 +43,7 @@ def policy_for(
             contacts.conflict,
             contacts.propagate_deletions,
             delete_guard=delete_guard,
+            out_of_scope=ContactScope(contacts, contact_fields),
         )
     events = config.events
     return Policy(
@@ -59,6 +65,28 @@ def window_first_day(settings: EventSettings, now: dt.datetime, rep_zone: str) -
     if settings.window is EventWindow.LAST_MONTH:
         return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
     return today - dt.timedelta(days=settings.window_days)
+
+
+class ContactScope:
+    """Why a CRM contact stays out of the CRM → mail sync (``None``: it syncs).
+
+    The spec's contact filters: the ownership choice and the field filters, AND-ed. They
+    never apply to contacts coming from the mail server.
+    """
+
+    def __init__(self, settings: ContactSettings, field_map: ContactFieldMap) -> None:
+        self.settings = settings
+        self.field_map = field_map
+
+    def __call__(self, side: Side, record: Record) -> str | None:
+        if side is not Side.CRM or not isinstance(record, Contact):
+            return None
+        if self.settings.ownership is ContactOwnership.SELECTED_NONE:
+            return "Selected contacts without User's records: no CRM contact is selected"
+        for condition in self.settings.filters:
+            if not condition.matches(record, self.field_map):
+                return f"outside filter: {condition.label}"
+        return None
 
 
 class EventScope:

@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from crmsync.crm.builtin import BuiltinCrm
+from crmsync.domain.contact_fields import ContactFieldMap, contact_field_map
 from crmsync.domain.records import ItemKind, User
-from crmsync.domain.settings import ContactOwnership, Direction, OrgSettings, SyncConfig
+from crmsync.domain.settings import (
+    ContactOwnership,
+    Direction,
+    OrgSettings,
+    SyncConfig,
+    configuration_problems,
+    configuration_warnings,
+)
 from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import preview_kind, sync_kind
 from crmsync.engine.executor import ActionListener, KindReport, utc_now
-from crmsync.engine.planner import Action, DeleteGuard
+from crmsync.engine.planner import Action, DeleteGuard, Policy
 from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import RetryPolicy, WouldWrite
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
 from crmsync.service.policies import direction_of, policy_for
-from crmsync.store import DEFAULT_ORG, FLOWS, ResetStatus, StateStore, SyncStatus
+from crmsync.store import FLOWS, ConfigConflict, ResetStatus, StateStore, SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +93,16 @@ class SyncService:
     def __init__(
         self,
         deployment: Deployment,
-        org_id: str = DEFAULT_ORG,
         retry: RetryPolicy | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.deployment = deployment
-        self.org_id = org_id
         self.retry = retry
         self.clock = clock
         self.store = StateStore(deployment.state_url, deployment.secrets_key_path)
         self.crm = BuiltinCrm(deployment.crm_url)
         self._server: MailServer | None = None
+        self._elsewhere: dict[str, tuple[str, str]] | None = None
 
     def close(self) -> None:
         if self._server is not None:
@@ -111,11 +118,11 @@ class SyncService:
 
     # -- setup ---------------------------------------------------------------------------
     def org_settings(self) -> OrgSettings:
-        return self.store.org_settings(self.org_id)
+        return self.store.org_settings()
 
     def configure_server(self, settings: OrgSettings, password: str) -> None:
         """Save how to reach the mail server; the password is stored encrypted."""
-        self.store.save_org_settings(settings, self.org_id)
+        self.store.save_org_settings(settings)
         self.store.set_secret(SERVICE_PASSWORD, password)
         self._server = None
 
@@ -125,6 +132,75 @@ class SyncService:
                 self.org_settings(), self.store.get_secret(SERVICE_PASSWORD), self.retry
             )
         return self._server
+
+    # -- configurations ------------------------------------------------------------------
+    def contact_fields(self, config: SyncConfig) -> ContactFieldMap:
+        """The configuration's contact field map; `InvalidConfiguration` if a custom field
+        it names is gone from the CRM."""
+        try:
+            return contact_field_map(config.contacts.field_mappings, self.crm.custom_field_types())
+        except ValueError as exc:
+            raise InvalidConfiguration(
+                f"the field mappings of configuration {config.name!r} are invalid: {exc}",
+                "Fix the configuration's field mappings (or define the custom field again).",
+            ) from None
+
+    def save_config(self, config: SyncConfig) -> list[str]:
+        """Validate and save ``config``; returns its warnings.
+
+        Raises `ValueError` naming every problem, or `ConfigConflict` when an assignment
+        clashes within the org or a covered mailbox is in an active configuration of
+        another org of the deployment (the spec's sandbox / production warning).
+        """
+        problems = configuration_problems(config, self.crm.custom_field_types())
+        if problems:
+            raise ValueError("; ".join(problems))
+        if config.active:
+            covered = self._covered_mailboxes(config)
+            for org, claims in self._other_orgs_claims():
+                for email in sorted(covered & claims.keys()):
+                    raise ConfigConflict(
+                        f"{email} is already in the active configuration {claims[email]!r} "
+                        f"of org {org!r}; a mailbox may be in only one active configuration "
+                        "across the deployment's orgs, or its items would sync twice"
+                    )
+        self.store.save_config(config)
+        return configuration_warnings(config)
+
+    def _covered_mailboxes(self, config: SyncConfig) -> set[str]:
+        users = set(config.user_ids)
+        profiles = set(config.profile_ids)
+        return {
+            user.email.casefold()
+            for user in self.reps()
+            if user.id in users or (user.profile_id is not None and user.profile_id in profiles)
+        }
+
+    def claimed_mailboxes(self) -> dict[str, str]:
+        """Each mailbox an active configuration of this org syncs, with that configuration."""
+        claims = {}
+        for user in self.reps():
+            config = self.store.effective_config(user)
+            if config is not None:
+                claims[user.email.casefold()] = config.name
+        return claims
+
+    def _claimed_elsewhere(self) -> dict[str, tuple[str, str]]:
+        """Mailboxes other orgs' active configurations sync: email → (org, configuration)."""
+        if self._elsewhere is None:
+            self._elsewhere = {
+                email: (org, config)
+                for org, claims in self._other_orgs_claims()
+                for email, config in claims.items()
+            }
+        return self._elsewhere
+
+    def _other_orgs_claims(self) -> Iterator[tuple[str, dict[str, str]]]:
+        for other in self.deployment.orgs():
+            if other.org == self.deployment.org:
+                continue
+            with SyncService(other, self.retry, self.clock) as service:
+                yield other.org, service.claimed_mailboxes()
 
     # -- reps ----------------------------------------------------------------------------
     def reps(self) -> list[User]:
@@ -145,7 +221,7 @@ class SyncService:
     def preview_rep(self, user: User, config: SyncConfig | None = None) -> RepPreview:
         """What the rep's next cycle would do under ``config`` (default: the rep's active
         configuration), reading both sides and writing nothing anywhere."""
-        config = config or self.store.effective_config(user, self.org_id)
+        config = config or self.store.effective_config(user)
         preview = RepPreview(user, config)
         if config is None:
             preview.note = "no active configuration covers this rep"
@@ -155,21 +231,19 @@ class SyncService:
             settings, self.store.get_secret(SERVICE_PASSWORD), self.retry, read_only=True
         )
         try:
-            mailbox = server.open(user.email)
+            fields = self.contact_fields(config)
+            mailbox = server.open(user.email, fields)
+            guard = self._delete_guard(user, settings)
             for kind in KINDS:
                 if direction_of(config, kind) is Direction.NONE:
                     continue
-                policy = policy_for(
-                    config,
-                    kind,
-                    now=self.clock(),
-                    rep_zone=user.time_zone,
-                    event_category=settings.event_category,
-                    delete_guard=self._delete_guard(user, settings),
-                )
-                crm_side = _crm_side(self.crm, user, kind, config)
                 preview.kinds[kind] = preview_kind(
-                    user.id, kind, crm_side, _side_of(mailbox, kind), self.store, policy
+                    user.id,
+                    kind,
+                    _crm_side(self.crm, user, kind, config, fields),
+                    _side_of(mailbox, kind),
+                    self.store,
+                    self._policy(config, kind, user, settings, guard, fields),
                 )
         except WouldWrite:
             preview.note = (
@@ -182,6 +256,25 @@ class SyncService:
             server.close()
         return preview
 
+    def _policy(
+        self,
+        config: SyncConfig,
+        kind: ItemKind,
+        user: User,
+        settings: OrgSettings,
+        guard: DeleteGuard | None,
+        fields: ContactFieldMap,
+    ) -> Policy:
+        return policy_for(
+            config,
+            kind,
+            now=self.clock(),
+            rep_zone=user.time_zone,
+            event_category=settings.event_category,
+            delete_guard=guard,
+            contact_fields=fields,
+        )
+
     def _delete_guard(self, user: User, settings: OrgSettings) -> DeleteGuard | None:
         if self.store.deletes_confirmed(user.id):
             return None
@@ -191,6 +284,7 @@ class SyncService:
 
     # -- cycles --------------------------------------------------------------------------
     def sync_all(self, on_action: RepActionListener | None = None) -> list[RepReport]:
+        self._elsewhere = None  # the other orgs' configurations may have changed
         retention = dt.timedelta(days=self.org_settings().audit_retention_days)
         self.store.prune_audit(self.clock() - retention)
         return [self.sync_rep(user, on_action) for user in self.reps()]
@@ -198,7 +292,7 @@ class SyncService:
     def sync_rep(self, user: User, on_action: RepActionListener | None = None) -> RepReport:
         """Run one cycle for ``user``; failures end up in the error report, not raised."""
         report = RepReport(user)
-        config = self.store.effective_config(user, self.org_id)
+        config = self.store.effective_config(user)
         if config is None:
             report.configured = False
             for kind in KINDS:
@@ -236,8 +330,17 @@ class SyncService:
             raise _NotInDomains(user.email, settings)
         if self.store.rep_status(user.id).reset_status is not None:
             self._start_reset(user)
+        elsewhere = self._claimed_elsewhere().get(user.email.casefold())
+        if elsewhere is not None:
+            org, other = elsewhere
+            raise InvalidConfiguration(
+                f"{user.email} is also in the active configuration {other!r} of org {org!r}; "
+                "it does not sync here until it is in only one",
+                "Remove the rep from one of the two configurations (or deactivate one).",
+            )
+        fields = self.contact_fields(config)
         try:
-            mailbox = self.mail_server().open(user.email)
+            mailbox = self.mail_server().open(user.email, fields)
         except FolderMissing as missing:
             check = _FOLDER_CHECKS.get(missing.folder)
             if check:
@@ -267,17 +370,10 @@ class SyncService:
             kind_report = sync_kind(
                 user.id,
                 kind,
-                _crm_side(self.crm, user, kind, config),
+                _crm_side(self.crm, user, kind, config, fields),
                 _side_of(mailbox, kind),
                 self.store,
-                policy_for(
-                    config,
-                    kind,
-                    now=self.clock(),
-                    rep_zone=user.time_zone,
-                    event_category=settings.event_category,
-                    delete_guard=guard,
-                ),
+                self._policy(config, kind, user, settings, guard, fields),
                 self.clock,
                 listener,
             )
@@ -332,6 +428,10 @@ class SyncService:
         )
 
 
+class InvalidConfiguration(SyncError):
+    error_type = ErrorType.CONFIGURATION
+
+
 class _NotInDomains(SyncError):
     error_type = ErrorType.AUTHENTICATION
 
@@ -343,9 +443,17 @@ class _NotInDomains(SyncError):
         )
 
 
-def _crm_side(crm: BuiltinCrm, user: User, kind: ItemKind, config: SyncConfig) -> ItemSide:
+def _crm_side(
+    crm: BuiltinCrm, user: User, kind: ItemKind, config: SyncConfig, fields: ContactFieldMap
+) -> ItemSide:
     all_contacts = kind is ItemKind.CONTACT and config.contacts.ownership is ContactOwnership.ALL
-    return crm.side(user.id, kind, auto_relate=config.events.auto_relate, all_owners=all_contacts)
+    return crm.side(
+        user.id,
+        kind,
+        auto_relate=config.events.auto_relate,
+        all_owners=all_contacts,
+        field_map=fields,
+    )
 
 
 def _flows(direction: Direction) -> tuple[Direction, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.servers import REP_EMAIL, SERVICE_ACCOUNT, SERVICE_PASSWORD, start_ra
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CRMSYNC_ORG", raising=False)
     # Wide enough that Rich wraps no table cell the assertions look for.
     monkeypatch.setattr(cli, "console", Console(width=200))
     return CliRunner()
@@ -214,3 +216,41 @@ def test_why_prints_an_items_history_from_either_sides_id(
         assert "No history" in runner.invoke(app, ["why", "nothing-here"]).output
     finally:
         server.stop()
+
+
+def test_a_mailbox_is_in_one_active_configuration_across_orgs(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The spec's sandbox / production warning, enforced on save and again at sync time."""
+    rep = f'{{"kind": "user", "email": "{REP_EMAIL}", "name": "Rita"}}\n'
+    people = tmp_path / "people.jsonl"
+    people.write_text(rep)
+    assert runner.invoke(app, ["org", "add", "sandbox"]).exit_code == 0
+    for org in ("default", "sandbox"):
+        imported = runner.invoke(app, ["--org", org, "crm", "import", str(people)])
+        assert imported.exit_code == 0, imported.output
+    added = runner.invoke(app, ["configs", "add", "Production", "--user", REP_EMAIL])
+    assert added.exit_code == 0, added.output
+
+    refused = runner.invoke(
+        app, ["--org", "sandbox", "configs", "add", "Test", "--user", REP_EMAIL]
+    )
+    assert refused.exit_code != 0
+    message = str(refused.exception)
+    assert "'Production'" in message and "'default'" in message and REP_EMAIL in message
+    inactive = ["--org", "sandbox", "configs", "add", "Test", "--user", REP_EMAIL, "--inactive"]
+    assert runner.invoke(app, inactive).exit_code == 0
+
+    # Activated behind the check's back (say, by restoring a database): the sandbox's
+    # cycle refuses the rep and the error report says why.
+    sandbox = Deployment.from_env(tmp_path / "home", "sandbox")
+    with StateStore(sandbox.state_url, sandbox.secrets_key_path) as store:
+        store.save_config(replace(store.config("Test"), active=True))
+    synced = runner.invoke(app, ["--org", "sandbox", "sync"])
+    assert synced.exit_code == 1
+    with StateStore(sandbox.state_url, sandbox.secrets_key_path) as store:
+        (row,) = store.errors()
+    assert "also in the active configuration 'Production' of org 'default'" in row.message
+    assert row.suggestion.startswith("Remove the rep from one of the two configurations")
+    listed = runner.invoke(app, ["org", "list"])
+    assert "default" in listed.output and "sandbox" in listed.output

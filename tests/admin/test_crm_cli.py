@@ -38,10 +38,25 @@ def open_crm() -> BuiltinCrm:
 
 def test_add_list_edit_delete(home: Path, runner: CliRunner) -> None:
     run(runner, "add", "profile", "name=Sales")
-    user_id = run(runner, "add", "user", "email=ann@example.com", "name=Ann", "profile=Sales",
-                  "time_zone=Europe/Paris").strip()
-    contact_id = run(runner, "add", "contact", "--owner", "ANN@example.com", "first_name=Bo",
-                     "mailing_address.city=Lyon", "is_person_account=true").strip()
+    user_id = run(
+        runner,
+        "add",
+        "user",
+        "email=ann@example.com",
+        "name=Ann",
+        "profile=Sales",
+        "time_zone=Europe/Paris",
+    ).strip()
+    contact_id = run(
+        runner,
+        "add",
+        "contact",
+        "--owner",
+        "ANN@example.com",
+        "first_name=Bo",
+        "mailing_address.city=Lyon",
+        "is_person_account=true",
+    ).strip()
     with open_crm() as crm:
         stored = crm.get_contact(contact_id)
         assert stored.owner_id == user_id
@@ -77,7 +92,7 @@ def test_add_event_with_json_and_reassign(home: Path, runner: CliRunner) -> None
     event_id = run(
         runner, "add", "event", "--owner", "ann@example.com", "--json", json.dumps(fields)
     ).strip()
-    run(runner, "edit", "event", event_id, "owner=bob@example.com", "categories=[\"CRM\"]")
+    run(runner, "edit", "event", event_id, "owner=bob@example.com", 'categories=["CRM"]')
     with open_crm() as crm:
         stored = crm.get_event(event_id)
         assert crm.get_user(stored.owner_id).email == "bob@example.com"

@@ -41,8 +41,13 @@ FULL_CONTACT = Contact(
 PERSON_ACCOUNT = Contact(first_name="Pat", last_name="Solo", is_person_account=True)
 
 LEAD = Lead(
-    first_name="Lee", last_name="Ad", company="Prospect", title="Buyer", email="lee@p.example",
-    phone="1", status="Working",
+    first_name="Lee",
+    last_name="Ad",
+    company="Prospect",
+    title="Buyer",
+    email="lee@p.example",
+    phone="1",
+    status="Working",
 )
 
 TIMED_EVENT = Event(

@@ -138,14 +138,22 @@ BAD_LINES = {
     3: ('{"kind": "widget"}', "kind must be one of"),
     4: ('{"kind": "contact", "owner": "ann@example.com", "frist_name": "x"}', "frist_name"),
     5: ('{"kind": "contact", "owner": "nobody@example.com"}', "nobody@example.com"),
-    6: ('{"kind": "contact", "owner": "ann@example.com", "birthdate": "31/01/1990"}',
-        "birthdate"),
-    7: ('{"kind": "event", "owner": "ann@example.com", "subject": "x",'
-        ' "start": "2024-01-01T10:00", "end": "2024-01-01T11:00"}', "no UTC offset"),
-    8: ('{"kind": "event", "owner": "ann@example.com", "subject": "x",'
-        ' "start": "2024-01-02", "end": "2024-01-01"}', "before start"),
-    9: ('{"kind": "event", "owner": "ann@example.com", "subject": "x", "start": "2024-01-01",'
-        ' "end": "2024-01-02", "related_contacts": ["con_missing"]}', "con_missing"),
+    6: ('{"kind": "contact", "owner": "ann@example.com", "birthdate": "31/01/1990"}', "birthdate"),
+    7: (
+        '{"kind": "event", "owner": "ann@example.com", "subject": "x",'
+        ' "start": "2024-01-01T10:00", "end": "2024-01-01T11:00"}',
+        "no UTC offset",
+    ),
+    8: (
+        '{"kind": "event", "owner": "ann@example.com", "subject": "x",'
+        ' "start": "2024-01-02", "end": "2024-01-01"}',
+        "before start",
+    ),
+    9: (
+        '{"kind": "event", "owner": "ann@example.com", "subject": "x", "start": "2024-01-01",'
+        ' "end": "2024-01-02", "related_contacts": ["con_missing"]}',
+        "con_missing",
+    ),
     10: ('{"kind": "user", "email": "ANN@example.com", "id": "usr_other"}', "already has"),
     11: ('{"kind": "lead", "owner": "ann@example.com", "company": 7}', "company must be a string"),
     12: ('["a list"]', "must be an object"),
@@ -204,22 +212,33 @@ def test_import_path_reads_a_file_with_a_bom(crm: BuiltinCrm, tmp_path: Path) ->
 
 # ---- property: export -> import reproduces any records --------------------------------
 
-text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
-               max_size=12)
+text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12)
 addresses = st.builds(Address, text, text, text, text, text)
 contacts = st.builds(
     Contact,
-    first_name=text, last_name=text, salutation=text, title=text, department=text,
-    account_name=text, email=text, phone=text, mobile_phone=text, home_phone=text,
-    other_phone=text, fax=text, mailing_address=addresses, other_address=addresses,
+    first_name=text,
+    last_name=text,
+    salutation=text,
+    title=text,
+    department=text,
+    account_name=text,
+    email=text,
+    phone=text,
+    mobile_phone=text,
+    home_phone=text,
+    other_phone=text,
+    fax=text,
+    mailing_address=addresses,
+    other_address=addresses,
     birthdate=st.none() | st.dates(dt.date(1900, 1, 1), dt.date(2100, 1, 1)),
-    description=text, is_person_account=st.booleans(),
+    description=text,
+    is_person_account=st.booleans(),
 )
 leads = st.builds(Lead, text, text, text, text, text, text, text)
-zones = st.sampled_from([None, "Europe/Paris", "America/New_York", "Asia/Kolkata",
-                         "W. Europe Standard Time"])
-instants = st.datetimes(dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1),
-                        timezones=st.just(dt.UTC))
+zones = st.sampled_from(
+    [None, "Europe/Paris", "America/New_York", "Asia/Kolkata", "W. Europe Standard Time"]
+)
+instants = st.datetimes(dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC))
 days = st.dates(dt.date(1970, 1, 1), dt.date(2100, 1, 1))
 
 
@@ -229,22 +248,26 @@ def timings(draw: st.DrawFn, all_day: bool) -> EventTiming:
         start = draw(days)
         return EventTiming(start, start + dt.timedelta(days=draw(st.integers(0, 30))))
     start = draw(instants)
-    return EventTiming(start, start + dt.timedelta(seconds=draw(st.integers(0, 10**6))),
-                       draw(zones))
+    return EventTiming(
+        start, start + dt.timedelta(seconds=draw(st.integers(0, 10**6))), draw(zones)
+    )
 
 
 @st.composite
 def events(draw: st.DrawFn) -> Event:
     all_day = draw(st.booleans())
     points = days if all_day else instants
-    recurrence = draw(st.none() | st.builds(
-        Recurrence,
-        rule=st.sampled_from(["FREQ=DAILY;COUNT=5", "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=YEARLY"]),
-        exdates=st.lists(points, max_size=3).map(tuple),
-        overrides=st.lists(
-            st.builds(Occurrence, points, timings(all_day), text, text, text), max_size=2
-        ).map(tuple),
-    ))
+    recurrence = draw(
+        st.none()
+        | st.builds(
+            Recurrence,
+            rule=st.sampled_from(["FREQ=DAILY;COUNT=5", "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=YEARLY"]),
+            exdates=st.lists(points, max_size=3).map(tuple),
+            overrides=st.lists(
+                st.builds(Occurrence, points, timings(all_day), text, text, text), max_size=2
+            ).map(tuple),
+        )
+    )
     return Event(
         subject=draw(text),
         timing=draw(timings(all_day)),
@@ -253,10 +276,14 @@ def events(draw: st.DrawFn) -> Event:
         is_private=draw(st.booleans()),
         show_as=draw(st.sampled_from(ShowAs)),
         categories=tuple(draw(st.lists(text, max_size=3))),
-        attendees=tuple(draw(st.lists(
-            st.builds(Attendee, text, text, st.sampled_from(AttendeeStatus), st.booleans()),
-            max_size=3,
-        ))),
+        attendees=tuple(
+            draw(
+                st.lists(
+                    st.builds(Attendee, text, text, st.sampled_from(AttendeeStatus), st.booleans()),
+                    max_size=3,
+                )
+            )
+        ),
         organizer=draw(text),
         recurrence=recurrence,
     )

@@ -82,8 +82,11 @@ def test_user_email_is_unique_and_found_in_any_case(crm: BuiltinCrm) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [User("x", "not-an-email"), User("x", "a@b.c", time_zone="Mars/Olympus"),
-     User("x", "a@b.c", profile_id="prf_missing")],
+    [
+        User("x", "not-an-email"),
+        User("x", "a@b.c", time_zone="Mars/Olympus"),
+        User("x", "a@b.c", profile_id="prf_missing"),
+    ],
     ids=["email", "time_zone", "profile"],
 )
 def test_user_content_is_checked(crm: BuiltinCrm, bad: User) -> None:
@@ -97,8 +100,9 @@ def test_user_owning_records_is_not_deleted(crm: BuiltinCrm, ann: User) -> None:
         crm.delete_user(ann.id)
 
 
-@pytest.mark.parametrize("contact", [FULL_CONTACT, PERSON_ACCOUNT, Contact()],
-                         ids=["full", "person_account", "empty"])
+@pytest.mark.parametrize(
+    "contact", [FULL_CONTACT, PERSON_ACCOUNT, Contact()], ids=["full", "person_account", "empty"]
+)
 def test_contact_crud(crm: BuiltinCrm, ann: User, bob: User, contact: Contact) -> None:
     stored = crm.create_contact(ann.id, contact)
     assert stored.id.startswith("con_") and stored.owner_id == ann.id
@@ -152,8 +156,14 @@ def test_event_crud_keeps_every_field(crm: BuiltinCrm, ann: User, name: str) -> 
 
 def test_event_instants_come_back_in_utc(crm: BuiltinCrm, ann: User) -> None:
     paris = dt.timezone(dt.timedelta(hours=2))
-    event = Event("x", EventTiming(dt.datetime(2024, 5, 1, 9, tzinfo=paris),
-                                   dt.datetime(2024, 5, 1, 10, tzinfo=paris), "Europe/Paris"))
+    event = Event(
+        "x",
+        EventTiming(
+            dt.datetime(2024, 5, 1, 9, tzinfo=paris),
+            dt.datetime(2024, 5, 1, 10, tzinfo=paris),
+            "Europe/Paris",
+        ),
+    )
     timing = crm.create_event(ann.id, event).record.timing
     assert timing.start == dt.datetime(2024, 5, 1, 7, tzinfo=dt.UTC)
     assert timing.start.utcoffset() == dt.timedelta(0)

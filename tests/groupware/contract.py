@@ -164,7 +164,9 @@ class ItemSideContract:
         fetched = side.fetch(written.id)
         assert fetched is not None
         assert (fetched.record, fetched.marker, fetched.version) == (
-            written.record, "003A", written.version,
+            written.record,
+            "003A",
+            written.version,
         )
         changed = dataclasses.replace(
             sample_contact(), title="Chief Analyst", fax="", other_address=Address()
@@ -178,7 +180,8 @@ class ItemSideContract:
         assert side.fetch(written.id) is None
 
     @pytest.mark.parametrize(
-        "event", [sample_event(), weekly_series(), all_day_event(), new_york_event()],
+        "event",
+        [sample_event(), weekly_series(), all_day_event(), new_york_event()],
         ids=["timed", "weekly-series", "all-day", "new-york"],
     )
     def test_event_round_trip(self, harness: ContractHarness, event: Event) -> None:
@@ -256,8 +259,10 @@ class ItemSideContract:
 
     def test_no_change_cycle_costs_at_most_two_requests(self, harness: ContractHarness) -> None:
         for side, make in ((harness.contacts, sample_contact), (harness.events, sample_event)):
-            written = [side.create(make(n) if make is sample_contact else make(f"e{n}"), f"m{n}")
-                       for n in range(5)]
+            written = [
+                side.create(make(n) if make is sample_contact else make(f"e{n}"), f"m{n}")
+                for n in range(5)
+            ]
             known = {w.id: w.version for w in written}
             cursor = side.changes(None, known).cursor
             before = harness.request_count()
@@ -311,7 +316,9 @@ class ItemSideContract:
             first = side.create(record, "crm-42")
             second = side.create(record, "crm-42")
             assert (second.id, second.version, second.record) == (
-                first.id, first.version, first.record,
+                first.id,
+                first.version,
+                first.record,
             )
             listing = side.changes(None, {})
             assert [s.id for s in listing.items if s.marker == "crm-42"] == [first.id]

@@ -189,10 +189,12 @@ def items_written(world: World, storage: Path, originals: int) -> int:
     which the engine saves in batches.
     """
     rep_root = storage / "collections" / "collection-root" / world.rep.email
-    mail = sum(1 for path in rep_root.glob("*/*") if path.is_file()
-               and not path.name.startswith("."))
-    crm = (len(world.crm.list_contacts(owner_id=world.rep.id))
-           + len(world.crm.list_events(owner_id=world.rep.id)))
+    mail = sum(
+        1 for path in rep_root.glob("*/*") if path.is_file() and not path.name.startswith(".")
+    )
+    crm = len(world.crm.list_contacts(owner_id=world.rep.id)) + len(
+        world.crm.list_events(owner_id=world.rep.id)
+    )
     return mail + crm - originals
 
 

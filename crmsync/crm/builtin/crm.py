@@ -40,6 +40,7 @@ from crmsync.crm.builtin.changefeed import (
 )
 from crmsync.crm.builtin.errors import Duplicate, InUse, InvalidRecord, NotFound
 from crmsync.crm.builtin.rows import CODECS, OwnedKind, Stored
+from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap, FieldType, convert
 from crmsync.domain.records import Contact, Event, ItemKind, Lead, Profile, User
 
 if TYPE_CHECKING:
@@ -148,15 +149,29 @@ class BuiltinCrm:
             yield conn
 
     def side(
-        self, rep_id: str, kind: ItemKind, *, auto_relate: bool = False, all_owners: bool = False
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        *,
+        auto_relate: bool = False,
+        all_owners: bool = False,
+        field_map: ContactFieldMap = IDENTITY_MAP,
     ) -> OwnerSide:
         """The rep's owned contacts (person accounts included) or events as an `ItemSide`;
         with ``auto_relate``, events written to the CRM are related to their attendees'
         contacts (or one lead); with ``all_owners``, every record of the kind is in scope,
-        not only the rep's own."""
+        not only the rep's own; ``field_map`` says which CRM field each synced contact
+        field reads and writes."""
         from crmsync.crm.builtin.sides import OwnerSide  # sides imports this module
 
-        return OwnerSide(self, rep_id, kind, auto_relate=auto_relate, all_owners=all_owners)
+        return OwnerSide(
+            self,
+            rep_id,
+            kind,
+            auto_relate=auto_relate,
+            all_owners=all_owners,
+            field_map=field_map,
+        )
 
     def current_stamp(self) -> int:
         """The change feed's position: the highest committed stamp."""
@@ -394,6 +409,50 @@ class BuiltinCrm:
             result = conn.execution_options(yield_per=batch).execute(query)
             for row in result:
                 yield Stored(row.id, row.owner_id, str(row.stamp), codec.from_row(row._mapping))
+
+    # ---- custom contact fields ---------------------------------------------------------
+
+    def define_custom_field(self, name: str, field_type: FieldType) -> None:
+        """Add (or retype) a custom contact field; names are letters, digits and ``_``."""
+        if not name.replace("_", "").isalnum() or len(name) > 64:
+            raise InvalidRecord(f"{name!r} is not a field name (letters, digits, _; <= 64)")
+        if field_type in (FieldType.ADDRESS, FieldType.FLAG):
+            raise InvalidRecord(
+                f"custom fields hold text, phones, emails or dates, not {field_type}"
+            )
+        cf = tables.custom_fields
+        with self.writing() as conn:  # writers are serialised: no race between the two
+            retyped = conn.execute(
+                update(cf).where(cf.c.name == name).values(type=field_type.value)
+            ).rowcount
+            if not retyped:
+                conn.execute(insert(cf).values(name=name, type=field_type.value))
+
+    def custom_field_types(self) -> dict[str, FieldType]:
+        cf = tables.custom_fields
+        with self.reading() as conn:
+            return {r.name: FieldType(r.type) for r in conn.execute(select(cf))}
+
+    def custom_values(self, contact_id: str) -> dict[str, str]:
+        with self.reading() as conn:
+            return writes.custom_values_of(conn, [contact_id]).get(contact_id, {})
+
+    def set_custom_values(self, contact_id: str, values: dict[str, str]) -> str:
+        """Set (``""``: clear) custom values of a contact; returns its new version.
+
+        Raises `InvalidRecord` for an undefined field or a value its type refuses."""
+        types = self.custom_field_types()
+        for name, value in values.items():
+            if name not in types:
+                raise InvalidRecord(f"{name!r} is not a custom contact field")
+            try:
+                convert(value, FieldType.TEXT, types[name])
+            except ValueError as exc:
+                raise InvalidRecord(f"{name}: {exc}") from None
+        with self.writing() as conn:
+            self._require(conn, OwnedKind.CONTACT, contact_id)
+            writes.replace_custom_values(conn, contact_id, values)
+            return writes.touch_contact(conn, contact_id)
 
     # ---- owned records, typed -------------------------------------------------------------
 

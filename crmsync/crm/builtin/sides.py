@@ -17,7 +17,17 @@ from crmsync.crm.builtin.changefeed import committed_stamp, pruned_through
 from crmsync.crm.builtin.crm import EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord, NotFound, StaleVersion
 from crmsync.crm.builtin.rows import CODECS, OwnedKind
-from crmsync.domain.records import Event, ItemKind, Record
+from crmsync.domain.contact_fields import (
+    CUSTOM_PREFIX,
+    IDENTITY_MAP,
+    STANDARD_CRM_FIELDS,
+    ContactFieldMap,
+    InvalidValue,
+    as_text,
+    custom_name,
+    is_custom,
+)
+from crmsync.domain.records import Contact, Event, ItemKind, Record
 from crmsync.domain.sync import (
     Changes,
     ErrorType,
@@ -54,6 +64,7 @@ class OwnerSide:
         *,
         auto_relate: bool = False,
         all_owners: bool = False,
+        field_map: ContactFieldMap = IDENTITY_MAP,
     ) -> None:
         if kind not in _KINDS:
             raise ValueError(f"the built-in CRM syncs contacts and events, not {kind}")
@@ -68,6 +79,14 @@ class OwnerSide:
         # The spec's "All contacts": every record the rep can see, whoever owns it (new
         # ones from the mail server are still the rep's). Otherwise only the rep's own.
         self.owner_id: str | None = None if all_owners else rep_id
+        # Contacts synced through a changed field mapping are converted on the way in and
+        # out; the identity mapping (the default) skips that work.
+        self.field_map = (
+            None if field_map.is_identity or kind is not ItemKind.CONTACT else field_map
+        )
+        self._custom = self.field_map is not None and any(
+            is_custom(crm) for crm, _ in self.field_map.fields.values()
+        )
 
     def __repr__(self) -> str:
         return f"OwnerSide({self.crm.url!r}, rep={self.rep_id!r}, kind={self.kind.value!r})"
@@ -88,10 +107,31 @@ class OwnerSide:
             query = query.where(table.c.owner_id == self.owner_id)
         return query
 
-    def _seen(self, row: Mapping[str, Any]) -> Seen:
+    def _seen_rows(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[Seen]:
+        customs = writes.custom_values_of(conn, [r["id"] for r in rows]) if self._custom else {}
+        return [self._seen(row, customs.get(row["id"], {})) for row in rows]
+
+    def _mapped(self, stored: Contact, customs: Mapping[str, str]) -> Contact:
+        """The synced view of a stored contact and its custom values."""
+        assert self.field_map is not None
+        values: dict[str, Any] = {name: getattr(stored, name) for name in STANDARD_CRM_FIELDS}
+        values.update({CUSTOM_PREFIX + name: value for name, value in customs.items()})
+        return self.field_map.to_contact(values)
+
+    def _seen(self, row: Mapping[str, Any], customs: Mapping[str, str]) -> Seen:
         version = str(row["stamp"])
         try:
             record = self._codec.from_row(row)
+            if self.field_map is not None:
+                record = self._mapped(record, customs)
+        except InvalidValue as exc:
+            problem = ItemProblem(
+                ErrorType.MALFORMED_ITEM,
+                f"{self.kind} {row['id']} has a value its mapped mail field cannot hold: {exc}",
+                "Correct the value in the CRM, or map the field to a mail field of its type "
+                "in the configuration's field mappings.",
+            )
+            return Seen(row["id"], version, None, row["marker"], problem)
         except (ValueError, TypeError, KeyError) as exc:
             problem = ItemProblem(
                 ErrorType.MALFORMED_ITEM,
@@ -130,13 +170,13 @@ class OwnerSide:
         # No upper bound: a record written after ``head`` is listed now and again next time,
         # which is harmless; leaving it out would report a known record as deleted.
         present: set[str] = set()
-        items = []
+        rows = []
         for row in conn.execute(self._listing()).mappings():
             present.add(row["id"])
             if known.get(row["id"]) != str(row["stamp"]):
-                items.append(self._seen(row))
+                rows.append(row)
         deleted = tuple(sorted(i for i in known if i not in present))
-        return Changes(tuple(items), deleted, cursor=str(head), full=True)
+        return Changes(tuple(self._seen_rows(conn, rows)), deleted, cursor=str(head), full=True)
 
     def _since(self, conn: Connection, since: int, head: int) -> Changes:
         # Bounded by ``head``: everything up to it is committed (see changefeed), anything
@@ -145,7 +185,7 @@ class OwnerSide:
         rows = conn.execute(
             self._listing().where(table.c.stamp > since, table.c.stamp <= head)
         ).mappings()
-        items = tuple(self._seen(row) for row in rows)
+        items = tuple(self._seen_rows(conn, list(rows)))
         in_range = [tomb.c.kind == self.kind.value, tomb.c.stamp > since, tomb.c.stamp <= head]
         if self.owner_id is not None:
             in_range.append(tomb.c.owner_id == self.owner_id)
@@ -165,7 +205,7 @@ class OwnerSide:
                 .mappings()
                 .first()
             )
-        return None if row is None else self._seen(row)
+            return None if row is None else self._seen_rows(conn, [row])[0]
 
     # ---- writing ------------------------------------------------------------------------
 
@@ -179,6 +219,7 @@ class OwnerSide:
         Raises `RejectedWrite` for content the CRM cannot store or a rep who is not a user.
         """
         self._check(record)
+        stored_record, customs, _ = self._to_store(record)
         m = tables.markers
         try:
             with self.crm.writing() as conn:
@@ -193,10 +234,14 @@ class OwnerSide:
                         select(self._codec.table).where(self._codec.table.c.id == existing)
                     ).first()
                     if row is not None:
-                        return Written(row.id, str(row.stamp), self._codec.from_row(row._mapping))
+                        stored_now = self._codec.from_row(row._mapping)
+                        return self._written(conn, row.id, str(row.stamp), stored_now, record)
                 stored = writes.insert_record(
-                    conn, self.kind, self.rep_id, record, marker=(self.rep_id, marker)
+                    conn, self.kind, self.rep_id, stored_record, marker=(self.rep_id, marker)
                 )
+                if customs:
+                    writes.replace_custom_values(conn, stored.id, customs)
+                written = self._written(conn, stored.id, stored.version, stored.record, record)
         except InvalidRecord as exc:
             raise RejectedWrite(str(exc), "Correct the item on the mail server.") from exc
         except NotFound as exc:
@@ -205,23 +250,58 @@ class OwnerSide:
                 "Add the user to the CRM or remove the rep from the configuration.",
             ) from exc
         self._relate(stored.id, record)
-        return Written(stored.id, stored.version, stored.record)
+        return written
+
+    def _to_store(self, record: Record) -> tuple[Record, dict[str, str], tuple[str, ...]]:
+        """What the CRM stores for a synced record: its standard record, its custom values
+        and the columns an update must leave alone (the ones that do not sync)."""
+        if self.field_map is None:
+            return record, {}, _KEPT_ON_UPDATE[self.kind]
+        assert isinstance(record, Contact)
+        try:
+            values = self.field_map.to_crm(record)
+        except InvalidValue as exc:
+            raise RejectedWrite(
+                f"the contact has a value its mapped CRM field cannot hold: {exc}",
+                "Correct the value on the mail server, or change the configuration's field "
+                "mappings.",
+            ) from exc
+        standard = {k: v for k, v in values.items() if not is_custom(k)}
+        customs = {custom_name(k): as_text(v) for k, v in values.items() if is_custom(k)}
+        kept = (set(STANDARD_CRM_FIELDS) - set(standard)) | set(_KEPT_ON_UPDATE[self.kind])
+        return Contact(**standard), customs, tuple(sorted(kept))
+
+    def _written(
+        self, conn: Connection, record_id: str, version: str, stored: Any, synced: Record
+    ) -> Written:
+        """The write's result as this side reads it (through the field mapping)."""
+        if self.field_map is None:
+            return Written(record_id, version, stored)
+        customs = writes.custom_values_of(conn, [record_id]).get(record_id, {})
+        try:
+            return Written(record_id, version, self._mapped(stored, customs))
+        except InvalidValue:
+            return Written(record_id, version, synced)
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """Replace the record's content; `VersionConflict` when it changed since ``version``
         or has left the rep's scope, `RejectedWrite` for content the CRM cannot store."""
         self._check(record)
+        stored_record, customs, kept = self._to_store(record)
         try:
             with self.crm.writing() as conn:
                 stored = writes.update_record(
                     conn,
                     self.kind,
                     item_id,
-                    record,
+                    stored_record,
                     expected_version=version,
                     expected_owner_id=self.owner_id,
-                    keep=_KEPT_ON_UPDATE[self.kind],
+                    keep=kept,
                 )
+                if customs:
+                    writes.replace_custom_values(conn, stored.id, customs)
+                written = self._written(conn, stored.id, stored.version, stored.record, record)
         except (StaleVersion, NotFound) as exc:
             raise VersionConflict(
                 str(exc), "The record changed in the CRM; the next cycle merges it."
@@ -229,7 +309,7 @@ class OwnerSide:
         except InvalidRecord as exc:
             raise RejectedWrite(str(exc), "Correct the item on the mail server.") from exc
         self._relate(stored.id, record)
-        return Written(stored.id, stored.version, stored.record)
+        return written
 
     def _relate(self, event_id: str, record: Record) -> None:
         if not self.auto_relate or not isinstance(record, Event):

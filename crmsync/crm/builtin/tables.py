@@ -24,6 +24,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -226,4 +227,24 @@ markers = Table(
     UniqueConstraint("kind", "rep_id", "marker"),
     # One marker per record and rep, so joining markers onto a listing never repeats a row.
     UniqueConstraint("kind", "record_id", "rep_id"),
+)
+
+# Custom contact fields an admin defined, and their values per contact. Values are text;
+# the field's type (a `FieldType` value) says how the sync reads them.
+custom_fields = Table(
+    "crm_custom_fields",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("type", String(16), nullable=False),
+)
+
+contact_custom_values = Table(
+    "crm_contact_custom_values",
+    metadata,
+    Column("contact_id", ID, ForeignKey("crm_contacts.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "name", String(64), ForeignKey("crm_custom_fields.name", ondelete="CASCADE"), nullable=False
+    ),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("contact_id", "name"),
 )

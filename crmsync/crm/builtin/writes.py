@@ -141,3 +141,36 @@ def delete_record(
     conn.execute(delete(table).where(table.c.id == record_id))
     record_deletions(conn, kind.value, [(record_id, current.owner_id)], stamp)
     return True
+
+
+def replace_custom_values(conn: Connection, contact_id: str, values: dict[str, str]) -> None:
+    """Set the contact's custom values; ``""`` clears one. The caller stamps the contact."""
+    cv = tables.contact_custom_values
+    if not values:
+        return
+    conn.execute(delete(cv).where(cv.c.contact_id == contact_id, cv.c.name.in_(values)))
+    kept = [{"contact_id": contact_id, "name": n, "value": v} for n, v in values.items() if v]
+    if kept:
+        conn.execute(insert(cv), kept)
+
+
+def touch_contact(conn: Connection, contact_id: str) -> str:
+    """Give the contact a new version (its custom values changed)."""
+    table = tables.contacts
+    stamp = allocate_stamps(conn)
+    conn.execute(update(table).where(table.c.id == contact_id).values(stamp=stamp))
+    return str(stamp)
+
+
+def custom_values_of(conn: Connection, contact_ids: list[str]) -> dict[str, dict[str, str]]:
+    """Each listed contact's custom values by field name (contacts without any: absent)."""
+    cv = tables.contact_custom_values
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(contact_ids), 500):
+        chunk = contact_ids[start : start + 500]
+        rows = conn.execute(
+            select(cv.c.contact_id, cv.c.name, cv.c.value).where(cv.c.contact_id.in_(chunk))
+        )
+        for contact_id, name, value in rows:
+            found.setdefault(contact_id, {})[name] = value
+    return found

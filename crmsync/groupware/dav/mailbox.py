@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.settings import OrgSettings
 from crmsync.domain.sync import AuthenticationFailed, FolderMissing, ServerUnavailable
 from crmsync.groupware.dav.collection import DavCollection
@@ -96,21 +97,34 @@ def connect(
     )
 
 
-def open_mailbox(connection: DavConnection, settings: OrgSettings, email: str) -> DavMailbox:
-    """Find (or create) the calendar and contacts folder of the rep with ``email``.
+def open_mailbox(
+    connection: DavConnection,
+    settings: OrgSettings,
+    email: str,
+    contact_fields: ContactFieldMap = IDENTITY_MAP,
+) -> DavMailbox:
+    """Find (or create) the calendar and contacts folder of the rep with ``email``;
+    its contacts sync the fields of ``contact_fields``.
 
     Raises `AuthenticationFailed` when the service account is refused, `FolderMissing`
     when the rep's principal, calendar or contacts folder is absent and cannot be created,
     `ServerUnavailable` when the server keeps failing.
     """
-    return _Discovery(connection, settings, email).run()
+    return _Discovery(connection, settings, email, contact_fields).run()
 
 
 class _Discovery:
-    def __init__(self, connection: DavConnection, settings: OrgSettings, email: str) -> None:
+    def __init__(
+        self,
+        connection: DavConnection,
+        settings: OrgSettings,
+        email: str,
+        contact_fields: ContactFieldMap,
+    ) -> None:
         self.connection = connection
         self.settings = settings
         self.email = email
+        self.contact_fields = contact_fields
         self._listings: dict[str, list[Response]] = {}
 
     def run(self) -> DavMailbox:
@@ -122,7 +136,7 @@ class _Discovery:
         addressbook, created = self._addressbook(ab_home)
         facts = MailboxFacts(principal, calendar, source, addressbook, created)
         return DavMailbox(
-            contacts=DavCollection(self.connection, addressbook, VCardFormat()),
+            contacts=DavCollection(self.connection, addressbook, VCardFormat(self.contact_fields)),
             events=DavCollection(self.connection, calendar, ICalendarFormat()),
             facts=facts,
         )

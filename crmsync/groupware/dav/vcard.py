@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.records import Address, Contact, Record
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, ParsedItem
@@ -212,13 +213,14 @@ def _parse_tree(text: str) -> cl.Component:
     return card
 
 
-def parse_vcard(text: str) -> ParsedItem[Contact]:
-    """The contact a vCard holds; raises `MalformedItem` with a precise message."""
+def parse_vcard(text: str, field_map: ContactFieldMap = IDENTITY_MAP) -> ParsedItem[Contact]:
+    """The contact a vCard holds (fields that do not sync left empty); raises
+    `MalformedItem` with a precise message."""
     card = _parse_tree(text)
     marker = card.first(MARKER_PROPERTY)
     uid = card.first("UID")
     return ParsedItem(
-        _read(card),
+        field_map.blank_unsynced(_read(card)),
         cl.unescape_text(marker.value) if marker else None,
         cl.unescape_text(uid.value) if uid else None,
     )
@@ -379,10 +381,13 @@ def render_new_vcard(contact: Contact, marker: str, uid: str) -> str:
     return card.serialize()
 
 
-def render_vcard_update(text: str, contact: Contact) -> str:
-    """``text`` with the mapped properties changed to ``contact``'s values (in place)."""
+def render_vcard_update(
+    text: str, contact: Contact, field_map: ContactFieldMap = IDENTITY_MAP
+) -> str:
+    """``text`` with the mapped properties changed to ``contact``'s values (in place);
+    properties of fields that do not sync stay as they are."""
     card = _parse_tree(text)
-    old = _read(card)
+    old = field_map.blank_unsynced(_read(card))
     if old == contact:
         return text
     _apply(card, old, contact)
@@ -390,7 +395,10 @@ def render_vcard_update(text: str, contact: Contact) -> str:
 
 
 class VCardFormat:
-    """The `ItemFormat` of CardDAV address books."""
+    """The `ItemFormat` of CardDAV address books, syncing the fields of ``field_map``."""
+
+    def __init__(self, field_map: ContactFieldMap = IDENTITY_MAP) -> None:
+        self.field_map = field_map
 
     content_type = "text/vcard; charset=utf-8"
     extension = ".vcf"
@@ -398,7 +406,7 @@ class VCardFormat:
     data_property = tag(CARDDAV, "address-data")
 
     def parse(self, text: str) -> ParsedItem[Record]:
-        return parse_vcard(text)
+        return parse_vcard(text, self.field_map)
 
     def render_new(self, record: Record, marker: str, uid: str) -> str:
         if not isinstance(record, Contact):
@@ -408,4 +416,4 @@ class VCardFormat:
     def render_update(self, text: str, record: Record) -> str:
         if not isinstance(record, Contact):
             raise TypeError("an address book holds contacts")
-        return render_vcard_update(text, record)
+        return render_vcard_update(text, record, self.field_map)

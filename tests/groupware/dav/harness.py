@@ -33,7 +33,9 @@ class DavHarness:
         self.server = server
         self.transport = RecordingTransport()
         self.connection = DavConnection(
-            server.url, server.username, server.password,
+            server.url,
+            server.username,
+            server.password,
             retry=RetryPolicy(max_attempts=2, base_delay=0.01),
             transport=self.transport,
         )

@@ -25,8 +25,7 @@ ZONES = ("America/New_York", "Europe/Paris", "Asia/Kolkata", "Australia/Lord_How
 # Printable text and newlines: what a CRM field can hold (control characters are not
 # allowed in iCalendar/vCard).
 text = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff")
-    | st.just("\n"),
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff") | st.just("\n"),
     max_size=40,
 )
 line = st.text(
@@ -103,12 +102,20 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
         for n in picks[split:]
     )
     if master.tzid and not all(
-        _round_trips(x, master.tzid) for x in (*exdates, *(o.recurrence_id for o in overrides))
+        _round_trips(x, master.tzid)
+        for x in (*exdates, *(o.recurrence_id for o in overrides))
         if isinstance(x, dt.datetime)
     ):
         exdates, overrides = (), ()
-    rule = draw(st.sampled_from(["FREQ=WEEKLY;COUNT=40", "FREQ=WEEKLY;INTERVAL=1",
-                                 "FREQ=WEEKLY;UNTIL=20400101T000000Z;BYDAY=MO,WE"]))
+    rule = draw(
+        st.sampled_from(
+            [
+                "FREQ=WEEKLY;COUNT=40",
+                "FREQ=WEEKLY;INTERVAL=1",
+                "FREQ=WEEKLY;UNTIL=20400101T000000Z;BYDAY=MO,WE",
+            ]
+        )
+    )
     return Recurrence(rule, exdates, overrides)
 
 

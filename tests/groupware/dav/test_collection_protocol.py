@@ -25,14 +25,18 @@ def _ms(inner: str, token: str | None = None) -> httpx.Response:
 
 
 def _etag(href: str, etag: str) -> str:
-    return (f"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>{etag}"
-            "</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+    return (
+        f"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>{etag}"
+        "</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+    )
 
 
 def _data(href: str) -> str:
-    return (f"<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>\"e\"</d:getetag>"
-            f"<a:address-data>{escape(CARD)}</a:address-data></d:prop>"
-            "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>")
+    return (
+        f'<d:response><d:href>{href}</d:href><d:propstat><d:prop><d:getetag>"e"</d:getetag>'
+        f"<a:address-data>{escape(CARD)}</a:address-data></d:prop>"
+        "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+    )
 
 
 def test_truncated_sync_results_are_followed() -> None:
@@ -44,8 +48,10 @@ def test_truncated_sync_results_are_followed() -> None:
             token = body.split("<d:sync-token>")[1].split("<")[0]
             seen_tokens.append(token)
             if token == "t1":
-                truncated = (f"<d:response><d:href>{BOOK}</d:href>"
-                             "<d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response>")
+                truncated = (
+                    f"<d:response><d:href>{BOOK}</d:href>"
+                    "<d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response>"
+                )
                 return _ms(_etag(BOOK + "a.vcf", '"e"') + truncated, "t2")
             return _ms(_etag(BOOK + "b.vcf", '"e"'), "t3")
         assert "addressbook-multiget" in body
@@ -65,8 +71,11 @@ def test_server_without_sync_collection_falls_back_to_propfind() -> None:
             return httpx.Response(403, content=error)
         if request.method == "PROPFIND":
             assert request.headers["Content-Type"].startswith("application/xml")
-            return _ms(_etag(BOOK, '"c"').replace("getetag", "sync-token")
-                       + _etag(BOOK + "a.vcf", '"e"') + _etag(BOOK + "b.vcf", '"old"'))
+            return _ms(
+                _etag(BOOK, '"c"').replace("getetag", "sync-token")
+                + _etag(BOOK + "a.vcf", '"e"')
+                + _etag(BOOK + "b.vcf", '"old"')
+            )
         return _ms(_data(BOOK + "b.vcf"))
 
     connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))

@@ -99,7 +99,5 @@ def test_serialize_then_parse_is_identity(props: list[tuple[str, str]]) -> None:
         root.add(cl.Property(name, value))
     text = root.serialize()
     again = cl.parse(text)
-    assert [(p.name, p.value) for p in again.properties] == [
-        (n, v) for n, v in props
-    ]
+    assert [(p.name, p.value) for p in again.properties] == [(n, v) for n, v in props]
     assert again.serialize() == text

@@ -63,8 +63,14 @@ def test_radicale_rep_without_principal_gets_one(tmp_path: object) -> None:
     server = start_radicale(Path(str(tmp_path)), users={"new@example.com": "x"})
     try:
         connection = DavConnection(server.url, SERVICE_ACCOUNT, SERVICE_PASSWORD)
-        info = DavServerInfo("radicale", server.url, SERVICE_ACCOUNT, SERVICE_PASSWORD,
-                             "/{email}/", "late@example.com")
+        info = DavServerInfo(
+            "radicale",
+            server.url,
+            SERVICE_ACCOUNT,
+            SERVICE_PASSWORD,
+            "/{email}/",
+            "late@example.com",
+        )
         mailbox = open_mailbox(connection, info.settings(), "late@example.com")
         assert mailbox.facts.calendar_created and mailbox.facts.contacts_folder_created
         assert mailbox.events.create(sample_event(), "x").id.startswith("/late%40example.com/")
@@ -162,8 +168,9 @@ def test_event_update_keeps_alarm_attendee_params_and_unknown_properties(
     assert seen is not None and isinstance(seen.record, Event)
     assert seen.record.timing.tzid == "Europe/Berlin"
     before = harness.raw_get(item_id)  # both servers normalise what they store
-    changed = dataclasses.replace(seen.record, subject="Board meeting (moved room)",
-                                  location="Room 7")
+    changed = dataclasses.replace(
+        seen.record, subject="Board meeting (moved room)", location="Room 7"
+    )
     written = harness.events.update(item_id, seen.version, changed)
     assert written.record == changed
     sent = harness.transport.puts[item_id]
@@ -173,14 +180,20 @@ def test_event_update_keeps_alarm_attendee_params_and_unknown_properties(
     stored = cl.parse(harness.raw_get(item_id))
     vevent = stored.sub("VEVENT")[0]
     assert [p.value for p in vevent.sub("VALARM")[0].properties] == [
-        "DISPLAY", "Reminder", "-PT15M"
+        "DISPLAY",
+        "Reminder",
+        "-PT15M",
     ] or {p.name for p in vevent.sub("VALARM")[0].properties} == {
-        "ACTION", "DESCRIPTION", "TRIGGER"
+        "ACTION",
+        "DESCRIPTION",
+        "TRIGGER",
     }
     attendee = vevent.first("ATTENDEE")
     assert attendee is not None
     assert (attendee.param("CUTYPE"), attendee.param("RSVP"), attendee.param("X-NUM-GUESTS")) == (
-        "INDIVIDUAL", "TRUE", "0"
+        "INDIVIDUAL",
+        "TRUE",
+        "0",
     )
     assert attendee.param("CN") == "Doe, Jane"
     # Radicale stores the value re-escaped (\\;); the text it stands for is kept.
@@ -206,8 +219,12 @@ def test_contact_update_keeps_apple_groups_and_unknown_properties(
     _assert_only_mapped_lines_changed(before, sent, {"TITLE", "TEL"})
     stored = cl.parse(harness.raw_get(item_id))
     groups = {(p.group, p.name) for p in stored.properties if p.group}
-    assert {("item1", "EMAIL"), ("item1", "X-ABLABEL"), ("item3", "ADR"),
-            ("item3", "X-ABADR")} <= groups
+    assert {
+        ("item1", "EMAIL"),
+        ("item1", "X-ABLABEL"),
+        ("item3", "ADR"),
+        ("item3", "X-ABADR"),
+    } <= groups
     assert stored.value("X-SOCIALPROFILE") == "https://twitter.com/johnny"
     assert stored.first("PHOTO") is not None
     harness.close()

@@ -44,16 +44,17 @@ def test_vcard_update_gives_the_new_contact(old: Contact, new: Contact) -> None:
 def test_vcard4_with_uri_phone_and_lf_endings() -> None:
     text = (
         "BEGIN:VCARD\nVERSION:4.0\nFN:Jane Doe\nN:Doe;Jane;Q;Dr.;PhD\n"
-        "TEL;VALUE=uri;TYPE=\"cell,voice\":tel:+1-555-0100\nEMAIL;PREF=1:j@example.com\n"
+        'TEL;VALUE=uri;TYPE="cell,voice":tel:+1-555-0100\nEMAIL;PREF=1:j@example.com\n'
         "EMAIL:other@example.com\nBDAY:--0517\nNICKNAME:JD,Janie\nEND:VCARD\n"
     )
     contact = parse_vcard(text).record
     assert (contact.first_name, contact.last_name, contact.salutation) == ("Jane", "Doe", "Dr.")
     assert contact.mobile_phone == "+1-555-0100" and contact.email == "j@example.com"
     assert contact.birthdate is None
-    updated = render_vcard_update(text, dataclasses.replace(contact, mobile_phone="+1-555-0199",
-                                                            first_name="Janet"))
-    assert "TEL;VALUE=uri;TYPE=\"cell,voice\":tel:+1-555-0199\r\n" in updated
+    updated = render_vcard_update(
+        text, dataclasses.replace(contact, mobile_phone="+1-555-0199", first_name="Janet")
+    )
+    assert 'TEL;VALUE=uri;TYPE="cell,voice":tel:+1-555-0199\r\n' in updated
     assert "N:Doe;Janet;Q;Dr.;PhD\r\n" in updated  # middle name and suffix kept
     assert "BDAY:--0517\r\nNICKNAME:JD,Janie\r\n" in updated
     assert "VERSION:4.0" in updated
@@ -114,8 +115,11 @@ def _calendar(*vevent_lines: str, extra: str = "") -> str:
 
 def test_windows_tzid_and_duration() -> None:
     text = _calendar(
-        "UID:1", "DTSTART;TZID=Eastern Standard Time:20260105T090000", "DURATION:PT90M",
-        "X-MICROSOFT-CDO-BUSYSTATUS:OOF", "CLASS:CONFIDENTIAL",
+        "UID:1",
+        "DTSTART;TZID=Eastern Standard Time:20260105T090000",
+        "DURATION:PT90M",
+        "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+        "CLASS:CONFIDENTIAL",
         extra="BEGIN:VTIMEZONE\r\nTZID:Eastern Standard Time\r\nEND:VTIMEZONE\r\n",
     )
     event = parse_ical(text).record
@@ -152,7 +156,10 @@ def test_new_event_in_a_zone_carries_a_correct_vtimezone() -> None:
 
 def test_update_keeps_alarm_and_unknown_lines_byte_for_byte() -> None:
     text = _calendar(
-        "UID:1", "DTSTART:20260105T090000Z", "SUMMARY:old", "X-ODD;X-P=\"a,b\":v\\;w",
+        "UID:1",
+        "DTSTART:20260105T090000Z",
+        "SUMMARY:old",
+        'X-ODD;X-P="a,b":v\\;w',
         "BEGIN:VALARM\r\nTRIGGER:-PT5M\r\nACTION:AUDIO\r\nEND:VALARM",
     )
     event = parse_ical(text).record
@@ -168,9 +175,10 @@ def test_update_keeps_alarm_and_unknown_lines_byte_for_byte() -> None:
         (_calendar("UID:1", "DTSTART:20260105T090000Z", "DTEND:20260105T080000Z"), "before it"),
         (_calendar("UID:1", "DTSTART;TZID=Mars/Olympus:20260105T090000"), "no VTIMEZONE"),
         (
-            _calendar("UID:1", "DTSTART:20260105T090000Z")
-            .replace("END:VCALENDAR", "BEGIN:VEVENT\r\nUID:2\r\nDTSTART:20260105T090000Z\r\n"
-                     "END:VEVENT\r\nEND:VCALENDAR"),
+            _calendar("UID:1", "DTSTART:20260105T090000Z").replace(
+                "END:VCALENDAR",
+                "BEGIN:VEVENT\r\nUID:2\r\nDTSTART:20260105T090000Z\r\nEND:VEVENT\r\nEND:VCALENDAR",
+            ),
             "different UIDs",
         ),
         (_calendar("UID:1", "DTSTART;VALUE=DATE:20260105", "DTEND:20260105T100000Z"), "mixes"),
@@ -184,8 +192,7 @@ def test_bad_events_are_reported_precisely(text: str, words: str) -> None:
 
 def test_task_only_resource_is_out_of_scope() -> None:
     text = (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\n"
-        "END:VCALENDAR\r\n"
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nUID:t\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
     )
     with pytest.raises(OutOfScope):
         parse_ical(text)
@@ -200,9 +207,18 @@ def test_changed_lines_are_folded_utf8_safely() -> None:
     assert cl.parse(updated).serialize() == updated
 
 
-@given(st.sampled_from(["America/New_York", "Europe/London", "Australia/Lord_Howe",
-                        "America/Sao_Paulo", "Asia/Tehran"]),
-       st.datetimes(dt.datetime(2001, 1, 1), dt.datetime(2039, 1, 1)))
+@given(
+    st.sampled_from(
+        [
+            "America/New_York",
+            "Europe/London",
+            "Australia/Lord_Howe",
+            "America/Sao_Paulo",
+            "Asia/Tehran",
+        ]
+    ),
+    st.datetimes(dt.datetime(2001, 1, 1), dt.datetime(2039, 1, 1)),
+)
 @settings(max_examples=40, deadline=None)
 def test_generated_vtimezone_agrees_with_zoneinfo(tzid: str, when: dt.datetime) -> None:
     import icalendar
@@ -220,8 +236,9 @@ def test_generated_vtimezone_agrees_with_zoneinfo(tzid: str, when: dt.datetime) 
 def test_an_event_in_the_repeated_hour_of_a_dst_end_keeps_its_instant_and_zone() -> None:
     # 2028-11-05 06:30 UTC is 01:30 EST, the second 01:30 of that night in New York.
     start = dt.datetime(2028, 11, 5, 6, 30, tzinfo=dt.UTC)
-    event = Event("Late call", EventTiming(start, start + dt.timedelta(hours=1),
-                                           "America/New_York"))
+    event = Event(
+        "Late call", EventTiming(start, start + dt.timedelta(hours=1), "America/New_York")
+    )
     text = render_new_ical(event, "m", "u")
     assert "DTSTART:20281105T063000Z" in text
     assert parse_ical(text).record == event
