@@ -82,6 +82,10 @@ class Lead:
     status: str = "Open"
 
 
+# At most this many attendees of an event are carried across; the rest stay where they are.
+MAX_ATTENDEES = 50
+
+
 @dataclass(frozen=True, slots=True)
 class Attendee:
     email: str

@@ -22,6 +22,7 @@ from icalendar.prop import vDuration
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from crmsync.domain.records import (
+    MAX_ATTENDEES,
     Attendee,
     AttendeeStatus,
     Event,
@@ -346,7 +347,7 @@ def _read(calendar: cl.Component) -> Event:
         is_private=(master.value("CLASS") or "").strip().upper() in ("PRIVATE", "CONFIDENTIAL"),
         show_as=_show_as(master),
         categories=_categories(master),
-        attendees=tuple(_attendee(p) for p in master.all("ATTENDEE")),
+        attendees=tuple(_attendee(p) for p in master.all("ATTENDEE")[:MAX_ATTENDEES]),
         organizer=_mail(organizer) if organizer is not None else "",
         recurrence=recurrence,
     )
@@ -421,7 +422,10 @@ def _date_of(value: dt.datetime | dt.date) -> dt.date:
 def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
     if old.attendees == new.attendees:
         return
-    existing = {_mail(p.value).lower(): p for p in vevent.all("ATTENDEE")}
+    # Attendees past the cap were never carried: they stay, after the carried ones.
+    carried = vevent.all("ATTENDEE")[:MAX_ATTENDEES]
+    beyond = vevent.all("ATTENDEE")[MAX_ATTENDEES:]
+    existing = {_mail(p.value).lower(): p for p in carried}
     wanted: list[cl.Property] = []
     for attendee in new.attendees:
         prop = existing.pop(attendee.email.lower(), None)
@@ -451,7 +455,9 @@ def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
     ]
     at = slots[0] if slots else len([c for c in vevent.children if isinstance(c, cl.Property)])
     at = min(at, len(remaining))
-    vevent.children = remaining[:at] + wanted + remaining[at:]
+    wanted_emails = {_mail(p.value).lower() for p in wanted}
+    kept = [p for p in beyond if _mail(p.value).lower() not in wanted_emails]
+    vevent.children = remaining[:at] + wanted + kept + remaining[at:]
 
 
 def _apply_master(calendar: cl.Component, vevent: cl.Component, old: Event, new: Event) -> None:

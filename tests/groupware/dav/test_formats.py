@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crmsync.domain.records import Contact, Event, EventTiming, ShowAs
+from crmsync.domain.records import (
+    MAX_ATTENDEES,
+    AttendeeStatus,
+    Contact,
+    Event,
+    EventTiming,
+    ShowAs,
+)
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MalformedItem
 from crmsync.groupware.dav.ical import OutOfScope, parse_ical, render_ical_update, render_new_ical
@@ -242,3 +249,27 @@ def test_an_event_in_the_repeated_hour_of_a_dst_end_keeps_its_instant_and_zone()
     text = render_new_ical(event, "m", "u")
     assert "DTSTART:20281105T063000Z" in text
     assert parse_ical(text).record == event
+
+
+def test_at_most_50_attendees_are_carried_and_the_rest_survive_an_update() -> None:
+    attendees = [
+        f"ATTENDEE;CN=Guest {i};PARTSTAT=NEEDS-ACTION:mailto:guest{i}@example.com"
+        for i in range(60)
+    ]
+    text = _calendar("UID:1", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z", *attendees)
+    event = parse_ical(text).record
+    assert len(event.attendees) == MAX_ATTENDEES == 50
+    assert event.attendees[-1].email == "guest49@example.com"
+
+    first = dataclasses.replace(event.attendees[0], status=AttendeeStatus.ACCEPTED)
+    changed = dataclasses.replace(event, attendees=(first, *event.attendees[1:]))
+    updated = render_ical_update(text, changed)
+    lines = [line for line in updated.split("\r\n") if line.startswith("ATTENDEE")]
+    assert len(lines) == 60
+    assert "PARTSTAT=ACCEPTED" in lines[0] and "guest59@example.com" in lines[-1]
+    assert parse_ical(updated).record == changed
+
+    # Removing a carried attendee leaves the uncarried ones alone.
+    fewer = dataclasses.replace(event, attendees=event.attendees[1:])
+    lines = [ln for ln in render_ical_update(text, fewer).split("\r\n") if "ATTENDEE" in ln]
+    assert len(lines) == 59 and not any("guest0@" in line for line in lines)
