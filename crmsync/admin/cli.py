@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import make_url
 
+from crmsync.admin import config_file
 from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.reports import preview_table, print_report, status_table
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping, FilterOperator
@@ -126,11 +127,11 @@ def setup_dav(
     console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
 
 
-configs_app = typer.Typer(help="Sync configurations for groups of reps.", no_args_is_help=True)
-app.add_typer(configs_app, name="configs")
+config_app = typer.Typer(help="Sync configurations for groups of reps.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 
-@configs_app.command("add")
+@config_app.command("add")
 def configs_add(
     name: str,
     user: Annotated[list[str] | None, typer.Option(help="Rep email (repeatable).")] = None,
@@ -243,6 +244,55 @@ def parse_mapping(text: str) -> FieldMapping:
     return FieldMapping(mail.strip(), crm.strip())
 
 
+@config_app.command("export")
+def config_export(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+) -> None:
+    """Print (or write) the org's settings and configurations as YAML."""
+    with open_service() as service:
+        text = config_file.export_text(service)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        console.print(f"Wrote {output}.")
+
+
+@config_app.command("apply")
+def config_apply(
+    file: Path,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate and show the diff only.")] = False,
+) -> None:
+    """Validate FILE, show what changes, then save it (after confirmation or --yes)."""
+    with open_service() as service:
+        try:
+            document = config_file.read_document(service, file.read_text())
+        except config_file.DocumentError as refused:
+            for problem in refused.problems:
+                console.print(f"[red]error:[/red] {problem}", highlight=False)
+            raise typer.Exit(1) from None
+        changes = config_file.diff(
+            config_file.export_text(service),
+            config_file.document_text(service, document),
+            str(file),
+        )
+        if document.password is not None:
+            changes += "(the service account password is replaced)\n"
+        if not changes:
+            console.print("Nothing to change.")
+            return
+        typer.echo(changes, nl=False)
+        if dry_run or not (yes or typer.confirm("Apply these changes?")):
+            console.print("Nothing was changed.")
+            return
+        warnings = config_file.apply_document(service, document)
+    console.print(f"Applied {file}.")
+    for name, found in warnings.items():
+        for warning in found:
+            console.print(f"[yellow]warning:[/yellow] {name}: {warning}")
+
+
 org_app = typer.Typer(help="The orgs (CRMs) this deployment serves.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 
@@ -278,7 +328,7 @@ def _without_password(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@configs_app.command("list")
+@config_app.command("list")
 def configs_list() -> None:
     """List the configurations with their assignments and directions."""
     with open_service() as service:

@@ -152,20 +152,52 @@ class SyncService:
         clashes within the org or a covered mailbox is in an active configuration of
         another org of the deployment (the spec's sandbox / production warning).
         """
-        problems = configuration_problems(config, self.crm.custom_field_types())
-        if problems:
-            raise ValueError("; ".join(problems))
-        if config.active:
-            covered = self._covered_mailboxes(config)
-            for org, claims in self._other_orgs_claims():
-                for email in sorted(covered & claims.keys()):
-                    raise ConfigConflict(
+        self._check([config])
+        self.store.save_config(config)
+        return configuration_warnings(config)
+
+    def replace_configs(self, configs: list[SyncConfig]) -> dict[str, list[str]]:
+        """Make ``configs`` the org's configurations, all or nothing, after the checks of
+        `save_config`; returns each configuration's warnings."""
+        self._check(configs)
+        self.store.replace_configs(configs)
+        return {config.name: configuration_warnings(config) for config in configs}
+
+    def configuration_problems(self, configs: list[SyncConfig]) -> list[str]:
+        """Why ``configs`` cannot be saved together (empty: they can)."""
+        return self._setting_problems(configs) + self._mailbox_conflicts(configs)
+
+    def _setting_problems(self, configs: list[SyncConfig]) -> list[str]:
+        custom_types = self.crm.custom_field_types()
+        return [
+            f"configuration {config.name!r}: {problem}"
+            for config in configs
+            for problem in configuration_problems(config, custom_types)
+        ]
+
+    def _mailbox_conflicts(self, configs: list[SyncConfig]) -> list[str]:
+        active = [config for config in configs if config.active]
+        if not active:
+            return []
+        covered = {config.name: self._covered_mailboxes(config) for config in active}
+        conflicts = []
+        for org, claims in self._other_orgs_claims():
+            for config in active:
+                for email in sorted(covered[config.name] & claims.keys()):
+                    conflicts.append(
                         f"{email} is already in the active configuration {claims[email]!r} "
                         f"of org {org!r}; a mailbox may be in only one active configuration "
                         "across the deployment's orgs, or its items would sync twice"
                     )
-        self.store.save_config(config)
-        return configuration_warnings(config)
+        return conflicts
+
+    def _check(self, configs: list[SyncConfig]) -> None:
+        problems = self._setting_problems(configs)
+        if problems:
+            raise ValueError("; ".join(problems))
+        conflicts = self._mailbox_conflicts(configs)
+        if conflicts:
+            raise ConfigConflict(conflicts[0])
 
     def _covered_mailboxes(self, config: SyncConfig) -> set[str]:
         users = set(config.user_ids)

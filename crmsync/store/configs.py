@@ -53,31 +53,24 @@ class ConfigsMixin(StoreBase):
         Raises `ConfigConflict` (and changes nothing) if one of its users or profiles is
         assigned to another configuration of the org.
         """
-        settings = {"contacts": to_json(config.contacts), "events": to_json(config.events)}
-        row = {"active": config.active, "description": config.description, "settings": settings}
         try:
             with self._write() as conn:
-                config_id = conn.execute(
-                    select(_K.c.id).where(_K.c.org_id == org_id, _K.c.name == config.name)
-                ).scalar_one_or_none()
-                if config_id is None:
-                    config_id = conn.execute(
-                        insert(_K).values(org_id=org_id, name=config.name, **row)
-                    ).inserted_primary_key[0]
-                else:
-                    conn.execute(update(_K).where(_K.c.id == config_id).values(row))
-                    conn.execute(delete(_A).where(_A.c.config_id == config_id))
-                assignments = [
-                    {"config_id": config_id, "org_id": org_id, "subject": s, "subject_id": i}
-                    for s, ids in ((_USER, config.user_ids), (_PROFILE, config.profile_ids))
-                    for i in sorted(set(ids))
-                ]
-                if assignments:
-                    conn.execute(insert(_A), assignments)
+                _write_config(conn, config, org_id)
         except IntegrityError:
             raise ConfigConflict(
                 f"a user or profile of {config.name!r} is assigned to another configuration"
             ) from None
+
+    def replace_configs(self, configs: list[SyncConfig], org_id: str = DEFAULT_ORG) -> None:
+        """Make ``configs`` the org's configurations, all or nothing (assignments may move
+        between them). Raises `ConfigConflict` if two share a user or profile."""
+        try:
+            with self._write() as conn:
+                conn.execute(delete(_K).where(_K.c.org_id == org_id))
+                for config in configs:
+                    _write_config(conn, config, org_id)
+        except IntegrityError:
+            raise ConfigConflict("two configurations share a user or profile, or a name") from None
 
     def delete_config(self, name: str, org_id: str = DEFAULT_ORG) -> bool:
         """Remove the configuration and its assignments; returns whether it existed."""
@@ -119,6 +112,28 @@ class ConfigsMixin(StoreBase):
             if config_id is None:
                 return None
             return _load_configs(conn, _K.c.id == config_id)[0]
+
+
+def _write_config(conn: Connection, config: SyncConfig, org_id: str) -> None:
+    settings = {"contacts": to_json(config.contacts), "events": to_json(config.events)}
+    row = {"active": config.active, "description": config.description, "settings": settings}
+    config_id = conn.execute(
+        select(_K.c.id).where(_K.c.org_id == org_id, _K.c.name == config.name)
+    ).scalar_one_or_none()
+    if config_id is None:
+        config_id = conn.execute(
+            insert(_K).values(org_id=org_id, name=config.name, **row)
+        ).inserted_primary_key[0]
+    else:
+        conn.execute(update(_K).where(_K.c.id == config_id).values(row))
+        conn.execute(delete(_A).where(_A.c.config_id == config_id))
+    assignments = [
+        {"config_id": config_id, "org_id": org_id, "subject": s, "subject_id": i}
+        for s, ids in ((_USER, config.user_ids), (_PROFILE, config.profile_ids))
+        for i in sorted(set(ids))
+    ]
+    if assignments:
+        conn.execute(insert(_A), assignments)
 
 
 def _load_configs(conn: Connection, where: ColumnElement[bool]) -> list[SyncConfig]:

@@ -73,7 +73,7 @@ def test_an_admin_sets_up_configures_syncs_and_resets(
         unconfigured = runner.invoke(app, ["sync"])
         assert "configuration not set to sync" in unconfigured.output
 
-        added = runner.invoke(app, ["configs", "add", "Sales", "--user", REP_EMAIL])
+        added = runner.invoke(app, ["config", "add", "Sales", "--user", REP_EMAIL])
         assert added.exit_code == 0, added.output
         first = runner.invoke(app, ["sync", "--rep", REP_EMAIL])
         assert first.exit_code == 0, first.output
@@ -102,7 +102,7 @@ def test_a_wrong_password_is_reported_not_raised(
         monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", "not-the-password")
         runner.invoke(app, ["setup", "dav", server.url, "--service-account", SERVICE_ACCOUNT])
         runner.invoke(app, ["crm", "add", "user", f"email={REP_EMAIL}"])
-        runner.invoke(app, ["configs", "add", "Sales", "--user", REP_EMAIL])
+        runner.invoke(app, ["config", "add", "Sales", "--user", REP_EMAIL])
         result = runner.invoke(app, ["sync"])
         assert result.exit_code == 1
         errors = runner.invoke(app, ["errors"]).output
@@ -124,7 +124,7 @@ def test_a_mass_deletion_waits_for_the_admin_to_confirm_it(
         ]
         connect_and_seed(runner, monkeypatch, server.url, tmp_path, "\n".join(lines) + "\n")
         runner.invoke(
-            app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--propagate-contact-deletions"]
+            app, ["config", "add", "Sales", "--user", REP_EMAIL, "--propagate-contact-deletions"]
         )
         assert "contacts → mail 10" in runner.invoke(app, ["sync"]).output
         for n in range(7):
@@ -157,7 +157,7 @@ def test_preview_lists_the_next_cycle_and_writes_nothing(
             f'{{"kind": "user", "email": "{REP_EMAIL}"}}\n'
             f'{{"kind": "contact", "id": "c1", "owner": "{REP_EMAIL}", "first_name": "Ada"}}\n',
         )
-        runner.invoke(app, ["configs", "add", "Pilot", "--user", REP_EMAIL, "--inactive"])
+        runner.invoke(app, ["config", "add", "Pilot", "--user", REP_EMAIL, "--inactive"])
         storage = tmp_path / "radicale" / "collections" / "collection-root" / REP_EMAIL
 
         first = runner.invoke(app, ["preview", "--config", "Pilot"])
@@ -165,7 +165,7 @@ def test_preview_lists_the_next_cycle_and_writes_nothing(
         assert "first cycle creates it" in first.output
         assert list(storage.iterdir()) == []  # no calendar or address book was created
 
-        runner.invoke(app, ["configs", "add", "Pilot", "--user", REP_EMAIL])
+        runner.invoke(app, ["config", "add", "Pilot", "--user", REP_EMAIL])
         assert "contacts → mail 1" in runner.invoke(app, ["sync"]).output
         assert "nothing to do" in runner.invoke(app, ["preview"]).output
 
@@ -197,7 +197,7 @@ def test_why_prints_an_items_history_from_either_sides_id(
             '"start": "2030-03-05T09:00:00+00:00", "end": "2030-03-05T10:00:00+00:00"}\n',
         )
         runner.invoke(
-            app, ["configs", "add", "Sales", "--user", REP_EMAIL, "--events-conflict", "mail_wins"]
+            app, ["config", "add", "Sales", "--user", REP_EMAIL, "--events-conflict", "mail_wins"]
         )
         runner.invoke(app, ["sync"])
         runner.invoke(app, ["crm", "edit", "event", "e1", "location=Room 2"])
@@ -229,16 +229,14 @@ def test_a_mailbox_is_in_one_active_configuration_across_orgs(
     for org in ("default", "sandbox"):
         imported = runner.invoke(app, ["--org", org, "crm", "import", str(people)])
         assert imported.exit_code == 0, imported.output
-    added = runner.invoke(app, ["configs", "add", "Production", "--user", REP_EMAIL])
+    added = runner.invoke(app, ["config", "add", "Production", "--user", REP_EMAIL])
     assert added.exit_code == 0, added.output
 
-    refused = runner.invoke(
-        app, ["--org", "sandbox", "configs", "add", "Test", "--user", REP_EMAIL]
-    )
+    refused = runner.invoke(app, ["--org", "sandbox", "config", "add", "Test", "--user", REP_EMAIL])
     assert refused.exit_code != 0
     message = str(refused.exception)
     assert "'Production'" in message and "'default'" in message and REP_EMAIL in message
-    inactive = ["--org", "sandbox", "configs", "add", "Test", "--user", REP_EMAIL, "--inactive"]
+    inactive = ["--org", "sandbox", "config", "add", "Test", "--user", REP_EMAIL, "--inactive"]
     assert runner.invoke(app, inactive).exit_code == 0
 
     # Activated behind the check's back (say, by restoring a database): the sandbox's

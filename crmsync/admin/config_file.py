@@ -1,0 +1,258 @@
+"""Configuration as code: the org's settings and configurations as one YAML document.
+
+`export_text` writes what is saved; `read_document` turns a document back into values,
+collecting every problem (unknown keys with a suggestion, wrong types, unknown reps or
+profiles) instead of stopping at the first. Reps appear by email and profiles by name, so
+a file carries from a sandbox to production. Secrets are never written: the document may
+name an environment variable that holds the service account's password.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from crmsync.domain.settings import ContactSettings, EventSettings, OrgSettings, SyncConfig
+from crmsync.service.runner import SyncService
+from crmsync.store.codec import from_json, to_json
+
+PASSWORD_ENV_KEY = "service_password_env"
+_HEADER = (
+    "# crmsync configuration: org settings and sync configurations.\n"
+    "# Apply with `crmsync config apply FILE`. The service account's password is never\n"
+    f"# written here; to set it, add `{PASSWORD_ENV_KEY}: VARIABLE` under `org` and put the\n"
+    "# password in that environment variable.\n"
+)
+
+
+@dataclass
+class Document:
+    """What a configuration document asks for."""
+
+    org: OrgSettings
+    configs: list[SyncConfig]
+    password: str | None = None
+
+
+class DocumentError(ValueError):
+    """The document cannot be applied; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def export_text(service: SyncService) -> str:
+    """The org's saved settings and configurations as a YAML document."""
+    return _HEADER + _dump(service, service.org_settings(), service.store.configs())
+
+
+def document_text(service: SyncService, document: Document) -> str:
+    """``document`` written the way `export_text` writes, for an exact diff."""
+    return _HEADER + _dump(service, document.org, document.configs)
+
+
+def _dump(service: SyncService, org: OrgSettings, configs: list[SyncConfig]) -> str:
+    emails = {user.id: user.email for user in service.crm.list_users()}
+    profiles = {profile.id: profile.name for profile in service.crm.list_profiles()}
+    data = {
+        "org": to_json(org),
+        "configurations": [
+            {
+                "name": config.name,
+                "active": config.active,
+                "description": config.description,
+                "users": sorted(emails.get(i, i) for i in config.user_ids),
+                "profiles": sorted(profiles.get(i, i) for i in config.profile_ids),
+                "contacts": to_json(config.contacts),
+                "events": to_json(config.events),
+            }
+            for config in configs
+        ],
+    }
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def diff(current: str, wanted: str, name: str) -> str:
+    """A unified diff from the saved state to the document (empty: nothing changes)."""
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            wanted.splitlines(keepends=True),
+            "saved",
+            name,
+        )
+    )
+
+
+def read_document(service: SyncService, text: str) -> Document:
+    """The document's values; raises `DocumentError` with every problem found."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DocumentError([f"not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise DocumentError(["the document must be a mapping with `org` and `configurations`"])
+    problems: list[str] = []
+    _unknown_keys(data, {"org", "configurations"}, "", problems)
+    org_data = dict(data.get("org") or {})
+    password = _password(org_data.pop(PASSWORD_ENV_KEY, None), problems)
+    org = _decode(OrgSettings, org_data, "org", problems) or service.org_settings()
+    configs = []
+    users = {user.email.casefold(): user.id for user in service.crm.list_users()}
+    profiles = {profile.name: profile.id for profile in service.crm.list_profiles()}
+    seen_names: set[str] = set()
+    for index, item in enumerate(data.get("configurations") or []):
+        where = f"configurations[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected a mapping")
+            continue
+        config = _config(item, where, users, profiles, problems)
+        if config is None:
+            continue
+        if config.name in seen_names:
+            problems.append(f"{where}: the name {config.name!r} is used twice")
+        seen_names.add(config.name)
+        configs.append(config)
+    problems += _shared_assignments(configs)
+    if not problems:
+        problems += service.configuration_problems(configs)
+    if problems:
+        raise DocumentError(problems)
+    return Document(org, configs, password)
+
+
+def _config(
+    item: dict[str, Any],
+    where: str,
+    users: dict[str, str],
+    profiles: dict[str, str],
+    problems: list[str],
+) -> SyncConfig | None:
+    before = len(problems)
+    keys = {"name", "active", "description", "users", "profiles", "contacts", "events"}
+    _unknown_keys(item, keys, where, problems)
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{where}: a configuration needs a name")
+        return None
+    where = f"configuration {name!r}"
+    user_ids = []
+    for email in item.get("users") or []:
+        found = users.get(str(email).casefold())
+        if found is None:
+            problems.append(f"{where}: no CRM user has the email {email}")
+        else:
+            user_ids.append(found)
+    profile_ids = []
+    for profile in item.get("profiles") or []:
+        found = profiles.get(str(profile))
+        if found is None:
+            problems.append(f"{where}: no profile is named {profile!r}")
+        else:
+            profile_ids.append(found)
+    contacts = _decode(ContactSettings, item.get("contacts") or {}, f"{where}, contacts", problems)
+    events = _decode(EventSettings, item.get("events") or {}, f"{where}, events", problems)
+    active, description = item.get("active", True), item.get("description", "")
+    if not isinstance(active, bool):
+        problems.append(f"{where}: active is true or false, not {active!r}")
+    if not isinstance(description, str):
+        problems.append(f"{where}: description must be text")
+    if contacts is None or events is None or len(problems) > before:
+        return None
+    return SyncConfig(
+        name, active, description, tuple(user_ids), tuple(profile_ids), contacts, events
+    )
+
+
+def _decode(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{where}: expected a mapping")
+        return None
+    before = len(problems)
+    _check_keys(cls, data, where, problems)
+    if len(problems) > before:
+        return None
+    try:
+        return from_json(cls, data)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _check_keys(cls: type, data: dict[str, Any], where: str, problems: list[str]) -> None:
+    """Unknown keys at any depth of a settings dataclass (a typo must not pass silently)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _unknown_keys(data, set(fields), where, problems)
+    hints = _nested_types(cls)
+    for key, value in data.items():
+        inner = hints.get(key)
+        if inner is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for index, element in enumerate(items):
+            if isinstance(element, dict):
+                suffix = f"[{index}]" if isinstance(value, list) else ""
+                _check_keys(inner, element, f"{where}.{key}{suffix}", problems)
+
+
+def _nested_types(cls: type) -> dict[str, type]:
+    """Fields holding dataclasses (or tuples of them), with that dataclass."""
+    found = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        candidates = [hint, *typing.get_args(hint)]
+        for candidate in candidates:
+            if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+                found[name] = candidate
+    return found
+
+
+def _unknown_keys(data: dict[str, Any], known: set[str], where: str, problems: list[str]) -> None:
+    for key in data:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{where + ': ' if where else ''}unknown setting {key!r}{hint}")
+
+
+def _password(variable: Any, problems: list[str]) -> str | None:
+    if variable is None:
+        return None
+    value = os.environ.get(str(variable))
+    if not value:
+        problems.append(
+            f"org: {PASSWORD_ENV_KEY} names {variable}, but that environment variable is not set"
+        )
+    return value
+
+
+def _shared_assignments(configs: list[SyncConfig]) -> list[str]:
+    problems = []
+    owner: dict[tuple[str, str], str] = {}
+    for config in configs:
+        for subject, ids in (("user", config.user_ids), ("profile", config.profile_ids)):
+            for subject_id in ids:
+                other = owner.setdefault((subject, subject_id), config.name)
+                if other != config.name:
+                    problems.append(
+                        f"a {subject} is assigned to both {other!r} and {config.name!r}; "
+                        "each belongs to one configuration"
+                    )
+    return problems
+
+
+def apply_document(service: SyncService, document: Document) -> dict[str, list[str]]:
+    """Save the document: org settings (and password, if given), then all configurations
+    at once. Returns each configuration's warnings."""
+    if document.password is not None:
+        service.configure_server(document.org, document.password)
+    else:
+        service.store.save_org_settings(document.org)
+    return service.replace_configs(document.configs)
