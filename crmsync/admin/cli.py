@@ -31,6 +31,7 @@ from crmsync.domain.settings import (
     EventWindow,
     OrgSettings,
     SyncConfig,
+    configuration_warnings,
 )
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -180,6 +181,10 @@ def configs_add(
         bool,
         typer.Option(help="Sync mail-side events only when the rep gives them the org's category."),
     ] = False,
+    sync_series: Annotated[
+        bool, typer.Option(help="Sync recurring events (off: series are left out).")
+    ] = True,
+    description: Annotated[str, typer.Option(help="What the configuration is for.")] = "",
     inactive: Annotated[bool, typer.Option(help="Save without activating.")] = False,
 ) -> None:
     """Create or replace a configuration."""
@@ -195,6 +200,7 @@ def configs_add(
         config = SyncConfig(
             name=name,
             active=not inactive,
+            description=description,
             user_ids=user_ids,
             profile_ids=tuple(profile_ids),
             contacts=ContactSettings(
@@ -210,6 +216,7 @@ def configs_add(
                 events_conflict,
                 sync_private,
                 delete_synced_events,
+                sync_series=sync_series,
                 window=window,
                 window_days=window_days,
                 auto_relate=auto_relate,
@@ -328,11 +335,20 @@ def _without_password(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+@config_app.command("delete")
+def config_delete(name: str) -> None:
+    """Delete a configuration; its reps stop syncing (nothing is deleted on either side)."""
+    with open_service() as service:
+        if not service.store.delete_config(name):
+            raise LookupError(f"no configuration named {name!r}")
+    console.print(f"Deleted configuration {name!r}.")
+
+
 @config_app.command("list")
 def configs_list() -> None:
     """List the configurations with their assignments and directions."""
     with open_service() as service:
-        table = Table("Name", "Active", "Users", "Profiles", "Contacts", "Events")
+        table = Table("Name", "Active", "Users", "Profiles", "Contacts", "Events", "Warnings")
         for config in service.store.configs():
             table.add_row(
                 config.name,
@@ -341,6 +357,7 @@ def configs_list() -> None:
                 str(len(config.profile_ids)),
                 config.contacts.direction.value,
                 config.events.direction.value,
+                "\n".join(configuration_warnings(config)),
             )
         console.print(table)
 

@@ -152,3 +152,20 @@ def test_the_password_is_never_exported_and_comes_from_an_environment_variable(
         assert service.store.get_secret(SERVICE_PASSWORD) == "s3cret-Value"
         assert service.org_settings().server_url == "https://dav.example.com/"
     assert "s3cret-Value" not in export(runner)
+
+
+def test_description_series_list_warnings_and_delete(runner: CliRunner, tmp_path: Path) -> None:
+    added = runner.invoke(
+        app,
+        ["config", "add", "Quiet", "--description", "no series", "--no-sync-series"],
+    )
+    assert added.exit_code == 0, added.output
+    assert "syncs nobody" in added.output
+    quiet = saved_configs(tmp_path)["Quiet"]
+    assert (quiet.description, quiet.events.sync_series) == ("no series", False)
+    listed = runner.invoke(app, ["config", "list"])
+    assert "Quiet" in listed.output and "syncs nobody" in listed.output
+    assert runner.invoke(app, ["config", "delete", "Quiet"]).exit_code == 0
+    assert "Quiet" not in saved_configs(tmp_path)
+    missing = runner.invoke(app, ["config", "delete", "Quiet"])
+    assert missing.exit_code == 1 and "no configuration named 'Quiet'" in str(missing.exception)
