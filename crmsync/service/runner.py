@@ -272,8 +272,7 @@ class SyncService:
                 preview.kinds[kind] = preview_kind(
                     user.id,
                     kind,
-                    _crm_side(self.crm, user, kind, config, fields),
-                    _side_of(mailbox, kind),
+                    *self._sides(user, kind, config, fields, mailbox),
                     self.store,
                     self._policy(config, kind, user, settings, guard, fields),
                 )
@@ -287,6 +286,27 @@ class SyncService:
         finally:
             server.close()
         return preview
+
+    def _sides(
+        self,
+        user: User,
+        kind: ItemKind,
+        config: SyncConfig,
+        fields: ContactFieldMap,
+        mailbox: RepMailbox,
+    ) -> tuple[ItemSide, ItemSide]:
+        """The rep's CRM side and mail side of ``kind``."""
+        all_contacts = (
+            kind is ItemKind.CONTACT and config.contacts.ownership is ContactOwnership.ALL
+        )
+        crm_side = self.crm.side(
+            user.id,
+            kind,
+            auto_relate=config.events.auto_relate,
+            all_owners=all_contacts,
+            field_map=fields,
+        )
+        return crm_side, mailbox.contacts if kind is ItemKind.CONTACT else mailbox.events
 
     def _policy(
         self,
@@ -402,8 +422,7 @@ class SyncService:
             kind_report = sync_kind(
                 user.id,
                 kind,
-                _crm_side(self.crm, user, kind, config, fields),
-                _side_of(mailbox, kind),
+                *self._sides(user, kind, config, fields, mailbox),
                 self.store,
                 self._policy(config, kind, user, settings, guard, fields),
                 self.clock,
@@ -475,19 +494,6 @@ class _NotInDomains(SyncError):
         )
 
 
-def _crm_side(
-    crm: BuiltinCrm, user: User, kind: ItemKind, config: SyncConfig, fields: ContactFieldMap
-) -> ItemSide:
-    all_contacts = kind is ItemKind.CONTACT and config.contacts.ownership is ContactOwnership.ALL
-    return crm.side(
-        user.id,
-        kind,
-        auto_relate=config.events.auto_relate,
-        all_owners=all_contacts,
-        field_map=fields,
-    )
-
-
 def _flows(direction: Direction) -> tuple[Direction, ...]:
     return tuple(
         flow
@@ -497,7 +503,3 @@ def _flows(direction: Direction) -> tuple[Direction, ...]:
         )
         if on
     )
-
-
-def _side_of(mailbox: RepMailbox, kind: ItemKind):
-    return mailbox.contacts if kind is ItemKind.CONTACT else mailbox.events

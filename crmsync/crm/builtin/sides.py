@@ -124,21 +124,20 @@ class OwnerSide:
             record = self._codec.from_row(row)
             if self.field_map is not None:
                 record = self._mapped(record, customs)
-        except InvalidValue as exc:
-            problem = ItemProblem(
-                ErrorType.MALFORMED_ITEM,
-                f"{self.kind} {row['id']} has a value its mapped mail field cannot hold: {exc}",
-                "Correct the value in the CRM, or map the field to a mail field of its type "
-                "in the configuration's field mappings.",
-            )
-            return Seen(row["id"], version, None, row["marker"], problem)
         except (ValueError, TypeError, KeyError) as exc:
-            problem = ItemProblem(
-                ErrorType.MALFORMED_ITEM,
-                f"{self.kind} {row['id']} cannot be read: {exc}",
-                "Fix or re-save the record in the CRM; it was probably edited directly in the"
-                " database.",
-            )
+            if isinstance(exc, InvalidValue):
+                what = f"has a value its mapped mail field cannot hold: {exc}"
+                fix = (
+                    "Correct the value in the CRM, or map the field to a mail field of its "
+                    "type in the configuration's field mappings."
+                )
+            else:
+                what = f"cannot be read: {exc}"
+                fix = (
+                    "Fix or re-save the record in the CRM; it was probably edited directly "
+                    "in the database."
+                )
+            problem = ItemProblem(ErrorType.MALFORMED_ITEM, f"{self.kind} {row['id']} {what}", fix)
             return Seen(row["id"], version, None, row["marker"], problem)
         return Seen(row["id"], version, record, row["marker"])
 
