@@ -154,7 +154,9 @@ def _current_line(crm: BuiltinCrm, kind: str, record_id: str) -> dict[str, Any]:
     owned = OwnedKind(kind)
     stored = crm.get_record(owned, record_id)
     relations = crm.event_relations(record_id) if owned is OwnedKind.EVENT else None
-    return jsonl.record_line(owned, stored, crm.get_user(stored.owner_id).email, relations)
+    custom = crm.custom_values(record_id) if owned is OwnedKind.CONTACT else None
+    owner = crm.get_user(stored.owner_id).email
+    return jsonl.record_line(owned, stored, owner, relations, custom)
 
 
 @crm_app.command("import")
@@ -259,6 +261,8 @@ def _add(crm: BuiltinCrm, parsed: jsonl.ParsedLine) -> str:
     stored = crm.add_record(parsed.kind, _owner_id(crm, parsed.owner), parsed.record, id=parsed.id)
     if parsed.relations is not None:
         crm.set_event_relations(stored.id, parsed.relations)
+    if parsed.custom:
+        crm.set_custom_values(stored.id, parsed.custom)
     return stored.id
 
 
@@ -295,6 +299,8 @@ def _edit(crm: BuiltinCrm, parsed: jsonl.ParsedLine, record_id: str) -> None:
         assert isinstance(parsed, RecordLine)
         owner_id = _owner_id(crm, parsed.owner)
         crm.update_record(parsed.kind, record_id, parsed.record, owner_id=owner_id)
+        if parsed.custom is not None and parsed.custom != crm.custom_values(record_id):
+            crm.set_custom_values(record_id, parsed.custom)
         if isinstance(parsed.record, Event):
             relations = parsed.relations or EventRelations()
             if relations != crm.event_relations(record_id):
@@ -420,24 +426,3 @@ def field_list() -> None:
                 typer.echo(f"custom:{name}\t{field_type.value}")
         finally:
             crm.close()
-
-
-@crm_app.command("set-custom")
-def set_custom(
-    contact_id: Annotated[str, typer.Argument(metavar="CONTACT_ID")],
-    assignments: Annotated[list[str], typer.Argument(help="name=value; an empty value clears.")],
-) -> None:
-    """Set custom field values of a contact."""
-    with _failures():
-        crm = open_crm()
-        try:
-            values = {}
-            for pair in assignments:
-                name, sep, value = pair.partition("=")
-                if not sep:
-                    raise CliFailure(f"expected name=value, got {pair!r}")
-                values[name.removeprefix("custom:")] = value
-            crm.set_custom_values(contact_id, values)
-        finally:
-            crm.close()
-    typer.echo(contact_id)

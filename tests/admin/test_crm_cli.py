@@ -146,3 +146,33 @@ def test_errors_are_clear_and_exit_non_zero(home: Path, runner: CliRunner) -> No
         assert result.exit_code != 0, args
         assert message in result.output, (args, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit), args
+
+
+def test_custom_fields_are_defined_then_set_through_add_and_edit(
+    home: Path, runner: CliRunner
+) -> None:
+    run(runner, "add", "user", "email=ann@example.com")
+    defined = run(runner, "field", "add", "direct_line", "phone")
+    assert defined.strip() == "custom:direct_line (phone)"
+    run(runner, "field", "add", "renewal", "date")
+    assert "custom:renewal\tdate" in run(runner, "field", "list")
+    contact_id = run(
+        runner,
+        "add",
+        "contact",
+        "--owner",
+        "ann@example.com",
+        "last_name=Ek",
+        "custom.direct_line=+46 8 123",
+    ).strip()
+    run(runner, "edit", "contact", contact_id, "custom.renewal=2027-05-01")
+    with open_crm() as crm:
+        assert crm.custom_values(contact_id) == {
+            "direct_line": "+46 8 123",
+            "renewal": "2027-05-01",
+        }
+    run(runner, "edit", "contact", contact_id, "custom.renewal=not a date", ok=False)
+    run(runner, "edit", "contact", contact_id, "custom.direct_line=")
+    with open_crm() as crm:
+        assert crm.custom_values(contact_id) == {"renewal": "2027-05-01"}
+    run(runner, "field", "add", "flag", "address", ok=False)

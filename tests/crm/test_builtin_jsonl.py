@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmsync.crm.builtin import BuiltinCrm, EventRelations, jsonl
+from crmsync.domain.contact_fields import FieldType
 from crmsync.domain.records import (
     Address,
     Attendee,
@@ -43,6 +44,8 @@ def snapshot(crm: BuiltinCrm) -> dict[str, object]:
             ((s.id, emails[s.owner_id], s.record) for s in events), key=lambda t: t[0]
         ),
         "relations": {s.id: crm.event_relations(s.id) for s in events},
+        "custom_fields": crm.custom_field_types(),
+        "custom_values": {s.id: crm.custom_values(s.id) for s in crm.list_contacts()},
     }
 
 
@@ -57,7 +60,10 @@ def populate(crm: BuiltinCrm) -> None:
     ann = crm.create_user("Ann@Example.com", "Ann", profile_id=sales.id, time_zone="Europe/Paris")
     bob = crm.create_user("bob@example.com", "Bob", active=False)
     crm.create_profile("Unused")
+    crm.define_custom_field("direct_line", FieldType.PHONE)
+    crm.define_custom_field("renewal", FieldType.DATE)
     contact = crm.create_contact(ann.id, FULL_CONTACT)
+    crm.set_custom_values(contact.id, {"direct_line": "+33 1 23 45", "renewal": "2027-01-31"})
     crm.create_contact(bob.id, PERSON_ACCOUNT)
     lead = crm.create_lead(ann.id, LEAD)
     for name, event in EVENTS.items():
@@ -102,6 +108,22 @@ def test_reimport_with_edits_updates_and_moves(crm: BuiltinCrm) -> None:
     assert now.owner_id == bob.id and now.record.title == "Chair"
     side = crm.side(ann.id, "contact")  # type: ignore[arg-type]
     assert side.changes(stored.version, {}).deleted == (stored.id,)
+
+
+def test_custom_values_travel_and_undefined_fields_are_refused(crm: BuiltinCrm) -> None:
+    populate(crm)
+    (line,) = [
+        json.loads(t) for t in export_text(crm, ("contact",)).splitlines() if '"custom"' in t
+    ]
+    assert line["custom"] == {"direct_line": "+33 1 23 45", "renewal": "2027-01-31"}
+    line["custom"] = {"direct_line": "+33 9 99"}  # renewal cleared by omission
+    bad = {**line, "id": None, "custom": {"shoe_size": "44"}}
+    report = jsonl.import_lines(crm, [json.dumps(line), json.dumps(bad)])
+    assert report.imported == 1
+    assert [(e.line, e.reason) for e in report.errors] == [
+        (2, "custom field(s) not defined: shoe_size")
+    ]
+    assert crm.custom_values(line["id"]) == {"direct_line": "+33 9 99"}
 
 
 def test_hand_written_lines(crm: BuiltinCrm) -> None:

@@ -4,10 +4,12 @@ One JSON object per line; ``kind`` says what it is and owned records name their 
 email. Omitted fields take the record's defaults, unknown fields are refused::
 
     {"kind": "profile", "name": "Sales"}
+    {"kind": "custom_field", "name": "direct_line", "type": "phone"}
     {"kind": "user", "email": "ann@example.com", "name": "Ann", "profile": "Sales",
      "time_zone": "Europe/Paris", "active": true}
     {"kind": "contact", "owner": "ann@example.com", "first_name": "Bo",
-     "mailing_address": {"street": "1 Main St", "city": "Paris"}, "birthdate": "1980-02-29"}
+     "mailing_address": {"street": "1 Main St", "city": "Paris"}, "birthdate": "1980-02-29",
+     "custom": {"direct_line": "+33 1 23 45 67 89"}}
     {"kind": "lead", "owner": "ann@example.com", "company": "Acme", "status": "Open"}
     {"kind": "event", "owner": "ann@example.com", "subject": "Review",
      "start": "2024-05-02T09:00:00+02:00", "end": "2024-05-02T10:00:00+02:00",
@@ -48,7 +50,8 @@ from crmsync.crm.builtin.changefeed import allocate_stamps, record_owner_moves
 from crmsync.crm.builtin.crm import BuiltinCrm, EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord
 from crmsync.crm.builtin.rows import CODECS, OwnedKind, Stored
-from crmsync.crm.builtin.writes import new_id
+from crmsync.crm.builtin.writes import custom_values_of, new_id, replace_custom_values
+from crmsync.domain.contact_fields import FieldType
 from crmsync.domain.records import (
     Address,
     Attendee,
@@ -65,7 +68,7 @@ from crmsync.domain.records import (
 )
 
 # The order export writes kinds in, so that every line refers only to earlier ones.
-EXPORT_ORDER = ("profile", "user", "contact", "lead", "event")
+EXPORT_ORDER = ("profile", "custom_field", "user", "contact", "lead", "event")
 CHUNK_SIZE = 500
 
 
@@ -111,6 +114,13 @@ class ProfileLine:
 
 
 @dataclass(frozen=True)
+class CustomFieldLine:
+    number: int
+    name: str
+    type: FieldType
+
+
+@dataclass(frozen=True)
 class UserLine:
     number: int
     id: str | None
@@ -133,9 +143,11 @@ class RecordLine:
     record: Contact | Lead | Event
     row: dict[str, Any]
     relations: EventRelations | None = None
+    # A contact's custom field values; ``None`` leaves the stored ones as they are.
+    custom: dict[str, str] | None = None
 
 
-ParsedLine = ProfileLine | UserLine | RecordLine
+ParsedLine = ProfileLine | CustomFieldLine | UserLine | RecordLine
 
 
 # ---- value parsing --------------------------------------------------------------------
@@ -357,6 +369,13 @@ def parse_line(obj: Any, number: int = 0) -> ParsedLine:
     parsed: ParsedLine
     if kind == "profile":
         parsed = ProfileLine(number, record_id, _str(_required(fields, "name"), "name"))
+    elif kind == "custom_field":
+        type_name = _str(_required(fields, "type"), "type")
+        try:
+            field_type = FieldType(type_name)
+        except ValueError:
+            raise BadLine(f"type must be text, phone, email or date, not {type_name!r}") from None
+        parsed = CustomFieldLine(number, _str(_required(fields, "name"), "name"), field_type)
     elif kind == "user":
         email = _str(_required(fields, "email"), "email")
         if "@" not in email:
@@ -377,9 +396,13 @@ def parse_line(obj: Any, number: int = 0) -> ParsedLine:
         owned = OwnedKind(kind)
         owner = _str(_required(fields, "owner"), "owner")
         relations = None
+        custom = None
         record: Contact | Lead | Event
         if owned is OwnedKind.CONTACT:
             record = _contact(fields)
+            if "custom" in fields:
+                values = _object(fields.pop("custom"), "custom")
+                custom = {str(k): _str(v, f"custom.{k}") for k, v in values.items()}
         elif owned is OwnedKind.LEAD:
             record = _lead(fields)
         else:
@@ -388,7 +411,7 @@ def parse_line(obj: Any, number: int = 0) -> ParsedLine:
             row = CODECS[owned].to_row(record)
         except InvalidRecord as exc:
             raise BadLine(str(exc)) from exc
-        parsed = RecordLine(number, owned, record_id, owner, record, row, relations)
+        parsed = RecordLine(number, owned, record_id, owner, record, row, relations, custom)
     else:
         raise BadLine(f"kind must be one of {', '.join(EXPORT_ORDER)}, not {kind!r}")
     _no_leftovers(fields, kind)
@@ -400,6 +423,10 @@ def parse_line(obj: Any, number: int = 0) -> ParsedLine:
 
 def profile_line(profile: Profile) -> dict[str, Any]:
     return {"kind": "profile", "id": profile.id, "name": profile.name}
+
+
+def custom_field_line(name: str, field_type: FieldType) -> dict[str, Any]:
+    return {"kind": "custom_field", "name": name, "type": field_type.value}
 
 
 def user_line(user: User, profile_name: str | None) -> dict[str, Any]:
@@ -419,8 +446,9 @@ def record_line(
     stored: Stored[Any],
     owner_email: str,
     relations: EventRelations | None = None,
+    custom: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The line `parse_line` reads back into the same record (and relations)."""
+    """The line `parse_line` reads back into the same record (relations, custom values)."""
     line: dict[str, Any] = {"kind": kind.value, "id": stored.id, "owner": owner_email}
     record = stored.record
     if isinstance(record, Event):
@@ -436,6 +464,8 @@ def record_line(
             elif isinstance(value, dt.date):
                 value = value.isoformat()
             line[f.name] = value
+        if custom:
+            line["custom"] = dict(sorted(custom.items()))
     return line
 
 
@@ -502,6 +532,11 @@ def _export_kind(crm: BuiltinCrm, kind: str) -> Iterator[dict[str, Any]]:
             for row in conn.execute(select(p).order_by(p.c.name)):
                 yield profile_line(Profile(row.id, row.name))
             return
+        if kind == "custom_field":
+            cf = tables.custom_fields
+            for row in conn.execute(select(cf).order_by(cf.c.name)):
+                yield custom_field_line(row.name, FieldType(row.type))
+            return
         if kind == "user":
             query = (
                 select(u, p.c.name.label("profile_name"))
@@ -521,11 +556,17 @@ def _export_kind(crm: BuiltinCrm, kind: str) -> Iterator[dict[str, Any]]:
         )
         for batch in conn.execute(query).partitions(CHUNK_SIZE):
             relations = {}
+            customs: dict[str, dict[str, str]] = {}
+            ids = [row.id for row in batch]
             if owned is OwnedKind.EVENT:
-                relations = BuiltinCrm.relations_of(conn, [row.id for row in batch])
+                relations = BuiltinCrm.relations_of(conn, ids)
+            elif owned is OwnedKind.CONTACT:
+                customs = custom_values_of(conn, ids)
             for row in batch:
                 stored = Stored(row.id, row.owner_id, str(row.stamp), codec.from_row(row._mapping))
-                yield record_line(owned, stored, row.owner_email, relations.get(row.id))
+                yield record_line(
+                    owned, stored, row.owner_email, relations.get(row.id), customs.get(row.id)
+                )
 
 
 def export_to(crm: BuiltinCrm, out: TextIO, kinds: Iterable[str] = EXPORT_ORDER) -> int:
@@ -631,6 +672,9 @@ def _write_chunk(conn: Connection, chunk: list[ParsedLine]) -> _Outcome:
         if isinstance(line, ProfileLine):
             _write_profile(conn, line, stamps, outcome)
     for line in chunk:
+        if isinstance(line, CustomFieldLine):
+            _write_custom_field(conn, line, outcome)
+    for line in chunk:
         if isinstance(line, UserLine):
             _write_user(conn, line, stamps, outcome)
     records = [line for line in chunk if isinstance(line, RecordLine)]
@@ -664,6 +708,19 @@ def _write_profile(conn: Connection, line: ProfileLine, stamps: _Stamps, out: _O
             update(p).where(p.c.id == existing.id).values(name=line.name, stamp=stamps.take())
         )
         out.imported += 1
+
+
+def _write_custom_field(conn: Connection, line: CustomFieldLine, out: _Outcome) -> None:
+    cf = tables.custom_fields
+    current = conn.execute(select(cf.c.type).where(cf.c.name == line.name)).scalar()
+    if current == line.type.value:
+        out.unchanged += 1
+        return
+    if current is None:
+        conn.execute(insert(cf).values(name=line.name, type=line.type.value))
+    else:
+        conn.execute(update(cf).where(cf.c.name == line.name).values(type=line.type.value))
+    out.imported += 1
 
 
 def _profile_id(conn: Connection, name: str, stamps: _Stamps) -> str:
@@ -733,12 +790,24 @@ def _write_records(
     updates: dict[str, dict[str, Any]] = {}
     moves: list[tuple[str, str, str]] = []
     relations: dict[str, EventRelations] = {}
+    customs: dict[str, dict[str, str]] = {}
+    customs_now = custom_values_of(conn, given) if kind is OwnedKind.CONTACT else {}
+    defined = set(conn.execute(select(tables.custom_fields.c.name)).scalars())
     for line in lines:
         owner_id = owners.get(line.owner.lower())
         if owner_id is None:
             out.bad(line.number, f"no user has the email {line.owner!r} (owner)")
             continue
+        undefined = sorted(set(line.custom or ()) - defined)
+        if undefined:
+            out.bad(line.number, f"custom field(s) not defined: {', '.join(undefined)}")
+            continue
         record_id = line.id or new_id(CODECS[kind].id_prefix)
+        same_custom = line.custom is None or {
+            k: v for k, v in line.custom.items() if v
+        } == customs_now.get(record_id, {})
+        if line.custom is not None:
+            customs[record_id] = line.custom
         if line.relations is not None:
             relations[record_id] = line.relations
         current = existing.get(record_id)
@@ -751,7 +820,11 @@ def _write_records(
                 "stamp": stamps.take(),
             }
             out.imported += 1
-        elif current["owner_id"] == owner_id and all(current[k] == v for k, v in line.row.items()):
+        elif (
+            current["owner_id"] == owner_id
+            and same_custom
+            and all(current[k] == v for k, v in line.row.items())
+        ):
             out.unchanged += 1
         else:
             updates[record_id] = {
@@ -771,6 +844,12 @@ def _write_records(
         record_owner_moves(conn, kind.value, [(record_id, old, new)], updates[record_id]["stamp"])
     if relations:
         _write_relations(conn, relations)
+    written = inserts.keys() | updates.keys()
+    for record_id, values in customs.items():
+        if record_id in written:
+            cv = tables.contact_custom_values
+            conn.execute(delete(cv).where(cv.c.contact_id == record_id))
+            replace_custom_values(conn, record_id, values)
 
 
 def _check_relations(conn: Connection, lines: list[RecordLine], out: _Outcome) -> list[RecordLine]:
