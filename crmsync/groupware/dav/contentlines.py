@@ -8,11 +8,14 @@ property that was changed or added is folded at 75 octets without splitting a UT
 character.
 
 Values are kept escaped as on the wire; `escape_text` / `unescape_text` and
-`split_structured` interpret them.
+`split_structured` interpret them. The one exception is vCard 2.1's QUOTED-PRINTABLE: such
+a value (soft line breaks joined) is decoded on parsing, so every reader sees text; it is
+written back as received while untouched and as plain UTF-8 once changed.
 """
 
 from __future__ import annotations
 
+import quopri
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +49,8 @@ class Property:
     params: list[Param] = field(default_factory=list)
     group: str = ""
     raw: list[str] | None = None
+    # The value was QUOTED-PRINTABLE on the wire (now decoded); see `render`.
+    quoted_printable: bool = False
 
     def param(self, name: str) -> str | None:
         """The first value of parameter ``name`` (case-insensitive), or ``None``."""
@@ -87,11 +92,21 @@ class Property:
         if self.raw is not None:
             return self.raw
         text = (f"{self.group}." if self.group else "") + self.name
-        for p in self.params:
+        value = self.value
+        params = self.params
+        if self.quoted_printable:
+            # Changed: written as plain UTF-8 text, which every vCard version reads.
+            params = [
+                p
+                for p in params
+                if p.name not in _QP_PARAMS and not (p.name == "QUOTED-PRINTABLE" and not p.values)
+            ]
+            value = value.replace("\r\n", "\\n").replace("\n", "\\n")
+        for p in params:
             text += ";" + p.name
             if p.values:
                 text += "=" + ",".join(_quote_param(v) for v in p.values)
-        return fold(text + ":" + self.value)
+        return fold(text + ":" + value)
 
 
 @dataclass
@@ -193,16 +208,27 @@ def parse(text: str) -> Component:
     if text.startswith(_BOM):
         text = text[1:]
     physical = re.split(r"\r\n|\n|\r", text)
-    logical: list[tuple[int, list[str]]] = []
+    # (first line number, physical lines, unfolded text)
+    logical: list[tuple[int, list[str], list[str]]] = []
+    soft_break = False
     for number, line in enumerate(physical, start=1):
-        if line[:1] in (" ", "\t") and logical:
+        if soft_break:
+            # A QUOTED-PRINTABLE line ending in "=" continues on the next line as is.
             logical[-1][1].append(line)
+            logical[-1][2][-1] = logical[-1][2][-1][:-1] + line
+        elif line[:1] in (" ", "\t") and logical:
+            logical[-1][1].append(line)
+            logical[-1][2][-1] += line[1:]
         elif line.strip():
-            logical.append((number, [line]))
+            logical.append((number, [line], [line]))
+        else:
+            continue
+        joined = logical[-1][2][-1]
+        soft_break = joined.endswith("=") and bool(_QP_LINE.match(joined))
     stack: list[Component] = []
     root: Component | None = None
-    for number, lines in logical:
-        prop = _parse_line(number, lines)
+    for number, lines, (joined,) in logical:
+        prop = _parse_line(number, lines, joined)
         if prop.name == "BEGIN" and not prop.params and not prop.group:
             comp = Component(prop.value.strip().upper(), begin_raw=lines)
             if stack:
@@ -229,8 +255,7 @@ def parse(text: str) -> Component:
     return root
 
 
-def _parse_line(number: int, lines: list[str]) -> Property:
-    text = lines[0] + "".join(line[1:] for line in lines[1:])
+def _parse_line(number: int, lines: list[str], text: str) -> Property:
     m = _NAME.match(text)
     if not m:
         raise ContentLineError(f"line {number}: no property name in {text[:40]!r}")
@@ -264,7 +289,28 @@ def _parse_line(number: int, lines: list[str]) -> Property:
         params.append(Param(pm.group(0).upper(), values))
     if pos >= len(text) or text[pos] != ":":
         raise ContentLineError(f"line {number}: no ':' after the name in {text[:60]!r}")
-    return Property(name.upper(), text[pos + 1 :], params, group, raw=lines)
+    prop = Property(name.upper(), text[pos + 1 :], params, group, raw=lines)
+    if any(
+        (p.name == "ENCODING" and [v.upper() for v in p.values] == ["QUOTED-PRINTABLE"])
+        or (p.name == "QUOTED-PRINTABLE" and not p.values)
+        for p in params
+    ):
+        prop.value = _decode_quoted_printable(prop.value, prop.param("CHARSET"))
+        prop.quoted_printable = True
+    return prop
+
+
+_QP_PARAMS = ("ENCODING", "CHARSET")
+_QP_LINE = re.compile(r"[^:]*;(ENCODING=)?QUOTED-PRINTABLE[;:]", re.IGNORECASE)
+
+
+def _decode_quoted_printable(value: str, charset: str | None) -> str:
+    data = quopri.decodestring(value.encode("ascii", "replace"))
+    try:
+        return data.decode(charset or "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        # Old exports often mislabel Windows text; Latin-1 decodes any byte.
+        return data.decode("latin-1")
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?")
