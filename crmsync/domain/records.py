@@ -68,7 +68,9 @@ class Contact:
 
     @property
     def display_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.email
+        """The name to show: the person's, else the company's, else the email."""
+        names = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return names or self.account_name or self.email
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +127,13 @@ class Occurrence:
 
 @dataclass(frozen=True, slots=True)
 class Recurrence:
-    """A series: the RRULE value text, the cancelled instances and the overridden ones."""
+    """A series: the RRULE value text (``""`` for dates given only as ``rdates``), the
+    cancelled instances, the overridden ones and the extra ones (RDATE)."""
 
     rule: str
     exdates: tuple[dt.datetime | dt.date, ...] = ()
     overrides: tuple[Occurrence, ...] = ()
+    rdates: tuple[dt.datetime | dt.date, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

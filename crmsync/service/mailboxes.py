@@ -46,13 +46,15 @@ class MailServer:
             settings, password, retry=retry, read_only=read_only
         )
 
-    def open(self, email: str, contact_fields: ContactFieldMap = IDENTITY_MAP) -> RepMailbox:
+    def open(
+        self, email: str, contact_fields: ContactFieldMap = IDENTITY_MAP, rep_zone: str = "UTC"
+    ) -> RepMailbox:
         """The rep's default calendar and contacts folder, created where missing; its
-        contacts sync the fields of ``contact_fields``.
+        contacts sync the fields of ``contact_fields``, floating times read in ``rep_zone``.
 
         Raises `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`.
         """
-        return open_mailbox(self.connection, self.settings, email, contact_fields)
+        return open_mailbox(self.connection, self.settings, email, contact_fields, rep_zone)
 
     @property
     def requests_made(self) -> int:

@@ -264,7 +264,7 @@ class SyncService:
         )
         try:
             fields = self.contact_fields(config)
-            mailbox = server.open(user.email, fields)
+            mailbox = server.open(user.email, fields, user.time_zone)
             guard = self._delete_guard(user, settings)
             for kind in KINDS:
                 if direction_of(config, kind) is Direction.NONE:
@@ -392,7 +392,7 @@ class SyncService:
             )
         fields = self.contact_fields(config)
         try:
-            mailbox = self.mail_server().open(user.email, fields)
+            mailbox = self.mail_server().open(user.email, fields, user.time_zone)
         except FolderMissing as missing:
             check = _FOLDER_CHECKS.get(missing.folder)
             if check:

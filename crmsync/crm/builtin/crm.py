@@ -23,8 +23,10 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Row as SqlRow
@@ -118,11 +120,31 @@ class BuiltinCrm:
         except (OperationalError, ProgrammingError, IntegrityError):
             # Another process created the schema between our check and our CREATE.
             tables.metadata.create_all(self.engine)
+        self._add_new_columns()
         try:
             with self.writing() as conn:
                 ensure_counters(conn)
         except IntegrityError:
             pass  # another process inserted the counters first
+
+    def _add_new_columns(self) -> None:
+        """Give a database made by an older crmsync the nullable columns added since."""
+        present = inspect(self.engine)
+        for table in tables.metadata.sorted_tables:
+            have = {c["name"] for c in present.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    raise RuntimeError(f"{table.name}.{column.name} cannot be added in place")
+                kind = column.type.compile(dialect=self.engine.dialect)
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(
+                            text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                        )
+                except (OperationalError, ProgrammingError):
+                    pass  # another process added it first
 
     def close(self) -> None:
         """Release pooled connections; the object must not be used afterwards."""

@@ -296,10 +296,13 @@ def _attendee(value: Any, what: str) -> Attendee:
 
 def _recurrence(value: Any, tzid: str | None) -> Recurrence:
     fields = _object(value, "recurrence")
-    rule = _str(_required(fields, "rule", "recurrence"), "recurrence.rule")
-    exdates = tuple(
-        _instant(v, tzid, f"recurrence.exdates[{i}]")
-        for i, v in enumerate(_list(fields.pop("exdates", []), "recurrence.exdates"))
+    rule = _str(fields.pop("rule", ""), "recurrence.rule")
+    exdates, rdates = (
+        tuple(
+            _instant(v, tzid, f"recurrence.{name}[{i}]")
+            for i, v in enumerate(_list(fields.pop(name, []), f"recurrence.{name}"))
+        )
+        for name in ("exdates", "rdates")
     )
     overrides = []
     for i, raw in enumerate(_list(fields.pop("overrides", []), "recurrence.overrides")):
@@ -319,7 +322,7 @@ def _recurrence(value: Any, tzid: str | None) -> Recurrence:
         )
         _no_leftovers(o, what)
     _no_leftovers(fields, "recurrence")
-    return Recurrence(rule, exdates, tuple(overrides))
+    return Recurrence(rule, exdates, tuple(overrides), rdates)
 
 
 def _event(fields: dict[str, Any]) -> tuple[Event, EventRelations | None]:
@@ -490,6 +493,7 @@ def _event_fields(ev: Event) -> dict[str, Any]:
     if ev.recurrence is not None:
         rec = ev.recurrence
         fields["recurrence"] = {
+            **({"rdates": [_instant_text(d, tzid) for d in rec.rdates]} if rec.rdates else {}),
             "rule": rec.rule,
             "exdates": [_instant_text(d, tzid) for d in rec.exdates],
             "overrides": [

@@ -175,6 +175,7 @@ def event_to_row(event: Event) -> dict[str, Any]:
         "recurrence_rule": None,
         "recurrence_exdates": [],
         "recurrence_overrides": [],
+        "recurrence_rdates": [],
     }
     if timing.all_day:
         row["start_date"], row["end_date"] = timing.start, timing.end
@@ -182,10 +183,11 @@ def event_to_row(event: Event) -> dict[str, Any]:
         row["start_at"], row["end_at"] = timing.start, timing.end
     if event.recurrence is not None:
         rec = event.recurrence
-        if not rec.rule:
-            raise InvalidRecord("a recurrence needs a rule")
+        if not rec.rule and not rec.rdates:
+            raise InvalidRecord("a recurrence needs a rule or extra dates")
         row["recurrence_rule"] = rec.rule
         row["recurrence_exdates"] = [instant_to_text(d) for d in rec.exdates]
+        row["recurrence_rdates"] = [instant_to_text(d) for d in rec.rdates]
         row["recurrence_overrides"] = [
             {
                 "recurrence_id": instant_to_text(o.recurrence_id),
@@ -209,6 +211,7 @@ def event_from_row(row: Row) -> Event:
         recurrence = Recurrence(
             rule=row["recurrence_rule"],
             exdates=tuple(instant_from_text(t) for t in row["recurrence_exdates"]),
+            rdates=tuple(instant_from_text(t) for t in row["recurrence_rdates"] or ()),
             overrides=tuple(
                 Occurrence(
                     recurrence_id=instant_from_text(o["recurrence_id"]),

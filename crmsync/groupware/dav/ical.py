@@ -1,14 +1,18 @@
 """iCalendar resources (VCALENDAR with VEVENTs) ↔ `Event`, changing only mapped lines.
 
 Mapping (what a caller may rely on): the master VEVENT (no RECURRENCE-ID) gives the event;
-other VEVENTs of the same UID are `Recurrence.overrides`; EXDATE → exdates; RRULE as text.
+other VEVENTs of the same UID are `Recurrence.overrides`, except cancelled ones
+(STATUS:CANCELLED), which join EXDATE in exdates; RDATE → rdates; RRULE as text (an
+unknown FREQ is malformed). At most `MAX_ATTENDEES` attendees are read; the rest stay.
 DTSTART/DTEND (or DURATION) with a TZID become UTC instants plus the IANA ``tzid``
-(Windows names are translated); VALUE=DATE gives all-day dates (end exclusive, a missing
-end is one day); floating times are read as UTC. SUMMARY, LOCATION, DESCRIPTION, CLASS
-(PRIVATE / CONFIDENTIAL → private), TRANSP and X-MICROSOFT-CDO-BUSYSTATUS (→ show_as),
-CATEGORIES, ATTENDEE (mailto, CN, PARTSTAT, ROLE), ORGANIZER; the marker lives in
-``X-CRMSYNC-CRM-ID``. An update keeps VALARMs, unknown properties, attendee parameters
-and every line whose field did not change; a new zone gets a generated VTIMEZONE.
+(Windows names are translated with the CLDR table icalendar ships); VALUE=DATE gives
+all-day dates (end exclusive, a missing end is one day); floating times are read in the
+rep's zone (``floating_zone``) and stay floating until their timing changes. SUMMARY,
+LOCATION, DESCRIPTION, CLASS (PRIVATE / CONFIDENTIAL → private), TRANSP and
+X-MICROSOFT-CDO-BUSYSTATUS (→ show_as), CATEGORIES, ATTENDEE (mailto, CN, PARTSTAT,
+ROLE), ORGANIZER; the marker lives in ``X-CRMSYNC-CRM-ID``. An update keeps VALARMs,
+unknown properties, attendee parameters and every line whose field did not change; a new
+zone gets a generated VTIMEZONE.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone as IcalTimezone
-from icalendar.prop import vDuration
+from icalendar.prop import vDuration, vRecur
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from crmsync.domain.records import (
@@ -65,7 +69,10 @@ class OutOfScope(MalformedItem):
 class _Zones:
     """Resolves the TZIDs of one resource: IANA names, Windows names, or its VTIMEZONEs."""
 
-    def __init__(self, calendar: cl.Component) -> None:
+    def __init__(self, calendar: cl.Component, floating_zone: str = "UTC") -> None:
+        # Floating times (no zone) mean "wherever I am": read in the rep's own zone.
+        self.floating_zone = floating_zone
+        self.floating = _UTC if floating_zone == "UTC" else ZoneInfo(floating_zone)
         self._defined = {
             cl.unescape_text(c.value("TZID") or ""): c for c in calendar.sub("VTIMEZONE")
         }
@@ -99,11 +106,25 @@ class _Zones:
         return zone, None
 
 
+# CLDR's Windows table still names some zones by their old IANA ids; these are the current
+# names the IANA "backward" file links them to, so the CRM shows today's name.
+_CURRENT_IANA = {
+    "Asia/Calcutta": "Asia/Kolkata",
+    "Asia/Katmandu": "Asia/Kathmandu",
+    "Asia/Rangoon": "Asia/Yangon",
+    "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
+    "America/Godthab": "America/Nuuk",
+    "America/Indianapolis": "America/Indiana/Indianapolis",
+    "Europe/Kiev": "Europe/Kyiv",
+}
+
+
 def _iana_candidates(tzid: str) -> list[str]:
     name = tzid.strip().strip('"')
-    candidates = [name]
+    candidates = [_CURRENT_IANA.get(name, name)]
     if name in WINDOWS_TO_OLSON:
-        candidates.append(WINDOWS_TO_OLSON[name])
+        legacy = WINDOWS_TO_OLSON[name]
+        candidates.append(_CURRENT_IANA.get(legacy, legacy))
     # Vendor prefixes such as /mozilla.org/20050126_1/America/New_York.
     parts = [p for p in name.split("/") if p]
     candidates += ["/".join(parts[-n:]) for n in (3, 2) if len(parts) > n]
@@ -140,14 +161,18 @@ def _instants(prop: cl.Property, zones: _Zones) -> tuple[list[dt.datetime | dt.d
                 f"{prop.name} has a bad value: {exc}",
                 f"Re-save the event so {prop.name} holds a date or date-time.",
             ) from exc
+        floating = False
         if isinstance(value, dt.datetime):
             if value.tzinfo is None:
-                # Floating times have no zone; until rep zones are known, read them as UTC.
-                value = value.replace(tzinfo=zone or _UTC)
+                floating = zone is None
+                value = value.replace(tzinfo=zone or zones.floating)
             value = value.astimezone(_UTC)
         out.append(value)
-    is_utc_or_floating = all(not isinstance(v, dt.datetime) for v in out) or zone is None
-    return out, (None if is_utc_or_floating else iana)
+    if not any(isinstance(v, dt.datetime) for v in out):
+        return out, None
+    if floating:
+        return out, None if zones.floating_zone == "UTC" else zones.floating_zone
+    return out, (None if zone is None else iana)
 
 
 def _format_instant(value: dt.datetime | dt.date, tzid: str | None) -> tuple[str, dict[str, str]]:
@@ -313,19 +338,24 @@ def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]
     return masters[0], [v for v in vevents if v.first("RECURRENCE-ID") is not None]
 
 
-def _read(calendar: cl.Component) -> Event:
+def _read(calendar: cl.Component, zones: _Zones) -> Event:
     master, overrides = _structure(calendar)
-    zones = _Zones(calendar)
     timing = _timing(master, zones, "the event")
     recurrence = None
     rule = master.value("RRULE")
-    if rule is not None or overrides:
-        exdates: list[dt.datetime | dt.date] = []
-        for prop in master.all("EXDATE"):
-            exdates.extend(_instants(prop, zones)[0])
+    if rule is not None:
+        _check_rule(rule)
+    rdates = _dates_of(master, "RDATE", zones)
+    if rule is not None or overrides or rdates:
+        exdates = _dates_of(master, "EXDATE", zones)
         occurrences = []
         for vevent in overrides:
             rid = _rid(vevent, zones)
+            if _cancelled(vevent):
+                # A cancelled instance means what an EXDATE means (Google writes it so).
+                if rid not in exdates:
+                    exdates.append(rid)
+                continue
             occurrences.append(
                 Occurrence(
                     recurrence_id=rid,
@@ -336,7 +366,10 @@ def _read(calendar: cl.Component) -> Event:
                 )
             )
         recurrence = Recurrence(
-            rule=(rule or "").strip(), exdates=tuple(exdates), overrides=tuple(occurrences)
+            rule=(rule or "").strip(),
+            exdates=tuple(exdates),
+            overrides=tuple(occurrences),
+            rdates=tuple(rdates),
         )
     organizer = master.value("ORGANIZER")
     return Event(
@@ -353,6 +386,45 @@ def _read(calendar: cl.Component) -> Event:
     )
 
 
+def _dates_of(component: cl.Component, name: str, zones: _Zones) -> list[dt.datetime | dt.date]:
+    found: list[dt.datetime | dt.date] = []
+    for prop in component.all(name):
+        if (prop.param("VALUE") or "").upper() == "PERIOD":
+            # RDATE;VALUE=PERIOD:start/end: the instance starts at each period's start.
+            prop = cl.Property(
+                name,
+                ",".join(p.split("/")[0] for p in prop.value.split(",")),
+                [q for q in prop.params if q.name != "VALUE"],
+            )
+        found.extend(_instants(prop, zones)[0])
+    return found
+
+
+def _cancelled(vevent: cl.Component) -> bool:
+    return (vevent.value("STATUS") or "").strip().upper() == "CANCELLED"
+
+
+_FREQUENCIES = {"SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
+
+
+def _check_rule(rule: str) -> None:
+    """Refuse an RRULE no calendar can expand (the rest is checked by the library)."""
+    parts = dict(p.partition("=")[::2] for p in rule.strip().split(";") if p)
+    freq = parts.get("FREQ", "").upper()
+    problem = None
+    if freq not in _FREQUENCIES:
+        problem = f"the RRULE has FREQ={freq or '(none)'}, which is not a frequency"
+    else:
+        try:
+            vRecur.from_ical(rule.strip())
+        except ValueError as exc:
+            problem = f"the RRULE {rule.strip()!r} cannot be read: {exc}"
+    if problem:
+        raise MalformedItem(
+            problem, "Open the series in a calendar client and set its repeat again."
+        )
+
+
 def _parse_tree(text: str) -> cl.Component:
     try:
         return cl.parse(text)
@@ -363,11 +435,12 @@ def _parse_tree(text: str) -> cl.Component:
         ) from exc
 
 
-def parse_ical(text: str) -> ParsedItem[Event]:
-    """The event a VCALENDAR holds; raises `MalformedItem` (or `OutOfScope` for a resource
-    without events) with a precise message."""
+def parse_ical(text: str, floating_zone: str = "UTC") -> ParsedItem[Event]:
+    """The event a VCALENDAR holds, floating times read in ``floating_zone``; raises
+    `MalformedItem` (or `OutOfScope` for a resource without events) with a precise
+    message."""
     calendar = _parse_tree(text)
-    event = _read(calendar)
+    event = _read(calendar, _Zones(calendar, floating_zone))
     master, _ = _structure(calendar)
     marker = master.value(MARKER_PROPERTY)
     return ParsedItem(
@@ -460,7 +533,9 @@ def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
     vevent.children = remaining[:at] + wanted + kept + remaining[at:]
 
 
-def _apply_master(calendar: cl.Component, vevent: cl.Component, old: Event, new: Event) -> None:
+def _apply_master(
+    calendar: cl.Component, vevent: cl.Component, old: Event, new: Event, zones: _Zones
+) -> None:
     _set_text(vevent, "SUMMARY", old.subject, new.subject)
     _apply_timing(calendar, vevent, old.timing, new.timing)
     _set_text(vevent, "LOCATION", old.location, new.location)
@@ -492,10 +567,12 @@ def _apply_master(calendar: cl.Component, vevent: cl.Component, old: Event, new:
         else:
             vevent.remove_all("ORGANIZER")
     _apply_attendees(vevent, old, new)
-    _apply_recurrence(calendar, vevent, old, new)
+    _apply_recurrence(calendar, vevent, old, new, zones)
 
 
-def _apply_recurrence(calendar: cl.Component, master: cl.Component, old: Event, new: Event) -> None:
+def _apply_recurrence(
+    calendar: cl.Component, master: cl.Component, old: Event, new: Event, zones: _Zones
+) -> None:
     old_rec, new_rec = old.recurrence, new.recurrence
     if old_rec == new_rec and old.timing == new.timing:
         return
@@ -507,21 +584,28 @@ def _apply_recurrence(calendar: cl.Component, master: cl.Component, old: Event, 
         else:
             master.remove_all("RRULE")
     tzid = new.timing.tzid if isinstance(new.timing.start, dt.datetime) else None
-    old_ex = old_rec.exdates if old_rec else ()
     new_ex = new_rec.exdates if new_rec else ()
-    if old_ex != new_ex or old.timing.tzid != new.timing.tzid:
-        master.remove_all("EXDATE")
-        for value in new_ex:
-            master.add(_new_instant("EXDATE", value, tzid))
+    cancelled = {
+        _rid(v, zones) for v in calendar.sub("VEVENT") if v.first("RECURRENCE-ID") and _cancelled(v)
+    }
+    for name, before, after in (
+        # Instances cancelled by their own VEVENT need no EXDATE line.
+        ("EXDATE", old_rec.exdates if old_rec else (), new_ex),
+        ("RDATE", old_rec.rdates if old_rec else (), new_rec.rdates if new_rec else ()),
+    ):
+        if before != after or old.timing.tzid != new.timing.tzid:
+            master.remove_all(name)
+            for value in after:
+                if name == "RDATE" or value not in cancelled:
+                    master.add(_new_instant(name, value, tzid))
     old_occ = {o.recurrence_id: o for o in (old_rec.overrides if old_rec else ())}
     new_occ = {o.recurrence_id: o for o in (new_rec.overrides if new_rec else ())}
     if old_occ == new_occ and old.timing.tzid == new.timing.tzid:
         return
-    zones = _Zones(calendar)
     uid = master.value("UID") or ""
     by_rid = {_rid(v, zones): v for v in calendar.sub("VEVENT") if v.first("RECURRENCE-ID")}
     for rid, vevent in by_rid.items():
-        if rid not in new_occ:
+        if rid not in new_occ and not (rid in cancelled and rid in new_ex):
             calendar.remove(vevent)
     for rid, occurrence in new_occ.items():
         vevent = by_rid.get(rid)
@@ -560,19 +644,20 @@ def render_new_ical(event: Event, marker: str, uid: str) -> str:
     calendar.add(master)
     blank = Event(subject="", timing=event.timing)
     _apply_timing(calendar, master, None, event.timing)
-    _apply_master(calendar, master, blank, event)
+    _apply_master(calendar, master, blank, event, _Zones(calendar))
     master.add(cl.Property(MARKER_PROPERTY, cl.escape_text(marker)))
     return calendar.serialize()
 
 
-def render_ical_update(text: str, event: Event) -> str:
+def render_ical_update(text: str, event: Event, floating_zone: str = "UTC") -> str:
     """``text`` with the mapped properties changed to ``event``'s values (in place)."""
     calendar = _parse_tree(text)
-    old = _read(calendar)
+    zones = _Zones(calendar, floating_zone)
+    old = _read(calendar, zones)
     if old == event:
         return text
     master, _ = _structure(calendar)
-    _apply_master(calendar, master, old, event)
+    _apply_master(calendar, master, old, event, zones)
     return calendar.serialize()
 
 
@@ -584,8 +669,11 @@ class ICalendarFormat:
     multiget_report = tag(CALDAV, "calendar-multiget")
     data_property = tag(CALDAV, "calendar-data")
 
+    def __init__(self, floating_zone: str = "UTC") -> None:
+        self.floating_zone = floating_zone
+
     def parse(self, text: str) -> ParsedItem[Record]:
-        return parse_ical(text)
+        return parse_ical(text, self.floating_zone)
 
     def render_new(self, record: Record, marker: str, uid: str) -> str:
         if not isinstance(record, Event):
@@ -595,4 +683,4 @@ class ICalendarFormat:
     def render_update(self, text: str, record: Record) -> str:
         if not isinstance(record, Event):
             raise TypeError("a calendar holds events")
-        return render_ical_update(text, record)
+        return render_ical_update(text, record, self.floating_zone)

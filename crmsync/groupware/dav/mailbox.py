@@ -102,15 +102,17 @@ def open_mailbox(
     settings: OrgSettings,
     email: str,
     contact_fields: ContactFieldMap = IDENTITY_MAP,
+    rep_zone: str = "UTC",
 ) -> DavMailbox:
     """Find (or create) the calendar and contacts folder of the rep with ``email``;
-    its contacts sync the fields of ``contact_fields``.
+    its contacts sync the fields of ``contact_fields`` and its floating event times are
+    read in ``rep_zone``.
 
     Raises `AuthenticationFailed` when the service account is refused, `FolderMissing`
     when the rep's principal, calendar or contacts folder is absent and cannot be created,
     `ServerUnavailable` when the server keeps failing.
     """
-    return _Discovery(connection, settings, email, contact_fields).run()
+    return _Discovery(connection, settings, email, contact_fields, rep_zone).run()
 
 
 class _Discovery:
@@ -120,8 +122,10 @@ class _Discovery:
         settings: OrgSettings,
         email: str,
         contact_fields: ContactFieldMap,
+        rep_zone: str,
     ) -> None:
         self.connection = connection
+        self.rep_zone = rep_zone
         self.settings = settings
         self.email = email
         self.contact_fields = contact_fields
@@ -137,7 +141,7 @@ class _Discovery:
         facts = MailboxFacts(principal, calendar, source, addressbook, created)
         return DavMailbox(
             contacts=DavCollection(self.connection, addressbook, VCardFormat(self.contact_fields)),
-            events=DavCollection(self.connection, calendar, ICalendarFormat()),
+            events=DavCollection(self.connection, calendar, ICalendarFormat(self.rep_zone)),
             facts=facts,
         )
 

@@ -129,6 +129,9 @@ def _birthdate(prop: cl.Property | None) -> dt.date | None:
     if not m:
         # A birthday without a year (--0517) or free text: not representable, left alone.
         return None
+    if prop.param("X-APPLE-OMIT-YEAR") == m.group(1):
+        # Apple's way of writing a birthday without a year (the year is a placeholder).
+        return None
     try:
         return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
     except ValueError:
@@ -175,10 +178,17 @@ def _read(card: cl.Component) -> Contact:
     sel = _select(card)
     n = _components(sel["N"], 5)
     first, last = n[1], n[0]
-    if sel["N"] is None:
-        # Only FN: its last word is the family name, the rest the given names.
-        first, _, last = _text(sel["FN"]).strip().rpartition(" ")
     org = _components(sel["ORG"], 2)
+    if sel["N"] is None:
+        # No N: the name is FN. An organisation's card keeps it whole as the family
+        # name; a person's last word is the family name, the rest given names. (An
+        # empty N is a company card: its name is the ORG.)
+        formatted = _text(sel["FN"]).strip()
+        kind = (card.value("KIND") or card.value("X-ABSHOWAS") or "").strip().upper()
+        if kind in ("ORG", "COMPANY"):
+            first, last = "", formatted
+        else:
+            first, _, last = formatted.rpartition(" ")
     person = sel["person"]
     return Contact(
         first_name=first,
@@ -271,7 +281,9 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
                 card.remove(other)
 
     names = ("first_name", "last_name", "salutation")
-    if any(getattr(old, f) != getattr(new, f) for f in names) or sel["N"] is None:
+    # vCard 3.0 requires N, so a card without one gains it; 4.0 does not.
+    missing_n = sel["N"] is None and not _version4(card)
+    if any(getattr(old, f) != getattr(new, f) for f in names) or missing_n:
         if sel["N"] is None:
             place("N", cl.join_structured([new.last_name, new.first_name, "", new.salutation, ""]))
         else:
