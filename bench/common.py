@@ -489,7 +489,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
 
     table = Table(title=title)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right")
+        # The first column names the row: never cut it.
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*row)
     Console(width=max(170, int(os.environ.get("COLUMNS", "0") or 0)), soft_wrap=False).print(

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
 from crmsync.crm.builtin import (
     BuiltinCrm,
@@ -27,6 +28,24 @@ def test_schema_is_created_once_and_reopens(crm_url: str) -> None:
     with BuiltinCrm(crm_url) as again:
         assert again.get_user(user.id) == user
         assert again.current_stamp() == 1
+
+
+def test_a_database_from_before_a_new_column_gains_it(crm_url: str) -> None:
+    with BuiltinCrm(crm_url) as crm:
+        ann = crm.create_user("ann@example.com")
+        old = crm.create_event(ann.id, EVENTS["weekly_series"])
+        with crm.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE crm_events DROP COLUMN recurrence_rdates"))
+    with BuiltinCrm(crm_url) as crm:
+        assert crm.get_event(old.id).record == EVENTS["weekly_series"]
+        extra = dt.datetime(2031, 1, 1, 9, tzinfo=dt.UTC)
+        assert EVENTS["weekly_series"].recurrence is not None
+        with_rdate = dataclasses.replace(
+            EVENTS["weekly_series"],
+            recurrence=dataclasses.replace(EVENTS["weekly_series"].recurrence, rdates=(extra,)),
+        )
+        stored = crm.create_event(ann.id, with_rdate)
+        assert crm.get_event(stored.id).record == with_rdate
 
 
 def test_profile_crud(crm: BuiltinCrm) -> None:

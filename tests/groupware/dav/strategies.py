@@ -91,6 +91,11 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
     picks = draw(st.lists(st.integers(1, 30), unique=True, max_size=6))
     split = draw(st.integers(0, len(picks)))
     exdates = tuple(instance(n) for n in picks[:split])
+    # Extra dates fall between the weekly instances (RDATE adds, never repeats one).
+    rdates = tuple(
+        master.start + dt.timedelta(days=7 * n + 3)
+        for n in draw(st.lists(st.integers(1, 30), unique=True, max_size=3))
+    )
     overrides = tuple(
         Occurrence(
             recurrence_id=instance(n),
@@ -103,10 +108,10 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
     )
     if master.tzid and not all(
         _round_trips(x, master.tzid)
-        for x in (*exdates, *(o.recurrence_id for o in overrides))
+        for x in (*exdates, *rdates, *(o.recurrence_id for o in overrides))
         if isinstance(x, dt.datetime)
     ):
-        exdates, overrides = (), ()
+        exdates, overrides, rdates = (), (), ()
     rule = draw(
         st.sampled_from(
             [
@@ -116,7 +121,7 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
             ]
         )
     )
-    return Recurrence(rule, exdates, overrides)
+    return Recurrence(rule, exdates, overrides, rdates)
 
 
 attendees = st.lists(
