@@ -17,9 +17,10 @@ from rich.table import Table
 from sqlalchemy import make_url
 
 from crmsync.admin import config_file
+from crmsync.admin.accounts_cli import admin_app
 from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.reports import preview_table, print_report, status_table
-from crmsync.domain.contact_fields import ContactFilter, FieldMapping, FilterOperator
+from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.settings import (
     ConflictBehaviour,
     ConnectionMethod,
@@ -42,6 +43,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(crm_app, name="crm")
+app.add_typer(admin_app, name="admin")
 console = Console()
 
 
@@ -208,8 +210,8 @@ def configs_add(
                 contacts_conflict,
                 propagate_contact_deletions,
                 ownership,
-                filters=tuple(parse_filter(text) for text in contact_filter or ()),
-                field_mappings=tuple(parse_mapping(text) for text in field_map or ()),
+                filters=tuple(ContactFilter.parse(text) for text in contact_filter or ()),
+                field_mappings=tuple(FieldMapping.parse(text) for text in field_map or ()),
             ),
             events=EventSettings(
                 events,
@@ -229,26 +231,6 @@ def configs_add(
     console.print(f"Saved configuration {name!r}.")
     for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
-
-
-def parse_filter(text: str) -> ContactFilter:
-    """``FIELD OPERATOR [VALUE]``; the value may hold spaces."""
-    parts = text.split(None, 2)
-    if len(parts) < 2:
-        raise ValueError(f"a filter is 'FIELD OPERATOR [VALUE]', not {text!r}")
-    try:
-        operator = FilterOperator(parts[1])
-    except ValueError:
-        known = ", ".join(op.value for op in FilterOperator)
-        raise ValueError(f"{parts[1]!r} is not a filter operator ({known})") from None
-    return ContactFilter(parts[0], operator, parts[2] if len(parts) > 2 else "")
-
-
-def parse_mapping(text: str) -> FieldMapping:
-    mail, sep, crm = text.partition("=")
-    if not sep:
-        raise ValueError(f"a mapping is MAIL_FIELD=CRM_FIELD, not {text!r}")
-    return FieldMapping(mail.strip(), crm.strip())
 
 
 @config_app.command("export")

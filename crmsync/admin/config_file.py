@@ -59,24 +59,49 @@ def document_text(service: SyncService, document: Document) -> str:
 
 
 def _dump(service: SyncService, org: OrgSettings, configs: list[SyncConfig]) -> str:
-    emails = {user.id: user.email for user in service.crm.list_users()}
-    profiles = {profile.id: profile.name for profile in service.crm.list_profiles()}
+    names = _names(service)
     data = {
         "org": to_json(org),
-        "configurations": [
-            {
-                "name": config.name,
-                "active": config.active,
-                "description": config.description,
-                "users": sorted(emails.get(i, i) for i in config.user_ids),
-                "profiles": sorted(profiles.get(i, i) for i in config.profile_ids),
-                "contacts": to_json(config.contacts),
-                "events": to_json(config.events),
-            }
-            for config in configs
-        ],
+        "configurations": [_configuration(config, *names) for config in configs],
     }
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _names(service: SyncService) -> tuple[dict[str, str], dict[str, str]]:
+    emails = {user.id: user.email for user in service.crm.list_users()}
+    profiles = {profile.id: profile.name for profile in service.crm.list_profiles()}
+    return emails, profiles
+
+
+def _configuration(
+    config: SyncConfig, emails: dict[str, str], profiles: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "name": config.name,
+        "active": config.active,
+        "description": config.description,
+        "users": sorted(emails.get(i, i) for i in config.user_ids),
+        "profiles": sorted(profiles.get(i, i) for i in config.profile_ids),
+        "contacts": to_json(config.contacts),
+        "events": to_json(config.events),
+    }
+
+
+def configuration_data(service: SyncService, config: SyncConfig) -> dict[str, Any]:
+    """One configuration as the document (and the REST API) writes it."""
+    return _configuration(config, *_names(service))
+
+
+def configuration_from(service: SyncService, item: dict[str, Any]) -> SyncConfig:
+    """A configuration from its document form; raises `DocumentError` with every problem
+    (it is not checked against the other configurations: saving does that)."""
+    problems: list[str] = []
+    users = {user.email.casefold(): user.id for user in service.crm.list_users()}
+    profiles = {profile.name: profile.id for profile in service.crm.list_profiles()}
+    config = _config(item, "the configuration", users, profiles, problems)
+    if config is None or problems:
+        raise DocumentError(problems or ["the configuration cannot be read"])
+    return config
 
 
 def diff(current: str, wanted: str, name: str) -> str:

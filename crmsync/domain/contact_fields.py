@@ -136,6 +136,18 @@ class FieldMapping:
     mail_field: str
     crm_field: str
 
+    @classmethod
+    def parse(cls, text: str) -> FieldMapping:
+        """``MAIL_FIELD=CRM_FIELD`` (an empty CRM field: the mail field does not sync)."""
+        mail, sep, crm = text.partition("=")
+        if not sep:
+            raise ValueError(f"a mapping is MAIL_FIELD=CRM_FIELD, not {text!r}")
+        return cls(mail.strip(), crm.strip())
+
+    @property
+    def text(self) -> str:
+        return f"{self.mail_field}={self.crm_field}"
+
 
 @dataclass(frozen=True)
 class ContactFieldMap:
@@ -279,6 +291,24 @@ class ContactFilter:
     field: str
     operator: FilterOperator
     value: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> ContactFilter:
+        """``FIELD OPERATOR [VALUE]``; the value may hold spaces."""
+        parts = text.split(None, 2)
+        if len(parts) < 2:
+            raise ValueError(f"a filter is 'FIELD OPERATOR [VALUE]', not {text!r}")
+        try:
+            operator = FilterOperator(parts[1])
+        except ValueError:
+            known = ", ".join(op.value for op in FilterOperator)
+            raise ValueError(f"{parts[1]!r} is not a filter operator ({known})") from None
+        return cls(parts[0], operator, parts[2] if len(parts) > 2 else "")
+
+    @property
+    def text(self) -> str:
+        """The form `parse` reads."""
+        return " ".join(p for p in (self.field, self.operator.value, self.value) if p)
 
     @property
     def label(self) -> str:

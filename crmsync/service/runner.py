@@ -110,6 +110,14 @@ class SyncService:
         self.crm.close()
         self.store.close()
 
+    def refresh(self) -> None:
+        """Forget what the service keeps between cycles (the mail server connection, the
+        other orgs' configurations), so a long-lived service sees the current settings."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self._elsewhere = None
+
     def __enter__(self) -> SyncService:
         return self
 

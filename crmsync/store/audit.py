@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
 
@@ -53,22 +54,34 @@ class AuditMixin(StoreBase):
                 .where(or_(_A.c.crm_id.in_(partners), _A.c.mail_id.in_(partners)))
                 .order_by(_A.c.at, _A.c.id)
             ).mappings()
-            return [
-                AuditEntry(
-                    r["rep_id"],
-                    ItemKind(r["kind"]),
-                    r["crm_id"],
-                    r["mail_id"],
-                    r["action"],
-                    Side(r["target"]) if r["target"] else None,
-                    r["rule"],
-                    r["at"],
-                    r["error"],
-                )
-                for r in rows
-            ]
+            return [_entry(r) for r in rows]
+
+    def rep_history(self, rep_id: str, limit: int = 50) -> list[AuditEntry]:
+        """The rep's newest entries, newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_A)
+                .where(_A.c.rep_id == rep_id)
+                .order_by(_A.c.at.desc(), _A.c.id.desc())
+                .limit(limit)
+            ).mappings()
+            return [_entry(r) for r in rows]
 
     def prune_audit(self, older_than: dt.datetime) -> int:
         """Drop entries older than ``older_than`` (the retention setting); returns how many."""
         with self._write(None) as conn:
             return conn.execute(delete(_A).where(_A.c.at < older_than)).rowcount
+
+
+def _entry(r: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        r["rep_id"],
+        ItemKind(r["kind"]),
+        r["crm_id"],
+        r["mail_id"],
+        r["action"],
+        Side(r["target"]) if r["target"] else None,
+        r["rule"],
+        r["at"],
+        r["error"],
+    )

@@ -213,3 +213,54 @@ secrets = Table(
     Column("token", LargeBinary, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# ---- the admin console: local admin accounts, sessions, API tokens, failed sign-ins ----
+
+admins = Table(
+    "admins",
+    metadata,
+    Column("username", String(128), primary_key=True),
+    # An argon2 hash (the whole encoded string, salt and parameters included).
+    Column("password_hash", Text, nullable=False),
+    Column("permissions", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    # SHA-256 of the cookie's random value: a leaked table does not sign anyone in.
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "username",
+        String(128),
+        ForeignKey("admins.username", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "username",
+        String(128),
+        ForeignKey("admins.username", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Who was tried and from where, e.g. "user:ann" or "ip:10.0.0.5".
+    Column("key", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "key", "at"),
+)

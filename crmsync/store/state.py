@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from crmsync.store.accounts import AccountsMixin
 from crmsync.store.activity import ActivityMixin
 from crmsync.store.audit import AuditMixin
 from crmsync.store.configs import ConfigsMixin
@@ -27,6 +28,7 @@ class StateStore(
     ConfigsMixin,
     SecretsMixin,
     LeaseMixin,
+    AccountsMixin,
 ):
     """Links, cursors, statuses, error report, activity, settings, secrets and leases.
 

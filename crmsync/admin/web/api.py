@@ -1,0 +1,355 @@
+"""The REST API, under /api/v1: everything the console pages do, with the same permissions.
+
+Authenticate with ``Authorization: Bearer TOKEN`` (`crmsync admin token`), or with the
+console's session cookie plus the ``X-CSRF-Token`` header on changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from crmsync.admin import config_file
+from crmsync.admin.web import views
+from crmsync.admin.web.deps import check_csrf, get_service, require
+from crmsync.admin.web.security import ERROR_REPORT, MANAGE, Principal
+from crmsync.domain.records import ItemKind, User
+from crmsync.domain.settings import (
+    ConnectionMethod,
+    ContactSettings,
+    EventSettings,
+    OrgSettings,
+    SyncConfig,
+    configuration_warnings,
+)
+from crmsync.domain.sync import ErrorType
+from crmsync.service.runner import SyncService
+from crmsync.store import ConfigConflict, ErrorSort
+
+router = APIRouter(prefix="/api/v1")
+Manager = Annotated[Principal, Depends(require(MANAGE))]
+ErrorReader = Annotated[Principal, Depends(require(ERROR_REPORT))]
+Service = Annotated[SyncService, Depends(get_service)]
+
+
+def _csrf(request: Request, principal: Principal) -> None:
+    try:
+        check_csrf(principal, request.headers.get("x-csrf-token"))
+    except Exception:
+        raise HTTPException(403, "Send the session's CSRF token as X-CSRF-Token.") from None
+
+
+class Me(BaseModel):
+    username: str
+    permissions: list[str]
+
+
+@router.get("/me", tags=["account"])
+def me(principal: Annotated[Principal, Depends(require(frozenset()))]) -> Me:
+    """Who the token or session belongs to, and what it may do."""
+    return Me(username=principal.admin.username, permissions=sorted(principal.admin.permissions))
+
+
+# ---- setup ---------------------------------------------------------------------------------
+
+
+class Setup(BaseModel):
+    """How crmsync reaches the mail server. The password is write-only."""
+
+    connection_method: ConnectionMethod = ConnectionMethod.DAV
+    server_url: str = Field("", max_length=2000)
+    service_account: str = Field("", max_length=500)
+    principal_path: str = Field("/{email}/", max_length=500)
+    additional_domains: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=200
+    )
+    contacts_folder: str = Field("CRM_Sync", min_length=1, max_length=200)
+    event_category: str = Field("CRM", min_length=1, max_length=200)
+    mass_delete_percent: int = Field(10, ge=1, le=100)
+    mass_delete_count: int = Field(50, ge=1)
+    mass_delete_minimum: int = Field(5, ge=0)
+    audit_retention_days: int = Field(30, ge=1, le=3650)
+
+
+class SetupIn(Setup):
+    password: str | None = Field(
+        None, max_length=1000, description="The service account's password; omit to keep it."
+    )
+
+
+class SetupOut(Setup):
+    password_stored: bool
+
+
+def setup_out(service: SyncService) -> SetupOut:
+    settings = service.org_settings()
+    values = dataclasses.asdict(settings)
+    values["additional_domains"] = list(settings.additional_domains)
+    return SetupOut(**values, password_stored=service.store.get_secret(_PASSWORD) is not None)
+
+
+_PASSWORD = "service_account_password"
+
+
+@router.get("/setup", tags=["setup"])
+def get_setup(principal: Manager, service: Service) -> SetupOut:
+    return setup_out(service)
+
+
+@router.put("/setup", tags=["setup"])
+def put_setup(body: SetupIn, request: Request, principal: Manager, service: Service) -> SetupOut:
+    """Save the connection; the password is stored encrypted and never returned."""
+    _csrf(request, principal)
+    save_setup(service, body)
+    return setup_out(service)
+
+
+def save_setup(service: SyncService, body: SetupIn) -> None:
+    values = body.model_dump(exclude={"password"})
+    values["additional_domains"] = tuple(d.strip() for d in body.additional_domains if d.strip())
+    settings = OrgSettings(**values)
+    if body.password:
+        service.configure_server(settings, body.password)
+    else:
+        service.store.save_org_settings(settings)
+        service.reset_mail_server()
+
+
+class ConnectionTestIn(BaseModel):
+    email: str = Field(..., min_length=3, max_length=320, description="A rep's email.")
+
+
+@router.post("/connection-test", tags=["setup"])
+def connection_test(
+    body: ConnectionTestIn, request: Request, principal: Manager, service: Service
+) -> dict[str, Any]:
+    """Each step of reaching the rep's mailbox, with pass / fail and a fix."""
+    _csrf(request, principal)
+    return service.connection_test(body.email.strip()).as_dict()
+
+
+# ---- configurations ------------------------------------------------------------------------
+
+
+class Configuration(BaseModel):
+    """A configuration; reps by email and profiles by name (as `crmsync config export`)."""
+
+    name: str = Field(..., min_length=1, max_length=200)
+    active: bool = True
+    description: str = Field("", max_length=2000)
+    users: list[Annotated[str, Field(max_length=320)]] = Field(default_factory=list)
+    profiles: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
+    contacts: ContactSettings = Field(default_factory=ContactSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+
+
+class SavedConfiguration(Configuration):
+    warnings: list[str] = Field(default_factory=list)
+
+
+def to_config(service: SyncService, body: Configuration) -> SyncConfig:
+    try:
+        return config_file.configuration_from(service, body.model_dump(mode="json"))
+    except config_file.DocumentError as refused:
+        raise HTTPException(422, refused.problems) from None
+
+
+def saved(service: SyncService, config: SyncConfig) -> SavedConfiguration:
+    data = config_file.configuration_data(service, config)
+    return SavedConfiguration(**data, warnings=configuration_warnings(config))
+
+
+def save_config(service: SyncService, config: SyncConfig, replacing: str | None = None) -> None:
+    """Save ``config``, in place of the configuration named ``replacing`` if given (a
+    rename moves its assignments in one transaction)."""
+    try:
+        if replacing is None or replacing == config.name:
+            service.save_config(config)
+        else:
+            others = [c for c in service.store.configs() if c.name != replacing]
+            service.replace_configs([*others, config])
+    except ValueError as refused:
+        raise HTTPException(422, str(refused)) from None
+    except ConfigConflict as refused:
+        raise HTTPException(409, str(refused)) from None
+
+
+@router.get("/configurations", tags=["configurations"])
+def list_configurations(principal: Manager, service: Service) -> list[SavedConfiguration]:
+    return [saved(service, config) for config in service.store.configs()]
+
+
+@router.post("/configurations", status_code=201, tags=["configurations"])
+def create_configuration(
+    body: Configuration, request: Request, principal: Manager, service: Service
+) -> SavedConfiguration:
+    _csrf(request, principal)
+    if service.store.config(body.name) is not None:
+        raise HTTPException(409, f"a configuration named {body.name!r} exists already")
+    config = to_config(service, body)
+    save_config(service, config)
+    return saved(service, config)
+
+
+def _existing(service: SyncService, name: str) -> SyncConfig:
+    config = service.store.config(name)
+    if config is None:
+        raise HTTPException(404, f"no configuration named {name!r}")
+    return config
+
+
+@router.get("/configurations/{name}", tags=["configurations"])
+def get_configuration(name: str, principal: Manager, service: Service) -> SavedConfiguration:
+    return saved(service, _existing(service, name))
+
+
+@router.put("/configurations/{name}", tags=["configurations"])
+def put_configuration(
+    name: str, body: Configuration, request: Request, principal: Manager, service: Service
+) -> SavedConfiguration:
+    """Replace a configuration (renaming it when ``body.name`` differs)."""
+    _csrf(request, principal)
+    _existing(service, name)
+    config = to_config(service, body)
+    if config.name != name and service.store.config(config.name) is not None:
+        raise HTTPException(409, f"a configuration named {config.name!r} exists already")
+    save_config(service, config, replacing=name)
+    return saved(service, config)
+
+
+@router.delete("/configurations/{name}", status_code=204, tags=["configurations"])
+def delete_configuration(
+    name: str, request: Request, principal: Manager, service: Service
+) -> Response:
+    """Its reps stop syncing; nothing is deleted on either side."""
+    _csrf(request, principal)
+    if not service.store.delete_config(name):
+        raise HTTPException(404, f"no configuration named {name!r}")
+    return Response(status_code=204)
+
+
+@router.post("/configurations/{name}/preview", tags=["configurations"])
+def preview_configuration(
+    name: str,
+    request: Request,
+    principal: Manager,
+    service: Service,
+    rep: Annotated[str | None, Query(max_length=320)] = None,
+) -> list[dict[str, Any]]:
+    """What the next cycle would do for each assigned rep (or ``rep``) under this
+    configuration, active or not; writes nothing."""
+    _csrf(request, principal)
+    config = _existing(service, name)
+    return [views.preview(service.preview_rep(u, config)) for u in reps_of(service, config, rep)]
+
+
+def reps_of(service: SyncService, config: SyncConfig, rep: str | None) -> list[User]:
+    if rep:
+        return [_rep(service, rep)]
+    return [
+        u
+        for u in service.reps()
+        if u.id in config.user_ids
+        or (u.profile_id is not None and u.profile_id in config.profile_ids)
+    ]
+
+
+# ---- statuses -------------------------------------------------------------------------------
+
+
+@router.get("/status", tags=["statuses"])
+def org_status(principal: Manager, service: Service) -> dict[str, Any]:
+    """The org's setup and activity (the spec's Tables 1-3), and records synced per hour."""
+    return views.org_status(service, service.clock())
+
+
+@router.get("/reps", tags=["statuses"])
+def list_reps(principal: Manager, service: Service) -> list[dict[str, Any]]:
+    return [views.rep_summary(service, user) for user in service.reps()]
+
+
+def _rep(service: SyncService, email: str) -> User:
+    user = service.crm.get_user_by_email(email)
+    if user is None:
+        raise HTTPException(404, f"no CRM user has the email {email}")
+    return user
+
+
+@router.get("/reps/{email}", tags=["statuses"])
+def get_rep(email: str, principal: Manager, service: Service) -> dict[str, Any]:
+    """One rep's statuses (the spec's Tables 4-6) and recent audit trail."""
+    return views.rep_status(service, _rep(service, email))
+
+
+@router.post("/reps/{email}/reset", status_code=202, tags=["statuses"])
+def reset_rep(email: str, request: Request, principal: Manager, service: Service) -> dict[str, Any]:
+    """Mark the rep for reset: the next cycle re-pairs its items, changing no record."""
+    _csrf(request, principal)
+    user = _rep(service, email)
+    service.mark_for_reset(user)
+    return views.rep_summary(service, user)
+
+
+@router.post("/reps/{email}/confirm-deletes", status_code=202, tags=["statuses"])
+def confirm_deletes(
+    email: str, request: Request, principal: Manager, service: Service
+) -> dict[str, Any]:
+    """Let the rep's next cycle carry out the deletions the mass-delete guard held back."""
+    _csrf(request, principal)
+    user = _rep(service, email)
+    service.store.confirm_deletes(user.id)
+    return views.rep_summary(service, user)
+
+
+# ---- error report ---------------------------------------------------------------------------
+
+
+class ErrorFilters(BaseModel):
+    rep: str | None = Field(None, max_length=320)
+    kind: ItemKind | None = None
+    error_type: ErrorType | None = None
+    since: dt.datetime | None = None
+    sort: ErrorSort = ErrorSort.TIME
+    descending: bool = True
+    limit: int = Field(200, ge=1, le=10_000)
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+
+def error_rows(service: SyncService, filters: ErrorFilters) -> list[dict[str, Any]]:
+    since = filters.since
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    return views.error_rows(
+        service,
+        rep=filters.rep,
+        kind=filters.kind,
+        error_type=filters.error_type,
+        since=since,
+        sort=filters.sort,
+        descending=filters.descending,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+
+
+@router.get("/errors", tags=["error report"])
+def errors(
+    principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
+) -> list[dict[str, Any]]:
+    """Every sync error with rep, kind, item, operation, time, message and a suggestion."""
+    return error_rows(service, filters)
+
+
+@router.get("/errors.csv", tags=["error report"], response_class=Response)
+def errors_csv(
+    principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
+) -> Response:
+    return Response(
+        views.errors_csv(error_rows(service, filters)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="crmsync-errors.csv"'},
+    )

@@ -1,0 +1,119 @@
+"""The FastAPI application: console pages, the REST API under /api/v1, and /metrics.
+
+`create_app` wires one `SyncService` (thread-safe: the state store and the CRM open a
+connection per call) shared by every request. The scheduler, when given, runs beside it
+and is stopped when the app shuts down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from crmsync.admin.web import api, pages
+from crmsync.admin.web.deps import Forbidden, NotSignedIn
+from crmsync.admin.web.security import ERROR_REPORT, MANAGE
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+def create_app(
+    deployment: Deployment,
+    *,
+    scheduler: object | None = None,
+    metrics: object | None = None,
+    secure_cookies: bool = False,
+) -> FastAPI:
+    """The console for ``deployment``'s org; ``secure_cookies`` for HTTPS deployments."""
+    service = SyncService(deployment)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if scheduler is not None:
+            scheduler.start()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                # Cycles in flight finish; no new one starts.
+                scheduler.stop()  # type: ignore[attr-defined]
+            service.close()
+
+    app = FastAPI(
+        title="crmsync",
+        version="1",
+        summary="Admin API of a crmsync deployment (CRM ↔ mail and calendar sync).",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    app.state.secure_cookies = secure_cookies
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["when"] = _when
+    app.state.templates = templates
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(NotSignedIn)
+    async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": "Sign in, or send an API token as 'Authorization: Bearer TOKEN'."},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        needed = ", ".join(sorted(p.replace("_", " ").title() for p in exc.needed))
+        message = f"This needs the permissions {needed}."
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=403)
+        return app.state.templates.TemplateResponse(
+            request,
+            "message.html",
+            {
+                "principal": exc.principal,
+                "MANAGE": MANAGE,
+                "ERROR_REPORT": ERROR_REPORT,
+                "title": "Not allowed",
+                "message": message,
+            },
+            status_code=403,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        if metrics is None:
+            return Response("metrics are off\n", media_type="text/plain", status_code=404)
+        body, content_type = metrics.render()  # type: ignore[attr-defined]
+        return Response(body, media_type=content_type)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _when(value: str | None) -> str:
+    """An ISO instant as the console shows it."""
+    if not value:
+        return "never"
+    return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,59 @@
+"""Request dependencies shared by the pages and the API: the service, who asks, and the
+permission and CSRF checks every route runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+
+from crmsync.admin.web.security import SESSION_COOKIE, Permission, Principal, principal_from
+from crmsync.service.runner import SyncService
+
+
+class NotSignedIn(Exception):
+    """No valid session or token; pages redirect to the sign-in form, the API answers 401."""
+
+
+class Forbidden(Exception):
+    """Signed in, but without the permissions the route needs."""
+
+    def __init__(self, principal: Principal, needed: frozenset[Permission]) -> None:
+        super().__init__(", ".join(sorted(needed)))
+        self.principal = principal
+        self.needed = needed
+
+
+class BadCsrf(Exception):
+    """A form or cookie-authenticated API call without the session's CSRF token."""
+
+
+def get_service(request: Request) -> SyncService:
+    return request.app.state.service
+
+
+def optional_principal(request: Request) -> Principal | None:
+    return principal_from(
+        get_service(request).store,
+        request.cookies.get(SESSION_COOKIE),
+        request.headers.get("authorization"),
+    )
+
+
+def require(needed: frozenset[Permission]) -> Callable[[Request], Principal]:
+    """A dependency: the signed-in principal, if it holds every permission in ``needed``."""
+
+    def check(request: Request) -> Principal:
+        principal = optional_principal(request)
+        if principal is None:
+            raise NotSignedIn()
+        if not principal.may(needed):
+            raise Forbidden(principal, needed)
+        return principal
+
+    return check
+
+
+def check_csrf(principal: Principal, token: str | None) -> None:
+    if not principal.csrf_ok(token):
+        raise BadCsrf()

@@ -1,0 +1,200 @@
+"""What the console and the API show, as plain data: one function per screen.
+
+The pages render these dicts with templates and the API returns them as JSON, so both
+always say the same thing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Any
+
+from crmsync.admin.reports import subject_of
+from crmsync.domain.records import ItemKind, User
+from crmsync.domain.settings import Direction
+from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.service.runner import RepPreview, SyncService
+from crmsync.store import FLOWS, ErrorSort
+
+FLOW_LABELS = {
+    Direction.CRM_TO_MAIL: "CRM → mail server",
+    Direction.MAIL_TO_CRM: "mail server → CRM",
+}
+CHECK_LABELS = {
+    "mailbox_supported": "Mailbox runs on a supported server",
+    "recognized": "Mailbox recognized by the service account",
+    "contacts_folder_found": "Contacts folder found",
+    "calendar_found": "Calendar found",
+    "addresses_linked": "CRM and mail server email addresses linked",
+}
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def org_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
+    """The spec's Tables 1-3: setup, then contacts and events activity; and 24 hours of
+    records synced per hour."""
+    settings = service.org_settings()
+    store = service.store
+    reps = service.reps()
+    statuses = {s.rep_id: s for s in store.rep_statuses()}
+    known = [statuses[u.id] for u in reps if u.id in statuses]
+    recognized = None if not known else any(s.recognized for s in known)
+    kinds = {}
+    for kind in ItemKind:
+        kinds[kind.value] = {
+            "last_sync_activity": iso(store.last_activity(kind)),
+            "synced_last_60_minutes": store.synced_since(kind, now - dt.timedelta(minutes=59)),
+            "synced_last_24_hours": store.synced_since(kind, now - dt.timedelta(hours=23)),
+            "hourly": [
+                {"hour": iso(hour), "count": count}
+                for hour, count in store.hourly_synced(kind, now=now)
+            ],
+        }
+    return {
+        "setup": {
+            "connection_method": settings.connection_method.value,
+            "server_url": settings.server_url,
+            "service_account": settings.service_account or None,
+            "service_account_recognized": recognized,
+            "event_category": settings.event_category,
+            "reps": len(reps),
+            "reps_with_a_configuration": sum(
+                1 for u in reps if store.effective_config(u) is not None
+            ),
+            "linked_users": sum(1 for s in known if s.addresses_linked),
+        },
+        "contacts": kinds[ItemKind.CONTACT.value],
+        "events": kinds[ItemKind.EVENT.value],
+    }
+
+
+def rep_summary(service: SyncService, user: User) -> dict[str, Any]:
+    """One rep's line of the reps list."""
+    status = service.store.rep_status(user.id)
+    config = service.store.effective_config(user)
+    return {
+        "email": user.email,
+        "name": user.name,
+        "configuration": config.name if config else None,
+        "flows": {
+            kind.value: {flow.value: status.sync_status(kind, flow).display for flow in FLOWS}
+            for kind in ItemKind
+        },
+        "records_in_sync": {kind.value: status.records_in_sync.get(kind, 0) for kind in ItemKind},
+        "reset_status": status.reset_status.display if status.reset_status else None,
+        "last_error": status.last_error,
+        "last_cycle_finished": iso(status.last_cycle_finished),
+    }
+
+
+def rep_status(service: SyncService, user: User, history: int = 50) -> dict[str, Any]:
+    """The spec's Tables 4-6 for one rep, and the rep's recent audit trail."""
+    status = service.store.rep_status(user.id)
+    return {
+        **rep_summary(service, user),
+        "checks": {name: getattr(status, name) for name in CHECK_LABELS},
+        "consecutive_failures": status.consecutive_failures,
+        "next_due": iso(status.next_due),
+        "audit": [
+            {
+                "at": iso(entry.at),
+                "kind": entry.kind.value,
+                "action": entry.action,
+                "target": entry.target.value if entry.target else None,
+                "crm_id": entry.crm_id,
+                "mail_id": entry.mail_id,
+                "rule": entry.rule,
+                "error": entry.error,
+            }
+            for entry in service.store.rep_history(user.id, history)
+        ],
+    }
+
+
+def preview(result: RepPreview) -> dict[str, Any]:
+    return {
+        "rep": result.rep.email,
+        "configuration": result.config.name if result.config else None,
+        "note": result.note,
+        "actions": [
+            {
+                "kind": kind.value,
+                "action": type(action).__name__.lower(),
+                "writes_to": _side_of(action),
+                "item": subject_of(action),
+                "rule": action.reason,
+            }
+            for kind, actions in result.kinds.items()
+            for action in actions
+        ],
+    }
+
+
+def _side_of(action: object) -> str | None:
+    target = getattr(action, "target", None) or getattr(action, "then", None)
+    if target is None:
+        return None
+    return "CRM" if target.value == "crm" else "mail server"
+
+
+def error_rows(
+    service: SyncService,
+    *,
+    rep: str | None = None,
+    kind: ItemKind | None = None,
+    error_type: ErrorType | None = None,
+    since: dt.datetime | None = None,
+    sort: ErrorSort = ErrorSort.TIME,
+    descending: bool = True,
+    limit: int | None = 200,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The error report, filtered and sorted; ``rep`` is an email."""
+    emails = {user.id: user.email for user in service.crm.list_users()}
+    rep_id = None
+    if rep:
+        found = service.crm.get_user_by_email(rep)
+        if found is None:
+            return []
+        rep_id = found.id
+    entries = service.store.errors(
+        rep_id=rep_id,
+        kind=kind,
+        error_type=error_type,
+        since=since,
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        offset=offset,
+    )
+    return [_error(entry, emails) for entry in entries]
+
+
+def _error(entry: ErrorEntry, emails: dict[str, str]) -> dict[str, Any]:
+    return {
+        "at": iso(entry.at),
+        "rep": emails.get(entry.rep_id, entry.rep_id),
+        "kind": entry.kind.value if entry.kind else None,
+        "item": entry.item_id,
+        "operation": entry.operation,
+        "error_type": entry.error_type.value,
+        "message": entry.message,
+        "suggestion": entry.suggestion,
+    }
+
+
+ERROR_COLUMNS = ("at", "rep", "kind", "item", "operation", "error_type", "message", "suggestion")
+
+
+def errors_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=ERROR_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in ERROR_COLUMNS})
+    return out.getvalue()

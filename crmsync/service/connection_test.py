@@ -1,0 +1,631 @@
+"""The admin's connection test: can crmsync reach the mail server and one rep's folders?
+
+`run_connection_test` walks the path a sync cycle takes for one rep (server address,
+service account, domains, the rep's principal, default calendar, contacts folder, sync
+tokens) and reports each as a `Step` saying what it found and, when something is wrong,
+what the admin can do about it.
+
+It only reads. The DAV connection is read-only, so a folder a cycle would create is
+reported as "the first sync creates it", never created here.
+
+Step states: ``passed`` is ``True`` or ``False``; after a failure the later steps are not
+run (``passed=None``). A step that passed but found something the admin should know
+(the server offers no sync tokens, accepts requests without a sign-in, or does not say
+whether the service account may create folders) has ``warning=True``. Warnings do not
+fail the test, because syncing works regardless.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from crmsync.domain.settings import ConnectionMethod, OrgSettings
+from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
+from crmsync.groupware.dav import DavConnection, RetryPolicy, connect
+from crmsync.groupware.dav.multistatus import (
+    DAV,
+    MultistatusError,
+    parse_multistatus,
+    propfind_body,
+    tag,
+)
+from crmsync.groupware.dav.probe import FolderLookup, MailboxProbe, Principal, may_create_in
+from crmsync.service.runner import domains_of, mailbox_in_domains
+
+log = logging.getLogger(__name__)
+
+SERVER_ADDRESS = "Server address"
+SERVICE_ACCOUNT = "Service account recognized"
+REP_DOMAIN = "Rep's email in the service account's domains"
+REP_MAILBOX = "Rep's mailbox found"
+DEFAULT_CALENDAR = "Default calendar found"
+CONTACTS_FOLDER = "Contacts folder found or can be created"
+SYNC_TOKENS = "Sync tokens supported"
+STEP_NAMES = (
+    SERVER_ADDRESS,
+    SERVICE_ACCOUNT,
+    REP_DOMAIN,
+    REP_MAILBOX,
+    DEFAULT_CALENDAR,
+    CONTACTS_FOLDER,
+    SYNC_TOKENS,
+)
+
+_NOT_RUN = "Not run: an earlier step failed."
+# OpenSSL's reasons when the peer answered a ClientHello with something other than TLS.
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"})
+_CURRENT_PRINCIPAL = tag(DAV, "current-user-principal")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One check of the connection test.
+
+    ``passed`` is ``None`` when the step was not run because an earlier one failed.
+    ``detail`` says what was found; ``fix`` what the admin can do (set on failures and
+    warnings). ``warning`` marks a passed step with a caveat.
+    """
+
+    name: str
+    passed: bool | None
+    detail: str = ""
+    fix: str = ""
+    warning: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"passed"``, ``"warning"``, ``"failed"`` or ``"not_run"``."""
+        if self.passed is None:
+            return "not_run"
+        if not self.passed:
+            return "failed"
+        return "warning" if self.warning else "passed"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "passed": self.passed,
+            "warning": self.warning,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class ConnectionTestResult:
+    """The steps of one connection test, in order (one per name in `STEP_NAMES`).
+
+    ``server_url`` is shown without any user name or password it may hold.
+    """
+
+    server_url: str
+    email: str
+    steps: tuple[Step, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every step that ran passed (warnings included)."""
+        return all(step.passed is not False for step in self.steps)
+
+    @property
+    def warnings(self) -> tuple[Step, ...]:
+        return tuple(step for step in self.steps if step.status == "warning")
+
+    def step(self, name: str) -> Step:
+        """The step called ``name``; `KeyError` if there is none."""
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain values only, for a JSON API."""
+        return {
+            "server_url": self.server_url,
+            "email": self.email,
+            "passed": self.passed,
+            "steps": [step.as_dict() for step in self.steps],
+        }
+
+
+def run_connection_test(
+    settings: OrgSettings,
+    password: str | None,
+    email: str,
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: float = 10.0,
+) -> ConnectionTestResult:
+    """Test whether crmsync can reach the mail server as the service account and find
+    the folders of the rep with ``email``, writing nothing anywhere.
+
+    Never raises for what it finds on the server (that is a failed `Step`); the password
+    appears in no step's text and no log line. ``timeout`` bounds each connect and
+    request, ``retry`` is the policy for transient HTTP failures.
+    """
+    test = _ConnectionTest(settings, password, email.strip(), retry, timeout)
+    try:
+        steps = test.run()
+    finally:
+        test.close()
+    return ConnectionTestResult(_shown_url(settings.server_url), email.strip(), steps)
+
+
+class _Outcome(NamedTuple):
+    passed: bool
+    detail: str
+    fix: str = ""
+    warning: bool = False
+
+
+def _ok(detail: str, *, warning: bool = False, fix: str = "") -> _Outcome:
+    return _Outcome(True, detail, fix, warning)
+
+
+def _fail(detail: str, fix: str) -> _Outcome:
+    return _Outcome(False, detail, fix)
+
+
+class _ConnectionTest:
+    """One run: each check may use what the checks before it found."""
+
+    def __init__(
+        self,
+        settings: OrgSettings,
+        password: str | None,
+        email: str,
+        retry: RetryPolicy | None,
+        timeout: float,
+    ) -> None:
+        self.settings = settings
+        self.password = password
+        self.email = email
+        self.retry = retry
+        self.timeout = timeout
+        self.anonymous: DavConnection | None = None
+        self.connection: DavConnection | None = None
+        self.probe: MailboxProbe | None = None
+        self.principal: Principal | None = None
+        self.calendar: FolderLookup | None = None
+        self.contacts: FolderLookup | None = None
+
+    def run(self) -> tuple[Step, ...]:
+        checks = (
+            (SERVER_ADDRESS, self._server_address),
+            (SERVICE_ACCOUNT, self._service_account),
+            (REP_DOMAIN, self._rep_domain),
+            (REP_MAILBOX, self._rep_mailbox),
+            (DEFAULT_CALENDAR, self._default_calendar),
+            (CONTACTS_FOLDER, self._contacts_folder),
+            (SYNC_TOKENS, self._sync_tokens),
+        )
+        steps: list[Step] = []
+        for name, check in checks:
+            if steps and not steps[-1].passed:
+                steps.append(Step(name, None, _NOT_RUN))
+                continue
+            try:
+                outcome = check()
+            except SyncError as exc:
+                outcome = _fail(_as_sentence(exc.message), exc.suggestion)
+            step = Step(
+                name,
+                outcome.passed,
+                self._redact(outcome.detail),
+                self._redact(outcome.fix),
+                outcome.warning,
+            )
+            log.info("connection test for %s: %s: %s", self.email, name, step.status)
+            steps.append(step)
+        return tuple(steps)
+
+    def close(self) -> None:
+        for connection in (self.anonymous, self.connection):
+            if connection is not None:
+                connection.close()
+
+    def _redact(self, text: str) -> str:
+        # Server and library messages could echo a secret back (a password typed into
+        # the URL or the account field); none may reach the admin page or the log.
+        secrets = [self.password, urlsplit(self.settings.server_url.strip()).password]
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+    # -- 1. server address ----------------------------------------------------------------
+    def _server_address(self) -> _Outcome:
+        method = self.settings.connection_method
+        if method is not ConnectionMethod.DAV:
+            return _fail(
+                f"The connection method {method.value!r} is not available yet; this test "
+                "checks CalDAV/CardDAV servers.",
+                "Choose the DAV connection method in the org settings.",
+            )
+        url = self.settings.server_url.strip()
+        if not url:
+            return _fail(
+                "No server URL is set.",
+                "Enter the CalDAV/CardDAV server's address in the org settings, for "
+                "example https://mail.example.com/dav/.",
+            )
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            return _fail(
+                f"{_shown_url(url)!r} is not a valid http:// or https:// URL.",
+                "Enter the server address as https://host[:port]/path, for example "
+                "https://mail.example.com/dav/.",
+            )
+        host = parts.hostname
+        port = port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            return _fail(
+                f"The host name {host} could not be resolved: the DNS lookup failed "
+                f"({_os_error(exc)}).",
+                "Check the host name in the server URL for typos, and that the machine "
+                "crmsync runs on can resolve it (its DNS servers or hosts file).",
+            )
+        resolved = ", ".join(sorted({str(a[4][0]) for a in addresses}))
+        where = host if resolved == host else f"{host} ({resolved})"
+        try:
+            sock = socket.create_connection((host, port), timeout=self.timeout)
+        except TimeoutError:
+            return _fail(
+                f"{where} did not accept a connection on port {port} within {self.timeout:g} s.",
+                "Check that the server is running, and that no firewall between crmsync "
+                "and the server drops the connection.",
+            )
+        except OSError as exc:
+            return _fail(
+                f"Could not connect to {where} on port {port}: {_os_error(exc)}.",
+                "Check the port in the server URL, and that the server is running and "
+                "listening on it; a firewall may also refuse the connection.",
+            )
+        found = [f"{where} accepts connections on port {port}"]
+        with sock:
+            if parts.scheme == "https":
+                tls = _tls_handshake(sock, host, port)
+                if isinstance(tls, _Outcome):
+                    return tls
+                found.append(tls)
+        answer = self._http_answer(url, host, port)
+        if isinstance(answer, _Outcome):
+            return answer
+        note, warning = answer
+        found.append(note)
+        fix = (
+            "If the next steps fail, check the path in the server URL: it must point at "
+            "the CalDAV/CardDAV server."
+            if warning
+            else ""
+        )
+        return _ok(_sentence(found), warning=warning, fix=fix)
+
+    def _http_answer(self, url: str, host: str, port: int) -> _Outcome | tuple[str, bool]:
+        """One OPTIONS request without credentials: does the address speak HTTP, DAV?"""
+        self.anonymous = DavConnection(url, retry=self.retry, timeout=self.timeout, read_only=True)
+        try:
+            response = self.anonymous.request("OPTIONS", self.anonymous.base_path + "/")
+        except AuthenticationFailed:
+            return "it answers HTTP and asks for a sign-in", False
+        except ServerUnavailable as exc:
+            return _fail(
+                f"{host} accepts connections on port {port} but gives no usable HTTP "
+                f"answer ({exc.message}).",
+                "Check the scheme and port of the server URL: a server speaking HTTPS "
+                "needs https://, and the port must be the CalDAV/CardDAV server's.",
+            )
+        classes = {c.strip().casefold() for c in response.headers.get("DAV", "").split(",")}
+        kinds = [
+            name
+            for dav_class, name in (("calendar-access", "CalDAV"), ("addressbook", "CardDAV"))
+            if dav_class in classes
+        ]
+        if kinds:
+            return f"it answers HTTP and announces {' and '.join(kinds)}", False
+        return (
+            f"it answers HTTP ({response.status_code}) but does not announce CalDAV or "
+            "CardDAV in its DAV header",
+            True,
+        )
+
+    # -- 2. service account ---------------------------------------------------------------
+    def _service_account(self) -> _Outcome:
+        account = self.settings.service_account.strip()
+        if not account:
+            return _fail(
+                "No service account user name is set.",
+                "Enter the service account's user name in the org settings.",
+            )
+        if self.password is None:
+            return _fail(
+                f"No password is stored for the service account {account!r}.",
+                "Enter the service account's password in the org settings (`crmsync setup dav`).",
+            )
+        self.connection = connect(
+            self.settings, self.password, retry=self.retry, timeout=self.timeout, read_only=False
+        )
+        base = self.connection.base_path + "/"
+        body = propfind_body(_CURRENT_PRINCIPAL)
+        open_server = self._answers_anonymously(base, body)
+        try:
+            response = self.connection.request(
+                "PROPFIND", base, body=body, headers={"Depth": "0"}, xml=True
+            )
+        except AuthenticationFailed:
+            return _fail(
+                f"The server refused the service account {account!r} (HTTP 401): the user "
+                "name or the password is wrong.",
+                _credentials_fix(account),
+            )
+        if response.status_code == 403:
+            return _fail(
+                f"The server refused the service account {account!r} access to {base} (HTTP 403).",
+                "Check that the service account is enabled and allowed to use CalDAV and "
+                "CardDAV on the mail server. " + _credentials_fix(account),
+            )
+        if response.status_code != 207:
+            return _fail(
+                f"The server answered PROPFIND {base} with HTTP {response.status_code}, "
+                "not with WebDAV properties.",
+                "Check the path in the server URL: it must be the root of the CalDAV/CardDAV "
+                "server (for example https://mail.example.com/dav/).",
+            )
+        principal = _current_principal(response.content)
+        detail = f"The server accepted the service account {account!r}" + (
+            f" (its principal is {principal})." if principal else "."
+        )
+        if open_server:
+            return _ok(
+                detail + " The server also answers without any sign-in, so the password "
+                "was not checked.",
+                warning=True,
+                fix="Make the mail server require a sign-in: as it is, anyone who can reach "
+                "it can read and change every rep's calendar and contacts.",
+            )
+        return _ok(detail)
+
+    def _answers_anonymously(self, path: str, body: str) -> bool:
+        assert self.anonymous is not None
+        try:
+            response = self.anonymous.request(
+                "PROPFIND", path, body=body, headers={"Depth": "0"}, xml=True
+            )
+        except AuthenticationFailed:
+            return False
+        return response.status_code == 207
+
+    # -- 3. domains -----------------------------------------------------------------------
+    def _rep_domain(self) -> _Outcome:
+        local, at, domain = self.email.rpartition("@")
+        if not (local and at and domain) or " " in self.email:
+            return _fail(
+                f"{self.email!r} is not an email address.",
+                "Enter the full email address of a rep set up to sync, such as rep@example.com.",
+            )
+        domains = domains_of(self.settings)
+        if not domains:
+            return _ok(
+                "The service account's name holds no domain and no additional domains are "
+                f"set, so every address is accepted, {domain} included."
+            )
+        listed = ", ".join(sorted(domains))
+        if mailbox_in_domains(self.email, self.settings):
+            return _ok(f"{domain} is one of the service account's domains ({listed}).")
+        return _fail(
+            f"{domain} is not one of the service account's domains ({listed}).",
+            f"If reps' addresses use {domain}, add it to the additional domains in the org "
+            "settings; otherwise check the rep's email address.",
+        )
+
+    # -- 4. principal ---------------------------------------------------------------------
+    def _rep_mailbox(self) -> _Outcome:
+        assert self.connection is not None
+        self.probe = MailboxProbe(self.connection, self.settings, self.email)
+        try:
+            principal = self.principal = self.probe.principal()
+        except AuthenticationFailed as exc:
+            # Step 2 showed the account signs in: what is missing is access to this rep.
+            return _fail(
+                _as_sentence(exc.message),
+                "Give the service account access to the rep's calendars and address books "
+                "on the mail server (read and write, as for every rep who syncs).",
+            )
+        if principal.calendar_home == principal.addressbook_home:
+            homes = f"its calendars and address books live under {principal.calendar_home}"
+        else:
+            homes = (
+                f"its calendars live under {principal.calendar_home}, its address books "
+                f"under {principal.addressbook_home}"
+            )
+        return _ok(f"Found the principal of {self.email} at {principal.path}; {homes}.")
+
+    # -- 5. calendar ----------------------------------------------------------------------
+    def _default_calendar(self) -> _Outcome:
+        assert self.probe is not None and self.principal is not None
+        lookup = self.calendar = self.probe.calendar(self.principal)
+        if lookup.source == "default":
+            return _ok(f"The server names {lookup.path} as the rep's default calendar.")
+        if lookup.source == "found":
+            return _ok(
+                f"The server names no default calendar; crmsync uses {lookup.path}, the "
+                f"rep's event calendar under {lookup.home}."
+            )
+        return self._creatable(
+            "The rep's calendar",
+            lookup.home,
+            "Create a calendar for this rep on the mail server, or give the service "
+            f"account write access to {lookup.home}.",
+        )
+
+    # -- 6. contacts folder ---------------------------------------------------------------
+    def _contacts_folder(self) -> _Outcome:
+        assert self.probe is not None and self.principal is not None
+        lookup = self.contacts = self.probe.contacts_folder(self.principal)
+        folder = self.settings.contacts_folder
+        if lookup.exists:
+            return _ok(f"Found the address book {folder!r} at {lookup.path}.")
+        return self._creatable(
+            f"The address book {folder!r}",
+            lookup.home,
+            f"Create an address book named {folder} for this rep on the mail server, or "
+            f"give the service account write access to {lookup.home}.",
+        )
+
+    def _creatable(self, what: str, home: str, create_fix: str) -> _Outcome:
+        """A missing folder: fine if the service account may create it in ``home``."""
+        assert self.probe is not None
+        allowed = may_create_in(self.probe.privileges(home))
+        if allowed is False:
+            return _fail(
+                f"{what} does not exist, and the server says the service account may not "
+                f"create folders under {home}.",
+                create_fix,
+            )
+        detail = f"{what} does not exist yet; the first sync creates it under {home}"
+        if allowed:
+            return _ok(detail + " (the service account may create folders there).")
+        return _ok(
+            detail + ". The server does not report the service account's privileges, so "
+            "whether it may create the folder shows only then.",
+            warning=True,
+            fix="If the first sync reports the folder missing: " + create_fix,
+        )
+
+    # -- 7. sync tokens -------------------------------------------------------------------
+    def _sync_tokens(self) -> _Outcome:
+        assert self.probe is not None
+        folders = (("calendar", self.calendar), ("contacts folder", self.contacts))
+        found: list[str] = []
+        lacking = False
+        for label, lookup in folders:
+            if lookup is None or lookup.path is None:
+                found.append(f"the {label} does not exist yet, so it was not checked")
+                continue
+            support = self.probe.sync_support(lookup.path)
+            if support.supported:
+                found.append(f"the {label} answers sync-collection")
+            elif support.has_token:
+                lacking = True
+                found.append(
+                    f"the {label} reports a sync-token but refused sync-collection "
+                    f"(HTTP {support.report_status})"
+                )
+            else:
+                lacking = True
+                found.append(f"the {label} reports no sync-token")
+        detail = _sentence(found)
+        if lacking:
+            return _ok(
+                detail,
+                warning=True,
+                fix="Nothing blocks syncing: without sync tokens crmsync lists every item "
+                "of the folder each cycle, which is slower and loads the server more. "
+                "Turn on WebDAV sync (RFC 6578) on the server if it offers it.",
+            )
+        if all(lookup is None or lookup.path is None for _, lookup in folders):
+            return _ok(
+                detail + " Run the test again after the first sync to check them.",
+                warning=True,
+                fix="Nothing to do now: without sync tokens crmsync would list every item "
+                "each cycle, which works but is slower.",
+            )
+        return _ok(detail)
+
+
+def _tls_handshake(sock: socket.socket, host: str, port: int) -> _Outcome | str:
+    # The same trust store as the sync's HTTP client (certifi, or SSL_CERT_FILE/DIR).
+    context = httpx.create_ssl_context()
+    try:
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return _fail(
+            f"The TLS certificate of {host} is not trusted: "
+            f"{str(exc.verify_message or exc.reason or exc).rstrip('.')}.",
+            f"Give the server a certificate for {host} from a certificate authority "
+            "crmsync trusts, that has not expired; for a private CA, add it to crmsync's "
+            "trust store (SSL_CERT_FILE). The host name in the URL must be one the "
+            "certificate names.",
+        )
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or _os_error(exc)
+        if reason in _NOT_TLS_REASONS:
+            reason += ": the server's answer was not TLS (plain HTTP, typically)"
+        return _fail(
+            f"The TLS handshake with {host} on port {port} failed ({reason}).",
+            "Check that this port serves HTTPS: if the server speaks plain HTTP there, "
+            "write the URL with http://, or use the server's HTTPS port.",
+        )
+    return f"the TLS handshake succeeded ({version}) and the certificate is valid for {host}"
+
+
+def _credentials_fix(account: str) -> str:
+    fix = (
+        "Check the service account's user name and password in the org settings, and that "
+        "the account is enabled on the mail server."
+    )
+    if "\\" in account:
+        domain, _, user = account.partition("\\")
+        other = f"{user}@{domain}" if "." in domain else f"{user}@ followed by your email domain"
+        return fix + (
+            " Some servers want the user name as user@domain rather than DOMAIN\\user: "
+            f"try {other}."
+        )
+    if "@" in account:
+        user, _, domain = account.rpartition("@")
+        return fix + (
+            " Some servers want the user name as DOMAIN\\user rather than user@domain: "
+            f"try {domain}\\{user}."
+        )
+    return fix
+
+
+def _current_principal(content: bytes) -> str | None:
+    try:
+        status = parse_multistatus(content)
+    except MultistatusError:
+        return None
+    for response in status.responses:
+        for href in response.hrefs(_CURRENT_PRINCIPAL):
+            return href
+    return None
+
+
+def _sentence(parts: list[str]) -> str:
+    return _as_sentence("; ".join(parts))
+
+
+def _as_sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _os_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without the user name and password it may carry."""
+    parts = urlsplit(url.strip())
+    if "@" not in parts.netloc:
+        return url.strip()
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

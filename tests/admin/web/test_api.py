@@ -1,0 +1,176 @@
+"""The REST API: configurations, statuses, reset, error report; sign-in and CSRF rules."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.store import ResetStatus
+from tests.admin.web.conftest import PASSWORD, Console
+
+
+def seed_reps(console: Console) -> tuple[str, str]:
+    crm = console.service.crm
+    sales = crm.create_profile("Sales")
+    ann = crm.create_user("ann@example.com", "Ann", profile_id=sales.id)
+    crm.create_user("bob@example.com", "Bob")
+    return ann.id, sales.id
+
+
+def test_configurations_round_trip_with_validation_and_conflicts(console: Console) -> None:
+    seed_reps(console)
+    auth = console.bearer("manager")
+    body = {
+        "name": "Sales",
+        "profiles": ["Sales"],
+        "contacts": {"filters": [{"field": "email", "operator": "is_not_empty"}]},
+        "events": {"window": "last_n_days", "window_days": 60},
+    }
+    created = console.client.post("/api/v1/configurations", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    assert created.json()["profiles"] == ["Sales"] and created.json()["warnings"] == []
+    again = console.client.post("/api/v1/configurations", json=body, headers=auth)
+    assert again.status_code == 409
+
+    # The same user in two configurations of the org: refused, nothing saved.
+    clash = {"name": "Other", "users": ["ann@example.com"], "profiles": ["Sales"]}
+    assert (
+        console.client.post("/api/v1/configurations", json=clash, headers=auth).status_code == 409
+    )
+    bad_window = {"name": "Bad", "events": {"window_days": 500}}
+    response = console.client.post("/api/v1/configurations", json=bad_window, headers=auth)
+    assert response.status_code == 422 and "180" in response.text
+    unknown_rep = {"name": "Ghost", "users": ["ghost@example.com"]}
+    response = console.client.post("/api/v1/configurations", json=unknown_rep, headers=auth)
+    assert response.status_code == 422 and "ghost@example.com" in response.text
+    bad_mapping = {
+        "name": "Map",
+        "contacts": {"field_mappings": [{"mail_field": "email", "crm_field": "birthdate"}]},
+    }
+    response = console.client.post("/api/v1/configurations", json=bad_mapping, headers=auth)
+    assert response.status_code == 422 and "cannot map" in response.text
+
+    renamed = {**body, "name": "Sales EMEA", "active": False}
+    put = console.client.put("/api/v1/configurations/Sales", json=renamed, headers=auth)
+    assert put.status_code == 200 and put.json()["active"] is False
+    listed = console.client.get("/api/v1/configurations", headers=auth).json()
+    assert [c["name"] for c in listed] == ["Sales EMEA"]
+    assert listed[0]["events"]["window_days"] == 60
+    gone = console.client.delete("/api/v1/configurations/Sales EMEA", headers=auth)
+    assert gone.status_code == 204
+    assert console.client.get("/api/v1/configurations", headers=auth).json() == []
+
+
+def test_statuses_reset_and_the_error_report(console: Console) -> None:
+    ann_id, _ = seed_reps(console)
+    store = console.service.store
+    at = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    store.record_synced(ItemKind.CONTACT, 3)
+    for n, kind in enumerate((ItemKind.CONTACT, ItemKind.EVENT, None)):
+        store.record_error(
+            ErrorEntry(
+                ann_id,
+                kind,
+                f"item-{n}",
+                "create",
+                ErrorType.MALFORMED_ITEM,
+                f"bad item {n}, with a comma",
+                "Fix it.",
+                at + dt.timedelta(hours=n),
+            )
+        )
+    manager, reader = console.bearer("manager"), console.bearer("reader")
+    status = console.client.get("/api/v1/status", headers=manager).json()
+    assert status["contacts"]["synced_last_24_hours"] == 3
+    assert len(status["events"]["hourly"]) == 24
+    reps = console.client.get("/api/v1/reps", headers=manager).json()
+    assert [r["email"] for r in reps] == ["ann@example.com", "bob@example.com"]
+    assert reps[0]["flows"]["contact"]["crm_to_mail"] == "Not started"
+
+    reset = console.client.post("/api/v1/reps/ann@example.com/reset", headers=manager)
+    assert reset.status_code == 202 and reset.json()["reset_status"] == "Marked for reset"
+    assert store.rep_status(ann_id).reset_status is ResetStatus.MARKED
+    assert console.client.get("/api/v1/reps/nobody@example.com", headers=manager).status_code == 404
+
+    rows = console.client.get("/api/v1/errors", headers=reader).json()
+    assert [r["item"] for r in rows] == ["item-2", "item-1", "item-0"]
+    events_only = console.client.get("/api/v1/errors?kind=event", headers=reader).json()
+    assert [r["item"] for r in events_only] == ["item-1"]
+    oldest_first = console.client.get("/api/v1/errors?descending=false", headers=reader).json()
+    assert oldest_first[0]["item"] == "item-0"
+    later = console.client.get("/api/v1/errors?since=2026-11-20T10:00:00Z", headers=reader).json()
+    assert len(later) == 2
+    assert console.client.get("/api/v1/errors?rep=bob@example.com", headers=reader).json() == []
+    exported = console.client.get("/api/v1/errors.csv", headers=reader)
+    assert exported.headers["content-type"].startswith("text/csv")
+    parsed = list(csv.DictReader(io.StringIO(exported.text)))
+    assert len(parsed) == 3 and parsed[0]["message"] == "bad item 2, with a comma"
+
+
+def test_cookie_sessions_need_the_csrf_token_for_changes(console: Console) -> None:
+    seed_reps(console)
+    csrf = console.sign_in("full")
+    cookie = console.client.cookies.get("crmsync_session")
+    assert cookie
+    assert console.client.get("/api/v1/me").json()["username"] == "full"
+    body = {"name": "Sales"}
+    refused = console.client.post("/api/v1/configurations", json=body)
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    forged = console.client.post(
+        "/api/v1/configurations", json=body, headers={"X-CSRF-Token": "guess"}
+    )
+    assert forged.status_code == 403
+    accepted = console.client.post(
+        "/api/v1/configurations", json=body, headers={"X-CSRF-Token": csrf}
+    )
+    assert accepted.status_code == 201
+    # A page form without the token is refused too, and changes nothing.
+    form = console.client.post(
+        "/status/ann@example.com/reset", data={"csrf_token": "wrong"}, follow_redirects=False
+    )
+    assert form.status_code == 403
+    assert (
+        console.service.store.rep_status(
+            console.service.crm.get_user_by_email("ann@example.com").id
+        ).reset_status
+        is None
+    )
+
+
+def test_sign_in_cookie_flags_throttling_and_sign_out(console: Console) -> None:
+    response = console.client.post(
+        "/login", data={"username": "full", "password": PASSWORD}, follow_redirects=False
+    )
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    console.client.cookies.clear()
+    for _ in range(5):
+        wrong = console.client.post("/login", data={"username": "full", "password": "nope" * 4})
+        assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    locked = console.client.post("/login", data={"username": "full", "password": PASSWORD})
+    assert locked.status_code == 429 and "Retry-After" in locked.headers
+    # Another account from the same address is locked as well (per address too).
+    other = console.client.post("/login", data={"username": "reader", "password": PASSWORD})
+    assert other.status_code == 429
+
+    unknown = console.client.post(
+        "/login",
+        data={"username": "nobody", "password": "x" * 20},
+        headers={"X-Forwarded-For": "1.2.3.4"},
+    )
+    assert unknown.status_code in (401, 429)
+    # Sign-out ends the session on the server, not only in the browser.
+    console.service.store.clear_login_failures("ip:testclient")
+    console.service.store.clear_login_failures("user:manager")
+    csrf = console.sign_in("manager")
+    token = console.client.cookies.get("crmsync_session")
+    assert (
+        console.client.post(
+            "/logout", data={"csrf_token": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert console.service.store.session(token) is None
