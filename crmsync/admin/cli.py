@@ -7,6 +7,7 @@ state directory); see `crmsync.service.deployment.Deployment`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +37,7 @@ from crmsync.domain.settings import (
 )
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
-from crmsync.store import ConfigConflict
+from crmsync.store import ConfigConflict, StateStore
 
 app = typer.Typer(
     help="Keep a CRM's contacts and events in sync with mail and calendar servers.",
@@ -465,6 +466,64 @@ def errors(
                 row.suggestion,
             )
         console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
+    ] = 60.0,
+    workers: Annotated[int, typer.Option(help="Cycles run at once at most.")] = 2,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark session cookies Secure (serve behind HTTPS).")
+    ] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option(help="Serve the console only; sync elsewhere (e.g. cron).")
+    ] = False,
+) -> None:
+    """Run the web console, the REST API (/api/v1) and the scheduler in one process.
+
+    SIGTERM or Ctrl-C stops accepting requests, lets the cycles in flight finish, then
+    exits.
+    """
+    import uvicorn
+
+    from crmsync.admin.web import create_app
+    from crmsync.service.logs import configure_logging
+    from crmsync.service.metrics import SyncMetrics
+    from crmsync.service.scheduler import Scheduler
+
+    configure_logging()
+    deployment = Deployment.from_env()
+    # Open for the life of the process: the reps gauge reads it at each scrape.
+    store = StateStore(deployment.state_url, deployment.secrets_key_path)
+    metrics = SyncMetrics(store.rep_statuses)
+    if not store.admins():
+        console.print(
+            "[yellow]warning:[/yellow] no admin account yet; create one with "
+            "`crmsync admin create NAME`"
+        )
+    scheduler = None
+    if not no_scheduler:
+        scheduler = Scheduler(deployment, interval=interval, workers=workers, metrics=metrics)
+    web = create_app(
+        deployment, scheduler=scheduler, metrics=metrics, secure_cookies=secure_cookies
+    )
+    # uvicorn handles SIGTERM / SIGINT: it stops serving, then runs the app's shutdown,
+    # which stops the scheduler after the cycles in flight; then it re-raises the signal
+    # to the handler found before it started, which exits with status 0: a stop asked for.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _exit_cleanly)
+    try:
+        uvicorn.run(web, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        store.close()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 def main() -> None:

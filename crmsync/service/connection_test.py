@@ -357,7 +357,7 @@ class _ConnectionTest:
                 "Enter the service account's password in the org settings (`crmsync setup dav`).",
             )
         self.connection = connect(
-            self.settings, self.password, retry=self.retry, timeout=self.timeout, read_only=False
+            self.settings, self.password, retry=self.retry, timeout=self.timeout, read_only=True
         )
         base = self.connection.base_path + "/"
         body = propfind_body(_CURRENT_PRINCIPAL)

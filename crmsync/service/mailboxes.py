@@ -9,6 +9,7 @@ from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.domain.sync import AuthenticationFailed
 from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
+from crmsync.service.logs import redact
 
 SERVICE_PASSWORD = "service_account_password"
 
@@ -41,6 +42,7 @@ class MailServer:
                 "No service account password is stored.",
                 "Run `crmsync setup dav` with the service account's password.",
             )
+        redact(password)
         self.settings = settings
         self.connection: DavConnection = connect(
             settings, password, retry=retry, read_only=read_only

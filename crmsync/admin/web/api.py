@@ -27,6 +27,7 @@ from crmsync.domain.settings import (
     configuration_warnings,
 )
 from crmsync.domain.sync import ErrorType
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store import ConfigConflict, ErrorSort
 
@@ -89,10 +90,9 @@ def setup_out(service: SyncService) -> SetupOut:
     settings = service.org_settings()
     values = dataclasses.asdict(settings)
     values["additional_domains"] = list(settings.additional_domains)
-    return SetupOut(**values, password_stored=service.store.get_secret(_PASSWORD) is not None)
-
-
-_PASSWORD = "service_account_password"
+    return SetupOut(
+        **values, password_stored=service.store.get_secret(SERVICE_PASSWORD) is not None
+    )
 
 
 @router.get("/setup", tags=["setup"])
@@ -112,11 +112,12 @@ def save_setup(service: SyncService, body: SetupIn) -> None:
     values = body.model_dump(exclude={"password"})
     values["additional_domains"] = tuple(d.strip() for d in body.additional_domains if d.strip())
     settings = OrgSettings(**values)
-    if body.password:
-        service.configure_server(settings, body.password)
+    password = body.password or service.store.get_secret(SERVICE_PASSWORD)
+    if password:
+        # Also drops the service's open connection, so the next cycle uses the new setup.
+        service.configure_server(settings, password)
     else:
         service.store.save_org_settings(settings)
-        service.reset_mail_server()
 
 
 class ConnectionTestIn(BaseModel):
@@ -129,7 +130,7 @@ def connection_test(
 ) -> dict[str, Any]:
     """Each step of reaching the rep's mailbox, with pass / fail and a fix."""
     _csrf(request, principal)
-    return service.connection_test(body.email.strip()).as_dict()
+    return views.connection_test(service, body.email.strip())
 
 
 # ---- configurations ------------------------------------------------------------------------

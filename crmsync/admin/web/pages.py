@@ -158,7 +158,7 @@ def setup_page(request: Request, principal: Manager, service: Service) -> HTMLRe
         setup=api.setup_out(service),
         methods=list(ConnectionMethod),
         saved=request.query_params.get("saved"),
-        check=None,
+        account_check=None,
     )
 
 
@@ -198,11 +198,11 @@ def save_setup(
             setup=api.setup_out(service),
             methods=list(ConnectionMethod),
             errors=_messages(invalid),
-            check=None,
+            account_check=None,
             saved=None,
         )
     api.save_setup(service, body)
-    check = service.service_account_check()
+    check = views.service_account_check(service)
     return render(
         request,
         "setup.html",
@@ -210,7 +210,7 @@ def save_setup(
         setup=api.setup_out(service),
         methods=list(ConnectionMethod),
         saved="1",
-        check=check,
+        account_check=check,
     )
 
 
@@ -228,7 +228,7 @@ def run_connection_test(
     email: Annotated[str, Form(min_length=3, max_length=320)],
 ) -> HTMLResponse:
     verify(principal, csrf_token)
-    result = service.connection_test(email.strip()).as_dict()
+    result = views.connection_test(service, email.strip())
     return render(request, "connection_test.html", principal, result=result, email=email)
 
 

@@ -88,7 +88,7 @@ class MailboxProbe:
     `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`."""
 
     def __init__(self, connection: DavConnection, settings: OrgSettings, email: str) -> None:
-        if False:
+        if not connection.read_only:
             raise ValueError("a MailboxProbe needs a read-only connection")
         self.connection = connection
         # The sync's own discovery, so the probe finds exactly the folders a cycle would
