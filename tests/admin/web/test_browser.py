@@ -147,6 +147,9 @@ def test_an_admin_sets_up_syncs_finds_an_error_and_resets(served) -> None:
         rep_page = url + "/status/" + REP
         _until(page, rep_page, lambda: _flows(page) == {"In sync"})
         shot("06-rep-in-sync")
+        scraped = httpx.get(url + "/metrics").text
+        assert re.search(r'crmsync_cycles_total\{outcome="ok"\} [1-9]', scraped), scraped
+        assert 'crmsync_items_synced_total{direction="to_mail",kind="contact"} 1.0' in scraped
         page.goto(url + "/status")
         expect(page.locator("main")).to_contain_text("Records synced in last 24 hours")
         shot("07-org-status")
