@@ -410,6 +410,22 @@ def reset(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
     console.print(f"{rep}: Marked for reset.")
 
 
+@app.command("connection-test")
+def connection_test(rep: Annotated[str, typer.Option(help="A rep's email.")]) -> None:
+    """Check, step by step and without writing anything, that crmsync can reach a rep's
+    mailbox; exits with status 1 if a step fails."""
+    from crmsync.admin.web.views import connection_test as run
+
+    with open_service() as service:
+        result = run(service, rep)
+    table = Table("Step", "Result", "Detail", "What to do", title=f"Connection test for {rep}")
+    for step in result["steps"]:
+        table.add_row(step["name"], step["status"].replace("_", " "), step["detail"], step["fix"])
+    console.print(table)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def why(item_id: Annotated[str, typer.Argument(help="A CRM id or a mail-server item id.")]) -> None:
     """Print an item's history: each cycle's action or skip and the rule that decided it."""
