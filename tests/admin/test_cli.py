@@ -252,3 +252,24 @@ def test_a_mailbox_is_in_one_active_configuration_across_orgs(
     assert row.suggestion.startswith("Remove the rep from one of the two configurations")
     listed = runner.invoke(app, ["org", "list"])
     assert "default" in listed.output and "sandbox" in listed.output
+
+
+def test_connection_test_command_reports_each_step(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_radicale(tmp_path)
+    try:
+        connect_and_seed(
+            runner,
+            monkeypatch,
+            server.url,
+            tmp_path,
+            f'{{"kind": "user", "email": "{REP_EMAIL}", "name": "Rita"}}\n',
+        )
+        passed = runner.invoke(app, ["connection-test", "--rep", REP_EMAIL])
+        assert passed.exit_code == 0, passed.output
+        assert "Service account recognized" in passed.output and "failed" not in passed.output
+        outside = runner.invoke(app, ["connection-test", "--rep", "someone@elsewhere.example"])
+        assert outside.exit_code == 1 and "failed" in outside.output
+    finally:
+        server.stop()
