@@ -6,12 +6,16 @@ from typing import Protocol
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
-from crmsync.domain.sync import AuthenticationFailed
+from crmsync.domain.sync import AuthenticationFailed, ErrorType, SyncError
 from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
 from crmsync.service.logs import redact
 
 SERVICE_PASSWORD = "service_account_password"
+
+
+class BackendNotAvailable(SyncError):
+    error_type = ErrorType.CONFIGURATION
 
 
 class RepMailbox(Protocol):
@@ -34,8 +38,10 @@ class MailServer:
         read_only: bool = False,
     ) -> None:
         if settings.connection_method is not ConnectionMethod.DAV:
-            raise NotImplementedError(
-                f"connection method {settings.connection_method.value!r} is not available yet"
+            raise BackendNotAvailable(
+                f"the connection method {settings.connection_method.value!r} is not available "
+                "in this version of crmsync",
+                "Choose the CalDAV/CardDAV connection method in the setup.",
             )
         if password is None:
             raise AuthenticationFailed(

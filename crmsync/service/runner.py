@@ -267,9 +267,13 @@ class SyncService:
             preview.note = "no active configuration covers this rep"
             return preview
         settings = self.org_settings()
-        server = MailServer(
-            settings, self.store.get_secret(SERVICE_PASSWORD), self.retry, read_only=True
-        )
+        try:
+            server = MailServer(
+                settings, self.store.get_secret(SERVICE_PASSWORD), self.retry, read_only=True
+            )
+        except SyncError as failure:
+            preview.note = f"{failure.message} ({failure.suggestion})"
+            return preview
         try:
             fields = self.contact_fields(config)
             mailbox = server.open(user.email, fields, user.time_zone)
