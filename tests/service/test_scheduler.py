@@ -204,9 +204,10 @@ def test_a_configured_rep_syncs_on_schedule_and_the_next_cycles_write_nothing(
 ) -> None:
     world.crm.create_contact(world.rep.id, ada())
     log = CycleLog()
-    start(running, Recording(Deployment.from_env(world.home), log, interval=0.2))
+    scheduler = start(running, Recording(Deployment.from_env(world.home), log, interval=0.2))
 
     wait_until(lambda: log.count(world.rep.id) >= 3, "three cycles ran")
+    assert scheduler.stop(DEADLINE)
     first, *later = log.of(world.rep.id)
     assert first.report.error is None
     assert first.report.kinds[ItemKind.CONTACT].written_to(Side.MAIL) == 1
@@ -286,7 +287,9 @@ def test_reps_added_while_running_are_scheduled(tmp_path: Path, running: list[Sc
         wait_until(lambda: log.count(late.id) == 1, "the new rep's cycle")
         report = log.of(late.id)[0].report
         assert report.configured is False and report.error is None
-        assert service.store.rep_status(late.id).next_due is not None
+        # The worker sets the next-due time right after the cycle (the hook) returns.
+        wait_until(lambda: service.store.rep_status(late.id).next_due, "the new rep's next due")
+        assert service.store.rep_status(late.id).next_due > dt.datetime.now(dt.UTC)
     assert log.count(early.id) == 1
 
 
