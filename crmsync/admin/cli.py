@@ -453,7 +453,7 @@ def why(item_id: Annotated[str, typer.Argument(help="A CRM id or a mail-server i
 def confirm_deletes(rep: Annotated[str, typer.Option(help="The rep's email.")]) -> None:
     """Let the rep's next cycle carry out the deletions the mass-delete guard held back."""
     with open_service() as service:
-        service.store.confirm_deletes(service.rep_by_email(rep).id)
+        service.confirm_deletes(service.rep_by_email(rep))
     console.print(f"{rep}: the next cycle carries out the held-back deletions.")
 
 

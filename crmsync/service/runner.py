@@ -162,6 +162,7 @@ class SyncService:
         """
         self._check([config])
         self.store.save_config(config)
+        self._due_now([config])
         return configuration_warnings(config)
 
     def replace_configs(self, configs: list[SyncConfig]) -> dict[str, list[str]]:
@@ -169,7 +170,18 @@ class SyncService:
         `save_config`; returns each configuration's warnings."""
         self._check(configs)
         self.store.replace_configs(configs)
+        self._due_now(configs)
         return {config.name: configuration_warnings(config) for config in configs}
+
+    def _due_now(self, configs: list[SyncConfig]) -> None:
+        """A changed configuration applies from its reps' next cycle, which is due now
+        (even for a rep backing off after failures)."""
+        for user in self.reps():
+            if any(
+                user.id in c.user_ids or (user.profile_id and user.profile_id in c.profile_ids)
+                for c in configs
+            ):
+                self.store.set_next_due(user.id, None)
 
     def configuration_problems(self, configs: list[SyncConfig]) -> list[str]:
         """Why ``configs`` cannot be saved together (empty: they can)."""
@@ -256,6 +268,12 @@ class SyncService:
     def mark_for_reset(self, user: User) -> None:
         """The spec's Reset Sync: the next cycle re-pairs the rep's items from scratch."""
         self.store.set_reset_status(user.id, ResetStatus.MARKED)
+        self.store.set_next_due(user.id, None)  # the scheduler takes the rep at once
+
+    def confirm_deletes(self, user: User) -> None:
+        """Let the rep's next cycle, due at once, carry out the deletions held back."""
+        self.store.confirm_deletes(user.id)
+        self.store.set_next_due(user.id, None)
 
     # -- preview -------------------------------------------------------------------------
     def preview_rep(self, user: User, config: SyncConfig | None = None) -> RepPreview:

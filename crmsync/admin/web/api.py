@@ -302,7 +302,7 @@ def confirm_deletes(
     """Let the rep's next cycle carry out the deletions the mass-delete guard held back."""
     _csrf(request, principal)
     user = _rep(service, email)
-    service.store.confirm_deletes(user.id)
+    service.confirm_deletes(user)
     return views.rep_summary(service, user)
 
 
