@@ -118,6 +118,10 @@ class ErrorEntry:
     message: str
     suggestion: str
     at: dt.datetime
+    # Set when read back: how often it happened and, if more than once, when first
+    # (``at`` is the latest).
+    occurrences: int = 1
+    first_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

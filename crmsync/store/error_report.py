@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
@@ -70,6 +70,8 @@ class ErrorReportMixin(StoreBase):
                 message=r.message,
                 suggestion=r.suggestion,
                 at=r.at,
+                occurrences=r.occurrences,
+                first_at=(r.first_at or r.at) if r.occurrences > 1 else None,
             )
             for r in rows
         ]
@@ -80,16 +82,44 @@ class ErrorReportMixin(StoreBase):
             return conn.execute(delete(_E).where(_E.c.at < older_than)).rowcount
 
     def _record_error(self, entry: ErrorEntry, fence: Fence | None) -> None:
+        """Insert the row, or count one more occurrence of the same failure (same rep,
+        kind, item, operation, type and message) and move its time to the latest."""
+        kind = entry.kind.value if entry.kind is not None else None
+        same = [
+            _E.c.rep_id == entry.rep_id,
+            _E.c.kind.is_(None) if kind is None else _E.c.kind == kind,
+            _E.c.item_id.is_(None) if entry.item_id is None else _E.c.item_id == entry.item_id,
+            _E.c.operation == entry.operation,
+            _E.c.error_type == entry.error_type.value,
+            _E.c.message == entry.message,
+        ]
         with self._write(fence) as conn:
+            existing = conn.execute(
+                select(_E.c.id, _E.c.at, _E.c.first_at).where(*same).order_by(_E.c.id.desc())
+            ).first()
+            if existing is not None:
+                conn.execute(
+                    update(_E)
+                    .where(_E.c.id == existing.id)
+                    .values(
+                        at=entry.at,
+                        first_at=existing.first_at or existing.at,
+                        occurrences=_E.c.occurrences + 1,
+                        suggestion=entry.suggestion,
+                    )
+                )
+                return
             conn.execute(
                 insert(_E).values(
                     rep_id=entry.rep_id,
-                    kind=entry.kind.value if entry.kind is not None else None,
+                    kind=kind,
                     item_id=entry.item_id,
                     operation=entry.operation,
                     error_type=entry.error_type.value,
                     message=entry.message,
                     suggestion=entry.suggestion,
                     at=entry.at,
+                    first_at=entry.at,
+                    occurrences=1,
                 )
             )

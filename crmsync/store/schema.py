@@ -108,7 +108,11 @@ errors = Table(
     Column("error_type", String(32), nullable=False),
     Column("message", Text, nullable=False),
     Column("suggestion", Text, nullable=False),
+    # The latest occurrence; a failure that repeats (every cycle, say) is one row whose
+    # count grows, from ``first_at`` on.
     Column("at", UTCDateTime, nullable=False),
+    Column("first_at", UTCDateTime, nullable=True),
+    Column("occurrences", Integer, nullable=False, default=1, server_default="1"),
     Index(None, "at"),
     Index(None, "rep_id", "at"),
 )

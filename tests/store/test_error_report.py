@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -71,3 +72,26 @@ def test_sort_and_paging(store: StateStore, entries: list[ErrorEntry]) -> None:
 def test_prune_keeps_newer_rows(store: StateStore, entries: list[ErrorEntry]) -> None:
     assert store.prune_errors(T0 + dt.timedelta(minutes=20)) == 2
     assert store.errors(descending=False) == entries[2:]
+
+
+def test_a_repeated_failure_is_one_row_with_a_count(store: StateStore) -> None:
+    first = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    entry = ErrorEntry(
+        "rep-1",
+        None,
+        None,
+        "sync",
+        ErrorType.MASS_DELETE,
+        "12 deletions held back",
+        "Confirm or reset.",
+        first,
+    )
+    for minutes in range(3):
+        store.record_error(dataclasses.replace(entry, at=first + dt.timedelta(minutes=minutes)))
+    store.record_error(dataclasses.replace(entry, message="13 deletions held back"))
+    rows = store.errors()
+    assert [(r.message, r.occurrences) for r in rows] == [
+        ("12 deletions held back", 3),
+        ("13 deletions held back", 1),
+    ]
+    assert rows[0].at == first + dt.timedelta(minutes=2) and rows[0].first_at == first

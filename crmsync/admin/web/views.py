@@ -206,10 +206,23 @@ def _error(entry: ErrorEntry, emails: dict[str, str]) -> dict[str, Any]:
         "error_type": entry.error_type.value,
         "message": entry.message,
         "suggestion": entry.suggestion,
+        "occurrences": entry.occurrences,
+        "first_at": iso(entry.first_at),
     }
 
 
-ERROR_COLUMNS = ("at", "rep", "kind", "item", "operation", "error_type", "message", "suggestion")
+ERROR_COLUMNS = (
+    "at",
+    "rep",
+    "kind",
+    "item",
+    "operation",
+    "error_type",
+    "message",
+    "suggestion",
+    "occurrences",
+    "first_at",
+)
 
 
 def errors_csv(rows: list[dict[str, Any]]) -> str:
