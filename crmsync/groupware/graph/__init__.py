@@ -1,0 +1,23 @@
+"""The Microsoft 365 backend: a rep's calendar and contacts folder through Microsoft Graph
+v1.0 (httpx for Graph, msal for app-only tokens)."""
+
+from crmsync.groupware.graph.config import GraphConfig
+from crmsync.groupware.graph.connection import GraphConnection
+from crmsync.groupware.graph.folders import GraphContacts, GraphEvents, WouldNotifyAttendees
+from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
+from crmsync.groupware.graph.throttling import RetryPolicy, TenantLimiter, limiter_for
+from crmsync.groupware.graph.tokens import GraphTokens
+
+__all__ = [
+    "GraphConfig",
+    "GraphConnection",
+    "GraphContacts",
+    "GraphEvents",
+    "GraphMailbox",
+    "GraphTokens",
+    "RetryPolicy",
+    "TenantLimiter",
+    "WouldNotifyAttendees",
+    "limiter_for",
+    "open_graph_mailbox",
+]

@@ -1,0 +1,83 @@
+"""Retries and the per-tenant limiter.
+
+Graph throttles per app and tenant (and per mailbox): a 429 or 503 carries ``Retry-After``
+(https://learn.microsoft.com/graph/throttling). Every mailbox of one tenant shares a
+`TenantLimiter`, so when one of them is told to wait, the others wait too instead of
+hammering the tenant and lengthening the penalty.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempt ``n`` that fails waits ``base_delay * 2**(n-1)`` (capped, jittered) unless the
+    server names a ``Retry-After`` (capped at ``max_retry_after``); after ``max_attempts``
+    the request fails with ``ServerUnavailable``. ``sleep`` and ``clock`` are injectable."""
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    max_retry_after: float = 300.0
+    jitter: float = 0.5
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return delay * (1 - self.jitter * random.random())
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class TenantLimiter:
+    """Holds back every request to one tenant until the latest ``Retry-After`` has passed."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self._lock = threading.Lock()
+        self._blocked_until = 0.0
+
+    def block(self, seconds: float, clock: Callable[[], float]) -> None:
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, clock() + seconds)
+
+    def wait(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> float:
+        """Sleep until the tenant may be called again; returns the seconds slept."""
+        with self._lock:
+            remaining = self._blocked_until - clock()
+        if remaining > 0:
+            sleep(remaining)
+            return remaining
+        return 0.0
+
+
+_LIMITERS: dict[str, TenantLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def limiter_for(tenant_id: str) -> TenantLimiter:
+    """The process-wide limiter of ``tenant_id`` (one object per tenant)."""
+    with _LIMITERS_LOCK:
+        return _LIMITERS.setdefault(tenant_id.lower(), TenantLimiter(tenant_id))
