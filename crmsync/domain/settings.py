@@ -46,6 +46,13 @@ class ConnectionMethod(StrEnum):
     GOOGLE = "google"
 
 
+class ExchangeAuth(StrEnum):
+    """How the service account signs in to Exchange Server (EWS)."""
+
+    NTLM = "ntlm"
+    BASIC = "basic"
+
+
 class ContactOwnership(StrEnum):
     """The spec's ownership filter for contacts going CRM → mail."""
 
@@ -145,6 +152,18 @@ class OrgSettings:
     mass_delete_minimum: int = 5
     # How long the audit trail keeps what each cycle did.
     audit_retention_days: int = 30
+    # Exchange Server (EWS): how the service account signs in; an empty server_url means
+    # Autodiscover with the service account's address.
+    exchange_auth: ExchangeAuth = ExchangeAuth.NTLM
+    # Microsoft 365 (Graph, OAuth 2.0 client credentials): the app registration. The
+    # stored service password is its client secret, or, with a certificate thumbprint,
+    # the certificate's PEM private key.
+    graph_tenant_id: str = ""
+    graph_client_id: str = ""
+    graph_certificate_thumbprint: str = ""
+    # Graph mails the attendees of a meeting on every change: off, crmsync leaves
+    # meetings that have attendees alone when the CRM changes them.
+    notify_attendees_on_crm_edits: bool = False
 
 
 def configuration_problems(config: SyncConfig, custom_types: Mapping[str, FieldType]) -> list[str]:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -48,6 +49,12 @@ REP_MAILBOX = "Rep's mailbox found"
 DEFAULT_CALENDAR = "Default calendar found"
 CONTACTS_FOLDER = "Contacts folder found or can be created"
 SYNC_TOKENS = "Sync tokens supported"
+# Exchange Server (EWS) and Microsoft 365 (Graph) steps.
+EXCHANGE_VERSION = "Service account recognized; mailbox on a supported Exchange version"
+IMPERSONATION = "Service account may impersonate the rep"
+GRAPH_TOKEN = "App registration recognized (token with admin consent)"
+GRAPH_MAILBOX = "Rep's calendar and contacts folder reachable"
+GRAPH_DELTA = "Delta queries supported"
 STEP_NAMES = (
     SERVER_ADDRESS,
     SERVICE_ACCOUNT,
@@ -153,7 +160,12 @@ def run_connection_test(
     """
     test = _ConnectionTest(settings, password, email.strip(), retry, timeout)
     try:
-        steps = test.run()
+        if settings.connection_method is ConnectionMethod.EWS:
+            steps = test.run_exchange()
+        elif settings.connection_method is ConnectionMethod.GRAPH:
+            steps = test.run_graph()
+        else:
+            steps = test.run()
     finally:
         test.close()
     return ConnectionTestResult(_shown_url(settings.server_url), email.strip(), steps)
@@ -196,9 +208,10 @@ class _ConnectionTest:
         self.principal: Principal | None = None
         self.calendar: FolderLookup | None = None
         self.contacts: FolderLookup | None = None
+        self.microsoft: Any = None
 
     def run(self) -> tuple[Step, ...]:
-        checks = (
+        return self._steps(
             (SERVER_ADDRESS, self._server_address),
             (SERVICE_ACCOUNT, self._service_account),
             (REP_DOMAIN, self._rep_domain),
@@ -207,6 +220,28 @@ class _ConnectionTest:
             (CONTACTS_FOLDER, self._contacts_folder),
             (SYNC_TOKENS, self._sync_tokens),
         )
+
+    def run_exchange(self) -> tuple[Step, ...]:
+        """Exchange Server over EWS: the address (unless Autodiscover), the rep's domain,
+        then real EWS requests as the rep (authentication, version, impersonation)."""
+        return self._steps(
+            (SERVER_ADDRESS, self._exchange_address),
+            (REP_DOMAIN, self._rep_domain),
+            (EXCHANGE_VERSION, lambda: self._microsoft("version")),
+            (IMPERSONATION, lambda: self._microsoft("impersonation")),
+        )
+
+    def run_graph(self) -> tuple[Step, ...]:
+        """Microsoft 365 over Graph: a token for the app, the rep's domain, the rep's
+        folders, delta queries."""
+        return self._steps(
+            (GRAPH_TOKEN, lambda: self._microsoft("token")),
+            (REP_DOMAIN, self._rep_domain),
+            (GRAPH_MAILBOX, lambda: self._microsoft("mailbox")),
+            (GRAPH_DELTA, lambda: self._microsoft("delta")),
+        )
+
+    def _steps(self, *checks: tuple[str, Callable[[], _Outcome]]) -> tuple[Step, ...]:
         steps: list[Step] = []
         for name, check in checks:
             if steps and not steps[-1].passed:
@@ -228,9 +263,50 @@ class _ConnectionTest:
         return tuple(steps)
 
     def close(self) -> None:
-        for connection in (self.anonymous, self.connection):
+        for connection in (self.anonymous, self.connection, self.microsoft):
             if connection is not None:
                 connection.close()
+
+    # -- Exchange Server and Microsoft 365 ------------------------------------------------
+    def _exchange_address(self) -> _Outcome:
+        if not self.settings.server_url.strip():
+            return _ok(
+                "No EWS URL is set: crmsync finds the server with Autodiscover from the "
+                "service account's address.",
+                warning=True,
+                fix="If the next steps cannot reach the server, enter the EWS URL, e.g. "
+                "https://mail.example.com/EWS/Exchange.asmx.",
+            )
+        return self._network(self.settings.server_url.strip())
+
+    def _microsoft(self, check: str) -> _Outcome:
+        """One of the backends' own checks, each a real request as the service account."""
+        if not self.password:
+            return _fail(
+                "No password (or app secret) is stored.",
+                "Enter it on the Setup page.",
+            )
+        from crmsync.service.mailboxes import MailServer
+
+        if self.microsoft is None:
+            self.microsoft = MailServer(self.settings, self.password).connection
+        if self.settings.connection_method is ConnectionMethod.EWS:
+            from crmsync.groupware.ews import check_impersonation, check_server_version
+
+            run = check_server_version if check == "version" else check_impersonation
+            passed, detail, fix = run(self.microsoft, self.email)
+        else:
+            from crmsync.groupware.graph import probe
+
+            if check == "token":
+                passed, detail, fix = probe.check_token(self.microsoft)
+            elif check == "mailbox":
+                passed, detail, fix = probe.check_mailbox(
+                    self.microsoft, self.email, self.settings.contacts_folder
+                )
+            else:
+                passed, detail, fix = probe.check_delta(self.microsoft, self.email)
+        return _ok(detail) if passed else _fail(detail, fix)
 
     def _redact(self, text: str) -> str:
         # Server and library messages could echo a secret back (a password typed into
@@ -257,6 +333,26 @@ class _ConnectionTest:
                 "Enter the CalDAV/CardDAV server's address in the org settings, for "
                 "example https://mail.example.com/dav/.",
             )
+        reached = self._reach(url)
+        if isinstance(reached, _Outcome):
+            return reached
+        found, host, port = reached
+        answer = self._http_answer(url, host, port)
+        if isinstance(answer, _Outcome):
+            return answer
+        note, warning = answer
+        found.append(note)
+        fix = (
+            "If the next steps fail, check the path in the server URL: it must point at "
+            "the CalDAV/CardDAV server."
+            if warning
+            else ""
+        )
+        return _ok(_sentence(found), warning=warning, fix=fix)
+
+    def _reach(self, url: str) -> _Outcome | tuple[list[str], str, int]:
+        """DNS, TCP and (for https) TLS to ``url``'s host: a failed step, or what was
+        found with the host and port."""
         parts = urlsplit(url)
         try:
             port = parts.port
@@ -302,18 +398,13 @@ class _ConnectionTest:
                 if isinstance(tls, _Outcome):
                     return tls
                 found.append(tls)
-        answer = self._http_answer(url, host, port)
-        if isinstance(answer, _Outcome):
-            return answer
-        note, warning = answer
-        found.append(note)
-        fix = (
-            "If the next steps fail, check the path in the server URL: it must point at "
-            "the CalDAV/CardDAV server."
-            if warning
-            else ""
-        )
-        return _ok(_sentence(found), warning=warning, fix=fix)
+        return found, host, port
+
+    def _network(self, url: str) -> _Outcome:
+        reached = self._reach(url)
+        if isinstance(reached, _Outcome):
+            return reached
+        return _ok(_sentence(reached[0]))
 
     def _http_answer(self, url: str, host: str, port: int) -> _Outcome | tuple[str, bool]:
         """One OPTIONS request without credentials: does the address speak HTTP, DAV?"""

@@ -1,14 +1,19 @@
-"""Opening a rep's mailbox with the backend the org's connection method names."""
+"""Opening a rep's mailbox with the backend the org's connection method names.
+
+CalDAV/CardDAV, Exchange Server (EWS) and Microsoft 365 (Graph) sit behind one small
+interface: `MailServer.open` gives a rep's contacts and events as engine sides. One
+`MailServer` holds one connection (session, token cache, throttling) for all reps.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
-from crmsync.domain.settings import ConnectionMethod, OrgSettings
+from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings
 from crmsync.domain.sync import AuthenticationFailed, ErrorType, SyncError
 from crmsync.engine.ports import ItemSide
-from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
+from crmsync.groupware.dav import RetryPolicy, connect, open_mailbox
 from crmsync.service.logs import redact
 
 SERVICE_PASSWORD = "service_account_password"
@@ -27,7 +32,11 @@ class RepMailbox(Protocol):
 
 
 class MailServer:
-    """The org's mail server as the service account reaches it."""
+    """The org's mail server as the service account reaches it.
+
+    ``read_only`` (previews): nothing may be written; the DAV backend guarantees it, and
+    the Microsoft backends, which create the contacts folder on opening, refuse it.
+    """
 
     def __init__(
         self,
@@ -37,22 +46,46 @@ class MailServer:
         *,
         read_only: bool = False,
     ) -> None:
-        if settings.connection_method is not ConnectionMethod.DAV:
-            raise BackendNotAvailable(
-                f"the connection method {settings.connection_method.value!r} is not available "
-                "in this version of crmsync",
-                "Choose the CalDAV/CardDAV connection method in the setup.",
-            )
         if password is None:
             raise AuthenticationFailed(
-                "No service account password is stored.",
-                "Run `crmsync setup dav` with the service account's password.",
+                "No service account password (or app secret) is stored.",
+                "Enter it on the Setup page (or `crmsync setup dav`, `crmsync config apply`).",
             )
         redact(password)
         self.settings = settings
-        self.connection: DavConnection = connect(
-            settings, password, retry=retry, read_only=read_only
-        )
+        method = settings.connection_method
+        if read_only and method is not ConnectionMethod.DAV:
+            raise BackendNotAvailable(
+                "a preview of an Exchange or Microsoft 365 mailbox is not available yet "
+                "(opening it creates the contacts folder)",
+                "Activate the configuration for one pilot rep first and watch its cycle.",
+            )
+        self.connection: Any
+        # The Microsoft libraries load only for the orgs that use them (they are heavy).
+        if method is ConnectionMethod.DAV:
+            self.connection = connect(settings, password, retry=retry, read_only=read_only)
+        elif method is ConnectionMethod.EWS:
+            from crmsync.groupware.ews import EwsConnection
+
+            self.connection = EwsConnection(ews_config(settings, password))
+        elif method is ConnectionMethod.GRAPH:
+            from crmsync.groupware.graph import GraphConnection
+
+            try:
+                config = graph_config(settings, password)
+            except ValueError as invalid:
+                raise BackendNotAvailable(
+                    f"the Microsoft 365 setup is incomplete: {invalid}",
+                    "Enter the tenant id, the app's client id and its secret (or certificate) "
+                    "on the Setup page.",
+                ) from None
+            self.connection = GraphConnection(config)
+        else:
+            raise BackendNotAvailable(
+                f"the connection method {method.value!r} is not available in this version "
+                "of crmsync",
+                "Choose CalDAV/CardDAV, Exchange Server or Microsoft 365 in the setup.",
+            )
 
     def open(
         self, email: str, contact_fields: ContactFieldMap = IDENTITY_MAP, rep_zone: str = "UTC"
@@ -62,11 +95,57 @@ class MailServer:
 
         Raises `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`.
         """
+        method = self.settings.connection_method
+        if method is ConnectionMethod.EWS:
+            from crmsync.groupware.ews import open_ews_mailbox
+
+            return open_ews_mailbox(self.connection, email, contact_fields, rep_zone)
+        if method is ConnectionMethod.GRAPH:
+            from crmsync.groupware.graph import open_graph_mailbox
+
+            return open_graph_mailbox(
+                self.connection.config,
+                email,
+                contact_fields,
+                rep_zone,
+                connection=self.connection,
+            )
         return open_mailbox(self.connection, self.settings, email, contact_fields, rep_zone)
 
     @property
     def requests_made(self) -> int:
-        return self.connection.requests_made
+        return int(getattr(self.connection, "requests_made", 0))
 
     def close(self) -> None:
         self.connection.close()
+
+
+def ews_config(settings: OrgSettings, password: str) -> Any:
+    """The EWS backend's configuration from the org settings."""
+    from crmsync.groupware.ews import EwsAuth, EwsConfig
+
+    return EwsConfig(
+        username=settings.service_account,
+        password=password,
+        service_endpoint=settings.server_url.strip(),
+        auth=EwsAuth.NTLM if settings.exchange_auth is ExchangeAuth.NTLM else EwsAuth.BASIC,
+        additional_domains=settings.additional_domains,
+        contacts_folder=settings.contacts_folder,
+    )
+
+
+def graph_config(settings: OrgSettings, secret: str) -> Any:
+    """The Graph backend's configuration from the org settings; ``secret`` is the client
+    secret, or the PEM private key when a certificate thumbprint is set."""
+    from crmsync.groupware.graph import GraphConfig
+
+    with_certificate = bool(settings.graph_certificate_thumbprint)
+    return GraphConfig(
+        tenant_id=settings.graph_tenant_id,
+        client_id=settings.graph_client_id,
+        client_secret="" if with_certificate else secret,
+        certificate_pem=secret if with_certificate else "",
+        certificate_thumbprint=settings.graph_certificate_thumbprint,
+        contacts_folder=settings.contacts_folder,
+        notify_attendees_on_crm_edits=settings.notify_attendees_on_crm_edits,
+    )

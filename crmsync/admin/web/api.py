@@ -22,6 +22,7 @@ from crmsync.domain.settings import (
     ConnectionMethod,
     ContactSettings,
     EventSettings,
+    ExchangeAuth,
     OrgSettings,
     SyncConfig,
     configuration_warnings,
@@ -74,11 +75,19 @@ class Setup(BaseModel):
     mass_delete_count: int = Field(50, ge=1)
     mass_delete_minimum: int = Field(5, ge=0)
     audit_retention_days: int = Field(30, ge=1, le=3650)
+    exchange_auth: ExchangeAuth = ExchangeAuth.NTLM
+    graph_tenant_id: str = Field("", max_length=200)
+    graph_client_id: str = Field("", max_length=200)
+    graph_certificate_thumbprint: str = Field("", max_length=200)
+    notify_attendees_on_crm_edits: bool = False
 
 
 class SetupIn(Setup):
     password: str | None = Field(
-        None, max_length=1000, description="The service account's password; omit to keep it."
+        None,
+        max_length=20_000,
+        description="The service account's password (Microsoft 365: the app's client secret "
+        "or, with a certificate thumbprint, its PEM private key); omit to keep it.",
     )
 
 

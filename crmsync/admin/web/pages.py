@@ -36,6 +36,7 @@ from crmsync.domain.settings import (
     EventSelection,
     EventSettings,
     EventWindow,
+    ExchangeAuth,
     SyncConfig,
     configuration_warnings,
 )
@@ -169,13 +170,18 @@ def save_setup(
     service: Service,
     csrf_token: Csrf,
     connection_method: Annotated[ConnectionMethod, Form()],
-    server_url: Annotated[str, Form(max_length=2000)],
-    service_account: Annotated[str, Form(max_length=500)],
+    server_url: Annotated[str, Form(max_length=2000)] = "",
+    service_account: Annotated[str, Form(max_length=500)] = "",
     principal_path: Annotated[str, Form(max_length=500)] = "/{email}/",
     additional_domains: Annotated[str, Form(max_length=20_000)] = "",
     contacts_folder: Annotated[str, Form(max_length=200)] = "CRM_Sync",
     event_category: Annotated[str, Form(max_length=200)] = "CRM",
-    password: Annotated[str, Form(max_length=1000)] = "",
+    password: Annotated[str, Form(max_length=20_000)] = "",
+    exchange_auth: Annotated[ExchangeAuth, Form()] = ExchangeAuth.NTLM,
+    graph_tenant_id: Annotated[str, Form(max_length=200)] = "",
+    graph_client_id: Annotated[str, Form(max_length=200)] = "",
+    graph_certificate_thumbprint: Annotated[str, Form(max_length=200)] = "",
+    notify_attendees_on_crm_edits: Annotated[bool, Form()] = False,
 ) -> Response:
     verify(principal, csrf_token)
     try:
@@ -188,6 +194,11 @@ def save_setup(
             contacts_folder=contacts_folder.strip(),
             event_category=event_category.strip(),
             password=password or None,
+            exchange_auth=exchange_auth,
+            graph_tenant_id=graph_tenant_id.strip(),
+            graph_client_id=graph_client_id.strip(),
+            graph_certificate_thumbprint=graph_certificate_thumbprint.strip(),
+            notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
         )
     except ValidationError as invalid:
         return render(

@@ -1,0 +1,140 @@
+"""The service with the Microsoft connection methods selected.
+
+Exchange: a whole cycle through `SyncService` against the HTTP-level fake EWS server of
+tests/groupware/ews (built from Microsoft's documented SOAP payloads; no Exchange server
+can run here) with the official client library, exchangelib. Microsoft 365: the mapping
+from the org settings to the Graph backend (its protocol is covered by the contract suite
+in tests/groupware/graph against a fake of the documented Graph JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crmsync.domain.records import Contact, Event, EventTiming, ItemKind
+from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings, SyncConfig
+from crmsync.domain.sync import ErrorType
+from crmsync.service.connection_test import run_connection_test
+from crmsync.service.deployment import Deployment
+from crmsync.service.mailboxes import BackendNotAvailable, MailServer, graph_config
+from crmsync.service.runner import SyncService
+from tests.groupware.ews.fake_ews import FakeEwsServer
+
+REP = "rep@example.com"
+ACCOUNT = "svc@example.com"
+PASSWORD = "ews-service-secret"
+
+
+@pytest.fixture
+def exchange() -> Iterator[FakeEwsServer]:
+    server = FakeEwsServer(ACCOUNT, PASSWORD, {REP})
+    yield server
+    server.stop()
+
+
+def test_a_cycle_against_exchange_creates_then_writes_nothing(
+    exchange: FakeEwsServer, tmp_path: Path
+) -> None:
+    with SyncService(Deployment.from_env(tmp_path)) as service:
+        service.configure_server(
+            OrgSettings(
+                connection_method=ConnectionMethod.EWS,
+                server_url=exchange.url,
+                service_account=ACCOUNT,
+                exchange_auth=ExchangeAuth.BASIC,
+            ),
+            PASSWORD,
+        )
+        rep = service.crm.create_user(REP, "Rita Rep")
+        service.save_config(SyncConfig("Sales", user_ids=(rep.id,)))
+        service.crm.create_contact(rep.id, Contact("Ada", "Lovelace", email="ada@example.org"))
+        start = dt.datetime(2031, 3, 4, 9, tzinfo=dt.UTC)
+        service.crm.create_event(
+            rep.id, Event("Pipeline review", EventTiming(start, start + dt.timedelta(hours=1)))
+        )
+        first = service.sync_rep(rep)
+        assert first.error is None, first.error
+        assert first.writes == 2
+        assert service.sync_rep(rep).writes == 0
+        status = service.store.rep_status(rep.id)
+        assert status.recognized and status.contacts_folder_found
+        assert status.records_in_sync == {ItemKind.CONTACT: 1, ItemKind.EVENT: 1}
+
+
+def test_a_wrong_exchange_password_is_an_error_row_with_the_account_format_hint(
+    exchange: FakeEwsServer, tmp_path: Path
+) -> None:
+    with SyncService(Deployment.from_env(tmp_path)) as service:
+        service.configure_server(
+            OrgSettings(
+                connection_method=ConnectionMethod.EWS,
+                server_url=exchange.url,
+                service_account=ACCOUNT,
+                exchange_auth=ExchangeAuth.BASIC,
+            ),
+            "not the password",
+        )
+        rep = service.crm.create_user(REP, "Rita Rep")
+        service.save_config(SyncConfig("Sales", user_ids=(rep.id,)))
+        report = service.sync_rep(rep)
+        assert report.error is not None
+        (row,) = service.store.errors()
+        assert row.error_type is ErrorType.AUTHENTICATION
+        assert "\\" in row.suggestion  # try DOMAIN\user instead of user@domain
+        assert "not the password" not in row.message + row.suggestion
+
+
+def test_graph_settings_become_the_backend_configuration() -> None:
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.GRAPH,
+        graph_tenant_id="contoso.onmicrosoft.com",
+        graph_client_id="11111111-2222-3333-4444-555555555555",
+        contacts_folder="CRM",
+        notify_attendees_on_crm_edits=True,
+    )
+    with_secret = graph_config(settings, "app-secret")
+    assert (with_secret.tenant_id, with_secret.client_secret) == (
+        "contoso.onmicrosoft.com",
+        "app-secret",
+    )
+    assert with_secret.contacts_folder == "CRM" and with_secret.notify_attendees_on_crm_edits
+    pem = "-----BEGIN PRIVATE KEY-----\nMII...\n-----END PRIVATE KEY-----\n"
+    certificate = OrgSettings(
+        connection_method=ConnectionMethod.GRAPH,
+        graph_tenant_id="t",
+        graph_client_id="c",
+        graph_certificate_thumbprint="AB12",
+    )
+    with_key = graph_config(certificate, pem)
+    assert with_key.credential == {"private_key": pem, "thumbprint": "AB12"}
+    with pytest.raises(BackendNotAvailable, match="incomplete"):
+        MailServer(settings, "")
+    with pytest.raises(BackendNotAvailable, match="preview"):
+        MailServer(settings, "app-secret", read_only=True)
+
+
+def test_the_connection_test_for_exchange_runs_real_ews_requests(
+    exchange: FakeEwsServer,
+) -> None:
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.EWS,
+        server_url=exchange.url,
+        service_account=ACCOUNT,
+        exchange_auth=ExchangeAuth.BASIC,
+    )
+    passed = run_connection_test(settings, PASSWORD, REP)
+    assert [s.status for s in passed.steps] == ["passed"] * 4, passed.as_dict()
+    assert "Exchange" in passed.steps[2].detail
+    unknown = run_connection_test(settings, PASSWORD, "nobody@example.com")
+    assert not unknown.passed
+    wrong = run_connection_test(settings, "wrong password", REP)
+    assert wrong.steps[2].status == "failed" and wrong.steps[3].status == "not_run"
+    assert "wrong password" not in str(wrong.as_dict())
+    autodiscover = run_connection_test(
+        OrgSettings(connection_method=ConnectionMethod.EWS, service_account=ACCOUNT), None, REP
+    )
+    assert autodiscover.steps[0].status == "warning"
