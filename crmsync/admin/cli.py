@@ -31,6 +31,7 @@ from crmsync.domain.settings import (
     EventSelection,
     EventSettings,
     EventWindow,
+    ExchangeAuth,
     OrgSettings,
     SyncConfig,
     configuration_warnings,
@@ -114,21 +115,95 @@ def setup_dav(
     ] = "",
 ) -> None:
     """Save the CalDAV/CardDAV connection; the password is read from the environment."""
-    password = os.environ.get(password_env)
-    if not password:
-        console.print(f"[red]error:[/red] set {password_env} to the service account's password")
-        raise typer.Exit(1)
     settings = OrgSettings(
         connection_method=ConnectionMethod.DAV,
         server_url=url.rstrip("/"),
         service_account=service_account,
         principal_path=principal_path,
         contacts_folder=contacts_folder,
-        additional_domains=tuple(d.strip() for d in additional_domains.split(",") if d.strip()),
+        additional_domains=_domains(additional_domains),
     )
+    _save_setup(settings, password_env)
+    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
+
+
+def _save_setup(settings: OrgSettings, password_env: str) -> None:
+    password = os.environ.get(password_env)
+    if not password:
+        console.print(f"[red]error:[/red] set {password_env} to the password (or app secret)")
+        raise typer.Exit(1)
     with open_service() as service:
         service.configure_server(settings, password)
-    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
+
+
+def _domains(text: str) -> tuple[str, ...]:
+    return tuple(d.strip() for d in text.split(",") if d.strip())
+
+
+@setup_app.command("exchange")
+def setup_exchange(
+    service_account: Annotated[
+        str, typer.Option(help="The service account: user@domain or DOMAIN\\user.")
+    ],
+    ews_url: Annotated[
+        str, typer.Option(help="The EWS URL; empty: Autodiscover from the account's address.")
+    ] = "",
+    auth: Annotated[ExchangeAuth, typer.Option(help="How the account signs in.")] = (
+        ExchangeAuth.NTLM
+    ),
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the account's password.")
+    ] = "CRMSYNC_SERVICE_PASSWORD",
+    contacts_folder: Annotated[str, typer.Option(help="Contacts subfolder reps sync.")] = (
+        "CRM_Sync"
+    ),
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains besides the account's.")
+    ] = "",
+) -> None:
+    """Save the Exchange Server (EWS) connection: a service account with impersonation."""
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.EWS,
+        server_url=ews_url.strip(),
+        service_account=service_account,
+        exchange_auth=auth,
+        contacts_folder=contacts_folder,
+        additional_domains=_domains(additional_domains),
+    )
+    _save_setup(settings, password_env)
+    console.print(f"Saved the Exchange connection as {service_account}.")
+
+
+@setup_app.command("m365")
+def setup_m365(
+    tenant: Annotated[str, typer.Option(help="The Microsoft Entra tenant id or domain.")],
+    client_id: Annotated[str, typer.Option(help="The app registration's client id.")],
+    certificate_thumbprint: Annotated[
+        str, typer.Option(help="Use a certificate: its thumbprint (the secret is its PEM key).")
+    ] = "",
+    secret_env: Annotated[
+        str, typer.Option(help="Environment variable holding the client secret or PEM key.")
+    ] = "CRMSYNC_SERVICE_PASSWORD",
+    contacts_folder: Annotated[str, typer.Option(help="Contacts folder reps sync.")] = ("CRM_Sync"),
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains (empty: any).")
+    ] = "",
+    notify_attendees_on_crm_edits: Annotated[
+        bool, typer.Option(help="Let CRM edits update meetings (Graph mails attendees).")
+    ] = False,
+) -> None:
+    """Save the Microsoft 365 connection: an app registration with admin consent."""
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.GRAPH,
+        graph_tenant_id=tenant,
+        graph_client_id=client_id,
+        graph_certificate_thumbprint=certificate_thumbprint,
+        contacts_folder=contacts_folder,
+        additional_domains=_domains(additional_domains),
+        notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
+    )
+    _save_setup(settings, secret_env)
+    console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
 
 
 config_app = typer.Typer(help="Sync configurations for groups of reps.", no_args_is_help=True)

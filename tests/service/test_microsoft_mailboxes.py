@@ -138,3 +138,34 @@ def test_the_connection_test_for_exchange_runs_real_ews_requests(
         OrgSettings(connection_method=ConnectionMethod.EWS, service_account=ACCOUNT), None, REP
     )
     assert autodiscover.steps[0].status == "warning"
+
+
+def test_setup_commands_save_the_microsoft_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from crmsync.admin.cli import app
+
+    monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CRMSYNC_ORG", raising=False)
+    monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", "s3cret value")
+    runner = CliRunner()
+    saved = runner.invoke(
+        app,
+        ["setup", "exchange", "--service-account", "CONTOSO\\svc", "--auth", "basic"],
+    )
+    assert saved.exit_code == 0, saved.output
+    with SyncService(Deployment.from_env(tmp_path / "home")) as service:
+        settings = service.org_settings()
+        assert settings.connection_method is ConnectionMethod.EWS
+        assert settings.exchange_auth is ExchangeAuth.BASIC and settings.server_url == ""
+    saved = runner.invoke(
+        app, ["setup", "m365", "--tenant", "contoso.example", "--client-id", "abc"]
+    )
+    assert saved.exit_code == 0, saved.output
+    with SyncService(Deployment.from_env(tmp_path / "home")) as service:
+        settings = service.org_settings()
+        assert (settings.graph_tenant_id, settings.graph_client_id) == ("contoso.example", "abc")
+        assert service.store.get_secret("service_account_password") == "s3cret value"
+    assert "s3cret value" not in saved.output
