@@ -66,6 +66,12 @@ def render(
     )
 
 
+def not_found(request: Request, principal: Principal, message: str) -> HTMLResponse:
+    return render(
+        request, "message.html", principal, status_code=404, title="Not found", message=message
+    )
+
+
 def back(path: str, **query: str) -> RedirectResponse:
     return RedirectResponse(path + (f"?{urlencode(query)}" if query else ""), status_code=303)
 
@@ -321,14 +327,7 @@ def edit_configuration(
 ) -> HTMLResponse:
     config = service.store.config(name)
     if config is None:
-        return render(
-            request,
-            "message.html",
-            principal,
-            status_code=404,
-            title="Not found",
-            message=f"There is no configuration named {name!r}.",
-        )
+        return not_found(request, principal, f"There is no configuration named {name!r}.")
     return _config_form(
         request,
         principal,
@@ -504,14 +503,7 @@ def status_page(request: Request, principal: Manager, service: Service) -> HTMLR
 def rep_page(email: str, request: Request, principal: Manager, service: Service) -> HTMLResponse:
     user = service.crm.get_user_by_email(email)
     if user is None:
-        return render(
-            request,
-            "message.html",
-            principal,
-            status_code=404,
-            title="Not found",
-            message=f"No CRM user has the email {email}.",
-        )
+        return not_found(request, principal, f"No CRM user has the email {email}.")
     return render(
         request,
         "rep.html",

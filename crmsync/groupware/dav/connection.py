@@ -7,7 +7,6 @@ other response is handed back as is, for the caller to interpret in DAV terms.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -18,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
+from crmsync.groupware.http_headers import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +45,11 @@ class RetryPolicy:
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if response is not None and response.status_code in (429, 503):
-            after = _retry_after_seconds(response.headers.get("Retry-After"))
+            after = retry_after_seconds(response.headers.get("Retry-After"))
             if after is not None:
                 return min(after, self.max_retry_after)
         backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
         return backoff * (1 - self.jitter * random.random())
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def canonical_path(href: str) -> str:

@@ -8,7 +8,6 @@ hammering the tenant and lengthening the penalty.
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
@@ -35,20 +34,6 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
         return delay * (1 - self.jitter * random.random())
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), or ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class TenantLimiter:

@@ -20,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("errors") as batch:
         batch.add_column(sa.Column("first_at", sa.DateTime(timezone=True)))
-        batch.add_column(
-            sa.Column("occurrences", sa.Integer(), nullable=False, server_default="1")
-        )
+        batch.add_column(sa.Column("occurrences", sa.Integer(), nullable=False, server_default="1"))
 
 
 def downgrade() -> None:
