@@ -45,7 +45,10 @@ class MailServer:
         retry: RetryPolicy | None = None,
         *,
         read_only: bool = False,
+        connection: Any = None,
     ) -> None:
+        """``connection``: a backend connection made elsewhere (a shared Graph connection,
+        one with its own HTTP transport) instead of one made from the settings."""
         if password is None:
             raise AuthenticationFailed(
                 "No service account password (or app secret) is stored.",
@@ -60,9 +63,11 @@ class MailServer:
                 "(opening it creates the contacts folder)",
                 "Activate the configuration for one pilot rep first and watch its cycle.",
             )
-        self.connection: Any
+        self.connection: Any = connection
         # The Microsoft libraries load only for the orgs that use them (they are heavy).
-        if method is ConnectionMethod.DAV:
+        if connection is not None:
+            pass
+        elif method is ConnectionMethod.DAV:
             self.connection = connect(settings, password, retry=retry, read_only=read_only)
         elif method is ConnectionMethod.EWS:
             from crmsync.groupware.ews import EwsConnection

@@ -134,6 +134,10 @@ class SyncService:
         self.store.set_secret(SERVICE_PASSWORD, password)
         self._server = None
 
+    def use_mail_server(self, server: MailServer) -> None:
+        """Reach the mail server through ``server`` from now on (embedding, tests)."""
+        self._server = server
+
     def mail_server(self) -> MailServer:
         if self._server is None:
             self._server = MailServer(

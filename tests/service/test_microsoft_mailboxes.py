@@ -9,6 +9,7 @@ in tests/groupware/graph against a fake of the documented Graph JSON).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,45 @@ def test_setup_commands_save_the_microsoft_connections(
         assert (settings.graph_tenant_id, settings.graph_client_id) == ("contoso.example", "abc")
         assert service.store.get_secret("service_account_password") == "s3cret value"
     assert "s3cret value" not in saved.output
+
+
+def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Path) -> None:
+    """The service's cycle over the Graph backend, the fake Graph (documented JSON
+    payloads) behind an httpx transport and msal's token request going to its fake
+    token endpoint."""
+    import httpx
+
+    from crmsync.groupware.graph import GraphConnection, TenantLimiter
+    from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
+
+    fake = FakeGraph(users=(REP,))
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.GRAPH,
+        graph_tenant_id=fake.tenant,
+        graph_client_id=fake.client_id,
+    )
+    config = dataclasses.replace(
+        graph_config(settings, fake.client_secret), authority_url=LOGIN, graph_url=GRAPH
+    )
+    client = httpx.Client(transport=fake.transport())
+    connection = GraphConnection(
+        config, client, msal_http_client=MsalHttpAdapter(client), limiter=TenantLimiter("t")
+    )
+    with SyncService(Deployment.from_env(tmp_path)) as service:
+        service.configure_server(settings, fake.client_secret)
+        service.use_mail_server(MailServer(settings, fake.client_secret, connection=connection))
+        rep = service.crm.create_user(REP, "Rita Rep")
+        service.save_config(SyncConfig("Sales", user_ids=(rep.id,)))
+        service.crm.create_contact(rep.id, Contact("Ada", "Lovelace", email="ada@example.org"))
+        start = dt.datetime(2026, 12, 4, 9, tzinfo=dt.UTC)
+        service.crm.create_event(
+            rep.id, Event("Pipeline review", EventTiming(start, start + dt.timedelta(hours=1)))
+        )
+        first = service.sync_rep(rep)
+        assert first.error is None, first.error
+        assert first.writes == 2
+        assert service.sync_rep(rep).writes == 0
+        assert service.store.rep_status(rep.id).records_in_sync == {
+            ItemKind.CONTACT: 1,
+            ItemKind.EVENT: 1,
+        }
