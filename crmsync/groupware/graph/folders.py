@@ -241,6 +241,7 @@ class _GraphItems:
         existing = self._find_marker(marker)
         if existing is not None and existing.record is not None:
             return Written(existing.id, existing.version, existing.record)
+        self._guard_create(record, marker)
         slots = self._checked_slots(record, "create")
         body = self._body(slots, None)
         body.setdefault("singleValueExtendedProperties", []).append(
@@ -351,6 +352,9 @@ class _GraphItems:
         pass
 
     def _guard_delete(self, item_id: str, version: str) -> None:
+        pass
+
+    def _guard_create(self, record: Record, marker: str) -> None:
         pass
 
     def _extra_changes(self, old: Record, new: Record) -> bool:
@@ -565,10 +569,20 @@ class GraphEvents(_GraphItems):
         old: Record,
         new: Record,
     ) -> None:
-        if self.notify_attendees or not _has_attendees(current):
+        if self.notify_attendees:
+            return
+        if not _has_attendees(current):
+            # Adding attendees to an appointment makes it a meeting: invitations go out.
+            if isinstance(new, Event) and new.attendees:
+                raise WouldNotifyAttendees(item_id, "invitation")
             return
         if set(changed) - event_map.PRIVATE_SLOTS or self._extra_changes(old, new):
             raise WouldNotifyAttendees(item_id, "update")
+
+    def _guard_create(self, record: Record, marker: str) -> None:
+        # Creating a meeting with attendees sends them invitations.
+        if not self.notify_attendees and isinstance(record, Event) and record.attendees:
+            raise WouldNotifyAttendees(f"for CRM event {marker}", "invitation")
 
     def _guard_delete(self, item_id: str, version: str) -> None:
         if self.notify_attendees:

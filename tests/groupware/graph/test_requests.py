@@ -145,9 +145,18 @@ def test_retry_after_is_waited_through_the_injected_sleep(harness: GraphHarness)
 
 
 def test_meeting_edit_is_refused_when_it_would_notify_attendees() -> None:
-    h = GraphHarness(fake=FakeGraph(), notify_attendees=False)
+    fake = FakeGraph()
+    h = GraphHarness(fake=fake, notify_attendees=False)
     assert h.fake is not None
-    written = h.events.create(sample_event(), "e1")
+    # Creating a meeting would send invitations: refused, nothing posted.
+    before = len(fake.graph_requests())
+    with pytest.raises(WouldNotifyAttendees, match="invitation"):
+        h.events.create(sample_event(), "e0")
+    assert not any(r.method == "POST" for r in fake.graph_requests()[before:])
+    # A meeting the rep made in Outlook (here: through a side that may notify).
+    outlook = GraphHarness(fake=fake, notify_attendees=True)
+    written = outlook.events.create(sample_event(), "e1")
+    outlook.close()
     sent = len(h.fake.graph_requests())
     with pytest.raises(WouldNotifyAttendees) as caught:
         h.events.update(
