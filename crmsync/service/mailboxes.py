@@ -34,8 +34,9 @@ class RepMailbox(Protocol):
 class MailServer:
     """The org's mail server as the service account reaches it.
 
-    ``read_only`` (previews): nothing may be written; the DAV backend guarantees it, and
-    the Microsoft backends, which create the contacts folder on opening, refuse it.
+    ``read_only`` (previews): nothing may be written. The DAV connection refuses every
+    write; the Microsoft backends only read in a preview, and a missing contacts folder
+    raises `FolderMissing` instead of being created.
     """
 
     def __init__(
@@ -56,13 +57,8 @@ class MailServer:
             )
         redact(password)
         self.settings = settings
+        self.read_only = read_only
         method = settings.connection_method
-        if read_only and method is not ConnectionMethod.DAV:
-            raise BackendNotAvailable(
-                "a preview of an Exchange or Microsoft 365 mailbox is not available yet "
-                "(opening it creates the contacts folder)",
-                "Activate the configuration for one pilot rep first and watch its cycle.",
-            )
         self.connection: Any = connection
         # The Microsoft libraries load only for the orgs that use them (they are heavy).
         if connection is not None:
@@ -104,7 +100,9 @@ class MailServer:
         if method is ConnectionMethod.EWS:
             from crmsync.groupware.ews import open_ews_mailbox
 
-            return open_ews_mailbox(self.connection, email, contact_fields, rep_zone)
+            return open_ews_mailbox(
+                self.connection, email, contact_fields, rep_zone, create_folder=not self.read_only
+            )
         if method is ConnectionMethod.GRAPH:
             from crmsync.groupware.graph import open_graph_mailbox
 
@@ -114,6 +112,7 @@ class MailServer:
                 contact_fields,
                 rep_zone,
                 connection=self.connection,
+                create_folder=not self.read_only,
             )
         return open_mailbox(self.connection, self.settings, email, contact_fields, rep_zone)
 

@@ -310,11 +310,15 @@ class SyncService:
                     self.store,
                     self._policy(config, kind, user, settings, guard, fields),
                 )
-        except WouldWrite:
-            preview.note = (
-                "the rep's calendar or contacts folder does not exist yet: the "
-                "first cycle creates it, then copies the rep's CRM items there"
-            )
+        except (WouldWrite, FolderMissing) as missing:
+            # DAV refuses the write; the Microsoft backends report the folder as missing.
+            if isinstance(missing, FolderMissing) and missing.folder != "contacts":
+                preview.note = f"{missing.message} ({missing.suggestion})"
+            else:
+                preview.note = (
+                    "the rep's calendar or contacts folder does not exist yet: the "
+                    "first cycle creates it, then copies the rep's CRM items there"
+                )
         except SyncError as failure:
             preview.note = f"{failure.message} ({failure.suggestion})"
         finally:

@@ -57,13 +57,29 @@ def test_a_cycle_against_exchange_creates_then_writes_nothing(
         service.crm.create_event(
             rep.id, Event("Pipeline review", EventTiming(start, start + dt.timedelta(hours=1)))
         )
+        sent = len(exchange.fake.requests)
+        preview = service.preview_rep(rep)
+        assert preview.note is not None and "first cycle creates it" in preview.note
+        operations = {r.operation for r in exchange.fake.requests[sent:]}
+        assert operations and not operations & {"CreateFolder", "CreateItem", "UpdateItem"}
         first = service.sync_rep(rep)
         assert first.error is None, first.error
         assert first.writes == 2
         assert service.sync_rep(rep).writes == 0
+        # Once the folder exists, a preview lists the plan and changes nothing.
+        service.crm.create_contact(rep.id, Contact("Grace", "Hopper"))
+        sent = len(exchange.fake.requests)
+        planned = service.preview_rep(rep)
+        assert planned.note is None
+        assert not any(
+            r.operation.startswith(("Create", "Update", "Delete"))
+            for r in exchange.fake.requests[sent:]
+        )
+        assert [type(a).__name__ for a in planned.kinds[ItemKind.CONTACT]] == ["Create"]
+        assert service.sync_rep(rep).writes == 1
         status = service.store.rep_status(rep.id)
         assert status.recognized and status.contacts_folder_found
-        assert status.records_in_sync == {ItemKind.CONTACT: 1, ItemKind.EVENT: 1}
+        assert status.records_in_sync == {ItemKind.CONTACT: 2, ItemKind.EVENT: 1}
 
 
 def test_a_wrong_exchange_password_is_an_error_row_with_the_account_format_hint(
@@ -114,8 +130,6 @@ def test_graph_settings_become_the_backend_configuration() -> None:
     assert with_key.credential == {"private_key": pem, "thumbprint": "AB12"}
     with pytest.raises(BackendNotAvailable, match="incomplete"):
         MailServer(settings, "")
-    with pytest.raises(BackendNotAvailable, match="preview"):
-        MailServer(settings, "app-secret", read_only=True)
 
 
 def test_the_connection_test_for_exchange_runs_real_ews_requests(

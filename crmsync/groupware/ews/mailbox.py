@@ -29,7 +29,7 @@ class EwsMailbox:
 
 
 def _contacts_folder(
-    connection: EwsConnection, account: Any, name: str, email: str
+    connection: EwsConnection, account: Any, name: str, email: str, create_folder: bool = True
 ) -> tuple[Any, bool]:
     def find() -> Any:
         contacts = Contacts.get_distinguished(root=account.root)
@@ -45,6 +45,12 @@ def _contacts_folder(
     contacts, found = connection.run(find, "find the contacts folder", email)
     if found is not None:
         return found, False
+    if not create_folder:
+        raise FolderMissing(
+            f"The contacts folder {name!r} does not exist yet in {email}'s mailbox.",
+            "The first sync cycle creates it.",
+            folder="contacts",
+        )
 
     def create() -> Any:
         folder = Contacts(parent=contacts, name=name)
@@ -69,8 +75,12 @@ def open_ews_mailbox(
     email: str,
     contact_fields: ContactFieldMap = IDENTITY_MAP,
     rep_zone: str = "UTC",
+    *,
+    create_folder: bool = True,
 ) -> EwsMailbox:
     """The rep's mailbox opened by impersonation as ``email`` (its primary SMTP address).
+    Without ``create_folder`` (a preview) a missing contacts folder raises `FolderMissing`
+    instead of being created.
 
     Raises `AuthenticationFailed`, `MailboxUnreachable`, `FolderMissing` or
     `ServerUnavailable`. Pass an `EwsConnection` to share one session among reps.
@@ -81,7 +91,7 @@ def open_ews_mailbox(
         lambda: Calendar.get_distinguished(root=account.root), "open the calendar", email
     )
     contacts, created = _contacts_folder(
-        connection, account, connection.config.contacts_folder, email
+        connection, account, connection.config.contacts_folder, email, create_folder
     )
     return EwsMailbox(
         contacts=EwsFolder(connection, account, contacts, Contact, email, contact_fields),

@@ -92,9 +92,11 @@ def open_graph_mailbox(
     client: httpx.Client | None = None,
     *,
     connection: GraphConnection | None = None,
+    create_folder: bool = True,
     **connection_options: Any,
 ) -> GraphMailbox:
-    """The rep's calendar and contacts folder (created where missing), for the engine.
+    """The rep's calendar and contacts folder (created where missing unless
+    ``create_folder`` is off, as for a preview: then `FolderMissing`), for the engine.
 
     Pass one shared ``connection`` per tenant in production (it holds the token cache and
     the throttling limiter); ``client`` is an httpx client for a new connection.
@@ -105,9 +107,14 @@ def open_graph_mailbox(
     del rep_zone
     connection = connection or GraphConnection(config, client, **connection_options)
     folder_id, created = find_contacts_folder(
-        connection, email, config.contacts_folder, create=True
+        connection, email, config.contacts_folder, create=create_folder
     )
-    assert folder_id is not None
+    if folder_id is None:
+        raise FolderMissing(
+            f"The contacts folder {config.contacts_folder!r} does not exist yet for {email}.",
+            "The first sync cycle creates it.",
+            folder="contacts",
+        )
     return GraphMailbox(
         contacts=GraphContacts(connection, email, folder_id, contact_fields),
         events=GraphEvents(
