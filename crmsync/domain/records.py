@@ -135,6 +135,22 @@ class Recurrence:
     overrides: tuple[Occurrence, ...] = ()
     rdates: tuple[dt.datetime | dt.date, ...] = ()
 
+    def __post_init__(self) -> None:
+        # The order of these sets means nothing (a server may keep overrides in any
+        # order): one canonical order makes equal series compare and hash equal.
+        object.__setattr__(self, "exdates", tuple(sorted(self.exdates, key=_instant_key)))
+        object.__setattr__(self, "rdates", tuple(sorted(self.rdates, key=_instant_key)))
+        object.__setattr__(
+            self,
+            "overrides",
+            tuple(sorted(self.overrides, key=lambda o: _instant_key(o.recurrence_id))),
+        )
+
+
+def _instant_key(value: dt.datetime | dt.date) -> str:
+    # Instants are UTC and a series uses one kind, so the ISO text orders them.
+    return value.isoformat()
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

@@ -16,6 +16,8 @@ from crmsync.domain.records import (
     Contact,
     Event,
     EventTiming,
+    Occurrence,
+    Recurrence,
     ShowAs,
 )
 from crmsync.groupware.dav import contentlines as cl
@@ -273,3 +275,23 @@ def test_at_most_50_attendees_are_carried_and_the_rest_survive_an_update() -> No
     fewer = dataclasses.replace(event, attendees=event.attendees[1:])
     lines = [ln for ln in render_ical_update(text, fewer).split("\r\n") if "ATTENDEE" in ln]
     assert len(lines) == 59 and not any("guest0@" in line for line in lines)
+
+
+def test_override_order_means_nothing() -> None:
+    """Found by Hypothesis: an update kept the server's override order, so the event read
+    back differed from the one written only by the order of its overrides."""
+    day = dt.date(2000, 1, 1)
+    timing = EventTiming(day, day + dt.timedelta(days=1))
+
+    def moved(week: int) -> Occurrence:
+        return Occurrence(day + dt.timedelta(weeks=week), timing)
+
+    old = Event(
+        "s", timing, recurrence=Recurrence("FREQ=WEEKLY;COUNT=40", (), (moved(2), moved(1)))
+    )
+    new = Event(
+        "s", timing, recurrence=Recurrence("FREQ=WEEKLY;COUNT=40", (), (moved(1), moved(2)))
+    )
+    assert old == new
+    updated = render_ical_update(render_new_ical(old, "m", "u"), new)
+    assert parse_ical(updated).record == new
