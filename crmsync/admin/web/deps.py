@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from crmsync.admin.web.security import SESSION_COOKIE, Permission, Principal, principal_from
 from crmsync.service.runner import SyncService
@@ -22,10 +22,6 @@ class Forbidden(Exception):
         super().__init__(", ".join(sorted(needed)))
         self.principal = principal
         self.needed = needed
-
-
-class BadCsrf(Exception):
-    """A form or cookie-authenticated API call without the session's CSRF token."""
 
 
 def get_service(request: Request) -> SyncService:
@@ -55,5 +51,11 @@ def require(needed: frozenset[Permission]) -> Callable[[Request], Principal]:
 
 
 def check_csrf(principal: Principal, token: str | None) -> None:
+    """Refuse (403) a form, or a cookie-authenticated API change, without the session's
+    CSRF token."""
     if not principal.csrf_ok(token):
-        raise BadCsrf()
+        raise HTTPException(
+            403,
+            "The CSRF token is missing or wrong: reload the page and try again (API "
+            "clients on a session cookie send it as X-CSRF-Token).",
+        )

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from crmsync.admin.web import api, views
-from crmsync.admin.web.deps import BadCsrf, check_csrf, get_service, optional_principal, require
+from crmsync.admin.web.deps import check_csrf, get_service, optional_principal, require
 from crmsync.admin.web.security import (
     ERROR_REPORT,
     MANAGE,
@@ -76,13 +76,6 @@ def back(path: str, **query: str) -> RedirectResponse:
     return RedirectResponse(path + (f"?{urlencode(query)}" if query else ""), status_code=303)
 
 
-def verify(principal: Principal, token: str) -> None:
-    try:
-        check_csrf(principal, token)
-    except BadCsrf:
-        raise api.HTTPException(403, "The form expired; reload the page and try again.") from None
-
-
 # ---- sign-in ---------------------------------------------------------------------------------
 
 
@@ -131,7 +124,7 @@ def login(
 def logout(request: Request, service: Service, csrf_token: Csrf) -> Response:
     principal = optional_principal(request)
     if principal is not None and principal.session is not None:
-        verify(principal, csrf_token)
+        check_csrf(principal, csrf_token)
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             service.store.close_session(token)
@@ -189,7 +182,7 @@ def save_setup(
     graph_certificate_thumbprint: Annotated[str, Form(max_length=200)] = "",
     notify_attendees_on_crm_edits: Annotated[bool, Form()] = False,
 ) -> Response:
-    verify(principal, csrf_token)
+    check_csrf(principal, csrf_token)
     try:
         body = api.SetupIn(
             connection_method=connection_method,
@@ -244,7 +237,7 @@ def run_connection_test(
     csrf_token: Csrf,
     email: Annotated[str, Form(min_length=3, max_length=320)],
 ) -> HTMLResponse:
-    verify(principal, csrf_token)
+    check_csrf(principal, csrf_token)
     result = views.connection_test(service, email.strip())
     return render(request, "connection_test.html", principal, result=result, email=email)
 
@@ -343,7 +336,7 @@ async def post_configuration(request: Request, principal: Manager, service: Serv
     """Save (create or replace), preview without saving, or delete; ``original`` names the
     configuration being edited (empty for a new one)."""
     form = await request.form()
-    verify(principal, str(form.get("csrf_token", "")))
+    check_csrf(principal, str(form.get("csrf_token", "")))
     action = str(form.get("action", "save"))
     original = str(form.get("original", "")) or None
     if action == "delete" and original:
@@ -519,7 +512,7 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
 def reset_rep(
     email: str, request: Request, principal: Manager, service: Service, csrf_token: Csrf
 ) -> Response:
-    verify(principal, csrf_token)
+    check_csrf(principal, csrf_token)
     user = service.crm.get_user_by_email(email)
     if user is not None:
         service.mark_for_reset(user)
