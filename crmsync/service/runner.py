@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -37,6 +38,8 @@ from crmsync.store import FLOWS, ConfigConflict, ResetStatus, StateStore, SyncSt
 log = logging.getLogger(__name__)
 
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
+# How stale the other orgs' active configurations may be when a cycle checks a mailbox.
+CLAIMS_MAX_AGE = 60.0
 
 RepActionListener = Callable[[User], ActionListener]
 
@@ -102,7 +105,8 @@ class SyncService:
         self.store = StateStore(deployment.state_url, deployment.secrets_key_path)
         self.crm = BuiltinCrm(deployment.crm_url)
         self._server: MailServer | None = None
-        self._elsewhere: dict[str, tuple[str, str]] | None = None
+        self._elsewhere: dict[str, tuple[str, str]] = {}
+        self._elsewhere_read_at: float | None = None
 
     def close(self) -> None:
         if self._server is not None:
@@ -111,12 +115,11 @@ class SyncService:
         self.store.close()
 
     def refresh(self) -> None:
-        """Forget what the service keeps between cycles (the mail server connection, the
-        other orgs' configurations), so a long-lived service sees the current settings."""
+        """Drop the mail server connection, so a long-lived service sees the current
+        settings and password. (Other orgs' claims refresh on their own clock.)"""
         if self._server is not None:
             self._server.close()
             self._server = None
-        self._elsewhere = None
 
     def __enter__(self) -> SyncService:
         return self
@@ -242,13 +245,19 @@ class SyncService:
         return claims
 
     def _claimed_elsewhere(self) -> dict[str, tuple[str, str]]:
-        """Mailboxes other orgs' active configurations sync: email → (org, configuration)."""
-        if self._elsewhere is None:
+        """Mailboxes other orgs' active configurations sync: email → (org, configuration).
+
+        Read at most every `CLAIMS_MAX_AGE` seconds: it opens every other org's databases,
+        too much for each rep's cycle.
+        """
+        now = time.monotonic()
+        if self._elsewhere_read_at is None or now - self._elsewhere_read_at > CLAIMS_MAX_AGE:
             self._elsewhere = {
                 email: (org, config)
                 for org, claims in self._other_orgs_claims()
                 for email, config in claims.items()
             }
+            self._elsewhere_read_at = now
         return self._elsewhere
 
     def _other_orgs_claims(self) -> Iterator[tuple[str, dict[str, str]]]:
@@ -374,7 +383,6 @@ class SyncService:
 
     # -- cycles --------------------------------------------------------------------------
     def sync_all(self, on_action: RepActionListener | None = None) -> list[RepReport]:
-        self._elsewhere = None  # the other orgs' configurations may have changed
         retention = dt.timedelta(days=self.org_settings().audit_retention_days)
         self.store.prune_audit(self.clock() - retention)
         return [self.sync_rep(user, on_action) for user in self.reps()]
