@@ -37,17 +37,21 @@ def exchange() -> Iterator[FakeEwsServer]:
     server.stop()
 
 
+def exchange_settings(exchange: FakeEwsServer) -> OrgSettings:
+    return OrgSettings(
+        connection_method=ConnectionMethod.EWS,
+        server_url=exchange.url,
+        service_account=ACCOUNT,
+        exchange_auth=ExchangeAuth.BASIC,
+    )
+
+
 def test_a_cycle_against_exchange_creates_then_writes_nothing(
     exchange: FakeEwsServer, tmp_path: Path
 ) -> None:
     with SyncService(Deployment.from_env(tmp_path)) as service:
         service.configure_server(
-            OrgSettings(
-                connection_method=ConnectionMethod.EWS,
-                server_url=exchange.url,
-                service_account=ACCOUNT,
-                exchange_auth=ExchangeAuth.BASIC,
-            ),
+            exchange_settings(exchange),
             PASSWORD,
         )
         rep = service.crm.create_user(REP, "Rita Rep")
@@ -87,12 +91,7 @@ def test_a_wrong_exchange_password_is_an_error_row_with_the_account_format_hint(
 ) -> None:
     with SyncService(Deployment.from_env(tmp_path)) as service:
         service.configure_server(
-            OrgSettings(
-                connection_method=ConnectionMethod.EWS,
-                server_url=exchange.url,
-                service_account=ACCOUNT,
-                exchange_auth=ExchangeAuth.BASIC,
-            ),
+            exchange_settings(exchange),
             "not the password",
         )
         rep = service.crm.create_user(REP, "Rita Rep")
@@ -135,12 +134,7 @@ def test_graph_settings_become_the_backend_configuration() -> None:
 def test_the_connection_test_for_exchange_runs_real_ews_requests(
     exchange: FakeEwsServer,
 ) -> None:
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.EWS,
-        server_url=exchange.url,
-        service_account=ACCOUNT,
-        exchange_auth=ExchangeAuth.BASIC,
-    )
+    settings = exchange_settings(exchange)
     passed = run_connection_test(settings, PASSWORD, REP)
     assert [s.status for s in passed.steps] == ["passed"] * 4, passed.as_dict()
     assert "Exchange" in passed.steps[2].detail
