@@ -230,31 +230,30 @@ admins = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-admin_sessions = Table(
+def _held_by_admin(name: str, *columns: Column[Any]) -> Table:
+    """A table of secrets an admin holds, keyed by the SHA-256 of the secret (a leaked
+    table signs nobody in); they go when the admin goes."""
+    return Table(
+        name,
+        metadata,
+        Column("token_hash", String(64), primary_key=True),
+        Column(
+            "username",
+            String(128),
+            ForeignKey("admins.username", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        *columns,
+    )
+
+
+admin_sessions = _held_by_admin(
     "admin_sessions",
-    metadata,
-    # SHA-256 of the cookie's random value: a leaked table does not sign anyone in.
-    Column("token_hash", String(64), primary_key=True),
-    Column(
-        "username",
-        String(128),
-        ForeignKey("admins.username", ondelete="CASCADE"),
-        nullable=False,
-    ),
     Column("csrf_token", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
-
-api_tokens = Table(
+api_tokens = _held_by_admin(
     "api_tokens",
-    metadata,
-    Column("token_hash", String(64), primary_key=True),
-    Column(
-        "username",
-        String(128),
-        ForeignKey("admins.username", ondelete="CASCADE"),
-        nullable=False,
-    ),
     Column("name", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
