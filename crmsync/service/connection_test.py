@@ -150,9 +150,13 @@ def run_connection_test(
     *,
     retry: RetryPolicy | None = None,
     timeout: float = 10.0,
+    service_account_only: bool = False,
 ) -> ConnectionTestResult:
     """Test whether crmsync can reach the mail server as the service account and find
-    the folders of the rep with ``email``, writing nothing anywhere.
+    the folders of the rep with ``email``, writing nothing anywhere. With
+    ``service_account_only``, only the steps that need no rep run (the setup page's
+    "service account recognized": for Exchange, whose sign-in is tested as a rep, that is
+    the server address).
 
     Never raises for what it finds on the server (that is a failed `Step`); the password
     appears in no step's text and no log line. ``timeout`` bounds each connect and
@@ -161,11 +165,14 @@ def run_connection_test(
     test = _ConnectionTest(settings, password, email.strip(), retry, timeout)
     try:
         if settings.connection_method is ConnectionMethod.EWS:
-            steps = test.run_exchange()
+            checks = test.exchange_checks()
         elif settings.connection_method is ConnectionMethod.GRAPH:
-            steps = test.run_graph()
+            checks = test.graph_checks()
         else:
-            steps = test.run()
+            checks = test.dav_checks()
+        if service_account_only:
+            checks = checks[: 1 + max(i for i, (name, _) in enumerate(checks) if name in _ACCOUNT)]
+        steps = test.run(checks)
     finally:
         test.close()
     return ConnectionTestResult(_shown_url(settings.server_url), email.strip(), steps)
@@ -176,6 +183,11 @@ class _Outcome(NamedTuple):
     detail: str
     fix: str = ""
     warning: bool = False
+
+
+Check = tuple[str, Callable[[], _Outcome]]
+# The steps that test the service account itself, whichever the backend.
+_ACCOUNT = (SERVER_ADDRESS, SERVICE_ACCOUNT, GRAPH_TOKEN)
 
 
 def _ok(detail: str, *, warning: bool = False, fix: str = "") -> _Outcome:
@@ -210,8 +222,8 @@ class _ConnectionTest:
         self.contacts: FolderLookup | None = None
         self.microsoft: Any = None
 
-    def run(self) -> tuple[Step, ...]:
-        return self._steps(
+    def dav_checks(self) -> list[Check]:
+        return [
             (SERVER_ADDRESS, self._server_address),
             (SERVICE_ACCOUNT, self._service_account),
             (REP_DOMAIN, self._rep_domain),
@@ -219,29 +231,29 @@ class _ConnectionTest:
             (DEFAULT_CALENDAR, self._default_calendar),
             (CONTACTS_FOLDER, self._contacts_folder),
             (SYNC_TOKENS, self._sync_tokens),
-        )
+        ]
 
-    def run_exchange(self) -> tuple[Step, ...]:
+    def exchange_checks(self) -> list[Check]:
         """Exchange Server over EWS: the address (unless Autodiscover), the rep's domain,
         then real EWS requests as the rep (authentication, version, impersonation)."""
-        return self._steps(
+        return [
             (SERVER_ADDRESS, self._exchange_address),
             (REP_DOMAIN, self._rep_domain),
             (EXCHANGE_VERSION, lambda: self._microsoft("version")),
             (IMPERSONATION, lambda: self._microsoft("impersonation")),
-        )
+        ]
 
-    def run_graph(self) -> tuple[Step, ...]:
+    def graph_checks(self) -> list[Check]:
         """Microsoft 365 over Graph: a token for the app, the rep's domain, the rep's
         folders, delta queries."""
-        return self._steps(
+        return [
             (GRAPH_TOKEN, lambda: self._microsoft("token")),
             (REP_DOMAIN, self._rep_domain),
             (GRAPH_MAILBOX, lambda: self._microsoft("mailbox")),
             (GRAPH_DELTA, lambda: self._microsoft("delta")),
-        )
+        ]
 
-    def _steps(self, *checks: tuple[str, Callable[[], _Outcome]]) -> tuple[Step, ...]:
+    def run(self, checks: list[Check]) -> tuple[Step, ...]:
         steps: list[Step] = []
         for name, check in checks:
             if steps and not steps[-1].passed:

@@ -230,6 +230,7 @@ admins = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+
 def _held_by_admin(name: str, *columns: Column[Any]) -> Table:
     """A table of secrets an admin holds, keyed by the SHA-256 of the secret (a leaked
     table signs nobody in); they go when the admin goes."""

@@ -220,3 +220,15 @@ def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Pat
             ItemKind.CONTACT: 1,
             ItemKind.EVENT: 1,
         }
+
+
+def test_the_setup_check_runs_only_the_steps_that_need_no_rep(
+    exchange: FakeEwsServer,
+) -> None:
+    """On saving the setup there is no rep yet: Exchange's check is the address alone (its
+    sign-in needs a mailbox), and nothing is passed vacuously."""
+    result = run_connection_test(
+        exchange_settings(exchange), PASSWORD, "", service_account_only=True
+    )
+    assert [s.name for s in result.steps] == ["Server address"]
+    assert result.passed
