@@ -97,6 +97,27 @@ cursors = Table(
     PrimaryKeyConstraint("rep_id", "kind", "side"),
 )
 
+# Writes the engine is about to make, settled with their links (DESIGN rule 5); rows
+# that outlive a cycle are what a crash left between a write and its link.
+write_intents = Table(
+    "write_intents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rep_id", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("intent_key", Text, nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("target", String(16), nullable=False),
+    Column("crm_id", Text),
+    Column("mail_id", Text),
+    Column("source_version", Text, nullable=False),
+    Column("source_hash", Text, nullable=False),
+    Column("previous_hash", Text),
+    Column("replaces", Text),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("rep_id", "kind", "intent_key"),
+)
+
 errors = Table(
     "errors",
     metadata,
