@@ -18,12 +18,8 @@ zone gets a generated VTIMEZONE.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from zoneinfo import ZoneInfo
 
-from icalendar import Timezone as IcalTimezone
-from icalendar.prop import vDuration, vRecur
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+from icalendar.prop import vRecur
 
 from crmsync.domain.records import (
     MAX_ATTENDEES,
@@ -38,8 +34,16 @@ from crmsync.domain.records import (
 )
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, ParsedItem
+from crmsync.groupware.dav.ical_time import (
+    Zones,
+    date_of,
+    instants,
+    new_instant,
+    read_timing,
+    set_instant,
+)
 from crmsync.groupware.dav.multistatus import CALDAV, tag
-from crmsync.groupware.dav.vtimezone import known_zone, vtimezone
+from crmsync.groupware.dav.vtimezone import vtimezone
 
 _UTC = dt.UTC
 PRODID = "-//crmsync//crmsync//EN"
@@ -63,147 +67,6 @@ class OutOfScope(MalformedItem):
     """The resource holds no event (a task, a journal): not synced, not an error."""
 
 
-# ---------------------------------------------------------------- time zones and values
-
-
-class _Zones:
-    """Resolves the TZIDs of one resource: IANA names, Windows names, or its VTIMEZONEs."""
-
-    def __init__(self, calendar: cl.Component, floating_zone: str = "UTC") -> None:
-        # Floating times (no zone) mean "wherever I am": read in the rep's own zone.
-        self.floating_zone = floating_zone
-        self.floating = _UTC if floating_zone == "UTC" else ZoneInfo(floating_zone)
-        self._defined = {
-            cl.unescape_text(c.value("TZID") or ""): c for c in calendar.sub("VTIMEZONE")
-        }
-        self._cache: dict[str, tuple[dt.tzinfo, str | None]] = {}
-
-    def resolve(self, tzid: str) -> tuple[dt.tzinfo, str | None]:
-        """The zone to interpret times in and the IANA id to report (``None`` if unknown)."""
-        if tzid not in self._cache:
-            self._cache[tzid] = self._lookup(tzid)
-        return self._cache[tzid]
-
-    def _lookup(self, tzid: str) -> tuple[dt.tzinfo, str | None]:
-        for candidate in _iana_candidates(tzid):
-            zone = known_zone(candidate)
-            if zone is not None:
-                return zone, candidate
-        definition = self._defined.get(tzid)
-        if definition is None:
-            raise MalformedItem(
-                f"TZID {tzid!r} is used but the item has no VTIMEZONE for it",
-                "Re-save the event in a client that embeds its time zone, or use an IANA "
-                "zone name such as Europe/Paris.",
-            )
-        try:
-            zone = IcalTimezone.from_ical(definition.serialize()).to_tz()
-        except Exception as exc:  # icalendar raises many types on odd VTIMEZONEs
-            raise MalformedItem(
-                f"the VTIMEZONE {tzid!r} cannot be interpreted: {exc}",
-                "Re-save the event in a client that writes standard time zones.",
-            ) from exc
-        return zone, None
-
-
-# CLDR's Windows table still names some zones by their old IANA ids; these are the current
-# names the IANA "backward" file links them to, so the CRM shows today's name.
-_CURRENT_IANA = {
-    "Asia/Calcutta": "Asia/Kolkata",
-    "Asia/Katmandu": "Asia/Kathmandu",
-    "Asia/Rangoon": "Asia/Yangon",
-    "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
-    "America/Godthab": "America/Nuuk",
-    "America/Indianapolis": "America/Indiana/Indianapolis",
-    "Europe/Kiev": "Europe/Kyiv",
-}
-
-
-def _iana_candidates(tzid: str) -> list[str]:
-    name = tzid.strip().strip('"')
-    candidates = [_CURRENT_IANA.get(name, name)]
-    if name in WINDOWS_TO_OLSON:
-        legacy = WINDOWS_TO_OLSON[name]
-        candidates.append(_CURRENT_IANA.get(legacy, legacy))
-    # Vendor prefixes such as /mozilla.org/20050126_1/America/New_York.
-    parts = [p for p in name.split("/") if p]
-    candidates += ["/".join(parts[-n:]) for n in (3, 2) if len(parts) > n]
-    return candidates
-
-
-def _parse_datetime(text: str) -> dt.datetime | dt.date:
-    text = text.strip()
-    m = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?", text)
-    if not m:
-        raise ValueError(f"{text!r} is not an iCalendar date or date-time")
-    y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
-    if m.group(4) is None:
-        return dt.date(y, mo, d)
-    value = dt.datetime(y, mo, d, int(m.group(4)), int(m.group(5)), min(int(m.group(6)), 59))
-    return value.replace(tzinfo=_UTC) if m.group(7) else value
-
-
-def _instants(prop: cl.Property, zones: _Zones) -> tuple[list[dt.datetime | dt.date], str | None]:
-    """The values of a DTSTART-like property as UTC datetimes or dates, and its IANA tzid."""
-    tzid_param = prop.param("TZID")
-    zone: dt.tzinfo | None = None
-    iana: str | None = None
-    if tzid_param:
-        zone, iana = zones.resolve(tzid_param)
-    out: list[dt.datetime | dt.date] = []
-    for part in prop.value.split(","):
-        if not part.strip():
-            continue
-        try:
-            value = _parse_datetime(part)
-        except ValueError as exc:
-            raise MalformedItem(
-                f"{prop.name} has a bad value: {exc}",
-                f"Re-save the event so {prop.name} holds a date or date-time.",
-            ) from exc
-        floating = False
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is None:
-                floating = zone is None
-                value = value.replace(tzinfo=zone or zones.floating)
-            value = value.astimezone(_UTC)
-        out.append(value)
-    if not any(isinstance(v, dt.datetime) for v in out):
-        return out, None
-    if floating:
-        return out, None if zones.floating_zone == "UTC" else zones.floating_zone
-    return out, (None if zone is None else iana)
-
-
-def _format_instant(value: dt.datetime | dt.date, tzid: str | None) -> tuple[str, dict[str, str]]:
-    """Wire text and parameters for a date (VALUE=DATE) or an instant (in ``tzid`` or UTC)."""
-    if not isinstance(value, dt.datetime):
-        return value.strftime("%Y%m%d"), {"VALUE": "DATE"}
-    if tzid:
-        local = value.astimezone(ZoneInfo(tzid))
-        # The second pass through a repeated hour (DST end) has no local-time spelling:
-        # readers take the first (RFC 5545 3.3.5), so such an instant is written in UTC.
-        if local.fold == 0 or local.utcoffset() == local.replace(fold=0).utcoffset():
-            return local.strftime("%Y%m%dT%H%M%S"), {"TZID": tzid}
-    return value.astimezone(_UTC).strftime("%Y%m%dT%H%M%SZ"), {}
-
-
-def _set_instant(prop: cl.Property, value: dt.datetime | dt.date, tzid: str | None) -> None:
-    text, params = _format_instant(value, tzid)
-    prop.set_value(text)
-    for name in ("TZID", "VALUE"):
-        if name in params:
-            prop.set_param(name, params[name])
-        else:
-            prop.remove_param(name)
-
-
-def _new_instant(name: str, value: dt.datetime | dt.date, tzid: str | None) -> cl.Property:
-    prop = cl.Property(name, "")
-    _set_instant(prop, value, tzid)
-    return prop
-
-
 # ---------------------------------------------------------------- reading
 
 
@@ -215,50 +78,6 @@ def _text(component: cl.Component, name: str) -> str:
 def _mail(value: str) -> str:
     value = cl.unescape_text(value.strip())
     return value[7:] if value.lower().startswith("mailto:") else value
-
-
-def _timing(component: cl.Component, zones: _Zones, what: str) -> EventTiming:
-    start_prop = component.first("DTSTART")
-    if start_prop is None:
-        raise MalformedItem(
-            f"{what} has no DTSTART",
-            "Give the event a start time in the calendar, or delete it.",
-        )
-    starts, tzid = _instants(start_prop, zones)
-    if len(starts) != 1:
-        raise MalformedItem(f"{what} has an empty DTSTART", "Give the event a start time.")
-    start = starts[0]
-    end_prop = component.first("DTEND")
-    duration = component.first("DURATION")
-    if end_prop is not None:
-        ends, end_tzid = _instants(end_prop, zones)
-        # A start in a repeated hour is written in UTC; the end still names the zone.
-        tzid = tzid or end_tzid
-        if len(ends) != 1:
-            raise MalformedItem(f"{what} has an empty DTEND", "Give the event an end time.")
-        end = ends[0]
-    elif duration is not None:
-        try:
-            delta = vDuration.from_ical(duration.value.strip())
-        except ValueError as exc:
-            raise MalformedItem(
-                f"{what} has a bad DURATION {duration.value!r}",
-                "Re-save the event with an end time.",
-            ) from exc
-        end = start + delta
-    else:
-        end = start + dt.timedelta(days=1) if not isinstance(start, dt.datetime) else start
-    if isinstance(start, dt.datetime) != isinstance(end, dt.datetime):
-        raise MalformedItem(
-            f"{what} mixes an all-day start with a timed end (or the reverse)",
-            "Re-save the event as either all-day or timed.",
-        )
-    if end < start:  # type: ignore[operator]  # both dates or both datetimes here
-        raise MalformedItem(
-            f"{what} ends ({end.isoformat()}) before it starts ({start.isoformat()})",
-            "Fix the event's end time in the calendar so it is after the start.",
-        )
-    return EventTiming(start, end, tzid if isinstance(start, dt.datetime) else None)
 
 
 def _show_as(vevent: cl.Component) -> ShowAs:
@@ -289,10 +108,10 @@ def _categories(vevent: cl.Component) -> tuple[str, ...]:
     )
 
 
-def _rid(vevent: cl.Component, zones: _Zones) -> dt.datetime | dt.date:
+def _rid(vevent: cl.Component, zones: Zones) -> dt.datetime | dt.date:
     prop = vevent.first("RECURRENCE-ID")
     assert prop is not None
-    values, _ = _instants(prop, zones)
+    values, _ = instants(prop, zones)
     if len(values) != 1:
         raise MalformedItem("a RECURRENCE-ID is empty", "Re-save the recurring event.")
     return values[0]
@@ -338,9 +157,9 @@ def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]
     return masters[0], [v for v in vevents if v.first("RECURRENCE-ID") is not None]
 
 
-def _read(calendar: cl.Component, zones: _Zones) -> Event:
+def _read(calendar: cl.Component, zones: Zones) -> Event:
     master, overrides = _structure(calendar)
-    timing = _timing(master, zones, "the event")
+    timing = read_timing(master, zones, "the event")
     recurrence = None
     rule = master.value("RRULE")
     if rule is not None:
@@ -359,7 +178,7 @@ def _read(calendar: cl.Component, zones: _Zones) -> Event:
             occurrences.append(
                 Occurrence(
                     recurrence_id=rid,
-                    timing=_timing(vevent, zones, f"the occurrence of {rid.isoformat()}"),
+                    timing=read_timing(vevent, zones, f"the occurrence of {rid.isoformat()}"),
                     subject=_text(vevent, "SUMMARY"),
                     location=_text(vevent, "LOCATION"),
                     description=_text(vevent, "DESCRIPTION"),
@@ -386,7 +205,7 @@ def _read(calendar: cl.Component, zones: _Zones) -> Event:
     )
 
 
-def _dates_of(component: cl.Component, name: str, zones: _Zones) -> list[dt.datetime | dt.date]:
+def _dates_of(component: cl.Component, name: str, zones: Zones) -> list[dt.datetime | dt.date]:
     found: list[dt.datetime | dt.date] = []
     for prop in component.all(name):
         if (prop.param("VALUE") or "").upper() == "PERIOD":
@@ -396,7 +215,7 @@ def _dates_of(component: cl.Component, name: str, zones: _Zones) -> list[dt.date
                 ",".join(p.split("/")[0] for p in prop.value.split(",")),
                 [q for q in prop.params if q.name != "VALUE"],
             )
-        found.extend(_instants(prop, zones)[0])
+        found.extend(instants(prop, zones)[0])
     return found
 
 
@@ -440,7 +259,7 @@ def parse_ical(text: str, floating_zone: str = "UTC") -> ParsedItem[Event]:
     `MalformedItem` (or `OutOfScope` for a resource without events) with a precise
     message."""
     calendar = _parse_tree(text)
-    event = _read(calendar, _Zones(calendar, floating_zone))
+    event = _read(calendar, Zones(calendar, floating_zone))
     master, _ = _structure(calendar)
     marker = master.value(MARKER_PROPERTY)
     return ParsedItem(
@@ -478,18 +297,14 @@ def _apply_timing(
     if old == new:
         return
     tzid = new.tzid if isinstance(new.start, dt.datetime) else None
-    _ensure_zone(calendar, tzid, _date_of(new.start))
+    _ensure_zone(calendar, tzid, date_of(new.start))
     for name, value in (("DTSTART", new.start), ("DTEND", new.end)):
         prop = vevent.first(name)
         if prop is None:
-            vevent.add(_new_instant(name, value, tzid))
+            vevent.add(new_instant(name, value, tzid))
         else:
-            _set_instant(prop, value, tzid)
+            set_instant(prop, value, tzid)
     vevent.remove_all("DURATION")
-
-
-def _date_of(value: dt.datetime | dt.date) -> dt.date:
-    return value.date() if isinstance(value, dt.datetime) else value
 
 
 def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
@@ -534,7 +349,7 @@ def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
 
 
 def _apply_master(
-    calendar: cl.Component, vevent: cl.Component, old: Event, new: Event, zones: _Zones
+    calendar: cl.Component, vevent: cl.Component, old: Event, new: Event, zones: Zones
 ) -> None:
     _set_text(vevent, "SUMMARY", old.subject, new.subject)
     _apply_timing(calendar, vevent, old.timing, new.timing)
@@ -571,7 +386,7 @@ def _apply_master(
 
 
 def _apply_recurrence(
-    calendar: cl.Component, master: cl.Component, old: Event, new: Event, zones: _Zones
+    calendar: cl.Component, master: cl.Component, old: Event, new: Event, zones: Zones
 ) -> None:
     old_rec, new_rec = old.recurrence, new.recurrence
     if old_rec == new_rec and old.timing == new.timing:
@@ -597,7 +412,7 @@ def _apply_recurrence(
             master.remove_all(name)
             for value in after:
                 if name == "RDATE" or value not in cancelled:
-                    master.add(_new_instant(name, value, tzid))
+                    master.add(new_instant(name, value, tzid))
     old_occ = {o.recurrence_id: o for o in (old_rec.overrides if old_rec else ())}
     new_occ = {o.recurrence_id: o for o in (new_rec.overrides if new_rec else ())}
     if old_occ == new_occ and old.timing.tzid == new.timing.tzid:
@@ -613,14 +428,14 @@ def _apply_recurrence(
             vevent = cl.Component("VEVENT")
             vevent.add(cl.Property("UID", uid))
             vevent.add(cl.Property("DTSTAMP", _now()))
-            vevent.add(_new_instant("RECURRENCE-ID", rid, tzid))
+            vevent.add(new_instant("RECURRENCE-ID", rid, tzid))
             calendar.add(vevent)
             before = None
         else:
             before = old_occ.get(rid)
             rid_prop = vevent.first("RECURRENCE-ID")
             if rid_prop is not None and old.timing.tzid != new.timing.tzid:
-                _set_instant(rid_prop, rid, tzid)
+                set_instant(rid_prop, rid, tzid)
         _set_text(vevent, "SUMMARY", before.subject if before else "", occurrence.subject)
         _apply_timing(calendar, vevent, before.timing if before else None, occurrence.timing)
         _set_text(vevent, "LOCATION", before.location if before else "", occurrence.location)
@@ -644,7 +459,7 @@ def render_new_ical(event: Event, marker: str, uid: str) -> str:
     calendar.add(master)
     blank = Event(subject="", timing=event.timing)
     _apply_timing(calendar, master, None, event.timing)
-    _apply_master(calendar, master, blank, event, _Zones(calendar))
+    _apply_master(calendar, master, blank, event, Zones(calendar))
     master.add(cl.Property(MARKER_PROPERTY, cl.escape_text(marker)))
     return calendar.serialize()
 
@@ -652,7 +467,7 @@ def render_new_ical(event: Event, marker: str, uid: str) -> str:
 def render_ical_update(text: str, event: Event, floating_zone: str = "UTC") -> str:
     """``text`` with the mapped properties changed to ``event``'s values (in place)."""
     calendar = _parse_tree(text)
-    zones = _Zones(calendar, floating_zone)
+    zones = Zones(calendar, floating_zone)
     old = _read(calendar, zones)
     if old == event:
         return text
