@@ -106,6 +106,45 @@ class Link:
         return self.crm_hash if side is Side.CRM else self.mail_hash
 
 
+class WriteOperation(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteIntent:
+    """A write the engine is about to make, recorded before it is made (DESIGN rule 5).
+
+    A crash between a write and its link leaves the intent unsettled; the next cycle
+    compares it with what the target holds then. ``crm_id`` / ``mail_id`` name the pair;
+    the target's id is ``None`` for a create into a side that picks ids itself.
+    ``source_version`` and ``source_hash`` describe the content being written;
+    ``previous_hash`` the target's content before it (an update's), which tells a write
+    that never landed. ``replaces`` is the CRM id of the link a re-create takes over.
+    """
+
+    rep_id: str
+    kind: ItemKind
+    operation: WriteOperation
+    target: Side
+    crm_id: str | None
+    mail_id: str | None
+    source_version: str = ""
+    source_hash: str = ""
+    previous_hash: str | None = None
+    replaces: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique among one rep's pending intents of one kind."""
+        ids = f"{self.crm_id or ''}:{self.mail_id or ''}"
+        return f"{self.operation.value}:{self.target.value}:{ids}"
+
+    def id_on(self, side: Side) -> str | None:
+        return self.crm_id if side is Side.CRM else self.mail_id
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorEntry:
     """One row of the error report."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import Changes, ErrorEntry, ErrorType, Link, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
+from crmsync.engine.intents import settle
 from crmsync.engine.planner import Action, Policy, hold_mass_deletes, plan
 from crmsync.engine.ports import ItemSide, SyncState
 
@@ -38,7 +39,9 @@ def sync_kind(
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
     report = KindReport(kind)
     for _ in range(MAX_ROUNDS):
-        links, changes, actions, held = _read_and_plan(rep_id, kind, sides, state, policy)
+        links, changes, actions, held = _read_and_plan(
+            rep_id, kind, sides, state, policy, settle_intents=True
+        )
         for side, side_changes in changes.items():
             report.full_listing.setdefault(side, side_changes.full)
         writes_before = report.total_writes
@@ -76,12 +79,22 @@ def preview_kind(
 ) -> list[Action]:
     """What the next `sync_kind` would do first, reading both sides and writing nothing."""
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
-    return _read_and_plan(rep_id, kind, sides, state, policy)[2]
+    return _read_and_plan(rep_id, kind, sides, state, policy, settle_intents=False)[2]
 
 
 def _read_and_plan(
-    rep_id: str, kind: ItemKind, sides: dict[Side, ItemSide], state: SyncState, policy: Policy
+    rep_id: str,
+    kind: ItemKind,
+    sides: dict[Side, ItemSide],
+    state: SyncState,
+    policy: Policy,
+    settle_intents: bool,
 ) -> tuple[list[Link], dict[Side, Changes], list[Action], int]:
+    """Read both sides, settle a crashed cycle's intents, plan.
+
+    With ``settle_intents`` off (a preview) the settled links are planned with but not
+    saved, and the intents stay for the next real cycle.
+    """
     links = state.links(rep_id, kind)
     changes = {
         side: sides[side].changes(
@@ -90,6 +103,18 @@ def _read_and_plan(
         )
         for side in (Side.CRM, Side.MAIL)
     }
+    intents = state.pending_intents(rep_id, kind)
+    if intents:
+        settlement = settle(intents, links, changes)
+        if settle_intents:
+            state.apply_links(
+                rep_id,
+                kind,
+                settlement.saves,
+                settlement.drops,
+                [intent.key for intent in intents],
+            )
+        links = settlement.links
     actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
     actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
     return links, changes, actions, held

@@ -1,10 +1,14 @@
-"""Carrying out a plan: one write at a time, each followed at once by its link.
+"""Carrying out a plan: writes in batches, each batch bracketed by its intents and links.
 
-Crash safety (DESIGN rule 5): a create is stamped with its partner's id and is idempotent
-per that marker. Links are written in batches (`LinkBatch`), so a cycle killed before a
-batch reached the store leaves items without links; the next cycle finds them again by
-their markers (their cursors were not saved either) and links them instead of creating
-them twice. Batching saves one database transaction per item.
+Crash safety (DESIGN rule 5): before a batch of writes, the intent of each (what it will
+write where, see `crmsync.engine.intents`) is recorded in one transaction; after the
+batch, its links are saved and its intents settled in another. Two transactions per
+batch rather than one per write keep the initial sync's cost close to the server's own,
+and a cycle killed anywhere in between leaves intents the next cycle settles against
+what the targets hold then: a write that landed is linked, one that did not is planned
+again, and a person's edit made after our write wins. Creates are also stamped with their
+partner's id and idempotent per that marker, so even a lost state pairs instead of
+creating twice.
 Per-item failures become error-report rows and the cycle goes on (rule 7); only a failure
 of the whole rep (authentication, missing folder) stops it.
 """
@@ -31,9 +35,11 @@ from crmsync.domain.sync import (
     Side,
     SyncError,
     VersionConflict,
+    WriteIntent,
     Written,
 )
 from crmsync.engine.hashing import content_hash
+from crmsync.engine.intents import intent_for
 from crmsync.engine.planner import (
     Action,
     Create,
@@ -83,7 +89,8 @@ class KindReport:
 
 
 class LinkBatch:
-    """Link saves and drops held back for one transaction; the last word per CRM id wins."""
+    """Link saves and drops held back for one transaction, with the keys of the intents
+    they settle; the last word per CRM id wins."""
 
     SIZE = 200
 
@@ -92,26 +99,24 @@ class LinkBatch:
         self.rep_id = rep_id
         self.kind = kind
         self._pending: dict[str, Link | None] = {}
+        self._settled: list[str] = []
 
     def save(self, link: Link) -> None:
         self._pending[link.crm_id] = link
-        self._flush_if_full()
 
     def drop(self, crm_id: str) -> None:
         self._pending[crm_id] = None
-        self._flush_if_full()
+
+    def settle(self, intent: WriteIntent) -> None:
+        self._settled.append(intent.key)
 
     def flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._settled:
             return
         saves = [link for link in self._pending.values() if link is not None]
         drops = [crm_id for crm_id, link in self._pending.items() if link is None]
-        self._pending = {}
-        self.state.apply_links(self.rep_id, self.kind, saves, drops)
-
-    def _flush_if_full(self) -> None:
-        if len(self._pending) >= self.SIZE:
-            self.flush()
+        settled, self._pending, self._settled = self._settled, {}, []
+        self.state.apply_links(self.rep_id, self.kind, saves, drops, settled)
 
 
 class Executor:
@@ -148,20 +153,44 @@ class Executor:
 
     def run(self, actions: list[Action]) -> KindReport:
         try:
-            for action in actions:
-                self._run_one(action, may_replan=True)
+            for start in range(0, len(actions), LinkBatch.SIZE):
+                self._run_batch(actions[start : start + LinkBatch.SIZE])
         finally:
-            self.links.flush()
             self._flush_audit()
         return self.report
 
-    def _run_one(self, action: Action, may_replan: bool) -> None:
+    def _run_batch(self, batch: list[Action]) -> None:
+        intents = [self._intent(action) for action in batch]
+        written = [intent for intent in intents if intent is not None]
+        if written:
+            self.state.record_intents(self.rep_id, self.kind, written)
+        try:
+            for action, intent in zip(batch, intents, strict=True):
+                self._run_one(action, intent, may_replan=True)
+        finally:
+            self.links.flush()
+
+    def _intent(self, action: Action) -> WriteIntent | None:
+        planned = None
+        if isinstance(action, Create):
+            planned = self.sides[action.target].planned_id(action.source.id)
+            if action.replaces is not None and planned == action.replaces.id_on(action.target):
+                # Re-created where the deleted item was: its deletion, seen again after a
+                # crash, says nothing about this create.
+                planned = None
+        return intent_for(self.rep_id, self.kind, action, planned)
+
+    def _run_one(self, action: Action, intent: WriteIntent | None, may_replan: bool) -> None:
         error: str | None = None
         created: str | None = None
+        # Whether the write's outcome is known (done, refused or stale): only then may its
+        # intent be settled; after a timeout or a crash the next cycle looks at the target.
+        known_outcome = True
         try:
             created = self._apply(action)
             self._outage_streak = 0
         except ServerUnavailable as failure:
+            known_outcome = False
             error = self._fail(action, failure)
             self._outage_streak += 1
             if self._outage_streak >= self.OUTAGE_LIMIT:
@@ -173,14 +202,17 @@ class Executor:
                 ) from failure
         except VersionConflict as conflict:
             if may_replan and isinstance(action, Update | Delete):
+                self._settle(intent)
                 self._replan(action)
                 return
             error = self._fail(action, conflict)
         except (AuthenticationFailed, FolderMissing):
             raise
         except SyncError as failure:
+            known_outcome = not failure.transient
             error = self._fail(action, failure)
         except Exception as bug:  # a bug must not stop the other items of the cycle
+            known_outcome = False
             log.exception("unexpected failure on %s", type(action).__name__)
             error = self._fail(
                 action,
@@ -189,9 +221,15 @@ class Executor:
                     "This is a crmsync bug: report it with this row.",
                 ),
             )
+        if known_outcome:
+            self._settle(intent)
         if self.on_action is not None:
             self.on_action(action, error)
         self._audit_action(action, error, created)
+
+    def _settle(self, intent: WriteIntent | None) -> None:
+        if intent is not None:
+            self.links.settle(intent)
 
     def _audit_action(self, action: Action, error: str | None, created: str | None) -> None:
         ids: dict[Side, str | None] = {Side.CRM: None, Side.MAIL: None}
@@ -252,7 +290,9 @@ class Executor:
                 self.sides[target].delete(link.id_on(target), action.expected)
                 self.links.drop(link.crm_id)
                 self.report.writes["delete", target] += 1
-            case Pair(crm=crm, mail=mail, then=then):
+            case Pair(crm=crm, mail=mail, then=then, replaces=replaces):
+                if replaces is not None:
+                    self.links.drop(replaces.crm_id)
                 if then is None:
                     self.links.save(self._pair_link(crm, mail))
                 else:
@@ -343,7 +383,10 @@ class Executor:
             replace(link, crm_version="") if target is Side.CRM else replace(link, mail_version="")
         )
         for follow_up in plan(self.kind, [stored], crm, mail, self.policy):
-            self._run_one(follow_up, may_replan=False)
+            intent = self._intent(follow_up)
+            if intent is not None:
+                self.state.record_intents(self.rep_id, self.kind, [intent])
+            self._run_one(follow_up, intent, may_replan=False)
 
     def _fail(self, action: Action, failure: SyncError) -> str:
         if failure.transient:

@@ -20,7 +20,7 @@ Decision table for a linked pair (c = changed in the CRM, m = changed on the mai
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.settings import ConflictBehaviour, Direction
@@ -111,12 +111,16 @@ class Delete:
 
 @dataclass(frozen=True)
 class Pair:
-    """Link two existing items; then, if their content differs, ``then`` updates one side."""
+    """Link two existing items; then, if their content differs, ``then`` updates one side.
+
+    ``replaces`` is the link this pairing takes over (an item re-created earlier).
+    """
 
     crm: Seen
     mail: Seen
     reason: str
     then: Side | None = None
+    replaces: Link | None = None
 
 
 @dataclass(frozen=True)
@@ -168,14 +172,35 @@ def plan(
 ) -> list[Action]:
     """The actions that bring both sides in line, in a deterministic order."""
     views = {Side.CRM: _SideView.of(Side.CRM, crm), Side.MAIL: _SideView.of(Side.MAIL, mail)}
+    ordered = sorted(links, key=lambda link: link.crm_id)
+    linked: dict[Side, set[str]] = {
+        Side.CRM: {link.crm_id for link in ordered},
+        Side.MAIL: {link.mail_id for link in ordered},
+    }
+    recreated = {side: _unlinked_by_marker(views[side], linked[side]) for side in Side}
     actions: list[Action] = []
-    linked: dict[Side, set[str]] = {Side.CRM: set(), Side.MAIL: set()}
-    for link in sorted(links, key=lambda link: link.crm_id):
-        linked[Side.CRM].add(link.crm_id)
-        linked[Side.MAIL].add(link.mail_id)
-        actions.extend(_plan_linked(link, views, policy))
-    actions.extend(_plan_unlinked(views, linked, policy))
+    for link in ordered:
+        actions.extend(_plan_linked(link, views, policy, recreated))
+    # A re-created item paired above is planned no further.
+    taken: dict[Side, set[str]] = {side: set() for side in Side}
+    for action in actions:
+        if isinstance(action, Pair) and action.replaces is not None:
+            taken[Side.CRM].add(action.crm.id)
+            taken[Side.MAIL].add(action.mail.id)
+    actions.extend(
+        _plan_unlinked(views, {side: linked[side] | taken[side] for side in Side}, policy)
+    )
     return actions
+
+
+def _unlinked_by_marker(view: _SideView, linked: set[str]) -> dict[str, Seen]:
+    """Readable items not linked yet, by the partner id they carry (the first by id)."""
+    found: dict[str, Seen] = {}
+    for item_id in sorted(view.changed):
+        seen = view.changed[item_id]
+        if item_id not in linked and seen.marker and seen.record is not None:
+            found.setdefault(seen.marker, seen)
+    return found
 
 
 def _state(link: Link, view: _SideView) -> tuple[str, Seen | None]:
@@ -208,7 +233,12 @@ def _relinked(link: Link, crm: Seen | None, mail: Seen | None) -> Link:
     )
 
 
-def _plan_linked(link: Link, views: dict[Side, _SideView], policy: Policy) -> list[Action]:
+def _plan_linked(
+    link: Link,
+    views: dict[Side, _SideView],
+    policy: Policy,
+    recreated: dict[Side, dict[str, Seen]],
+) -> list[Action]:
     crm_state, crm_seen = _state(link, views[Side.CRM])
     mail_state, mail_seen = _state(link, views[Side.MAIL])
     states = {Side.CRM: (crm_state, crm_seen), Side.MAIL: (mail_state, mail_seen)}
@@ -229,6 +259,12 @@ def _plan_linked(link: Link, views: dict[Side, _SideView], policy: Policy) -> li
         if other_state == "changed" and policy.may_write(side):
             assert other_seen is not None
             rule = f"deleted in {side.value} but edited in {other.value}: the edit wins"
+            again = recreated[side].get(other_seen.id)
+            if again is not None and again.record is not None:
+                # Re-created by an earlier cycle whose link was lost: pair, never twice.
+                crm, mail = (again, other_seen) if side is Side.CRM else (other_seen, again)
+                pair = _pair(crm, mail, f"marker ({rule}, re-created earlier)", policy)
+                return [replace(pair, replaces=link)]
             return [Create(side, other_seen, rule, replaces=link)]
         if policy.propagate_deletions and policy.may_write(other):
             expected = other_seen.version if other_seen else link.version_on(other)

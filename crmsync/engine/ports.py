@@ -9,7 +9,16 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from crmsync.domain.records import ItemKind, Record
-from crmsync.domain.sync import AuditEntry, Changes, ErrorEntry, Link, Seen, Side, Written
+from crmsync.domain.sync import (
+    AuditEntry,
+    Changes,
+    ErrorEntry,
+    Link,
+    Seen,
+    Side,
+    WriteIntent,
+    Written,
+)
 
 
 class ItemSide(Protocol):
@@ -37,6 +46,12 @@ class ItemSide(Protocol):
         """
         ...
 
+    def planned_id(self, marker: str) -> str | None:
+        """The id `create` will give the item stamped with ``marker``, when the side picks
+        it before writing (a CalDAV href, a client-chosen key); ``None`` when the server
+        assigns it. Lets a crashed cycle's successor recognise that create's deletion."""
+        ...
+
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """Change the mapped fields only; raises `VersionConflict` when ``version`` is stale."""
         ...
@@ -52,10 +67,24 @@ class SyncState(Protocol):
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]: ...
 
     def apply_links(
-        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        saves: Sequence[Link],
+        drops: Sequence[str],
+        settled: Sequence[str] = (),
     ) -> None:
         """In one transaction: drop the links of the CRM ids in ``drops``, then insert or
-        replace ``saves`` (keyed by ``(rep_id, kind, crm_id)``)."""
+        replace ``saves`` (keyed by ``(rep_id, kind, crm_id)``), and forget the pending
+        intents whose keys are in ``settled``."""
+        ...
+
+    def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
+        """Intents recorded and not settled yet, oldest first."""
+        ...
+
+    def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        """Durably add (or replace, by key) intents, in one transaction, before the writes."""
         ...
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None: ...

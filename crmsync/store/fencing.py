@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
-from crmsync.domain.sync import AuditEntry, ErrorEntry, Link, Side
+from crmsync.domain.sync import AuditEntry, ErrorEntry, Link, Side, WriteIntent
 from crmsync.store import schema
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
@@ -100,9 +100,20 @@ class FencedState:
         return self._store.links(rep_id, kind)
 
     def apply_links(
-        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        saves: Sequence[Link],
+        drops: Sequence[str],
+        settled: Sequence[str] = (),
     ) -> None:
-        self._store._apply_links(rep_id, kind, saves, drops, self._own(rep_id))
+        self._store._apply_links(rep_id, kind, saves, drops, self._own(rep_id), settled)
+
+    def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
+        return self._store.pending_intents(rep_id, kind)
+
+    def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        self._store._record_intents(rep_id, kind, intents, self._own(rep_id))
 
     def save_link(self, link: Link) -> None:
         self.apply_links(link.rep_id, link.kind, [link], [])

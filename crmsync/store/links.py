@@ -1,4 +1,5 @@
-"""Links and cursors: what the engine reads and writes every cycle (DESIGN rule 1, 2)."""
+"""Links, cursors and write intents: what the engine reads and writes every cycle (DESIGN
+rules 1, 2 and 5)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import Link, Side
+from crmsync.domain.sync import Link, Side, WriteIntent, WriteOperation
 from crmsync.store import schema
 from crmsync.store.database import Fence, StoreBase, insert_for
 from crmsync.store.exceptions import LinkConflict
 
 _L = schema.links
 _C = schema.cursors
+_I = schema.write_intents
 
 _LINK_FIELDS = ("crm_id", "mail_id", "crm_version", "mail_version", "crm_hash", "mail_hash")
+_INTENT_FIELDS = (
+    "intent_key",
+    "operation",
+    "target",
+    "crm_id",
+    "mail_id",
+    "source_version",
+    "source_hash",
+    "previous_hash",
+    "replaces",
+)
 
 
 class LinksMixin(StoreBase):
@@ -41,14 +54,49 @@ class LinksMixin(StoreBase):
             return int(conn.execute(stmt).scalar_one())
 
     def apply_links(
-        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        saves: Sequence[Link],
+        drops: Sequence[str],
+        settled: Sequence[str] = (),
     ) -> None:
-        """Drop the links of the CRM ids in ``drops``, then insert or replace ``saves``.
+        """Drop the links of the CRM ids in ``drops``, then insert or replace ``saves``,
+        and forget the pending write intents whose keys are in ``settled``.
 
         One transaction, whatever the batch size. Raises `LinkConflict` (and changes
         nothing) if a saved link's mail id stays linked to another CRM id.
         """
-        self._apply_links(rep_id, kind, saves, drops, None)
+        self._apply_links(rep_id, kind, saves, drops, None, settled)
+
+    def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
+        """The rep's unsettled write intents of the kind, in the order recorded."""
+        stmt = (
+            select(*(_I.c[f] for f in _INTENT_FIELDS))
+            .where(_I.c.rep_id == rep_id, _I.c.kind == kind.value)
+            .order_by(_I.c.id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        return [
+            WriteIntent(
+                rep_id,
+                kind,
+                WriteOperation(row["operation"]),
+                Side(row["target"]),
+                row["crm_id"],
+                row["mail_id"],
+                row["source_version"],
+                row["source_hash"],
+                row["previous_hash"],
+                row["replaces"],
+            )
+            for row in rows
+        ]
+
+    def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        """Add the intents (replacing any pending one of the same key), in one transaction."""
+        self._record_intents(rep_id, kind, intents, None)
 
     def save_link(self, link: Link) -> None:
         """Insert or replace the link of ``(rep_id, kind, crm_id)``, stamped with now."""
@@ -78,6 +126,7 @@ class LinksMixin(StoreBase):
         with self._write() as conn:
             conn.execute(delete(_L).where(_L.c.rep_id == rep_id))
             conn.execute(delete(_C).where(_C.c.rep_id == rep_id))
+            conn.execute(delete(_I).where(_I.c.rep_id == rep_id))
 
     # -- writes, optionally under a rep's fence (see `crmsync.store.fencing`) --
 
@@ -88,8 +137,9 @@ class LinksMixin(StoreBase):
         saves: Sequence[Link],
         drops: Sequence[str],
         fence: Fence | None,
+        settled: Sequence[str] = (),
     ) -> None:
-        if not saves and not drops:
+        if not saves and not drops and not settled:
             return
         now = self._clock()
         rows = [
@@ -113,12 +163,51 @@ class LinksMixin(StoreBase):
                     )
                 if rows:
                     conn.execute(_upsert_link(conn), rows)
+                for start in range(0, len(settled), _CHUNK):
+                    conn.execute(
+                        delete(_I).where(
+                            _I.c.rep_id == rep_id,
+                            _I.c.kind == kind.value,
+                            _I.c.intent_key.in_(settled[start : start + _CHUNK]),
+                        )
+                    )
         except IntegrityError as exc:
             if "mail_id" not in str(exc.orig):
                 raise
             raise LinkConflict(
                 f"mail item is already linked to another CRM item of rep {rep_id!r}"
             ) from None
+
+    def _record_intents(
+        self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent], fence: Fence | None
+    ) -> None:
+        if not intents:
+            return
+        now = self._clock()
+        rows = [
+            {
+                "rep_id": rep_id,
+                "kind": kind.value,
+                "intent_key": intent.key,
+                "operation": intent.operation.value,
+                "target": intent.target.value,
+                "crm_id": intent.crm_id,
+                "mail_id": intent.mail_id,
+                "source_version": intent.source_version,
+                "source_hash": intent.source_hash,
+                "previous_hash": intent.previous_hash,
+                "replaces": intent.replaces,
+                "recorded_at": now,
+            }
+            for intent in intents
+        ]
+        with self._write(fence) as conn:
+            ins = insert_for(conn)(_I)
+            stmt = ins.on_conflict_do_update(
+                index_elements=["rep_id", "kind", "intent_key"],
+                set_={c: ins.excluded[c] for c in (*_INTENT_FIELDS[1:], "recorded_at")},
+            )
+            conn.execute(stmt, rows)
 
     def _save_cursor(
         self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None, fence: Fence | None

@@ -170,7 +170,14 @@ def test_marker_of_a_deleted_record_can_be_used_again(crm: BuiltinCrm, ann: User
     side = contacts_of(crm, ann)
     first = side.create(FULL_CONTACT, "mail-1")
     side.delete(first.id, first.version)
-    assert side.create(FULL_CONTACT, "mail-1").id != first.id
+    again = side.create(FULL_CONTACT, "mail-1")
+    # A new record, under the id planned for the marker (the deleted one's, now free).
+    assert again.id == first.id == side.planned_id("mail-1")
+    assert int(again.version) > int(first.version)
+    seen = side.fetch(again.id)
+    assert seen is not None and seen.marker == "mail-1"
+    changes = side.changes(first.version, {})
+    assert [s.id for s in changes.items] == [again.id] and changes.deleted == ()
 
 
 def test_marker_leaves_with_the_owner(crm: BuiltinCrm, ann: User, bob: User) -> None:

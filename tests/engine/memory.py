@@ -21,6 +21,7 @@ from crmsync.domain.sync import (
     ServerUnavailable,
     Side,
     VersionConflict,
+    WriteIntent,
     Written,
 )
 
@@ -86,6 +87,9 @@ class MemorySide:
         self.items[item_id].marker = marker
         return Written(item_id, str(self.items[item_id].version), record)
 
+    def planned_id(self, marker: str) -> None:
+        return None
+
     def update(self, item_id: str, version: str, record: Record) -> Written:
         if item_id not in self.items or str(self.items[item_id].version) != version:
             raise VersionConflict(f"{item_id} changed since version {version}")
@@ -118,17 +122,34 @@ class MemoryState:
     cursors: dict[tuple[str, ItemKind, Side], str | None] = field(default_factory=dict)
     errors: list[ErrorEntry] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    intents: dict[tuple[str, ItemKind, str], WriteIntent] = field(default_factory=dict)
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         return [row for (r, k, _), row in self.link_rows.items() if r == rep_id and k == kind]
 
     def apply_links(
-        self, rep_id: str, kind: ItemKind, saves: Sequence[Link], drops: Sequence[str]
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        saves: Sequence[Link],
+        drops: Sequence[str],
+        settled: Sequence[str] = (),
     ) -> None:
         for crm_id in drops:
             self.drop_link(rep_id, kind, crm_id)
         for link in saves:
             self.save_link(link)
+        for key in settled:
+            self.intents.pop((rep_id, kind, key), None)
+
+    def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
+        return [i for (r, k, _), i in self.intents.items() if r == rep_id and k == kind]
+
+    def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        for intent in intents:
+            # Re-recording a key moves it to the end, as the store's order by row id does.
+            self.intents.pop((rep_id, kind, intent.key), None)
+            self.intents[rep_id, kind, intent.key] = intent
 
     def save_link(self, link: Link) -> None:
         for other in self.link_rows.values():

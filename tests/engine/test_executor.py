@@ -50,9 +50,9 @@ class CountingState(MemoryState):
         super().__init__()
         self.batches: list[int] = []
 
-    def apply_links(self, rep_id, kind, saves, drops) -> None:  # type: ignore[override]
+    def apply_links(self, rep_id, kind, saves, drops, settled=()) -> None:  # type: ignore[override]
         self.batches.append(len(saves) + len(drops))
-        super().apply_links(rep_id, kind, saves, drops)
+        super().apply_links(rep_id, kind, saves, drops, settled)
 
 
 def test_links_reach_the_store_in_batches_and_at_the_end() -> None:

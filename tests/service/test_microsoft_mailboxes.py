@@ -202,13 +202,18 @@ def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Pat
     connection = GraphConnection(
         config, client, msal_http_client=MsalHttpAdapter(client), limiter=TenantLimiter("t")
     )
-    with SyncService(Deployment.from_env(tmp_path)) as service:
+    start = dt.datetime(2026, 12, 4, 9, tzinfo=dt.UTC)
+    # The event window starts today: the service's clock is fixed the day before the event.
+
+    def clock() -> dt.datetime:
+        return start - dt.timedelta(days=1)
+
+    with SyncService(Deployment.from_env(tmp_path), clock=clock) as service:
         service.configure_server(settings, fake.client_secret)
         service.use_mail_server(MailServer(settings, fake.client_secret, connection=connection))
         rep = service.crm.create_user(REP, "Rita Rep")
         service.save_config(SyncConfig("Sales", user_ids=(rep.id,)))
         service.crm.create_contact(rep.id, Contact("Ada", "Lovelace", email="ada@example.org"))
-        start = dt.datetime(2026, 12, 4, 9, tzinfo=dt.UTC)
         service.crm.create_event(
             rep.id, Event("Pipeline review", EventTiming(start, start + dt.timedelta(hours=1)))
         )

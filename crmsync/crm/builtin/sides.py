@@ -235,8 +235,17 @@ class OwnerSide:
                     if row is not None:
                         stored_now = self._codec.from_row(row._mapping)
                         return self._written(conn, row.id, str(row.stamp), stored_now, record)
+                record_id: str | None = self.planned_id(marker)
+                table = self._codec.table
+                if conn.execute(select(table.c.id).where(table.c.id == record_id)).first():
+                    record_id = None  # taken by a record that moved to another owner
                 stored = writes.insert_record(
-                    conn, self.kind, self.rep_id, stored_record, marker=(self.rep_id, marker)
+                    conn,
+                    self.kind,
+                    self.rep_id,
+                    stored_record,
+                    record_id=record_id,
+                    marker=(self.rep_id, marker),
                 )
                 if customs:
                     writes.replace_custom_values(conn, stored.id, customs)
@@ -250,6 +259,10 @@ class OwnerSide:
             ) from exc
         self._relate(stored.id, record)
         return written
+
+    def planned_id(self, marker: str) -> str:
+        """The id `create` gives the record stamped with ``marker``, unless it is taken."""
+        return writes.marked_id(self._codec.id_prefix, self.rep_id, marker)
 
     def _to_store(self, record: Record) -> tuple[Record, dict[str, str], tuple[str, ...]]:
         """What the CRM stores for a synced record: its standard record, its custom values

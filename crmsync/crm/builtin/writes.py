@@ -23,6 +23,16 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
+_MARKED = uuid.UUID("5d1c3f7e-6b8a-4f7e-9a51-0c2f8d4b6e13")
+
+
+def marked_id(prefix: str, rep_id: str, marker: str) -> str:
+    """The id a record created for ``rep_id`` from the mail item ``marker`` gets when free:
+    known before the write, so a crashed cycle's successor can tell that create's
+    deletion from a create that never happened."""
+    return f"{prefix}_{uuid.uuid5(_MARKED, rep_id + chr(10) + marker).hex}"
+
+
 def require_user(conn: Connection, user_id: str) -> None:
     """Raise `NotFound` unless a user has ``user_id``."""
     found = conn.execute(select(tables.users.c.id).where(tables.users.c.id == user_id)).first()

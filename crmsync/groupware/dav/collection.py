@@ -265,7 +265,7 @@ class DavCollection:
         before a crash), that item is returned; by anything else, `AlreadyExists`.
         """
         name = item_name(marker)
-        href = canonical_path(self.path + name + self.format.extension)
+        href = self.planned_id(marker)
         text = self.format.render_new(record, marker, name)
         response = self._put(href, text, {"If-None-Match": "*"})
         if response.status_code == 412:
@@ -285,6 +285,10 @@ class DavCollection:
             self._remember(href, etag, existing)
             return Written(href, etag, parsed.record)
         return self._written(href, text, response, "create")
+
+    def planned_id(self, marker: str) -> str:
+        """The href `create` writes the item stamped with ``marker`` at."""
+        return canonical_path(self.path + item_name(marker) + self.format.extension)
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """Change the mapped fields of ``item_id`` in place (If-Match: ``version``).

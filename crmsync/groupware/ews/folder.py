@@ -321,6 +321,10 @@ class EwsFolder:
                 "Use a daily, weekly, monthly or yearly pattern in the CRM.",
             ) from exc
 
+    def planned_id(self, marker: str) -> None:
+        """The server assigns item ids: none is known before the create."""
+        return None
+
     def update(self, item_id: str, version: str, record: Record) -> Written:
         self._check_kind(record)
         items = self._get([item_id])

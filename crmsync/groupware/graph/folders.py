@@ -255,6 +255,10 @@ class _GraphItems:
         json = _with_ext(response.json(), body, None)
         return self._after_write(str(json["id"]), json, record, None)
 
+    def planned_id(self, marker: str) -> None:
+        """The server assigns item ids: none is known before the create."""
+        return None
+
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """PATCH the changed slots with ``If-Match: version``; `VersionConflict` when stale."""
         current = self._current(item_id, version)
