@@ -307,10 +307,13 @@ _QP_LINE = re.compile(r"[^:]*;(ENCODING=)?QUOTED-PRINTABLE[;:]", re.IGNORECASE)
 def _decode_quoted_printable(value: str, charset: str | None) -> str:
     data = quopri.decodestring(value.encode("ascii", "replace"))
     try:
-        return data.decode(charset or "utf-8")
+        text = data.decode(charset or "utf-8")
     except (LookupError, UnicodeDecodeError):
         # Old exports often mislabel Windows text; Latin-1 decodes any byte.
-        return data.decode("latin-1")
+        text = data.decode("latin-1")
+    # Outlook encodes its line breaks as =0D=0A; a line break is LF everywhere else (an
+    # escaped \n), so a reader never sees a CR.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)?")

@@ -42,7 +42,8 @@ SIMPLE = {
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    # Outlook breaks street lines with CR LF; the CRM (and every other backend) uses LF.
+    return "" if value is None else str(value).replace("\r\n", "\n")
 
 
 def _labelled(entries: Any, label: str) -> Any:

@@ -1,0 +1,25 @@
+"""Real-world values through the Exchange mappings, without a server: what Outlook writes
+(CR LF line breaks) and what other clients write that EWS cannot say (a delegated
+attendee)."""
+
+from __future__ import annotations
+
+from exchangelib import Contact as EwsContact
+from exchangelib.indexed_properties import PhysicalAddress
+
+from crmsync.domain.contact_fields import IDENTITY_MAP
+from crmsync.groupware.ews.contacts import to_contact
+from crmsync.groupware.ews.properties import register
+
+register()  # crmsync's extended properties, as the backend does before its first request
+
+
+def test_outlook_street_lines_reach_the_crm_with_lf_line_breaks() -> None:
+    item = EwsContact(
+        surname="Gruen",
+        physical_addresses=[
+            PhysicalAddress(label="Business", street="Hafenstraße 12\r\nGebäude B", city="Hamburg")
+        ],
+    )
+    contact = to_contact(item, IDENTITY_MAP)
+    assert contact.mailing_address.street == "Hafenstraße 12\nGebäude B"
