@@ -1,0 +1,269 @@
+"""`SalesforceConnection`: authenticated, bounded, metered requests to one org's REST API.
+
+Every response's ``Sforce-Limit-Info: api-usage=N/M`` header updates `usage`
+(https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm).
+``INVALID_SESSION_ID`` drops the token and tries once more with a new one; timeouts, 5xx
+and ``UNABLE_TO_LOCK_ROW`` are retried after a jittered back-off (`RetryPolicy`);
+``REQUEST_LIMIT_EXCEEDED`` is never retried: it stops writes (`writes_stopped`) until a
+later response shows usage below the allocation again. Bodies are read up to
+``max_response_bytes`` and refused beyond, before parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from crmsync.crm.salesforce.auth import TokenSource
+from crmsync.crm.salesforce.config import SalesforceConfig
+from crmsync.crm.salesforce.errors import (
+    InvalidSession,
+    RequestLimitExceeded,
+    UnexpectedAnswer,
+    error_code,
+    first_error,
+    to_sync_error,
+)
+from crmsync.domain.sync import ServerUnavailable
+
+log = logging.getLogger(__name__)
+
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+# Writes resume once the rolling usage is back under this share of the allocation, so a
+# stop is not followed by a burst that ends in the same refusal.
+RESUME_SHARE = 0.98
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """The org's rolling 24-hour API calls: ``used`` of ``limit``."""
+
+    used: int
+    limit: int
+
+    @property
+    def left(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    @classmethod
+    def parse(cls, header: str | None) -> ApiUsage | None:
+        match = _USAGE.search(header or "")
+        return cls(int(match[1]), int(match[2])) if match else None
+
+
+@dataclass
+class RetryPolicy:
+    """How often and how long to wait before trying a transient failure again.
+
+    The wait doubles from ``base`` up to ``cap`` seconds with full jitter, so several
+    workers blocked on one locked row do not retry in step. ``sleep`` and ``random`` are
+    injectable (tests never wait).
+    """
+
+    max_attempts: int = 4
+    base: float = 0.5
+    cap: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+    random: Callable[[], float] = random.random
+
+    def wait(self, attempt: int) -> None:
+        self.sleep(self.random() * min(self.cap, self.base * 2**attempt))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response's status, parsed JSON body (``None`` when empty) and headers."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class SalesforceConnection:
+    """One org's REST API as the integration user; shareable by every rep of the org.
+
+    ``calls_made`` counts API requests sent (each counts against the org's allocation;
+    token requests do not).
+    """
+
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        client: httpx.Client | None = None,
+        *,
+        tokens: TokenSource | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self._own_client = client is None
+        self.client = client or httpx.Client(
+            timeout=config.timeout, headers={"User-Agent": "crmsync"}
+        )
+        self.tokens = tokens or TokenSource(config, self.client)
+        self.retry = retry or RetryPolicy()
+        self._lock = threading.Lock()
+        self.calls_made = 0
+        self.usage: ApiUsage | None = None
+        self.writes_stopped = False
+
+    def __repr__(self) -> str:
+        return f"SalesforceConnection({self.config.base_url}, v{self.config.api_version})"
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+
+    def url(self, path: str) -> str:
+        """``path`` under the API version root; a path from Salesforce (``/services/...``,
+        e.g. a ``nextRecordsUrl``) is taken as it is."""
+        if path.startswith("/services/"):
+            return self.config.base_url + path
+        return f"{self.config.base_url}/services/data/v{self.config.api_version}/{path}"
+
+    # ---------------------------------------------------------------- requests
+
+    def get(self, path: str, params: Mapping[str, str] | None = None, **kw: Any) -> Answer:
+        return self.request("GET", path, params=params, **kw)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        write: bool = False,
+        accept: tuple[int, ...] = (),
+        what: str = "the request",
+    ) -> Answer:
+        """Send one API request; returns 2xx answers and those in ``accept`` (e.g. 404,
+        300), raises the mapped `SyncError` for any other error."""
+        if write and self.writes_stopped:
+            raise RequestLimitExceeded(
+                f"crmsync stopped writing to Salesforce: the org's daily API allocation "
+                f"was exceeded ({self._usage_text()})",
+                "Writes resume once Salesforce reports usage below the allocation.",
+            )
+        url = self.url(path)
+        renewed = False
+        attempt = 0
+        while True:
+            token = self.tokens.token()
+            headers = {"Authorization": f"Bearer {token.value}", "Accept": "application/json"}
+            try:
+                answer = self._send(method, url, params, json_body, headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                attempt += 1
+                if attempt >= self.retry.max_attempts:
+                    raise ServerUnavailable(
+                        f"Salesforce could not be reached for {what}: {type(exc).__name__}",
+                        "Check the network path to Salesforce; retried next cycle.",
+                    ) from exc
+                self.retry.wait(attempt)
+                continue
+            if answer.status < 300 or answer.status in accept:
+                return answer
+            error = first_error(answer.body)
+            code = error_code(error)
+            if answer.status == 401 or code == "INVALID_SESSION_ID":
+                self.tokens.invalidate(token)
+                if renewed:
+                    raise InvalidSession(
+                        f"Salesforce refused a freshly minted token for {what}",
+                        "Check the app's OAuth policies and the integration user's access.",
+                    )
+                renewed = True
+                continue
+            if code == "REQUEST_LIMIT_EXCEEDED":
+                self.writes_stopped = True
+                log.warning("Salesforce API allocation exceeded; writes stop (%s)", what)
+                raise to_sync_error(error, what)
+            retryable = answer.status >= 500 or code in ("UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE")
+            if retryable:
+                attempt += 1
+                if attempt < self.retry.max_attempts:
+                    self.retry.wait(attempt)
+                    continue
+                if not code:
+                    raise ServerUnavailable(
+                        f"Salesforce answered HTTP {answer.status} to {what}",
+                        "Salesforce may be in maintenance; retried next cycle.",
+                    )
+            raise to_sync_error(error or {"errorCode": f"HTTP_{answer.status}"}, what)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        headers: dict[str, str],
+    ) -> Answer:
+        content = None
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        request = self.client.build_request(
+            method, url, params=params, content=content, headers=headers
+        )
+        with self._lock:
+            self.calls_made += 1
+        response = self.client.send(request, stream=True)
+        try:
+            raw = self._bounded_body(response)
+        finally:
+            response.close()
+        self._note_usage(response.headers.get("Sforce-Limit-Info"))
+        body: Any = None
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                if response.status_code < 400:
+                    raise UnexpectedAnswer(
+                        f"Salesforce answered {method} with a body that is not JSON", ""
+                    ) from exc
+        return Answer(response.status_code, body, response.headers)
+
+    def _bounded_body(self, response: httpx.Response) -> bytes:
+        limit = self.config.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise UnexpectedAnswer(
+                f"a Salesforce response of {declared} bytes exceeds crmsync's {limit}-byte cap",
+                "Report this: crmsync asks for pages far smaller than that.",
+            )
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise UnexpectedAnswer(
+                    f"a Salesforce response exceeded crmsync's {limit}-byte cap", ""
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # ---------------------------------------------------------------- API usage
+
+    def _note_usage(self, header: str | None) -> None:
+        usage = ApiUsage.parse(header)
+        if usage is None:
+            return
+        with self._lock:
+            self.usage = usage
+            if self.writes_stopped and usage.used < usage.limit * RESUME_SHARE:
+                self.writes_stopped = False
+                log.info("Salesforce API usage is down to %s; writes resume", self._usage_text())
+
+    def _usage_text(self) -> str:
+        usage = self.usage
+        return "usage unknown" if usage is None else f"{usage.used} of {usage.limit} calls used"
