@@ -26,6 +26,10 @@ from crmsync.domain.sync import (
 )
 
 
+class Crash(BaseException):
+    """The process died here: nothing after it runs, and the state store takes no write."""
+
+
 @dataclass
 class Stored:
     version: int
@@ -34,12 +38,23 @@ class Stored:
 
 
 class MemorySide:
-    def __init__(self, prefix: str) -> None:
+    """``planned_ids``: creates choose the id from the marker (as CalDAV hrefs do), and
+    `planned_id` tells it in advance; otherwise ids come from a counter at write time."""
+
+    def __init__(self, prefix: str, planned_ids: bool = False) -> None:
         self.prefix = prefix
+        self.planned_ids = planned_ids
         self.items: dict[str, Stored] = {}
         self.log: list[str] = []
         self.writes = 0
         self.fail_next_writes = 0
+        # Crash the cycle at the n-th write from now (1-based): before the write reaches
+        # this side, or after it landed (``crash_after_landing``). ``frozen`` is the state
+        # that stops taking writes at that moment.
+        self.crash_at_write: int | None = None
+        self.crash_after_landing = False
+        self.frozen: MemoryState | None = None
+        self.written_ids: list[str] = []
         self._ids = itertools.count(1)
         self._versions = itertools.count(1)
 
@@ -83,18 +98,20 @@ class MemorySide:
             if stored.marker == marker:
                 return Written(item_id, str(stored.version), stored.record)
         self._write()
-        item_id = self.put(record)
+        item_id = self.put(record, self.planned_id(marker))
         self.items[item_id].marker = marker
+        self._landed(item_id)
         return Written(item_id, str(self.items[item_id].version), record)
 
-    def planned_id(self, marker: str) -> None:
-        return None
+    def planned_id(self, marker: str) -> str | None:
+        return f"{self.prefix}:{marker}" if self.planned_ids else None
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         if item_id not in self.items or str(self.items[item_id].version) != version:
             raise VersionConflict(f"{item_id} changed since version {version}")
         self._write()
         self.put(record, item_id)
+        self._landed(item_id)
         return Written(item_id, str(self.items[item_id].version), record)
 
     def delete(self, item_id: str, version: str) -> None:
@@ -104,12 +121,28 @@ class MemorySide:
             raise VersionConflict(f"{item_id} changed since version {version}")
         self._write()
         self.remove(item_id)
+        self._landed(item_id)
 
     def _write(self) -> None:
         if self.fail_next_writes:
             self.fail_next_writes -= 1
             raise ServerUnavailable("simulated outage", "try again later")
+        if self.crash_at_write is not None:
+            self.crash_at_write -= 1
+            if self.crash_at_write == 0 and not self.crash_after_landing:
+                self._crash()
         self.writes += 1
+
+    def _landed(self, item_id: str) -> None:
+        self.written_ids.append(item_id)
+        if self.crash_at_write == 0:
+            self._crash()
+
+    def _crash(self) -> None:
+        self.crash_at_write = None
+        if self.frozen is not None:
+            self.frozen.down = True
+        raise Crash
 
     def _seen(self, item_id: str) -> Seen:
         stored = self.items[item_id]
@@ -123,6 +156,8 @@ class MemoryState:
     errors: list[ErrorEntry] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
     intents: dict[tuple[str, ItemKind, str], WriteIntent] = field(default_factory=dict)
+    # Set by a `Crash`: the process is gone, so nothing more reaches the store.
+    down: bool = False
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         return [row for (r, k, _), row in self.link_rows.items() if r == rep_id and k == kind]
@@ -135,6 +170,8 @@ class MemoryState:
         drops: Sequence[str],
         settled: Sequence[str] = (),
     ) -> None:
+        if self.down:
+            return
         for crm_id in drops:
             self.drop_link(rep_id, kind, crm_id)
         for link in saves:
@@ -146,6 +183,8 @@ class MemoryState:
         return [i for (r, k, _), i in self.intents.items() if r == rep_id and k == kind]
 
     def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        if self.down:
+            return
         for intent in intents:
             # Re-recording a key moves it to the end, as the store's order by row id does.
             self.intents.pop((rep_id, kind, intent.key), None)
@@ -164,10 +203,16 @@ class MemoryState:
         return self.cursors.get((rep_id, kind, side))
 
     def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
+        if self.down:
+            return
         self.cursors[rep_id, kind, side] = cursor
 
     def record_error(self, entry: ErrorEntry) -> None:
+        if self.down:
+            return
         self.errors.append(entry)
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        if self.down:
+            return
         self.audit.extend(entries)

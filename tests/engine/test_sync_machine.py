@@ -1,14 +1,17 @@
 """Hypothesis state machine over two in-memory sides: the planner and executor together.
 
 People create, edit, delete and "touch" (new version, same content) items on either side
-between syncs; writes may fail for a passing reason. After every successful sync:
-both sides converge, a second sync writes nothing, and no edit is lost except to the
-configured conflict behaviour.
+between syncs; writes may fail for a passing reason, and a cycle may crash at any write,
+before it reaches the side or just after it landed (nothing after the crash reaches the
+state store). After every successful sync: both sides converge, a second sync writes
+nothing, no item exists twice on a side, and no edit is lost except to the configured
+conflict behaviour; an edit or deletion a person made after a crashed cycle's write
+landed wins.
 """
 
 from __future__ import annotations
 
-from hypothesis import settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -19,7 +22,7 @@ from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import KindReport
 from crmsync.engine.hashing import content_hash
 from crmsync.engine.planner import Policy
-from tests.engine.memory import MemorySide, MemoryState
+from tests.engine.memory import Crash, MemorySide, MemoryState
 
 REP = "rep-1"
 KIND = ItemKind.CONTACT
@@ -44,6 +47,12 @@ class SyncMachine(RuleBasedStateMachine):
         self.edits: dict[tuple[Side, str], Contact | None] = {}
         self.synced_once = False
         self.outage_since_check = False
+        # Which person-made item each item descends from (engine-made ones inherit their
+        # source's through the marker): two live items of one origin on a side are a duplicate.
+        self.origins: dict[tuple[Side, str], tuple[Side, str]] = {}
+        # After a crash, a person's change to an item the crashed write landed on:
+        # (side, id) -> the record they left, or None for a deletion.
+        self.after_crash: dict[tuple[Side, str], Contact | None] = {}
 
     @rule(conflict=st.sampled_from(list(ConflictBehaviour)))
     def choose_conflict(self, conflict: ConflictBehaviour) -> None:
@@ -53,6 +62,8 @@ class SyncMachine(RuleBasedStateMachine):
     def create(self, side: Side, record: Contact) -> None:
         item_id = self.sides[side].put(record)
         self.edits[side, item_id] = record
+        self.origins[side, item_id] = (side, item_id)
+        self.after_crash.clear()
 
     @rule(side=sides, record=contacts, data=st.data())
     def edit(self, side: Side, record: Contact, data: st.DataObject) -> None:
@@ -64,6 +75,7 @@ class SyncMachine(RuleBasedStateMachine):
                 return
             self.sides[side].put(record, item_id)
             self.edits[side, item_id] = record
+            self.after_crash.clear()
 
     @rule(side=sides, data=st.data())
     def delete(self, side: Side, data: st.DataObject) -> None:
@@ -72,6 +84,7 @@ class SyncMachine(RuleBasedStateMachine):
             item_id = data.draw(st.sampled_from(items))
             self.sides[side].remove(item_id)
             self.edits[side, item_id] = None
+            self.after_crash.clear()
 
     @rule(side=sides, data=st.data())
     def touch(self, side: Side, data: st.DataObject) -> None:
@@ -86,15 +99,74 @@ class SyncMachine(RuleBasedStateMachine):
         self.sync()
         self.sides[side].fail_next_writes = 0
 
+    @rule(
+        side=sides,
+        at_write=st.integers(1, 3),
+        landed=st.booleans(),
+        then=st.sampled_from(["nothing", "edit", "delete"]),
+        record=contacts,
+        data=st.data(),
+    )
+    def crash_between_write_and_link(
+        self,
+        side: Side,
+        at_write: int,
+        landed: bool,
+        then: str,
+        record: Contact,
+        data: st.DataObject,
+    ) -> None:
+        """The cycle dies at a write to ``side``; then a person may change what it wrote."""
+        target = self.sides[side]
+        target.crash_at_write, target.crash_after_landing = at_write, landed
+        target.frozen, target.written_ids = self.state, []
+        before = {side: dict(s.items) for side, s in self.sides.items()}
+        after_crash, self.after_crash = self.after_crash, {}
+        try:
+            report = self._sync()
+        except Crash:
+            report = None
+            self.outage_since_check = True
+        finally:
+            target.crash_at_write, target.frozen, self.state.down = None, None, False
+        if report is not None:  # it had fewer writes: no crash
+            self._verify(report, before, after_crash)
+            return
+        self._note_origins()
+        written = sorted(set(target.written_ids) & set(target.items))
+        if then == "nothing" or not written:
+            return
+        item_id = data.draw(st.sampled_from(written))
+        if then == "delete":
+            target.remove(item_id)
+            self.after_crash = {(side, item_id): None}
+        elif target.items[item_id].record != record:
+            target.put(record, item_id)
+            self.after_crash = {(side, item_id): record}
+        self.edits[side, item_id] = self.after_crash.get((side, item_id), record)
+
     @rule()
     def sync(self) -> None:
         before = {side: dict(s.items) for side, s in self.sides.items()}
-        report = self._sync()
+        after_crash, self.after_crash = self.after_crash, {}
+        self._verify(self._sync(), before, after_crash)
+
+    def _verify(
+        self,
+        report: KindReport,
+        before: dict[Side, dict],
+        after_crash: dict[tuple[Side, str], Contact | None],
+    ) -> None:
+        """The checks after a sync that ran to its end."""
+        self._note_origins()
         if report.transient_failures:
             # Part of the edits went through: which ones is no longer a simple model.
             self.outage_since_check = True
+            self.after_crash = after_crash
             return
         self._check_converged()
+        self._check_no_duplicates()
+        self._check_later_change_won(after_crash)
         if not self.outage_since_check:
             self._check_no_edit_lost(before)
         self.edits.clear()
@@ -119,6 +191,36 @@ class SyncMachine(RuleBasedStateMachine):
         except ServerUnavailable:
             # Too many writes failed in a row: the cycle stopped early, like an outage.
             return KindReport(KIND, transient_failures=1)
+
+    def _note_origins(self) -> None:
+        for side, items in ((side, self.sides[side].items) for side in (Side.CRM, Side.MAIL)):
+            for item_id, stored in items.items():
+                if (side, item_id) not in self.origins and stored.marker is not None:
+                    source = self.origins.get((side.other, stored.marker))
+                    assert source is not None, f"{item_id} made from unknown {stored.marker}"
+                    self.origins[side, item_id] = source
+
+    def _check_no_duplicates(self) -> None:
+        for side in (Side.CRM, Side.MAIL):
+            seen: dict[tuple[Side, str], str] = {}
+            for item_id in sorted(self.sides[side].items):
+                origin = self.origins[side, item_id]
+                assert origin not in seen, f"{item_id} duplicates {seen[origin]} on {side}"
+                seen[origin] = item_id
+
+    def _check_later_change_won(self, after_crash: dict[tuple[Side, str], Contact | None]) -> None:
+        """A change made after a crashed cycle's write landed is the last word on its pair."""
+        links = self.state.links(REP, KIND)
+        for (side, item_id), record in after_crash.items():
+            event(f"a {'deletion' if record is None else 'edit'} after a crash")
+            items = self.sides[side].items
+            if record is None:
+                assert item_id not in items
+                assert all(link.id_on(side) != item_id for link in links)
+                continue
+            (link,) = [link for link in links if link.id_on(side) == item_id]
+            partner = self.sides[side.other].items[link.id_on(side.other)]
+            assert items[item_id].record == record == partner.record
 
     def _check_converged(self) -> None:
         links = self.state.links(REP, KIND)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from dataclasses import replace
 
@@ -9,14 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import Link, Side
+from crmsync.domain.sync import Link, Side, WriteIntent, WriteOperation
 from crmsync.engine.ports import SyncState
 from crmsync.store import LinkConflict, StateStore
+from crmsync.store.exceptions import LeaseLost
+from crmsync.store.fencing import FencedState
 from crmsync.store.schema import links
 from tests.store.conftest import Clock
 
 CONTACT = ItemKind.CONTACT
 EVENT = ItemKind.EVENT
+HOUR = dt.timedelta(hours=1)
 
 
 def link(
@@ -136,3 +140,57 @@ def test_apply_links_refuses_a_mail_item_linked_twice(store: StateStore) -> None
     with pytest.raises(LinkConflict):
         store.apply_links("rep-1", CONTACT, [link("c2", "m1")], [])
     assert [row.crm_id for row in store.links("rep-1", CONTACT)] == ["c1"]
+
+
+def intent(crm_id: str, mail_id: str | None = None, **fields: object) -> WriteIntent:
+    made = WriteIntent(
+        "rep-1",
+        CONTACT,
+        WriteOperation.CREATE if mail_id is None else WriteOperation.UPDATE,
+        Side.MAIL,
+        crm_id,
+        mail_id,
+        "v1",
+        "hash-1",
+    )
+    return replace(made, **fields)  # type: ignore[arg-type]
+
+
+def test_intents_are_kept_until_a_link_save_settles_them(store: StateStore) -> None:
+    made = intent("c1")
+    changed = intent("c2", "m2", previous_hash="hash-0", replaces="c0")
+    store.record_intents("rep-1", CONTACT, [made, changed])
+    assert store.pending_intents("rep-1", CONTACT) == [made, changed]
+    assert store.pending_intents("rep-1", EVENT) == []
+
+    store.apply_links("rep-1", CONTACT, [link("c1", "m1")], [], [made.key])
+
+    assert store.pending_intents("rep-1", CONTACT) == [changed]
+    assert [x.crm_id for x in store.links("rep-1", CONTACT)] == ["c1"]
+
+
+def test_an_intent_recorded_again_replaces_the_pending_one(store: StateStore) -> None:
+    store.record_intents("rep-1", CONTACT, [intent("c1", "m1")])
+    newer = intent("c1", "m1", source_version="v2")
+    store.record_intents("rep-1", CONTACT, [newer])
+    assert store.pending_intents("rep-1", CONTACT) == [newer]
+
+
+def test_reset_forgets_intents_with_the_links(store: StateStore) -> None:
+    store.record_intents("rep-1", CONTACT, [intent("c1")])
+    store.record_intents("rep-2", CONTACT, [intent("c1")])
+    store.clear_rep("rep-1")
+    assert store.pending_intents("rep-1", CONTACT) == []
+    assert len(store.pending_intents("rep-2", CONTACT)) == 1
+
+
+def test_intents_under_a_lost_lease_are_refused(store: StateStore, clock: Clock) -> None:
+    fence = store.claim_rep("rep-1", "worker-a", dt.timedelta(minutes=5), now=clock.now)
+    assert fence is not None
+    stale = FencedState(store, "rep-1", fence)
+    assert store.claim_rep("rep-1", "worker-b", dt.timedelta(minutes=5), now=clock.now + HOUR)
+    with pytest.raises(LeaseLost):
+        stale.record_intents("rep-1", CONTACT, [intent("c1")])
+    with pytest.raises(LeaseLost):
+        stale.apply_links("rep-1", CONTACT, [], [], ["create:mail:c1:"])
+    assert store.pending_intents("rep-1", CONTACT) == []
