@@ -48,8 +48,11 @@ class ItemProblem:
 class Seen:
     """One item as a side lists it.
 
-    ``record`` is ``None`` exactly when the item could not be mapped; ``problem`` says why.
-    ``marker`` is the other side's id stamped on the item when crmsync created it there.
+    ``record`` is ``None`` when the item could not be mapped (``problem`` says why) or is
+    left out by a rule (no ``problem``; ``note`` names the rule: a group card, a cancelled
+    event). ``marker`` is the other side's id stamped on the item when crmsync created it
+    there. ``note`` on a mapped item names a repair made while reading it ("the vCard has
+    no FN"), for the audit trail.
     """
 
     id: str
@@ -57,6 +60,12 @@ class Seen:
     record: Record | None
     marker: str | None = None
     problem: ItemProblem | None = None
+    note: str = ""
+
+    @property
+    def left_out(self) -> bool:
+        """Not a live item by a rule of its side: as good as deleted, never an error."""
+        return self.record is None and self.problem is None
 
 
 @dataclass(frozen=True, slots=True)

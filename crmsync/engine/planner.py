@@ -213,7 +213,8 @@ def _state(link: Link, view: _SideView) -> tuple[str, Seen | None]:
     if seen is None or seen.version == link.version_on(view.side):
         return "same", None
     if seen.record is None:
-        return "broken", seen
+        # Left out by a rule of its side (a cancelled event): the pair's item is gone.
+        return ("deleted" if seen.left_out else "broken"), seen
     if content_hash(seen.record) == link.hash_on(view.side):
         return "touched", seen
     return "changed", seen
@@ -252,13 +253,14 @@ def _plan_linked(
         return [Unlink(link, "deleted on both sides")]
     for side in (Side.CRM, Side.MAIL):
         other = side.other
-        state, _ = states[side]
+        state, gone = states[side]
         other_state, other_seen = states[other]
         if state != "deleted":
             continue
+        deleted = _deleted_in(side, gone)
         if other_state == "changed" and policy.may_write(side):
             assert other_seen is not None
-            rule = f"deleted in {side.value} but edited in {other.value}: the edit wins"
+            rule = f"{deleted} but edited in {other.value}: the edit wins"
             again = recreated[side].get(other_seen.id)
             if again is not None and again.record is not None:
                 # Re-created by an earlier cycle whose link was lost: pair, never twice.
@@ -268,8 +270,8 @@ def _plan_linked(
             return [Create(side, other_seen, rule, replaces=link)]
         if policy.propagate_deletions and policy.may_write(other):
             expected = other_seen.version if other_seen else link.version_on(other)
-            return [Delete(other, link, f"deleted in {side.value}", expected)]
-        return [Unlink(link, f"deleted in {side.value}; deletions do not propagate")]
+            return [Delete(other, link, deleted, expected)]
+        return [Unlink(link, f"{deleted}; deletions do not propagate")]
 
     changed = {side for side, (state, _) in states.items() if state == "changed"}
     if not changed:
@@ -286,7 +288,7 @@ def _plan_linked(
         rule = f"conflict: {'CRM' if winner is Side.CRM else 'mail server'} always wins"
         loser = crm_seen if winner is Side.MAIL else mail_seen
         if policy.may_write(winner.other):
-            return [Update(winner.other, link, source, rule, loser.version)]
+            return [Update(winner.other, link, source, _noted(rule, source), loser.version)]
         return [Relink(_relinked(link, crm_seen, mail_seen), f"{rule}; direction keeps both")]
     (source_side,) = changed
     source = crm_seen if source_side is Side.CRM else mail_seen
@@ -299,7 +301,8 @@ def _plan_linked(
         # The target side may have been touched too; its new version is the one to overwrite.
         touched = states[target][1]
         expected = touched.version if touched else link.version_on(target)
-        return [Update(target, link, source, f"changed in {source_side.value}", expected)]
+        reason = _noted(f"changed in {source_side.value}", source)
+        return [Update(target, link, source, reason, expected)]
     return [
         Relink(
             _relinked(link, crm_seen, mail_seen),
@@ -320,7 +323,8 @@ def _plan_unlinked(
                 continue
             seen = view.changed[item_id]
             if seen.record is None:
-                actions.append(Skip(side, item_id, "unreadable item", seen.problem))
+                why = f"{seen.note}: skipped" if seen.left_out else "unreadable item"
+                actions.append(Skip(side, item_id, why, seen.problem))
                 continue
             reason = policy.out_of_scope(side, seen.record)
             if reason is not None:
@@ -355,7 +359,7 @@ def _plan_unlinked(
         target = side.other
         for seen in fresh[side].values():
             if policy.may_write(target):
-                actions.append(Create(target, seen, f"new in {side.value}"))
+                actions.append(Create(target, seen, _noted(f"new in {side.value}", seen)))
             else:
                 actions.append(
                     Skip(side, seen.id, f"new in {side.value}; direction does not sync it")
@@ -366,10 +370,23 @@ def _plan_unlinked(
 def _pair(crm_seen: Seen, mail_seen: Seen, how: str, policy: Policy) -> Pair:
     assert crm_seen.record is not None and mail_seen.record is not None
     if content_hash(crm_seen.record) == content_hash(mail_seen.record):
-        return Pair(crm_seen, mail_seen, f"paired by {how}")
+        return Pair(crm_seen, mail_seen, _noted(f"paired by {how}", crm_seen, mail_seen))
     winner = policy.winner if policy.may_write(policy.winner.other) else policy.winner.other
     then = winner.other if policy.may_write(winner.other) else None
-    return Pair(crm_seen, mail_seen, f"paired by {how}; {winner.value} content kept", then)
+    reason = _noted(f"paired by {how}; {winner.value} content kept", crm_seen, mail_seen)
+    return Pair(crm_seen, mail_seen, reason, then)
+
+
+def _deleted_in(side: Side, gone: Seen | None) -> str:
+    """Why a pair's item on ``side`` is gone: a deletion, or a rule that left it out."""
+    if gone is not None and gone.left_out:
+        return f"{gone.note}: treated as deleted in {side.value}"
+    return f"deleted in {side.value}"
+
+
+def _noted(reason: str, *items: Seen) -> str:
+    """``reason`` followed by what the sides noted while reading the items (repairs)."""
+    return "; ".join([reason, *(s.note for s in items if s.record is not None and s.note)])
 
 
 def hold_mass_deletes(
