@@ -170,6 +170,10 @@ class ContactSide:
             if account is not None:
                 payload["AccountId"] = account
 
+    def planned_id(self, marker: str) -> None:
+        """Salesforce assigns record ids: none is known before the create."""
+        return None
+
     def create(self, record: Record, marker: str) -> Written:
         payload = self._payload(record, person=False)
         assert isinstance(record, Contact)

@@ -211,6 +211,10 @@ class EventSide:
         items = self._seen_items(rows)
         return items[0]
 
+    def planned_id(self, marker: str) -> None:
+        """Salesforce assigns record ids: none is known before the create."""
+        return None
+
     def create(self, record: Record, marker: str) -> Written:
         if not isinstance(record, Event):
             raise TypeError(f"an event side cannot store a {type(record).__name__}")

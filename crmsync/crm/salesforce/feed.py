@@ -144,10 +144,13 @@ class ObjectFeed:
         return [plain(r) for r in query_all(self.conn, soql)]
 
     def _poll(self) -> None:
-        assert self._end is not None
-        rows = self._read(f"SystemModstamp >= {datetime_literal(self._end - self.overlap)}")
+        assert self._end is not None and self._start is not None
+        floor = self._end - self.overlap
+        rows = self._read(f"SystemModstamp >= {datetime_literal(floor)}")
         self._polled_at = self.clock()
         self.polls += 1
+        # Everything stamped since the floor is now kept.
+        self._start = min(self._start, floor)
         self._keep(rows)
         self._prune()
 

@@ -67,7 +67,9 @@ class FakeSalesforce:
         self._locators = itertools.count(1)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # ---------------------------------------------------------------- lifecycle, controls
 
@@ -110,6 +112,9 @@ class FakeSalesforce:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Salesforce
+            disable_nagle_algorithm = True  # headers and body go out as two writes
+
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
