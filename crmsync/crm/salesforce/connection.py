@@ -122,6 +122,12 @@ class SalesforceConnection:
         if self._own_client:
             self.client.close()
 
+    def __enter__(self) -> SalesforceConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def url(self, path: str) -> str:
         """``path`` under the API version root; a path from Salesforce (``/services/...``,
         e.g. a ``nextRecordsUrl``) is taken as it is."""

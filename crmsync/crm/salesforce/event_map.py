@@ -57,6 +57,7 @@ def event_select(marker: str) -> list[str]:
         "ShowAs",
         "IsChild",
         "IsRecurrence",
+        "RecurrenceActivityId",
         *SERIES_FIELDS,
         marker,
     ]

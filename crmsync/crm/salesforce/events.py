@@ -54,8 +54,12 @@ if TYPE_CHECKING:
     from crmsync.crm.salesforce.crm import SalesforceCrm
 
 Row = Mapping[str, Any]
-# Rows the sync leaves alone wherever they come from.
-SYNCED_EVENTS = "IsChild = false AND IsRecurrence = false"
+# Invitees' copies are the organiser's event seen from elsewhere: never read.
+SYNCED_EVENTS = "IsChild = false"
+CLASSIC_SERIES = (
+    "Event series created in Salesforce Classic don't sync (as in Lightning Sync); "
+    "recreate the series in Lightning Experience to sync it"
+)
 
 
 class EventSide:
@@ -80,10 +84,12 @@ class EventSide:
     # ---------------------------------------------------------------- reading
 
     def _synced(self, row: Row) -> bool:
+        """The rep's live rows, less the occurrences of Classic series (their master
+        stands for them, left out with the reason)."""
         return (
             not row.get("IsDeleted")
             and not row.get("IsChild")
-            and not row.get("IsRecurrence")
+            and (bool(row.get("IsRecurrence")) or not row.get("RecurrenceActivityId"))
             and row.get("OwnerId") == self.rep_id
         )
 
@@ -91,7 +97,9 @@ class EventSide:
         singles, series = [], defaultdict(list)
         for row in rows:
             key = series_key(row)
-            if key is None:
+            if row.get("IsRecurrence"):
+                singles.append(Seen(str(row["Id"]), row_version(row), None, note=CLASSIC_SERIES))
+            elif key is None:
                 singles.append(self._seen_single(row))
             else:
                 series[key].append(row)

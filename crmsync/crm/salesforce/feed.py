@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import email.utils
 import threading
 import time
 from collections.abc import Callable
@@ -123,15 +124,18 @@ class ObjectFeed:
         if self._end is not None:
             return
         # The newest stamp of the object is where the feed starts; a full listing taken
-        # after this sees everything older.
+        # after this sees everything older. An object without rows starts at the
+        # server's clock (its Date header), never at ours.
         where = self._condition("")
         soql = (
             f"SELECT Id, SystemModstamp FROM {self.sobject}"
             + (f" WHERE {where}" if where else "")
             + " ORDER BY SystemModstamp DESC LIMIT 1"
         )
-        newest = [parse_instant(r.get("SystemModstamp")) for r in query_all(self.conn, soql)]
-        head = newest[0] if newest and newest[0] else dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        answer = self.conn.get("queryAll/", params={"q": soql}, what=f"the head of {self.sobject}")
+        records = answer.body.get("records") if isinstance(answer.body, dict) else None
+        newest = parse_instant(records[0].get("SystemModstamp")) if records else None
+        head = newest or _server_time(answer.headers.get("Date"))
         self._start = self._end = head
         self._polled_at = self.clock()
         self.polls += 1
@@ -191,6 +195,13 @@ class ObjectFeed:
                 del self._rows[row_id]
         del self._order[:cut]
         self._start = horizon
+
+
+def _server_time(header: str | None) -> dt.datetime:
+    try:
+        return email.utils.parsedate_to_datetime(header or "").astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return dt.datetime.now(dt.UTC)  # no usable Date header: ours, less the overlap
 
 
 def _stamp(row: Row) -> dt.datetime:

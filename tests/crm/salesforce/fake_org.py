@@ -66,9 +66,12 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 class FakeError(Exception):
     """A request-level refusal: HTTP status, errorCode, message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.fields = fields or []
 
 
 def error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -365,7 +368,11 @@ class FakeOrg:
                 problem = self._event_problem(fields, {})
             if problem is not None:
                 return None, problem
-            row = {name: None for name in self.schema[sobject]} | fields
+            # Booleans are never null in Salesforce; other fields are until set.
+            row = {
+                name: False if spec.type == "boolean" else None
+                for name, spec in self.schema[sobject].items()
+            } | fields
             record_id = self.new_id(sobject)
             row |= {"Id": record_id, "IsDeleted": False, "SystemModstamp": self.stamp()}
             row["CreatedDate"] = row["SystemModstamp"]
@@ -466,7 +473,9 @@ class FakeOrg:
             if matches:
                 problem = self.update(sobject, matches[0]["Id"], fields)
                 if problem is not None:
-                    raise FakeError(400, problem["statusCode"], problem["message"])
+                    raise FakeError(
+                        400, problem["statusCode"], problem["message"], problem["fields"]
+                    )
                 return 200, {
                     "id": matches[0]["Id"],
                     "success": True,
@@ -475,7 +484,7 @@ class FakeOrg:
                 }
             record_id, problem = self.create(sobject, {**fields, key_field: key})
             if problem is not None:
-                raise FakeError(400, problem["statusCode"], problem["message"])
+                raise FakeError(400, problem["statusCode"], problem["message"], problem["fields"])
             return 201, {"id": record_id, "success": True, "errors": [], "created": True}
 
     # ---------------------------------------------------------------- person accounts

@@ -37,8 +37,8 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
-def _refusal(status: int, code: str, message: str) -> Answer:
-    return status, [{"message": message, "errorCode": code}]
+def _refusal(status: int, code: str, message: str, fields: list[str] | None = None) -> Answer:
+    return status, [{"message": message, "errorCode": code, "fields": fields or []}]
 
 
 class FakeSalesforce:
@@ -173,7 +173,7 @@ class FakeSalesforce:
         try:
             status, body = self._route(method, rest, params, body_in)
         except FakeError as exc:
-            status, body = _refusal(exc.status, exc.code, exc.message)
+            status, body = _refusal(exc.status, exc.code, exc.message, exc.fields)
         return status, body, usage
 
     def _route(self, method: str, rest: str, params: dict[str, str], body: Any) -> Answer:
