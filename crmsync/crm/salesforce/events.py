@@ -308,7 +308,7 @@ class EventSide:
         is_series = parse_series_key(item_id) is not None
         if not is_series and record.recurrence is None:
             wanted = event_fields(record)
-            changed = {k: v for k, v in wanted.items() if not same_value(rows[0].get(k), v)}
+            changed = {k: v for k, v in wanted.items() if not same_value(k, rows[0].get(k), v)}
             if changed:  # what Salesforce cannot hold (attendees ...) costs no write
                 (result,) = collections.update(self.conn, "Event", [{"Id": item_id, **changed}])
                 if result.error is not None:

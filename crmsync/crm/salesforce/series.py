@@ -31,6 +31,7 @@ from crmsync.crm.salesforce.versions import parse_instant
 from crmsync.domain.records import Event, EventTiming, Occurrence, Recurrence
 
 SERIES_PREFIX = "series:"
+INSTANT_FIELDS = frozenset({"StartDateTime", "EndDateTime"})
 # Expansion stops here for an open-ended pattern (Salesforce's own series are bounded).
 MAX_SLOTS = 1000
 Instant = dt.datetime | dt.date
@@ -244,15 +245,17 @@ def row_updates(view: SeriesView, event: Event) -> tuple[list[dict[str, Any]], l
                 "Description": override.description or None,
                 **timing_fields(override.timing),
             }
-        changed = {k: v for k, v in wanted.items() if not same_value(row.get(k), v)}
+        changed = {k: v for k, v in wanted.items() if not same_value(k, row.get(k), v)}
         if changed:
             updates.append({"Id": row["Id"], **changed})
     return updates, deletions
 
 
-def same_value(have: Any, want: Any) -> bool:
+def same_value(field: str, have: Any, want: Any) -> bool:
+    """Whether a row's ``field`` already holds what a write would set (null and empty
+    text are one value; instants compare as instants, whatever their text)."""
     if have in (None, "") and want in (None, ""):
         return True
-    if isinstance(want, str) and isinstance(have, str) and "T" in want and "T" in have:
+    if field in INSTANT_FIELDS and isinstance(have, str) and isinstance(want, str):
         return parse_instant(have) == parse_instant(want)
     return bool(have == want)
