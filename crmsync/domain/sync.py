@@ -129,8 +129,10 @@ class WriteIntent:
     compares it with what the target holds then. ``crm_id`` / ``mail_id`` name the pair;
     the target's id is ``None`` for a create into a side that picks ids itself.
     ``source_version`` and ``source_hash`` describe the content being written;
-    ``previous_hash`` the target's content before it (an update's), which tells a write
-    that never landed. ``replaces`` is the CRM id of the link a re-create takes over.
+    ``previous_version`` and ``previous_hash`` the target as it was read (an update's),
+    which tell a write that never landed. ``replaces`` is the CRM id of the link a
+    re-create takes over. ``target_cursor`` is the target side's cursor as of the read
+    that planned the write: what changed on the target since it changed after that read.
     """
 
     rep_id: str
@@ -143,6 +145,8 @@ class WriteIntent:
     source_hash: str = ""
     previous_hash: str | None = None
     replaces: str | None = None
+    previous_version: str | None = None
+    target_cursor: str | None = None
 
     @property
     def key(self) -> str:

@@ -45,7 +45,8 @@ def sync_kind(
         for side, side_changes in changes.items():
             report.full_listing.setdefault(side, side_changes.full)
         writes_before = report.total_writes
-        Executor(rep_id, kind, sides, state, policy, clock, on_action, report).run(actions)
+        cursors = {side: side_changes.cursor for side, side_changes in changes.items()}
+        Executor(rep_id, kind, sides, state, policy, clock, on_action, report, cursors).run(actions)
         if held:
             # Keep the cursors: the held deletions are planned again once confirmed.
             report.held_deletes = held
@@ -105,7 +106,15 @@ def _read_and_plan(
     }
     intents = state.pending_intents(rep_id, kind)
     if intents:
-        settlement = settle(intents, links, changes)
+        since_read = {
+            (side, cursor): sides[side].changes(
+                cursor, {link.id_on(side): link.version_on(side) for link in links}
+            )
+            for side, cursor in sorted(
+                {(i.target, i.target_cursor) for i in intents if i.target_cursor is not None}
+            )
+        }
+        settlement = settle(intents, links, changes, since_read)
         if settle_intents:
             state.apply_links(
                 rep_id,

@@ -138,6 +138,7 @@ class Executor:
         clock: Clock = utc_now,
         on_action: ActionListener | None = None,
         report: KindReport | None = None,
+        read_cursors: dict[Side, str | None] | None = None,
     ) -> None:
         self.rep_id = rep_id
         self.kind = kind
@@ -147,6 +148,8 @@ class Executor:
         self.clock = clock
         self.on_action = on_action
         self.report = report or KindReport(kind)
+        # Each side's cursor as of the read the actions were planned from.
+        self.read_cursors = read_cursors or {}
         self.links = LinkBatch(state, rep_id, kind)
         self._outage_streak = 0
         self._audit: list[AuditEntry] = []
@@ -174,11 +177,10 @@ class Executor:
         planned = None
         if isinstance(action, Create):
             planned = self.sides[action.target].planned_id(action.source.id)
-            if action.replaces is not None and planned == action.replaces.id_on(action.target):
-                # Re-created where the deleted item was: its deletion, seen again after a
-                # crash, says nothing about this create.
-                planned = None
-        return intent_for(self.rep_id, self.kind, action, planned)
+        intent = intent_for(self.rep_id, self.kind, action, planned)
+        if intent is None:
+            return None
+        return replace(intent, target_cursor=self.read_cursors.get(intent.target))
 
     def _run_one(self, action: Action, intent: WriteIntent | None, may_replan: bool) -> None:
         error: str | None = None

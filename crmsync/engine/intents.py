@@ -8,17 +8,17 @@ target holds now (`settle`), before planning:
 | the target now                     | conclusion                        | the link becomes  |
 |------------------------------------|-----------------------------------|-------------------|
 | unchanged since the cursor, absent | the write never landed            | as it was         |
+| as we read it (version or content) | the write never landed            | as it was         |
 | holds the content we wrote         | it landed                         | after the write   |
-| holds the content it had before    | it never landed                   | as it was         |
 | holds anything else                | a person edited it after our read | after the write,  |
 |                                    | (whether our write landed or not) | target "changed"  |
-| deleted since the cursor           | a person deleted it after our read| after the write   |
+| deleted since our read             | a person deleted it after our read| after the write   |
 
 "After the write" means the link our write would have saved; the planner then sees the
 person's later change on the target as a plain one-sided change, and it wins instead of
 going through the conflict rule. A person's change seen on the target is always later
-than the source's edit we carried: both were read together, and the target was then as
-the link says, so whatever changed it happened after the read.
+than the source's edit we carried: both were read together, and the intent keeps the
+target as it was read, so whatever changed it since happened after the read.
 
 A create into a side that picks its own ids is found by its marker; where the side tells
 the id in advance (`ItemSide.planned_id`) its deletion is recognised too.
@@ -26,7 +26,7 @@ the id in advance (`ItemSide.planned_id`) its deletion is recognised too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from crmsync.domain.records import ItemKind
@@ -57,8 +57,11 @@ def intent_for(
                 content_hash(source.record),
                 replaces=replaces.crm_id if replaces else None,
             )
-        case Update(target=target, link=link, source=source):
+        case Update(target=target, link=link, source=source, expected=expected, current=current):
             assert source.record is not None
+            before = link.hash_on(target)
+            if current is not None and current.record is not None:
+                before = content_hash(current.record)
             return WriteIntent(
                 rep_id,
                 kind,
@@ -68,7 +71,8 @@ def intent_for(
                 link.mail_id,
                 source.version,
                 content_hash(source.record),
-                previous_hash=link.hash_on(target),
+                previous_hash=before,
+                previous_version=expected,
             )
         case Delete(target=target, link=link):
             return WriteIntent(
@@ -88,6 +92,7 @@ def intent_for(
                 content_hash(source.record),
                 previous_hash=content_hash(existing.record),
                 replaces=replaces.crm_id if replaces else None,
+                previous_version=existing.version,
             )
     return None
 
@@ -103,9 +108,17 @@ class Settlement:
 
 
 def settle(
-    intents: Sequence[WriteIntent], links: Iterable[Link], changes: dict[Side, Changes]
+    intents: Sequence[WriteIntent],
+    links: Iterable[Link],
+    changes: dict[Side, Changes],
+    since_read: Mapping[tuple[Side, str], Changes] | None = None,
 ) -> Settlement:
     """Settle unsettled intents against both sides' changes (see the module docstring).
+
+    ``since_read`` holds a side's changes since an intent's ``target_cursor`` (as of the
+    read that planned it), where the side could list them: with it, a deletion is known
+    to have come after that read. Without it the changes since the saved cursor stand in,
+    except to tell the deletion of a re-created item from that of the item it replaced.
 
     Pure: reads nothing but its arguments. Intents are taken in order; a later one about
     the same pair sees the links the earlier ones left.
@@ -114,19 +127,32 @@ def settle(
     saves: dict[str, Link] = {}
     drops: list[str] = []
     indexes = {side: _Index(changes[side], by_crm.values(), side) for side in Side}
+    later = {
+        key: _Index(listed, by_crm.values(), key[0]) for key, listed in (since_read or {}).items()
+    }
     for intent in intents:
         view = indexes[intent.target]
+        exact = False
+        if intent.target_cursor is not None and (intent.target, intent.target_cursor) in later:
+            view, exact = later[intent.target, intent.target_cursor], True
         if intent.operation is WriteOperation.DELETE:
             target_id = intent.id_on(intent.target)
             if target_id is not None and target_id in view.deleted and intent.crm_id:
                 _drop(intent.crm_id, by_crm, saves, drops)
             continue
         target_id, seen, gone = view.find(intent)
+        if gone and not exact and intent.replaces is not None:
+            replaced = by_crm.get(intent.replaces)
+            # Re-created where the deleted item was (same href or id): its deletion, seen
+            # again from the saved cursor, says nothing about our create.
+            gone = replaced is None or replaced.id_on(intent.target) != target_id
         if target_id is None or (seen is None and not gone):
             continue  # absent: never landed (or nothing to tell it by)
         if seen is not None:
             if seen.record is None:
                 continue  # unreadable now: the planner reports it and keeps the link
+            if seen.version == intent.previous_version:
+                continue  # as we read it: never landed
             now = content_hash(seen.record)
             if intent.previous_hash is not None and now == intent.previous_hash != (
                 intent.source_hash
@@ -150,21 +176,23 @@ class _Index:
     def __init__(self, changes: Changes, links: Iterable[Link], side: Side) -> None:
         self.items = {seen.id: seen for seen in changes.items}
         self.deleted = frozenset(changes.deleted)
-        # Created items we may be looking for are not linked yet.
-        linked = {link.id_on(side) for link in links}
-        self.by_marker: dict[str, Seen] = {}
+        self.linked_to = {link.id_on(side): link.crm_id for link in links}
+        self.by_marker: dict[str, list[Seen]] = {}
         for seen in sorted(changes.items, key=lambda s: s.id):
-            if seen.marker and seen.id not in linked:
-                self.by_marker.setdefault(seen.marker, seen)
+            if seen.marker:
+                self.by_marker.setdefault(seen.marker, []).append(seen)
 
     def find(self, intent: WriteIntent) -> tuple[str | None, Seen | None, bool]:
         """The target's id, how it is now (``None`` if not listed) and whether it is gone."""
         target_id = intent.id_on(intent.target)
         source_id = intent.id_on(intent.target.other)
         if intent.operation is WriteOperation.CREATE:
-            found = self.by_marker.get(source_id or "")
-            if found is not None:
-                return found.id, found, False
+            for found in self.by_marker.get(source_id or "", ()):
+                # Created items are not linked yet, but for a re-create where the deleted
+                # item was (the same href or id): that one's link is the one it replaces.
+                pair = self.linked_to.get(found.id)
+                if pair is None or pair == intent.replaces:
+                    return found.id, found, False
         if target_id is None:
             return None, None, False
         return target_id, self.items.get(target_id), target_id in self.deleted

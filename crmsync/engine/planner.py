@@ -89,7 +89,8 @@ class Update:
     """Write ``source``'s record over the linked item on ``target``.
 
     ``link`` is the link as stored; ``expected`` is the target's version the write is
-    conditional on (newer than the link's when the target was touched or also edited).
+    conditional on (newer than the link's when the target was touched or also edited);
+    ``current`` is the target as read then, when it had moved on from the link.
     """
 
     target: Side
@@ -97,6 +98,7 @@ class Update:
     source: Seen
     reason: str
     expected: str
+    current: Seen | None = None
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ def _plan_linked(
         rule = f"conflict: {'CRM' if winner is Side.CRM else 'mail server'} always wins"
         loser = crm_seen if winner is Side.MAIL else mail_seen
         if policy.may_write(winner.other):
-            return [Update(winner.other, link, source, _noted(rule, source), loser.version)]
+            return [Update(winner.other, link, source, _noted(rule, source), loser.version, loser)]
         return [Relink(_relinked(link, crm_seen, mail_seen), f"{rule}; direction keeps both")]
     (source_side,) = changed
     source = crm_seen if source_side is Side.CRM else mail_seen
@@ -302,7 +304,7 @@ def _plan_linked(
         touched = states[target][1]
         expected = touched.version if touched else link.version_on(target)
         reason = _noted(f"changed in {source_side.value}", source)
-        return [Update(target, link, source, reason, expected)]
+        return [Update(target, link, source, reason, expected, touched)]
     return [
         Relink(
             _relinked(link, crm_seen, mail_seen),

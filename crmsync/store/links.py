@@ -30,6 +30,8 @@ _INTENT_FIELDS = (
     "source_hash",
     "previous_hash",
     "replaces",
+    "previous_version",
+    "target_cursor",
 )
 
 
@@ -90,6 +92,8 @@ class LinksMixin(StoreBase):
                 row["source_hash"],
                 row["previous_hash"],
                 row["replaces"],
+                row["previous_version"],
+                row["target_cursor"],
             )
             for row in rows
         ]
@@ -197,6 +201,8 @@ class LinksMixin(StoreBase):
                 "source_hash": intent.source_hash,
                 "previous_hash": intent.previous_hash,
                 "replaces": intent.replaces,
+                "previous_version": intent.previous_version,
+                "target_cursor": intent.target_cursor,
                 "recorded_at": now,
             }
             for intent in intents

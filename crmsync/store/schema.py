@@ -114,6 +114,8 @@ write_intents = Table(
     Column("source_hash", Text, nullable=False),
     Column("previous_hash", Text),
     Column("replaces", Text),
+    Column("previous_version", Text),
+    Column("target_cursor", Text),
     Column("recorded_at", UTCDateTime, nullable=False),
     UniqueConstraint("rep_id", "kind", "intent_key"),
 )

@@ -10,11 +10,21 @@ code is 0 when the cycle ended without an error, 1 otherwise.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def worker_env() -> dict[str, str]:
+    """The environment to start this script with: no CRMSYNC_ settings, the repo on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSYNC_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def main(home: str, email: str) -> int:

@@ -4,13 +4,20 @@ Unlike the TCP-level ``tests/groupware/dav/flaky_proxy.py`` it sees each request
 keep-alive, many share one connection), so a test can fail "the 20th request", "every
 request from now on" or "the PUT whose body holds X". ``rule(request)`` returns ``None``
 to pass the request to the upstream server, or a status code to answer with instead.
+`KillProxy` SIGKILLs the client process at a chosen request instead, before forwarding
+it, after the server applied it, or after the reply.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -44,6 +51,14 @@ _METHODS = (
 )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that went away (killed, or timed out) is no error of the proxy's."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class RuleProxy:
     """Forwards to ``upstream`` (``http://127.0.0.1:PORT``) unless ``rule`` answers.
 
@@ -70,7 +85,7 @@ class RuleProxy:
 
         for method in _METHODS:
             setattr(Handler, f"do_{method}", Handler._handle)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -96,10 +111,15 @@ class RuleProxy:
             handler.end_headers()
             handler.wfile.write(payload)
             return
+        self._reply(handler, self._forward(handler, body))
+
+    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> httpx.Response:
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
-        upstream = self._client.request(
+        return self._client.request(
             handler.command, self.upstream + handler.path, content=body, headers=headers
         )
+
+    def _reply(self, handler: BaseHTTPRequestHandler, upstream: httpx.Response) -> None:
         handler.send_response(upstream.status_code)
         for key, value in upstream.headers.items():
             if key.lower() not in _HOP_BY_HOP and key.lower() != "content-encoding":
@@ -113,3 +133,71 @@ class RuleProxy:
         self._server.shutdown()
         self._server.server_close()
         self._client.close()
+
+
+class KillMoment(StrEnum):
+    """Where, around one request, the client process dies."""
+
+    BEFORE_FORWARDING = "before forwarding"  # the server never sees the request
+    APPLIED_UNANSWERED = "applied, unanswered"  # the server applied it; no reply came back
+    AFTER_REPLY = "after the reply"  # the client had the reply, then died
+
+
+@dataclass(frozen=True)
+class Kill:
+    request: Request
+    moment: KillMoment
+
+
+class KillProxy(RuleProxy):
+    """Forwards every request; once `arm`-ed, SIGKILLs a process at its n-th request.
+
+    ``kills`` lists every kill made, with the request it was made at.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.kills: list[Kill] = []
+        self._armed: tuple[int, int, KillMoment] | None = None  # pid, request number, moment
+
+    def arm(self, pid: int, at_request: int, moment: KillMoment) -> None:
+        """Kill ``pid`` at the ``at_request``-th request from now (1-based)."""
+        with self._lock:
+            self._armed = (pid, self.requests + at_request, moment)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._armed = None
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        with self._lock:
+            self.requests += 1
+            request = Request(self.requests, handler.command, handler.path, body)
+            armed = self._armed
+            hit = armed is not None and armed[1] == request.number
+            if hit:
+                self._armed = None
+        if not hit or armed is None:
+            self._reply(handler, self._forward(handler, body))
+            return
+        pid, _, moment = armed
+        self.kills.append(Kill(request, moment))
+        if moment is KillMoment.BEFORE_FORWARDING:
+            _kill(pid)
+            handler.close_connection = True
+            return
+        upstream = self._forward(handler, body)
+        if moment is KillMoment.APPLIED_UNANSWERED:
+            _kill(pid)
+            handler.close_connection = True
+            return
+        self._reply(handler, upstream)
+        handler.wfile.flush()
+        _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

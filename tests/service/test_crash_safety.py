@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import random
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from tests.servers import (
     DavServerInfo,
     start_radicale,
 )
+from tests.service.crash_worker import worker_env
 from tests.service.worlds import BOTH_WAYS, World, uid_of
 
 UTC = dt.UTC
@@ -155,19 +155,13 @@ def populate(world: World) -> Originals:
 # ---------------------------------------------------------------------- the worker
 
 
-def _worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSYNC_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
-
-
 def start_cycle(world: World) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(world.home), world.server.email],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_worker_env(),
+        env=worker_env(),
         cwd=REPO,
     )
 

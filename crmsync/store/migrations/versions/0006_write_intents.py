@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("source_hash", sa.Text(), nullable=False),
         sa.Column("previous_hash", sa.Text(), nullable=True),
         sa.Column("replaces", sa.Text(), nullable=True),
+        sa.Column("previous_version", sa.Text(), nullable=True),
+        sa.Column("target_cursor", sa.Text(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_write_intents")),
         sa.UniqueConstraint(
