@@ -33,6 +33,7 @@ from crmsync.domain.records import (
 from crmsync.domain.settings import EventSettings, SyncConfig
 from crmsync.groupware.dav import DavCollection, connect, open_mailbox
 from crmsync.groupware.dav import contentlines as cl
+from crmsync.groupware.dav.formats import item_text
 from crmsync.groupware.dav.ical import ICalendarFormat
 from crmsync.groupware.dav.vcard import VCardFormat
 from crmsync.service.deployment import Deployment
@@ -74,8 +75,14 @@ def fixture_names(folder: str) -> list[str]:
     return sorted(key for key in EXPECTED if key.startswith(folder + "/"))
 
 
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
 def fixture_text(name: str) -> str:
-    return (FIXTURES / name).read_bytes().decode("utf-8")
+    """The fixture as the DAV backend reads an item; raises `MalformedItem` for bytes
+    that are not UTF-8, as it does."""
+    return item_text(fixture_bytes(name))
 
 
 # ---- events ---------------------------------------------------------------------------

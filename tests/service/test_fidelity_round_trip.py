@@ -28,6 +28,8 @@ RADICALE_QUIRKS = {
     "contacts/vcard21_quoted_printable_note.vcf": _BARE_PARAMS,
     # A vCard 2.1 base64 PHOTO ended by a blank line: Radicale answers 400.
     "contacts/outlook_vcard21_photo_base64.vcf": "refused (400)",
+    # A vCard 3.0 without FN (crmsync reads it, noting the repair): Radicale answers 400.
+    "contacts/vcard30_no_fn_n_only.vcf": "refused (400)",
 }
 
 

@@ -101,8 +101,9 @@ class World:
         )
         return sorted((s.record for s in stored), key=repr)
 
-    def put_raw(self, kind: ItemKind, name: str, text: str) -> httpx.Response:
-        """PUT ``text`` as a calendar client would, at ``name`` in the rep's folder."""
+    def put_raw(self, kind: ItemKind, name: str, text: str | bytes) -> httpx.Response:
+        """PUT ``text`` as a calendar client would, at ``name`` in the rep's folder (bytes
+        are sent as they are, even when they are not UTF-8)."""
         collection = self.collection(kind)
         content_type = "text/vcard" if kind is ItemKind.CONTACT else "text/calendar"
         extension = ".vcf" if kind is ItemKind.CONTACT else ".ics"

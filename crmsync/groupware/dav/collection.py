@@ -29,7 +29,13 @@ from crmsync.domain.sync import (
     Written,
 )
 from crmsync.groupware.dav.connection import DavConnection, canonical_path
-from crmsync.groupware.dav.formats import ItemFormat, MalformedItem, ParsedItem
+from crmsync.groupware.dav.formats import (
+    ItemFormat,
+    MalformedItem,
+    NotSynced,
+    ParsedItem,
+    item_text,
+)
 from crmsync.groupware.dav.ical import OutOfScope
 from crmsync.groupware.dav.multistatus import (
     DAV,
@@ -185,16 +191,31 @@ class DavCollection:
         hrefs = sorted(wanted)
         for start in range(0, len(hrefs), MULTIGET_BATCH):
             batch = hrefs[start : start + MULTIGET_BATCH]
-            response = self.connection.request(
-                "REPORT",
-                self.path,
-                body=multiget_body(self.format.multiget_report, self.format.data_property, batch),
-                headers={"Depth": "1"},
-                xml=True,
-            )
+            # One item a server stored but cannot serve can fail a whole multiget: Xandikos
+            # answers 500 once it holds text that is not UTF-8, a server keeping the bytes
+            # it was sent puts them into unreadable XML. Then the batch is read item by
+            # item, so only that item is reported (a server that is down fails the GETs).
+            try:
+                response = self.connection.request(
+                    "REPORT",
+                    self.path,
+                    body=multiget_body(
+                        self.format.multiget_report, self.format.data_property, batch
+                    ),
+                    headers={"Depth": "1"},
+                    xml=True,
+                )
+            except ServerUnavailable:
+                seen.extend(self._download_one_by_one(batch))
+                continue
             if response.status_code != 207:
                 self._unexpected(response, "download items")
-            for r in self._multistatus(response).responses:
+            try:
+                status = parse_multistatus(response.content)
+            except MultistatusError:
+                seen.extend(self._download_one_by_one(batch))
+                continue
+            for r in status.responses:
                 text = r.text(self.format.data_property)
                 etag = r.text(_GETETAG)
                 if r.href not in wanted or text is None or not etag:
@@ -203,6 +224,15 @@ class DavCollection:
                 if item is not None:
                     seen.append(item)
         return tuple(seen)
+
+    def _download_one_by_one(self, hrefs: list[str]) -> list[Seen]:
+        seen = []
+        for href in hrefs:
+            got = self._get_raw(href)
+            item = None if got is None else self._seen_bytes(href, *got)
+            if item is not None:
+                seen.append(item)
+        return seen
 
     def _remember(self, href: str, etag: str, text: str) -> None:
         self._bodies[href] = (etag, text)
@@ -216,32 +246,39 @@ class DavCollection:
             parsed = self.format.parse(text)
         except OutOfScope:
             return None
+        except NotSynced as exc:
+            return Seen(href, etag, None, note=exc.message)
         except MalformedItem as exc:
-            return Seen(
-                href,
-                etag,
-                None,
-                problem=ItemProblem(ErrorType.MALFORMED_ITEM, exc.message, exc.suggestion),
-            )
-        return Seen(href, etag, parsed.record, parsed.marker)
+            return _malformed(href, etag, exc)
+        return Seen(href, etag, parsed.record, parsed.marker, note=parsed.note)
+
+    def _seen_bytes(self, href: str, etag: str, data: bytes) -> Seen | None:
+        try:
+            text = item_text(data)
+        except MalformedItem as exc:
+            return _malformed(href, etag, exc)
+        return self._seen(href, etag, text)
 
     def fetch(self, item_id: str) -> Seen | None:
         """The item as it is now (one GET), or ``None`` if it is gone."""
-        got = self._get(item_id)
+        got = self._get_raw(item_id)
         if got is None:
             return None
-        etag, text = got
-        item = self._seen(item_id, etag, text)
-        return item
+        return self._seen_bytes(item_id, *got)
 
     def _get(self, href: str) -> tuple[str, str] | None:
+        """The item's ETag and text; raises `MalformedItem` when its bytes are not UTF-8."""
+        got = self._get_raw(href)
+        return None if got is None else (got[0], item_text(got[1]))
+
+    def _get_raw(self, href: str) -> tuple[str, bytes] | None:
         response = self.connection.request("GET", href)
         if response.status_code in (404, 410):
             return None
         if response.status_code != 200:
             self._unexpected(response, "read an item")
         etag = response.headers.get("ETag") or self._etag(href)
-        return etag, response.content.decode("utf-8", errors="replace")
+        return etag, response.content
 
     def _etag(self, href: str) -> str:
         response = self.connection.request(
@@ -269,7 +306,10 @@ class DavCollection:
         text = self.format.render_new(record, marker, name)
         response = self._put(href, text, {"If-None-Match": "*"})
         if response.status_code == 412:
-            got = self._get(href)
+            try:
+                got = self._get(href)
+            except MalformedItem:
+                got = ("", "")  # not crmsync's item: crmsync writes UTF-8
             if got is None:
                 raise VersionConflict(
                     f"{href} was reported to exist but cannot be read",
@@ -299,7 +339,11 @@ class DavCollection:
         if cached is not None and cached[0] == version:
             text = cached[1]
         else:
-            got = self._get(item_id)
+            try:
+                got = self._get(item_id)
+            except MalformedItem as exc:
+                message = f"cannot update {item_id}: {exc.message}"
+                raise RejectedWrite(message, exc.suggestion) from exc
             if got is None:
                 raise VersionConflict(
                     f"{item_id} no longer exists on the server",
@@ -403,6 +447,12 @@ class DavCollection:
             f"{_server_message(response)}".rstrip(),
             "Check that the folder still exists and the DAV server's log; retried next cycle.",
         )
+
+
+def _malformed(href: str, etag: str, exc: MalformedItem) -> Seen:
+    return Seen(
+        href, etag, None, problem=ItemProblem(ErrorType.MALFORMED_ITEM, exc.message, exc.suggestion)
+    )
 
 
 def _server_message(response: httpx.Response) -> str:

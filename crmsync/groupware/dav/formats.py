@@ -22,13 +22,45 @@ class MalformedItem(ValueError):
         self.suggestion = suggestion
 
 
+class NotSynced(MalformedItem):
+    """A well-formed item that is no live contact or event (a group card, a cancelled
+    event): left out by a rule, never reported as an error. ``message`` is the rule, in
+    words for the audit trail."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule, "")
+
+
 @dataclass(frozen=True)
 class ParsedItem(Generic[R_co]):
-    """An item's record, the marker it carries (if crmsync created it) and its UID."""
+    """An item's record, the marker it carries (if crmsync created it) and its UID.
+
+    ``note`` names a repair made while reading ("the vCard has no FN ..."), for the audit
+    trail; it is empty for an item read as written."""
 
     record: R_co
     marker: str | None
     uid: str | None
+    note: str = ""
+
+
+def item_text(data: bytes) -> str:
+    """The text of an item as a server sent it (UTF-8, which CalDAV and CardDAV require).
+
+    Raises `MalformedItem` naming the line of the first byte that is not UTF-8: text with
+    replacement characters would reach the CRM and every other mailbox as if it were the
+    name or note a person wrote.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MalformedItem(
+            f"the item is not UTF-8 text: byte 0x{data[exc.start]:02X} on line {line} "
+            "(probably Latin-1 or Windows-1252 text)",
+            "Re-save the item in a client that writes UTF-8, or re-import it with its "
+            "character set stated.",
+        ) from None
 
 
 class ItemFormat(Protocol):

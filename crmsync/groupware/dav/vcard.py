@@ -161,6 +161,11 @@ def _validate(card: cl.Component) -> None:
             "the vCard has neither FN nor N, so the contact has no name",
             "Give the contact a name in the address book (this adds FN and N lines).",
         )
+    if card.first("FN") is None and version != "2.1" and not _nameable_without_fn(card):
+        raise MalformedItem(
+            f"the vCard has no FN (vCard {version} requires one) and its N holds no name",
+            "Give the contact a name in the address book (this adds FN and N lines).",
+        )
     identifying = ("FN", "N", "EMAIL", "TEL", "ORG")
     if not any(
         cl.unescape_text(p.value).replace(";", "").strip()
@@ -172,6 +177,23 @@ def _validate(card: cl.Component) -> None:
             "so nothing identifies the contact",
             "Give the contact a name (or delete it) in the address book.",
         )
+
+
+def _nameable_without_fn(card: cl.Component) -> bool:
+    """Whether N (a family or given name) or ORG can stand in for a missing FN."""
+    n = _components(card.first("N"), 2)
+    return any(part.strip() for part in n[:2]) or bool(_components(card.first("ORG"), 1)[0])
+
+
+def _repair_note(card: cl.Component) -> str:
+    """What the reader supplied that the card lacks though its version requires it."""
+    version = (card.value("VERSION") or "").strip()
+    if card.first("FN") is None and version != "2.1":
+        # vCard 2.1 makes FN optional; 3.0 and 4.0 do not. Servers refuse such a card
+        # (Radicale, Xandikos) and a write from crmsync adds FN from the names.
+        source = "N" if any(p.strip() for p in _components(card.first("N"), 2)[:2]) else "ORG"
+        return f"repaired: the vCard has no FN (vCard {version} requires one); named from {source}"
+    return ""
 
 
 def _read(card: cl.Component) -> Contact:
@@ -233,6 +255,7 @@ def parse_vcard(text: str, field_map: ContactFieldMap = IDENTITY_MAP) -> ParsedI
         field_map.blank_unsynced(_read(card)),
         cl.unescape_text(marker.value) if marker else None,
         cl.unescape_text(uid.value) if uid else None,
+        _repair_note(card),
     )
 
 
