@@ -21,18 +21,17 @@ from crmsync.admin import config_file
 from crmsync.admin.accounts_cli import admin_app
 from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.reports import preview_table, print_report, status_table
+from crmsync.admin.setup_cli import setup_app
+from crmsync.admin.validation import configuration_name_problem
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.settings import (
     ConflictBehaviour,
-    ConnectionMethod,
     ContactOwnership,
     ContactSettings,
     Direction,
     EventSelection,
     EventSettings,
     EventWindow,
-    ExchangeAuth,
-    OrgSettings,
     SyncConfig,
     configuration_warnings,
 )
@@ -46,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(crm_app, name="crm")
 app.add_typer(admin_app, name="admin")
+app.add_typer(setup_app, name="setup")
 console = Console()
 
 
@@ -93,117 +93,6 @@ def demo(
     run_demo(
         Deployment.from_env().home / "demo", console, cycles=cycles, interval=interval, port=port
     )
-
-
-setup_app = typer.Typer(help="Connect crmsync to the mail server.", no_args_is_help=True)
-app.add_typer(setup_app, name="setup")
-
-
-@setup_app.command("dav")
-def setup_dav(
-    url: Annotated[str, typer.Argument(help="The CalDAV/CardDAV server's base URL.")],
-    service_account: Annotated[str, typer.Option(help="Service account user name.")],
-    password_env: Annotated[
-        str, typer.Option(help="Environment variable holding the service account's password.")
-    ] = ("CRMSYNC_SERVICE_PASSWORD"),
-    principal_path: Annotated[
-        str, typer.Option(help="Where a rep's principal lives, with {email}.")
-    ] = "/{email}/",
-    contacts_folder: Annotated[str, typer.Option(help="Address book reps sync.")] = "CRM_Sync",
-    additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains besides the service account's.")
-    ] = "",
-) -> None:
-    """Save the CalDAV/CardDAV connection; the password is read from the environment."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.DAV,
-        server_url=url.rstrip("/"),
-        service_account=service_account,
-        principal_path=principal_path,
-        contacts_folder=contacts_folder,
-        additional_domains=_domains(additional_domains),
-    )
-    _save_setup(settings, password_env)
-    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
-
-
-def _save_setup(settings: OrgSettings, password_env: str) -> None:
-    password = os.environ.get(password_env)
-    if not password:
-        console.print(f"[red]error:[/red] set {password_env} to the password (or app secret)")
-        raise typer.Exit(1)
-    with open_service() as service:
-        service.configure_server(settings, password)
-
-
-def _domains(text: str) -> tuple[str, ...]:
-    return tuple(d.strip() for d in text.split(",") if d.strip())
-
-
-@setup_app.command("exchange")
-def setup_exchange(
-    service_account: Annotated[
-        str, typer.Option(help="The service account: user@domain or DOMAIN\\user.")
-    ],
-    ews_url: Annotated[
-        str, typer.Option(help="The EWS URL; empty: Autodiscover from the account's address.")
-    ] = "",
-    auth: Annotated[ExchangeAuth, typer.Option(help="How the account signs in.")] = (
-        ExchangeAuth.NTLM
-    ),
-    password_env: Annotated[
-        str, typer.Option(help="Environment variable holding the account's password.")
-    ] = "CRMSYNC_SERVICE_PASSWORD",
-    contacts_folder: Annotated[str, typer.Option(help="Contacts subfolder reps sync.")] = (
-        "CRM_Sync"
-    ),
-    additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains besides the account's.")
-    ] = "",
-) -> None:
-    """Save the Exchange Server (EWS) connection: a service account with impersonation."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.EWS,
-        server_url=ews_url.strip(),
-        service_account=service_account,
-        exchange_auth=auth,
-        contacts_folder=contacts_folder,
-        additional_domains=_domains(additional_domains),
-    )
-    _save_setup(settings, password_env)
-    console.print(f"Saved the Exchange connection as {service_account}.")
-
-
-@setup_app.command("m365")
-def setup_m365(
-    tenant: Annotated[str, typer.Option(help="The Microsoft Entra tenant id or domain.")],
-    client_id: Annotated[str, typer.Option(help="The app registration's client id.")],
-    certificate_thumbprint: Annotated[
-        str, typer.Option(help="Use a certificate: its thumbprint (the secret is its PEM key).")
-    ] = "",
-    secret_env: Annotated[
-        str, typer.Option(help="Environment variable holding the client secret or PEM key.")
-    ] = "CRMSYNC_SERVICE_PASSWORD",
-    contacts_folder: Annotated[str, typer.Option(help="Contacts folder reps sync.")] = ("CRM_Sync"),
-    additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains (empty: any).")
-    ] = "",
-    notify_attendees_on_crm_edits: Annotated[
-        bool, typer.Option(help="Let CRM edits update meetings (Graph mails attendees).")
-    ] = False,
-) -> None:
-    """Save the Microsoft 365 connection: an app registration with admin consent."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.GRAPH,
-        graph_tenant_id=tenant,
-        graph_client_id=client_id,
-        graph_certificate_thumbprint=certificate_thumbprint,
-        contacts_folder=contacts_folder,
-        additional_domains=_domains(additional_domains),
-        notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
-    )
-    _save_setup(settings, secret_env)
-    console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
 
 
 config_app = typer.Typer(help="Sync configurations for groups of reps.", no_args_is_help=True)
@@ -267,6 +156,10 @@ def configs_add(
 ) -> None:
     """Create or replace a configuration."""
     with open_service() as service:
+        # A stored name (perhaps from before names were checked) may be kept.
+        if service.store.config(name) is None and (problem := configuration_name_problem(name)):
+            console.print(f"[red]error:[/red] {problem}", highlight=False)
+            raise typer.Exit(1)
         user_ids = tuple(service.rep_by_email(email).id for email in user or ())
         profile_ids = []
         for profile_name in profile or ():

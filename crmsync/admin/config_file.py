@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from crmsync.admin.validation import configuration_name_problem, org_settings_problems
 from crmsync.domain.settings import ContactSettings, EventSettings, OrgSettings, SyncConfig
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store.codec import from_json, to_json
 
@@ -129,6 +131,13 @@ def read_document(service: SyncService, text: str) -> Document:
     org_data = dict(data.get("org") or {})
     password = _password(org_data.pop(PASSWORD_ENV_KEY, None), problems)
     org = _decode(OrgSettings, org_data, "org", problems) or service.org_settings()
+    if org != service.org_settings() or password is not None:
+        # The same rules as the Setup page and the API; org settings the file leaves as
+        # they are saved (e.g. a new deployment's empty ones) are not saved anew.
+        password_known = bool(password) or service.store.get_secret(SERVICE_PASSWORD) is not None
+        for name, problem in org_settings_problems(org, password_known=password_known):
+            problems.append(f"org.{name}: {problem}")
+    stored_names = {config.name for config in service.store.configs()}
     configs = []
     users = {user.email.casefold(): user.id for user in service.crm.list_users()}
     profiles = {profile.name: profile.id for profile in service.crm.list_profiles()}
@@ -143,6 +152,10 @@ def read_document(service: SyncService, text: str) -> Document:
             continue
         if config.name in seen_names:
             problems.append(f"{where}: the name {config.name!r} is used twice")
+        if config.name not in stored_names and (
+            name_problem := configuration_name_problem(config.name)
+        ):
+            problems.append(f"{where}: {name_problem}")
         seen_names.add(config.name)
         configs.append(config)
     problems += _shared_assignments(configs)

@@ -135,6 +135,7 @@ def test_the_password_is_never_exported_and_comes_from_an_environment_variable(
     data = yaml.safe_load(export(runner))
     assert "password" not in yaml.safe_dump(data["org"])
     data["org"]["server_url"] = "https://dav.example.com/"
+    data["org"]["service_account"] = "crmsync"
     data["org"]["service_password_env"] = "DAV_PASSWORD"
     file = tmp_path / "crmsync.yaml"
     file.write_text(yaml.safe_dump(data))

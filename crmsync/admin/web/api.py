@@ -11,28 +11,32 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from crmsync.admin import config_file
+from crmsync.admin.validation import configuration_name_problem, org_settings_problems
 from crmsync.admin.web import views
 from crmsync.admin.web.deps import check_csrf, get_service, require
-from crmsync.admin.web.security import ERROR_REPORT, MANAGE, Principal
-from crmsync.domain.records import ItemKind, User
-from crmsync.domain.settings import (
-    ConnectionMethod,
-    ContactSettings,
-    EventSettings,
-    ExchangeAuth,
-    OrgSettings,
-    SyncConfig,
-    configuration_warnings,
+from crmsync.admin.web.schemas import (
+    SIGNED_IN,
+    WITH_BODY,
+    Configuration,
+    ConnectionTestIn,
+    ErrorFilters,
+    Me,
+    SavedConfiguration,
+    SetupIn,
+    SetupOut,
+    answers,
+    invalid,
 )
-from crmsync.domain.sync import ErrorType
+from crmsync.admin.web.security import ERROR_REPORT, MANAGE, Principal
+from crmsync.domain.records import User
+from crmsync.domain.settings import OrgSettings, SyncConfig, configuration_warnings
 from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
-from crmsync.store import ConfigConflict, ErrorSort
+from crmsync.store import ConfigConflict
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=SIGNED_IN)
 Manager = Annotated[Principal, Depends(require(MANAGE))]
 ErrorReader = Annotated[Principal, Depends(require(ERROR_REPORT))]
 Service = Annotated[SyncService, Depends(get_service)]
@@ -42,11 +46,6 @@ def _csrf(request: Request, principal: Principal) -> None:
     check_csrf(principal, request.headers.get("x-csrf-token"))
 
 
-class Me(BaseModel):
-    username: str
-    permissions: list[str]
-
-
 @router.get("/me", tags=["account"])
 def me(principal: Annotated[Principal, Depends(require(frozenset()))]) -> Me:
     """Who the token or session belongs to, and what it may do."""
@@ -54,42 +53,6 @@ def me(principal: Annotated[Principal, Depends(require(frozenset()))]) -> Me:
 
 
 # ---- setup ---------------------------------------------------------------------------------
-
-
-class Setup(BaseModel):
-    """How crmsync reaches the mail server. The password is write-only."""
-
-    connection_method: ConnectionMethod = ConnectionMethod.DAV
-    server_url: str = Field("", max_length=2000)
-    service_account: str = Field("", max_length=500)
-    principal_path: str = Field("/{email}/", max_length=500)
-    additional_domains: list[Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=list, max_length=200
-    )
-    contacts_folder: str = Field("CRM_Sync", min_length=1, max_length=200)
-    event_category: str = Field("CRM", min_length=1, max_length=200)
-    mass_delete_percent: int = Field(10, ge=1, le=100)
-    mass_delete_count: int = Field(50, ge=1)
-    mass_delete_minimum: int = Field(5, ge=0)
-    audit_retention_days: int = Field(30, ge=1, le=3650)
-    exchange_auth: ExchangeAuth = ExchangeAuth.NTLM
-    graph_tenant_id: str = Field("", max_length=200)
-    graph_client_id: str = Field("", max_length=200)
-    graph_certificate_thumbprint: str = Field("", max_length=200)
-    notify_attendees_on_crm_edits: bool = False
-
-
-class SetupIn(Setup):
-    password: str | None = Field(
-        None,
-        max_length=20_000,
-        description="The service account's password (Microsoft 365: the app's client secret "
-        "or, with a certificate thumbprint, its PEM private key); omit to keep it.",
-    )
-
-
-class SetupOut(Setup):
-    password_stored: bool
 
 
 def setup_out(service: SyncService) -> SetupOut:
@@ -106,31 +69,32 @@ def get_setup(principal: Manager, service: Service) -> SetupOut:
     return setup_out(service)
 
 
-@router.put("/setup", tags=["setup"])
+@router.put("/setup", tags=["setup"], responses=WITH_BODY)
 def put_setup(body: SetupIn, request: Request, principal: Manager, service: Service) -> SetupOut:
-    """Save the connection; the password is stored encrypted and never returned."""
+    """Save the connection; the password is stored encrypted and never returned. A 422
+    lists every problem (required settings per connection method, URLs, the principal
+    path, a password when none is stored) and saves nothing."""
     _csrf(request, principal)
     save_setup(service, body)
     return setup_out(service)
 
 
 def save_setup(service: SyncService, body: SetupIn) -> None:
+    """Save ``body`` if the rules allow it; raises `RequestValidationError` (a 422)
+    listing every problem otherwise."""
     values = body.model_dump(exclude={"password"})
     values["additional_domains"] = tuple(d.strip() for d in body.additional_domains if d.strip())
     settings = OrgSettings(**values)
     password = body.password or service.store.get_secret(SERVICE_PASSWORD)
-    if password:
-        # Also drops the service's open connection, so the next cycle uses the new setup.
-        service.configure_server(settings, password)
-    else:
-        service.store.save_org_settings(settings)
+    problems = org_settings_problems(settings, password_known=bool(password))
+    if problems:
+        raise invalid(problems)
+    assert password  # checked above: the rules need one
+    # Also drops the service's open connection, so the next cycle uses the new setup.
+    service.configure_server(settings, password)
 
 
-class ConnectionTestIn(BaseModel):
-    email: str = Field(..., min_length=3, max_length=320, description="A rep's email.")
-
-
-@router.post("/connection-test", tags=["setup"])
+@router.post("/connection-test", tags=["setup"], responses=WITH_BODY)
 def connection_test(
     body: ConnectionTestIn, request: Request, principal: Manager, service: Service
 ) -> dict[str, Any]:
@@ -140,29 +104,26 @@ def connection_test(
 
 
 # ---- configurations ------------------------------------------------------------------------
+# Addressed by name; a name is one URL segment, "/" and all other reserved characters
+# percent-encoded ("a%2Fb"). The routes take the rest of the path as the name, so names
+# with a "/" saved before names were checked stay reachable.
 
-
-class Configuration(BaseModel):
-    """A configuration; reps by email and profiles by name (as `crmsync config export`)."""
-
-    name: str = Field(..., min_length=1, max_length=200)
-    active: bool = True
-    description: str = Field("", max_length=2000)
-    users: list[Annotated[str, Field(max_length=320)]] = Field(default_factory=list)
-    profiles: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list)
-    contacts: ContactSettings = Field(default_factory=ContactSettings)
-    events: EventSettings = Field(default_factory=EventSettings)
-
-
-class SavedConfiguration(Configuration):
-    warnings: list[str] = Field(default_factory=list)
+NOT_FOUND = {"e404": "No configuration has this name."}
 
 
 def to_config(service: SyncService, body: Configuration) -> SyncConfig:
     try:
         return config_file.configuration_from(service, body.model_dump(mode="json"))
     except config_file.DocumentError as refused:
-        raise HTTPException(422, refused.problems) from None
+        raise invalid(("", problem) for problem in refused.problems) from None
+
+
+def check_name(name: str, replacing: str | None = None) -> None:
+    """422 unless ``name`` follows the naming rule or is the stored name being kept."""
+    if name == replacing:
+        return
+    if problem := configuration_name_problem(name):
+        raise invalid([("name", problem)])
 
 
 def saved(service: SyncService, config: SyncConfig) -> SavedConfiguration:
@@ -172,7 +133,8 @@ def saved(service: SyncService, config: SyncConfig) -> SavedConfiguration:
 
 def save_config(service: SyncService, config: SyncConfig, replacing: str | None = None) -> None:
     """Save ``config``, in place of the configuration named ``replacing`` if given (a
-    rename moves its assignments in one transaction)."""
+    rename moves its assignments in one transaction). Raises `RequestValidationError`
+    (422) for invalid settings, `HTTPException` 409 for a clash with what is saved."""
     try:
         if replacing is None or replacing == config.name:
             service.save_config(config)
@@ -180,7 +142,7 @@ def save_config(service: SyncService, config: SyncConfig, replacing: str | None 
             others = [c for c in service.store.configs() if c.name != replacing]
             service.replace_configs([*others, config])
     except ValueError as refused:
-        raise HTTPException(422, str(refused)) from None
+        raise invalid([("", str(refused))]) from None
     except ConfigConflict as refused:
         raise HTTPException(409, str(refused)) from None
 
@@ -190,13 +152,26 @@ def list_configurations(principal: Manager, service: Service) -> list[SavedConfi
     return [saved(service, config) for config in service.store.configs()]
 
 
-@router.post("/configurations", status_code=201, tags=["configurations"])
+@router.post(
+    "/configurations",
+    status_code=201,
+    tags=["configurations"],
+    responses={
+        **WITH_BODY,
+        **answers(
+            409,
+            e409="A configuration has this name already, or a rep or profile is in another "
+            "configuration (of this org, or active in another org).",
+        ),
+    },
+)
 def create_configuration(
     body: Configuration, request: Request, principal: Manager, service: Service
 ) -> SavedConfiguration:
     _csrf(request, principal)
     if service.store.config(body.name) is not None:
         raise HTTPException(409, f"a configuration named {body.name!r} exists already")
+    check_name(body.name)
     config = to_config(service, body)
     save_config(service, config)
     return saved(service, config)
@@ -209,26 +184,47 @@ def _existing(service: SyncService, name: str) -> SyncConfig:
     return config
 
 
-@router.get("/configurations/{name}", tags=["configurations"])
+@router.get(
+    "/configurations/{name:path}", tags=["configurations"], responses=answers(404, **NOT_FOUND)
+)
 def get_configuration(name: str, principal: Manager, service: Service) -> SavedConfiguration:
     return saved(service, _existing(service, name))
 
 
-@router.put("/configurations/{name}", tags=["configurations"])
+@router.put(
+    "/configurations/{name:path}",
+    tags=["configurations"],
+    responses={
+        **WITH_BODY,
+        **answers(
+            404,
+            409,
+            **NOT_FOUND,
+            e409="Renamed to a name in use, or a rep or profile "
+            "is in another configuration (of this org, or active in another org).",
+        ),
+    },
+)
 def put_configuration(
     name: str, body: Configuration, request: Request, principal: Manager, service: Service
 ) -> SavedConfiguration:
     """Replace a configuration (renaming it when ``body.name`` differs)."""
     _csrf(request, principal)
     _existing(service, name)
+    if body.name != name and service.store.config(body.name) is not None:
+        raise HTTPException(409, f"a configuration named {body.name!r} exists already")
+    check_name(body.name, replacing=name)
     config = to_config(service, body)
-    if config.name != name and service.store.config(config.name) is not None:
-        raise HTTPException(409, f"a configuration named {config.name!r} exists already")
     save_config(service, config, replacing=name)
     return saved(service, config)
 
 
-@router.delete("/configurations/{name}", status_code=204, tags=["configurations"])
+@router.delete(
+    "/configurations/{name:path}",
+    status_code=204,
+    tags=["configurations"],
+    responses=answers(404, **NOT_FOUND),
+)
 def delete_configuration(
     name: str, request: Request, principal: Manager, service: Service
 ) -> Response:
@@ -239,7 +235,13 @@ def delete_configuration(
     return Response(status_code=204)
 
 
-@router.post("/configurations/{name}/preview", tags=["configurations"])
+@router.post(
+    "/configurations/{name:path}/preview",
+    tags=["configurations"],
+    responses=answers(
+        404, e404="No configuration has this name, or no CRM user has the email given as rep."
+    ),
+)
 def preview_configuration(
     name: str,
     request: Request,
@@ -286,13 +288,16 @@ def _rep(service: SyncService, email: str) -> User:
     return user
 
 
-@router.get("/reps/{email}", tags=["statuses"])
+REP_NOT_FOUND = answers(404, e404="No CRM user has this email.")
+
+
+@router.get("/reps/{email}", tags=["statuses"], responses=REP_NOT_FOUND)
 def get_rep(email: str, principal: Manager, service: Service) -> dict[str, Any]:
     """One rep's statuses (the spec's Tables 4-6) and recent audit trail."""
     return views.rep_status(service, _rep(service, email))
 
 
-@router.post("/reps/{email}/reset", status_code=202, tags=["statuses"])
+@router.post("/reps/{email}/reset", status_code=202, tags=["statuses"], responses=REP_NOT_FOUND)
 def reset_rep(email: str, request: Request, principal: Manager, service: Service) -> dict[str, Any]:
     """Mark the rep for reset: the next cycle re-pairs its items, changing no record."""
     _csrf(request, principal)
@@ -301,7 +306,9 @@ def reset_rep(email: str, request: Request, principal: Manager, service: Service
     return views.rep_summary(service, user)
 
 
-@router.post("/reps/{email}/confirm-deletes", status_code=202, tags=["statuses"])
+@router.post(
+    "/reps/{email}/confirm-deletes", status_code=202, tags=["statuses"], responses=REP_NOT_FOUND
+)
 def confirm_deletes(
     email: str, request: Request, principal: Manager, service: Service
 ) -> dict[str, Any]:
@@ -313,17 +320,6 @@ def confirm_deletes(
 
 
 # ---- error report ---------------------------------------------------------------------------
-
-
-class ErrorFilters(BaseModel):
-    rep: str | None = Field(None, max_length=320)
-    kind: ItemKind | None = None
-    error_type: ErrorType | None = None
-    since: dt.datetime | None = None
-    sort: ErrorSort = ErrorSort.TIME
-    descending: bool = True
-    limit: int = Field(200, ge=1, le=10_000)
-    offset: int = Field(0, ge=0, le=10_000_000)
 
 
 def error_rows(service: SyncService, filters: ErrorFilters) -> list[dict[str, Any]]:

@@ -13,11 +13,15 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from crmsync.admin.web import api, pages
 from crmsync.admin.web.deps import Forbidden, NotSignedIn
@@ -65,6 +69,8 @@ def create_app(
     app.state.secure_cookies = secure_cookies
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["when"] = _when
+    # One URL path segment: unlike Jinja's urlencode, also encodes "/".
+    templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
@@ -79,6 +85,14 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route matching the path
+            # only; GET and POST on one path are two routes here.
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed(app, request))}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
@@ -111,6 +125,16 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route answers on the request's path."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _when(value: str | None) -> str:

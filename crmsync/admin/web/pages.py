@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from crmsync.admin.validation import NUMBER_BOUNDS
 from crmsync.admin.web import api, views
 from crmsync.admin.web.deps import check_csrf, get_service, optional_principal, require
+from crmsync.admin.web.schemas import ErrorFilters, SetupIn, SetupOut
 from crmsync.admin.web.security import (
     ERROR_REPORT,
     MANAGE,
@@ -41,6 +44,7 @@ from crmsync.domain.settings import (
     configuration_warnings,
 )
 from crmsync.domain.sync import ErrorType
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store import ErrorSort
 
@@ -182,36 +186,41 @@ def save_setup(
     graph_certificate_thumbprint: Annotated[str, Form(max_length=200)] = "",
     notify_attendees_on_crm_edits: Annotated[bool, Form()] = False,
 ) -> Response:
+    """Save through the API's code path, so the same rules refuse the same setups."""
     check_csrf(principal, csrf_token)
+    saved = service.org_settings()
+    entered: dict[str, Any] = {
+        # Not on the page (set with `config apply`): kept as saved, not reset to defaults.
+        **{name: getattr(saved, name) for name, *_ in NUMBER_BOUNDS},
+        "connection_method": connection_method,
+        "server_url": server_url.strip(),
+        "service_account": service_account.strip(),
+        "principal_path": principal_path.strip() or "/{email}/",
+        "additional_domains": [d for d in additional_domains.replace("\n", ",").split(",")],
+        "contacts_folder": contacts_folder.strip(),
+        "event_category": event_category.strip(),
+        "exchange_auth": exchange_auth,
+        "graph_tenant_id": graph_tenant_id.strip(),
+        "graph_client_id": graph_client_id.strip(),
+        "graph_certificate_thumbprint": graph_certificate_thumbprint.strip(),
+        "notify_attendees_on_crm_edits": notify_attendees_on_crm_edits,
+    }
     try:
-        body = api.SetupIn(
-            connection_method=connection_method,
-            server_url=server_url.strip(),
-            service_account=service_account.strip(),
-            principal_path=principal_path.strip() or "/{email}/",
-            additional_domains=[d for d in additional_domains.replace("\n", ",").split(",")],
-            contacts_folder=contacts_folder.strip(),
-            event_category=event_category.strip(),
-            password=password or None,
-            exchange_auth=exchange_auth,
-            graph_tenant_id=graph_tenant_id.strip(),
-            graph_client_id=graph_client_id.strip(),
-            graph_certificate_thumbprint=graph_certificate_thumbprint.strip(),
-            notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
-        )
-    except ValidationError as invalid:
+        api.save_setup(service, SetupIn(**entered, password=password or None))
+    except (ValidationError, RequestValidationError) as invalid:
+        # What the admin typed, to correct (never the password: it is not sent back).
+        stored = service.store.get_secret(SERVICE_PASSWORD) is not None
         return render(
             request,
             "setup.html",
             principal,
             status_code=422,
-            setup=api.setup_out(service),
+            setup=SetupOut.model_construct(**entered, password_stored=stored),
             methods=list(ConnectionMethod),
             errors=_messages(invalid),
             account_check=None,
             saved=None,
         )
-    api.save_setup(service, body)
     check = views.service_account_check(service)
     return render(
         request,
@@ -314,7 +323,9 @@ def new_configuration(request: Request, principal: Manager, service: Service) ->
     )
 
 
-@router.get("/configurations/{name}")
+# The rest of the path is the name: names with a "/" saved before names were checked
+# stay reachable (links encode it as %2F).
+@router.get("/configurations/{name:path}")
 def edit_configuration(
     name: str, request: Request, principal: Manager, service: Service
 ) -> HTMLResponse:
@@ -346,8 +357,10 @@ async def post_configuration(request: Request, principal: Manager, service: Serv
     values["profiles"] = [str(p) for p in form.getlist("profiles")]
     try:
         config = _config_from_form(service, values)
-    except (ValueError, ValidationError) as invalid:
-        problems = _messages(invalid) if isinstance(invalid, ValidationError) else [str(invalid)]
+        if action != "preview":
+            api.check_name(config.name, replacing=original)
+    except (ValueError, ValidationError, RequestValidationError) as invalid:
+        problems = [str(invalid)] if isinstance(invalid, ValueError) else _messages(invalid)
         return _config_form(
             request,
             principal,
@@ -383,15 +396,18 @@ async def post_configuration(request: Request, principal: Manager, service: Serv
         )
     try:
         api.save_config(service, config, replacing=original)
-    except api.HTTPException as refused:
-        problems = refused.detail if isinstance(refused.detail, list) else [refused.detail]
+    except (HTTPException, RequestValidationError) as refused:
+        if isinstance(refused, HTTPException):
+            problems, status = [str(refused.detail)], refused.status_code
+        else:
+            problems, status = _messages(refused), 422
         return _config_form(
             request,
             principal,
             service,
             _form_of(service, config),
             original=original,
-            status_code=refused.status_code,
+            status_code=status,
             errors=problems,
         )
     return back("/configurations", saved=config.name)
@@ -470,11 +486,15 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _messages(invalid: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in invalid.errors()
-    ]
+def _messages(invalid: ValidationError | RequestValidationError) -> list[str]:
+    """One line per problem, named after the field (without the API's "body" prefix)."""
+    lines = []
+    for error in invalid.errors():
+        loc = [str(p) for p in error["loc"]]
+        if isinstance(invalid, RequestValidationError) and loc[:1] == ["body"]:
+            loc = loc[1:]
+        lines.append(f"{'.'.join(loc)}: {error['msg']}" if loc else error["msg"])
+    return lines
 
 
 # ---- statuses --------------------------------------------------------------------------------
@@ -522,12 +542,12 @@ def reset_rep(
 # ---- error report ----------------------------------------------------------------------------
 
 
-def _filters(request: Request) -> tuple[api.ErrorFilters, list[str]]:
+def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
     params = {k: v for k, v in request.query_params.items() if v != ""}
     try:
-        return api.ErrorFilters(**params), []
+        return ErrorFilters(**params), []
     except ValidationError as invalid:
-        return api.ErrorFilters(), _messages(invalid)
+        return ErrorFilters(), _messages(invalid)
 
 
 @router.get("/errors")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from crmsync.domain.settings import SyncConfig
 from tests.admin.web.conftest import Console
 
 
@@ -91,8 +94,71 @@ def test_setup_keeps_the_password_hidden_and_the_error_report_says_when_empty(
     )
     assert saved.status_code == 200
     assert "top secret password" not in saved.text
+    # Settings the page does not show keep their saved values.
+    store = console.service.store
+    store.save_org_settings(replace(console.service.org_settings(), mass_delete_percent=25))
+    again = console.client.post(
+        "/setup",
+        data={
+            "csrf_token": csrf,
+            "connection_method": "dav",
+            "server_url": "http://127.0.0.1:9/",
+            "service_account": "svc@example.com",
+            "additional_domains": "example.net, example.org",
+        },
+    )
+    assert again.status_code == 200
+    assert console.service.org_settings().mass_delete_percent == 25
     assert "Service account recognized: no" in saved.text  # nothing listens on port 9
     settings = console.service.org_settings()
     assert settings.additional_domains == ("example.net", "example.org")
     assert console.service.store.get_secret("service_account_password") == "top secret password"
     assert "No sync errors." in console.client.get("/errors").text
+
+
+def test_the_forms_check_names_and_reach_a_stored_name_with_a_slash(console: Console) -> None:
+    csrf = console.sign_in("manager")
+    refused = console.client.post(
+        "/configurations", data=config_form(csrf, name="EMEA/APAC", users="")
+    )
+    assert refused.status_code == 422 and "letters, digits, spaces" in refused.text
+    assert console.service.store.configs() == []
+
+    console.service.store.save_config(SyncConfig("EMEA/APAC", description="from before"))
+    listing = console.client.get("/configurations")
+    assert 'href="/configurations/EMEA%2FAPAC"' in listing.text
+    page = console.client.get("/configurations/EMEA%2FAPAC")
+    assert page.status_code == 200 and "from before" in page.text
+    kept = console.client.post(
+        "/configurations",
+        data=config_form(csrf, original="EMEA/APAC", name="EMEA/APAC", users=""),
+        follow_redirects=False,
+    )
+    assert kept.status_code == 303
+    renamed = console.client.post(
+        "/configurations",
+        data=config_form(csrf, original="EMEA/APAC", name="EMEA and APAC", users=""),
+        follow_redirects=False,
+    )
+    assert renamed.status_code == 303
+    assert [c.name for c in console.service.store.configs()] == ["EMEA and APAC"]
+
+
+def test_the_setup_form_refuses_what_the_api_refuses(console: Console) -> None:
+    csrf = console.sign_in("full")
+    form = {
+        "csrf_token": csrf,
+        "connection_method": "dav",
+        "server_url": "javascript:alert(1)",
+        "service_account": "",
+        "password": "top secret password",
+    }
+    refused = console.client.post("/setup", data=form)
+    assert refused.status_code == 422
+    assert "server_url: " in refused.text and "http:// or https://" in refused.text
+    assert "service_account: " in refused.text
+    assert "top secret password" not in refused.text
+    # What the admin typed is shown again to correct, not the saved setup.
+    assert 'value="javascript:alert(1)"' in refused.text
+    assert console.service.org_settings().server_url == ""
+    assert console.service.store.get_secret("service_account_password") is None

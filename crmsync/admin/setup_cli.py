@@ -1,0 +1,132 @@
+"""`crmsync setup ...`: how crmsync reaches the mail server, one command per connection
+method. Each checks the settings with the same rules as the Setup page and the API."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crmsync.admin.validation import org_settings_problems
+from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
+
+console = Console()
+
+setup_app = typer.Typer(help="Connect crmsync to the mail server.", no_args_is_help=True)
+
+
+@setup_app.command("dav")
+def setup_dav(
+    url: Annotated[str, typer.Argument(help="The CalDAV/CardDAV server's base URL.")],
+    service_account: Annotated[str, typer.Option(help="Service account user name.")],
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the service account's password.")
+    ] = ("CRMSYNC_SERVICE_PASSWORD"),
+    principal_path: Annotated[
+        str, typer.Option(help="Where a rep's principal lives, with {email}.")
+    ] = "/{email}/",
+    contacts_folder: Annotated[str, typer.Option(help="Address book reps sync.")] = "CRM_Sync",
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains besides the service account's.")
+    ] = "",
+) -> None:
+    """Save the CalDAV/CardDAV connection; the password is read from the environment."""
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.DAV,
+        server_url=url.rstrip("/"),
+        service_account=service_account,
+        principal_path=principal_path,
+        contacts_folder=contacts_folder,
+        additional_domains=_domains(additional_domains),
+    )
+    _save_setup(settings, password_env)
+    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
+
+
+def _save_setup(settings: OrgSettings, password_env: str) -> None:
+    """Save ``settings`` with the password from ``password_env``, if the rules the API and
+    the console apply allow it; otherwise print every problem and exit 1."""
+    password = os.environ.get(password_env)
+    problems = org_settings_problems(settings, password_known=True)
+    if not password:
+        problems.append(("password", f"set {password_env} to the password (or app secret)"))
+    if problems:
+        for name, problem in problems:
+            console.print(f"[red]error:[/red] {name}: {problem}", highlight=False)
+        raise typer.Exit(1)
+    with SyncService(Deployment.from_env()) as service:
+        service.configure_server(settings, password)
+
+
+def _domains(text: str) -> tuple[str, ...]:
+    return tuple(d.strip() for d in text.split(",") if d.strip())
+
+
+@setup_app.command("exchange")
+def setup_exchange(
+    service_account: Annotated[
+        str, typer.Option(help="The service account: user@domain or DOMAIN\\user.")
+    ],
+    ews_url: Annotated[
+        str, typer.Option(help="The EWS URL; empty: Autodiscover from the account's address.")
+    ] = "",
+    auth: Annotated[ExchangeAuth, typer.Option(help="How the account signs in.")] = (
+        ExchangeAuth.NTLM
+    ),
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the account's password.")
+    ] = "CRMSYNC_SERVICE_PASSWORD",
+    contacts_folder: Annotated[str, typer.Option(help="Contacts subfolder reps sync.")] = (
+        "CRM_Sync"
+    ),
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains besides the account's.")
+    ] = "",
+) -> None:
+    """Save the Exchange Server (EWS) connection: a service account with impersonation."""
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.EWS,
+        server_url=ews_url.strip(),
+        service_account=service_account,
+        exchange_auth=auth,
+        contacts_folder=contacts_folder,
+        additional_domains=_domains(additional_domains),
+    )
+    _save_setup(settings, password_env)
+    console.print(f"Saved the Exchange connection as {service_account}.")
+
+
+@setup_app.command("m365")
+def setup_m365(
+    tenant: Annotated[str, typer.Option(help="The Microsoft Entra tenant id or domain.")],
+    client_id: Annotated[str, typer.Option(help="The app registration's client id.")],
+    certificate_thumbprint: Annotated[
+        str, typer.Option(help="Use a certificate: its thumbprint (the secret is its PEM key).")
+    ] = "",
+    secret_env: Annotated[
+        str, typer.Option(help="Environment variable holding the client secret or PEM key.")
+    ] = "CRMSYNC_SERVICE_PASSWORD",
+    contacts_folder: Annotated[str, typer.Option(help="Contacts folder reps sync.")] = ("CRM_Sync"),
+    additional_domains: Annotated[
+        str, typer.Option(help="Comma-separated rep email domains (empty: any).")
+    ] = "",
+    notify_attendees_on_crm_edits: Annotated[
+        bool, typer.Option(help="Let CRM edits update meetings (Graph mails attendees).")
+    ] = False,
+) -> None:
+    """Save the Microsoft 365 connection: an app registration with admin consent."""
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.GRAPH,
+        graph_tenant_id=tenant,
+        graph_client_id=client_id,
+        graph_certificate_thumbprint=certificate_thumbprint,
+        contacts_folder=contacts_folder,
+        additional_domains=_domains(additional_domains),
+        notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
+    )
+    _save_setup(settings, secret_env)
+    console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")

@@ -1,0 +1,137 @@
+"""What an admin may save, checked the same way by the REST API, the console's forms and
+the CLI (`setup ...`, `config add`, `config apply`).
+
+Each rule returns every problem it finds, each tied to the setting it is about, so every
+caller can list them all at once (the API as 422 entries, the forms above the form, the
+CLI one line each).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from crmsync.domain.settings import ConnectionMethod, OrgSettings
+
+CONFIGURATION_NAME_MAX = 200
+# Besides letters and digits (of any script): the punctuation names of teams and regions
+# use. Left out on purpose: "/" (the name is one segment of the console's and the API's
+# URLs), "\" (browsers turn it into "/"), "?", "#" and "%" (URL syntax), and quotes other
+# than the apostrophe.
+_NAME_PUNCTUATION = " -_.,'&()+"
+CONFIGURATION_NAME_RULE = (
+    f"a configuration name is 1 to {CONFIGURATION_NAME_MAX} characters: letters, digits, "
+    "spaces and - _ . , ' & ( ) +, starting with a letter or digit and not ending with a "
+    'space; "new" is taken by the console\'s page for a new configuration'
+)
+# The console's page for a new configuration is /configurations/new.
+_RESERVED_NAMES = frozenset({"new"})
+
+
+def configuration_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be given to a new (or renamed) configuration, or ``None``.
+
+    Configurations saved before this rule keep their names: callers check only names
+    that are not stored yet.
+    """
+    valid = (
+        0 < len(name) <= CONFIGURATION_NAME_MAX
+        and name[0].isalnum()
+        and not name[-1].isspace()
+        and all(c.isalnum() or c in _NAME_PUNCTUATION for c in name)
+        and name not in _RESERVED_NAMES
+    )
+    return None if valid else f"{name!r} cannot be used: {CONFIGURATION_NAME_RULE}"
+
+
+# Which settings each connection method cannot work without.
+_REQUIRED = {
+    ConnectionMethod.DAV: {
+        "server_url": "the CalDAV/CardDAV server's URL is required",
+        "service_account": "the service account's user name is required",
+    },
+    ConnectionMethod.EWS: {
+        "service_account": "the service account (user@domain or DOMAIN\\user) is required",
+    },
+    ConnectionMethod.GRAPH: {
+        "graph_tenant_id": "the Microsoft Entra tenant id (or domain) is required",
+        "graph_client_id": "the app registration's client id is required",
+    },
+}
+
+
+def org_settings_problems(settings: OrgSettings, *, password_known: bool) -> list[tuple[str, str]]:
+    """Why ``settings`` cannot be saved, as (setting, problem) pairs (empty: they can).
+
+    ``password_known``: a password (or app secret) is given with the settings or already
+    stored; without one no connection method can sign in.
+    """
+    problems: list[tuple[str, str]] = []
+    method = settings.connection_method
+    if method not in _REQUIRED:
+        problems.append(("connection_method", f"{method.value!r} is not available yet"))
+        return problems
+    for name, message in _REQUIRED[method].items():
+        if not str(getattr(settings, name)).strip():
+            problems.append((name, message))
+    url = settings.server_url.strip()
+    if url and (problem := url_problem(url)):
+        problems.append(("server_url", problem))
+    if method is ConnectionMethod.DAV:
+        problems += [("principal_path", p) for p in _principal_path_problems(settings)]
+    for name in ("contacts_folder", "event_category"):
+        if not getattr(settings, name).strip():
+            problems.append((name, "must not be empty"))
+    problems += _number_problems(settings)
+    if not password_known:
+        problems.append(
+            ("password", "no password (or app secret) is stored yet: give one with the setup")
+        )
+    return problems
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is no server URL crmsync can use, or ``None``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "must name a host, e.g. https://dav.example.com/"
+    return None
+
+
+def _principal_path_problems(settings: OrgSettings) -> list[str]:
+    path = settings.principal_path
+    if "{email}" not in path:
+        return ["must contain {email}, where the rep's address goes, e.g. /{email}/"]
+    try:
+        path.format(email="rep@example.com")
+    except (KeyError, IndexError, ValueError):
+        return ["{email} is the only placeholder; write other braces as {{ and }}"]
+    if not path.startswith("/"):
+        return ["must start with /"]
+    return []
+
+
+# (setting, lowest, highest or None): the same bounds the API's schema declares.
+NUMBER_BOUNDS = (
+    ("mass_delete_percent", 1, 100),
+    ("mass_delete_count", 1, None),
+    ("mass_delete_minimum", 0, None),
+    ("audit_retention_days", 1, 3650),
+)
+
+
+def _number_problems(settings: OrgSettings) -> list[tuple[str, str]]:
+    problems = []
+    for name, low, high in NUMBER_BOUNDS:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append((name, f"must be a whole number, not {value!r}"))
+        elif value < low or (high is not None and value > high):
+            bounds = f"{low} to {high}" if high is not None else f"at least {low}"
+            problems.append((name, f"must be {bounds}, not {value}"))
+    return problems

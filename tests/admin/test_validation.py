@@ -1,0 +1,142 @@
+"""The rules for what an admin may save, through the CLI and `config apply` (the API and
+the console's forms are tested in tests/admin/web)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+from typer.testing import CliRunner
+
+from crmsync.admin import cli
+from crmsync.admin.cli import app
+from crmsync.admin.validation import configuration_name_problem, org_settings_problems
+from crmsync.domain.settings import ConnectionMethod, OrgSettings, SyncConfig
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CRMSYNC_ORG", raising=False)
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    return CliRunner()
+
+
+def service(tmp_path: Path) -> SyncService:
+    return SyncService(Deployment.from_env(tmp_path / "home"))
+
+
+@pytest.mark.parametrize(
+    "name", ["Sales", "Sales EMEA", "Vertrieb Österreich", "R&D (2027), v1.2 + ops", "7", "O'Neil"]
+)
+def test_good_configuration_names(name: str) -> None:
+    assert configuration_name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        " ",
+        "a/b",
+        "a\\b",
+        "x?y",
+        "#1",
+        "50%",
+        "new",
+        " lead",
+        "trail ",
+        "-x",
+        "t\tab",
+        "é" * 201,
+    ],
+)
+def test_bad_configuration_names(name: str) -> None:
+    problem = configuration_name_problem(name)
+    assert problem is not None and "letters, digits, spaces" in problem
+
+
+def test_org_settings_rules_per_connection_method() -> None:
+    def fields(settings: OrgSettings, password: bool = True) -> list[str]:
+        return [f for f, _ in org_settings_problems(settings, password_known=password)]
+
+    assert fields(OrgSettings()) == ["server_url", "service_account"]
+    dav = OrgSettings(server_url="https://dav.example.com/", service_account="svc")
+    assert fields(dav) == [] and fields(dav, password=False) == ["password"]
+    assert fields(OrgSettings(server_url="javascript:alert(1)", service_account="svc")) == [
+        "server_url"
+    ]
+    assert fields(OrgSettings(ConnectionMethod.EWS, service_account="svc")) == []
+    assert fields(OrgSettings(ConnectionMethod.GRAPH)) == ["graph_tenant_id", "graph_client_id"]
+    assert fields(OrgSettings(ConnectionMethod.GOOGLE)) == ["connection_method"]
+
+
+def test_setup_commands_refuse_what_the_api_refuses(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMSYNC_SERVICE_PASSWORD", "service password")
+    refused = runner.invoke(
+        app, ["setup", "dav", "javascript:alert(1)", "--service-account", "svc"]
+    )
+    assert refused.exit_code == 1
+    assert "server_url: " in refused.output and "http:// or https://" in refused.output
+    path = runner.invoke(
+        app,
+        [
+            "setup",
+            "dav",
+            "https://dav.example.com",
+            "--service-account",
+            "svc",
+            "--principal-path",
+            "/{user}/",
+        ],
+    )
+    assert path.exit_code == 1 and "{email}" in path.output
+    ok = runner.invoke(app, ["setup", "dav", "https://dav.example.com", "--service-account", "svc"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_config_add_refuses_a_new_bad_name(runner: CliRunner, tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["config", "add", "EMEA/APAC"])
+    assert refused.exit_code == 1 and "letters, digits, spaces" in refused.output
+    with service(tmp_path) as found:
+        assert found.store.configs() == []
+        found.store.save_config(SyncConfig("EMEA/APAC"))
+    # A configuration saved before the rule can still be replaced under its name.
+    kept = runner.invoke(app, ["config", "add", "EMEA/APAC", "--description", "still here"])
+    assert kept.exit_code == 0, kept.output
+
+
+def test_config_apply_checks_new_names_and_changed_org_settings(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with service(tmp_path) as found:
+        found.store.save_config(SyncConfig("old/name"))
+    exported = runner.invoke(app, ["config", "export"])
+    data = yaml.safe_load(exported.output)
+    file = tmp_path / "crmsync.yaml"
+
+    # Unchanged org settings (here the empty ones of a new deployment) and a stored
+    # configuration name from before the rule apply as they are.
+    data["configurations"].append({"name": "Fine"})
+    file.write_text(yaml.safe_dump(data))
+    applied = runner.invoke(app, ["config", "apply", str(file), "--yes"])
+    assert applied.exit_code == 0, applied.output
+
+    data["configurations"].append({"name": "new/name"})
+    data["org"]["server_url"] = "javascript:alert(1)"
+    file.write_text(yaml.safe_dump(data))
+    refused = runner.invoke(app, ["config", "apply", str(file), "--yes"])
+    assert refused.exit_code == 1
+    output = " ".join(refused.output.split())
+    assert "org.server_url: " in output and "http:// or https://" in output
+    assert "org.service_account: " in output and "org.password: " in output
+    assert "configurations[2]: " in output and "letters, digits, spaces" in output
+    with service(tmp_path) as found:
+        assert found.org_settings().server_url == ""
+        assert sorted(c.name for c in found.store.configs()) == ["Fine", "old/name"]
