@@ -23,6 +23,8 @@ from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.reports import preview_table, print_report, status_table
 from crmsync.admin.setup_cli import setup_app
 from crmsync.admin.validation import configuration_name_problem
+from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
+from crmsync.admin.web.proxies import TrustedProxies
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.settings import (
     ConflictBehaviour,
@@ -455,7 +457,7 @@ def errors(
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
     interval: Annotated[
         float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
     ] = 60.0,
@@ -466,6 +468,23 @@ def serve(
     no_scheduler: Annotated[
         bool, typer.Option(help="Serve the console only; sync elsewhere (e.g. cron).")
     ] = False,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses or networks of the reverse proxies whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1; '*' for "
+            "any peer. Default: none (the client is whoever connects).",
+            envvar="CRMSYNC_FORWARDED_ALLOW_IPS",
+        ),
+    ] = "",
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Largest request body accepted from a signed-in caller (413 above it).",
+            envvar="CRMSYNC_MAX_BODY_BYTES",
+            min=1024,
+        ),
+    ] = DEFAULT_MAX_BODY_BYTES,
 ) -> None:
     """Run the web console, the REST API (/api/v1) and the scheduler in one process.
 
@@ -479,6 +498,10 @@ def serve(
     from crmsync.service.metrics import SyncMetrics
     from crmsync.service.scheduler import Scheduler
 
+    try:
+        trusted = TrustedProxies.parse(forwarded_allow_ips)
+    except ValueError as invalid:
+        raise typer.BadParameter(str(invalid), param_hint="--forwarded-allow-ips") from None
     configure_logging()
     deployment = Deployment.from_env()
     # Open for the life of the process: the reps gauge reads it at each scrape.
@@ -493,7 +516,12 @@ def serve(
     if not no_scheduler:
         scheduler = Scheduler(deployment, interval=interval, workers=workers, metrics=metrics)
     web = create_app(
-        deployment, scheduler=scheduler, metrics=metrics, secure_cookies=secure_cookies
+        deployment,
+        scheduler=scheduler,
+        metrics=metrics,
+        secure_cookies=secure_cookies,
+        forwarded_allow_ips=trusted,
+        max_body_bytes=max_body_bytes,
     )
     # uvicorn handles SIGTERM / SIGINT: it stops serving, then runs the app's shutdown,
     # which stops the scheduler after the cycles in flight; then it re-raises the signal
@@ -501,7 +529,11 @@ def serve(
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
     try:
-        uvicorn.run(web, host=host, port=port, log_config=None, access_log=False)
+        # proxy_headers off: the app reads forwarded headers itself, from the proxies named
+        # above only (uvicorn's own default believes anyone connecting from 127.0.0.1).
+        uvicorn.run(
+            web, host=host, port=port, log_config=None, access_log=False, proxy_headers=False
+        )
     finally:
         store.close()
 

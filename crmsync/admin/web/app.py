@@ -17,14 +17,21 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from crmsync.admin.web import api, pages
-from crmsync.admin.web.deps import Forbidden, NotSignedIn
+from crmsync.admin.web.deps import Forbidden, NotSignedIn, not_signed_in_response, signed_in
+from crmsync.admin.web.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyGuard,
+    BodyTooLarge,
+    too_large_response,
+)
+from crmsync.admin.web.proxies import ForwardedHeaders, TrustedProxies
 from crmsync.admin.web.security import ERROR_REPORT, MANAGE
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -39,8 +46,15 @@ def create_app(
     scheduler: object | None = None,
     metrics: object | None = None,
     secure_cookies: bool = False,
+    forwarded_allow_ips: TrustedProxies | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The console for ``deployment``'s org; ``secure_cookies`` for HTTPS deployments."""
+    """The console for ``deployment``'s org; ``secure_cookies`` for HTTPS deployments.
+
+    ``forwarded_allow_ips``: the reverse proxies whose ``X-Forwarded-For`` names the
+    client (by default no one's: the client is the connection's peer).
+    ``max_body_bytes``: the largest request body accepted from a signed-in caller.
+    """
     service = SyncService(deployment)
 
     @contextlib.asynccontextmanager
@@ -75,16 +89,22 @@ def create_app(
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    # The last added runs first: the client's address is known before anything else.
+    app.add_middleware(
+        BodyGuard,
+        signed_in=signed_in,
+        not_signed_in=not_signed_in_response,
+        max_body_bytes=max_body_bytes,
+    )
+    app.add_middleware(ForwardedHeaders, trusted=forwarded_allow_ips or TrustedProxies())
 
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse(
-                {"detail": "Sign in, or send an API token as 'Authorization: Bearer TOKEN'."},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return not_signed_in_response(request)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> Response:
+        return too_large_response(request.url.path, exc)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -4,8 +4,10 @@ permission and CSRF checks every route runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from crmsync.admin.web.security import SESSION_COOKIE, Permission, Principal, principal_from
 from crmsync.service.runner import SyncService
@@ -34,6 +36,23 @@ def optional_principal(request: Request) -> Principal | None:
         request.cookies.get(SESSION_COOKIE),
         request.headers.get("authorization"),
     )
+
+
+def signed_in(request: Request) -> bool:
+    """The request carries a valid session cookie or API token (it reads the store)."""
+    return optional_principal(request) is not None
+
+
+def not_signed_in_response(request: Request) -> Response:
+    """The answer to a caller without a valid session or token: the API says 401, a page
+    sends the browser to the sign-in form."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(
+            {"detail": "Sign in, or send an API token as 'Authorization: Bearer TOKEN'."},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
 
 
 def require(needed: frozenset[Permission]) -> Callable[[Request], Principal]:

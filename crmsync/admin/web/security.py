@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import ipaddress
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -40,8 +42,14 @@ ERROR_REPORT = frozenset({Permission.VIEW_ALL_DATA})
 
 SESSION_COOKIE = "crmsync_session"
 SESSION_LIFETIME = dt.timedelta(hours=8)
-# Sign-in throttling: this many failures within the window lock the name (and the address).
+# Sign-in throttling, in a sliding window: failures of one account name lock that name
+# only; failures from one client address, whatever the names, lock that address. A locked
+# name's attempts are refused before they are counted, so one name adds at most
+# MAX_FAILURES to its address's count, which stays below the address limit: one name's
+# failures never lock another name out, even for admins sharing an address (an office
+# NAT, or every client behind a proxy whose forwarded addresses are not trusted).
 MAX_FAILURES = 5
+MAX_FAILURES_PER_ADDRESS = 4 * MAX_FAILURES
 FAILURE_WINDOW = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 12
 
@@ -75,22 +83,54 @@ class SignInRefused(Exception):
 
 def sign_in(store: StateStore, username: str, password: str, address: str) -> tuple[str, Session]:
     """Check the credentials and open a session (cookie value, session); raises
-    `SignInRefused`. Failures are counted per name and per client address."""
-    keys = (f"user:{username.casefold()}", f"ip:{address}")
-    if any(store.login_failures(key, FAILURE_WINDOW) >= MAX_FAILURES for key in keys):
-        raise SignInRefused(
-            "Too many failed sign-ins. Wait 15 minutes, then try again.",
-            retry_after=int(FAILURE_WINDOW.total_seconds()),
-        )
-    admin = store.admin(username)
-    if admin is None:
-        password_matches(_DUMMY_HASH, password)
-    if admin is None or not password_matches(admin.password_hash, password):
-        for key in keys:
-            store.record_login_failure(key)
-        raise SignInRefused("Wrong user name or password.")
-    store.clear_login_failures(keys[0])
+    `SignInRefused`. ``address`` is the client's (see `proxies`)."""
+    name_key, address_key = throttle_keys(username, address)
+    # Attempts at one name take turns, so concurrent ones cannot all pass the check
+    # before any is counted (that would let one name push its address over the limit).
+    with _NAME_LOCKS[hash(name_key) % len(_NAME_LOCKS)]:
+        if store.login_failures(name_key, FAILURE_WINDOW) >= MAX_FAILURES:
+            raise _locked("for this user name")
+        if store.login_failures(address_key, FAILURE_WINDOW) >= MAX_FAILURES_PER_ADDRESS:
+            raise _locked("from your address")
+        admin = store.admin(username)
+        if admin is None:
+            password_matches(_DUMMY_HASH, password)
+        if admin is None or not password_matches(admin.password_hash, password):
+            store.record_login_failure(name_key)
+            store.record_login_failure(address_key)
+            raise SignInRefused("Wrong user name or password.")
+        store.clear_login_failures(name_key)
     return store.open_session(admin.username, SESSION_LIFETIME)
+
+
+_NAME_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _locked(scope: str) -> SignInRefused:
+    minutes = int(FAILURE_WINDOW.total_seconds() // 60)
+    return SignInRefused(
+        f"Too many failed sign-ins {scope}. Wait {minutes} minutes, then try again.",
+        retry_after=int(FAILURE_WINDOW.total_seconds()),
+    )
+
+
+def throttle_keys(username: str, address: str) -> tuple[str, str]:
+    """The keys a failed sign-in is counted under: one for the name, one for the client."""
+    return f"user:{username.casefold()}", f"ip:{address_bucket(address)}"
+
+
+def address_bucket(address: str) -> str:
+    """What one client's failures are counted under: the address, or for IPv6 its /64
+    (one subscriber's network, whose addresses it can change at will)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client of a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
