@@ -71,8 +71,17 @@ CONTACT_FIELDS = (
 
 
 def fixture_names(folder: str) -> list[str]:
-    """The valid fixtures of ``events`` or ``contacts`` (or every file of ``malformed``)."""
-    return sorted(key for key in EXPECTED if key.startswith(folder + "/"))
+    """The valid fixtures of ``events`` or ``contacts`` that sync (or every file of
+    ``malformed``)."""
+    return sorted(
+        key for key in EXPECTED if key.startswith(folder + "/") and "skipped" not in EXPECTED[key]
+    )
+
+
+def skipped_fixture_names() -> list[str]:
+    """The valid items that are no live contact or event (a group card, a cancelled
+    event): left out by a rule, which the audit trail names."""
+    return sorted(key for key, value in EXPECTED.items() if "skipped" in value)
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -222,9 +231,16 @@ def expected_contact(name: str) -> dict[str, Any]:
         )
 
     birthday = e["birthday"]
-    if not (e["first_name"] or e["last_name"]):
+    if e.get("is_company"):
+        # A company's card: no person's name; the CRM's last name holds the company.
+        names: dict[str, str] = {
+            "first_name": "",
+            "last_name": e["organization"] or e["formatted_name"],
+            "display_name": e["formatted_name"],
+        }
+    elif not (e["first_name"] or e["last_name"]):
         # FN without N: the name is all there is; how it splits is the reader's choice.
-        names: dict[str, str] = {"display_name": e["formatted_name"]}
+        names = {"display_name": e["formatted_name"]}
     else:
         names = {"first_name": e["first_name"], "last_name": e["last_name"]}
     return {
@@ -297,6 +313,8 @@ class FixtureResult:
     paths: dict[str, dict[str, tuple[Any, Any]] | str] = field(default_factory=dict)
     server_note: str = ""
     unmapped_kept: bool | None = None
+    # For an item that is no live contact or event: the audit trail's rule for its skip.
+    left_out_rule: str = ""
 
     @property
     def faithful(self) -> bool:
@@ -387,6 +405,10 @@ def run_corpus(server: DavServerInfo, home: Path, names: list[str]) -> list[Fixt
                 results[name].server_note = "; ".join(notes)
         service.sync_rep(first.user)
         crm_ids = _crm_ids(service, first, by_kind, stored)
+        for name in stored:
+            if "skipped" in EXPECTED[name]:
+                _check_left_out(service, first, results[name], name in crm_ids)
+        crm_ids = {n: i for n, i in crm_ids.items() if "skipped" not in EXPECTED[n]}
         _check_crm(service, results, crm_ids, PATHS[0])
 
         copies = {}
@@ -495,6 +517,24 @@ def _crm_ids(
             if name in sent and href in crm_by_href:
                 found[name] = crm_by_href[href]
     return found
+
+
+def _check_left_out(
+    service: SyncService, rep: _Rep, result: FixtureResult, reached_crm: bool
+) -> None:
+    """A fixture that is no live item must stay out of the CRM, skipped by a rule the
+    audit trail names; then no path changed its meaning."""
+    href = _href(rep, _kind(result.name), result.name)
+    skips = [e.rule for e in service.store.item_history(href) if e.action == "skip"]
+    result.left_out_rule = skips[-1] if skips else ""
+    if reached_crm:
+        problem = "reached the CRM"
+    elif not any("skipped" in rule for rule in skips):
+        problem = "left out without a skip in the audit trail"
+    else:
+        problem = ""
+    for path in PATHS:
+        result.paths[path] = problem or {}
 
 
 def _check_crm(

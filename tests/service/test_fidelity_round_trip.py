@@ -14,10 +14,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fidelity import PATHS, FixtureResult, fixture_names, run_corpus
+from tests.fidelity import (
+    PATHS,
+    FixtureResult,
+    fixture_names,
+    run_corpus,
+    skipped_fixture_names,
+)
 from tests.servers import SERVICE_ACCOUNT, SERVICE_PASSWORD, DavServerInfo, start_radicale
 
 VALID = fixture_names("events") + fixture_names("contacts")
+SKIPPED = skipped_fixture_names()
 # Radicale (through vobject) drops vCard 2.1's bare TYPE parameters: TEL;CELL: becomes
 # TEL:, so the phone kinds and the HOME address are gone before crmsync reads the item.
 _BARE_PARAMS = "TEL"
@@ -50,7 +57,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fixt
             "/{email}/",
             "first@example.com",
         )
-        yield {r.name: r for r in run_corpus(server, folder / "home", VALID)}
+        yield {r.name: r for r in run_corpus(server, folder / "home", VALID + SKIPPED)}
     finally:
         radicale.stop()
 
@@ -71,6 +78,15 @@ def test_a_crm_edit_leaves_every_other_line_alone(
     results: dict[str, FixtureResult], name: str
 ) -> None:
     assert results[name].unmapped_kept is True
+
+
+@pytest.mark.parametrize("name", SKIPPED)
+def test_an_item_that_is_no_contact_or_event_stays_out_with_its_rule_in_the_audit_trail(
+    results: dict[str, FixtureResult], name: str
+) -> None:
+    result = results[name]
+    assert all(changed == {} for changed in result.paths.values()), result.paths
+    assert "skipped" in result.left_out_rule, result.left_out_rule
 
 
 def test_the_quirk_list_names_only_fixtures_radicale_alters() -> None:

@@ -19,7 +19,7 @@ import re
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.records import Address, Contact, Record
 from crmsync.groupware.dav import contentlines as cl
-from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, ParsedItem
+from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
 from crmsync.groupware.dav.multistatus import CARDDAV, tag
 
 PERSON_ACCOUNT_PROPERTY = "X-CRMSYNC-PERSON-ACCOUNT"
@@ -196,21 +196,59 @@ def _repair_note(card: cl.Component) -> str:
     return ""
 
 
+def _kind(card: cl.Component) -> str:
+    """KIND (vCard 4.0) or Apple's spelling of it in 3.0, lower-cased ("" for a person)."""
+    for name in ("KIND", "X-ADDRESSBOOKSERVER-KIND"):
+        if value := (card.value(name) or "").strip().lower():
+            return value
+    return "org" if (card.value("X-ABSHOWAS") or "").strip().upper() == "COMPANY" else ""
+
+
+def _is_company_card(card: cl.Component) -> bool:
+    """A card that names a company, not a person: KIND:org (X-ABShowAs:COMPANY), or an
+    ORG whose name is the FN (or there is no FN) with no person's name in N."""
+    if _kind(card) == "org":
+        return True
+    n = _components(card.first("N"), 2)
+    company = _components(card.first("ORG"), 1)[0]
+    formatted = _text(card.first("FN"))
+    return (
+        not any(n[:2])
+        and bool(company.strip())
+        and (not formatted or " ".join(formatted.split()) == " ".join(company.split()))
+    )
+
+
+def _is_company_record(contact: Contact) -> bool:
+    """A CRM contact standing for a company: the company is its last name, and it has no
+    other part of a person's name (see `_read`)."""
+    return (
+        bool(contact.last_name)
+        and contact.last_name == contact.account_name
+        and not (contact.first_name or contact.salutation or contact.is_person_account)
+    )
+
+
 def _read(card: cl.Component) -> Contact:
+    kind = _kind(card)
+    if kind == "group":
+        # A list of other contacts (vCard 4.0 KIND:group, Apple's X-ADDRESSBOOKSERVER-KIND).
+        source = "KIND" if card.first("KIND") is not None else "X-ADDRESSBOOKSERVER-KIND"
+        raise NotSynced(f"a group card ({source}:group) lists other contacts; it is no contact")
     sel = _select(card)
     n = _components(sel["N"], 5)
     first, last = n[1], n[0]
     org = _components(sel["ORG"], 2)
-    if sel["N"] is None:
-        # No N: the name is FN. An organisation's card keeps it whole as the family
-        # name; a person's last word is the family name, the rest given names. (An
-        # empty N is a company card: its name is the ORG.)
-        formatted = _text(sel["FN"]).strip()
-        kind = (card.value("KIND") or card.value("X-ABSHOWAS") or "").strip().upper()
-        if kind in ("ORG", "COMPANY"):
-            first, last = "", formatted
-        else:
-            first, _, last = formatted.rpartition(" ")
+    account = org[0]
+    if _is_company_card(card):
+        # No person's name to invent: the company, which the CRM holds as the last name
+        # too (a contact needs one), and which is never written back as N.
+        account = account or _text(sel["FN"]).strip()
+        first, last = "", account
+    elif sel["N"] is None:
+        # No N: the name is FN, a person's last word the family name. (An empty N says
+        # the card has no structured name.)
+        first, _, last = _text(sel["FN"]).strip().rpartition(" ")
     person = sel["person"]
     return Contact(
         first_name=first,
@@ -218,7 +256,7 @@ def _read(card: cl.Component) -> Contact:
         salutation=n[3],
         title=_text(sel["title"]),
         department=org[1],
-        account_name=org[0],
+        account_name=account,
         email=_text(sel["email"]),
         phone=_phone(sel["phone"]),
         mobile_phone=_phone(sel["mobile_phone"]),
@@ -304,9 +342,17 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
                 card.remove(other)
 
     names = ("first_name", "last_name", "salutation")
-    # vCard 3.0 requires N, so a card without one gains it; 4.0 does not.
-    missing_n = sel["N"] is None and not _version4(card)
-    if any(getattr(old, f) != getattr(new, f) for f in names) or missing_n:
+    renamed = any(getattr(old, f) != getattr(new, f) for f in names)
+    if _is_company_card(card):
+        # The company's name lives in ORG and FN; the CRM's last name only repeats it,
+        # so N is never written from it. A person's name from the CRM makes it a person.
+        renamed = not _is_company_record(new)
+        if renamed:
+            for prop in card.all("KIND") + card.all("X-ABSHOWAS"):
+                if prop.value.strip().upper() in ("ORG", "COMPANY"):
+                    drop(prop)
+    # Only a changed name is written: N a card lacks is not invented from its FN.
+    if renamed:
         if sel["N"] is None:
             place("N", cl.join_structured([new.last_name, new.first_name, "", new.salutation, ""]))
         else:
@@ -411,6 +457,10 @@ def render_new_vcard(contact: Contact, marker: str, uid: str) -> str:
     card = cl.Component("VCARD")
     card.add(cl.Property("VERSION", "3.0"))
     card.add(cl.Property("UID", cl.escape_text(uid)))
+    card.add(cl.Property("N", ";;;;"))  # vCard 3.0 requires N, empty for a company
+    if _is_company_record(contact):
+        # Apple's mark of a company card in vCard 3.0 (4.0 has KIND:org).
+        card.add(cl.Property("X-ABSHOWAS", "COMPANY"))
     _apply(card, Contact(), contact)
     card.add(cl.Property(MARKER_PROPERTY, cl.escape_text(marker)))
     return card.serialize()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,15 @@ phones = st.from_regex(r"(\+?[0-9][0-9 ()-]{0,18})?", fullmatch=True)
 emails = st.from_regex(r"[a-z0-9._-]{1,12}@[a-z0-9-]{1,10}\.[a-z]{2,4}", fullmatch=True)
 addresses = st.builds(Address, text, line, line, line, line)
 
+
+def _as_the_crm_holds_it(contact: Contact) -> Contact:
+    """A contact without a name but with a company is a company's card, which the CRM
+    holds with the company as last name (vCard reading gives it that name)."""
+    if not (contact.first_name or contact.last_name) and contact.account_name:
+        return dataclasses.replace(contact, last_name=contact.account_name)
+    return contact
+
+
 contacts = st.builds(
     Contact,
     first_name=line,
@@ -54,7 +64,7 @@ contacts = st.builds(
     birthdate=st.none() | st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)),
     description=text,
     is_person_account=st.booleans(),
-)
+).map(_as_the_crm_holds_it)
 
 
 def _round_trips(instant: dt.datetime, tzid: str | None) -> bool:

@@ -9,7 +9,7 @@ import pytest
 
 from crmsync.domain.records import Contact, Event
 from crmsync.groupware.dav import contentlines as cl
-from crmsync.groupware.dav.formats import MalformedItem
+from crmsync.groupware.dav.formats import MalformedItem, NotSynced
 from crmsync.groupware.dav.ical import ICalendarFormat
 from crmsync.groupware.dav.vcard import VCardFormat
 from tests.fidelity import (
@@ -19,6 +19,7 @@ from tests.fidelity import (
     fixture_names,
     fixture_text,
     meaning,
+    skipped_fixture_names,
 )
 
 # Floating fixtures are read in the rep's zone; one with DST on other dates than the US.
@@ -94,6 +95,14 @@ def test_an_update_changes_only_the_edited_line(name: str) -> None:
     unchanged_before = [line for line in before if not is_edited(line)]
     unchanged_after = [line for line in after if not is_edited(line) and not is_repair(line)]
     assert unchanged_after == unchanged_before
+
+
+@pytest.mark.parametrize("name", skipped_fixture_names())
+def test_an_item_that_is_no_contact_or_event_is_left_out_by_a_named_rule(name: str) -> None:
+    with pytest.raises(NotSynced) as left_out:
+        format_for(name).parse(fixture_text(name))
+    rule = left_out.value.message
+    assert EXPECTED[name]["skipped"].split(" (")[0] in rule, rule
 
 
 @pytest.mark.parametrize("name", fixture_names("malformed"))

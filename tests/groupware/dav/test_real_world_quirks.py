@@ -9,10 +9,17 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from crmsync.domain.records import Contact
+from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
-from crmsync.groupware.dav.formats import MalformedItem
-from crmsync.groupware.dav.vcard import VCardFormat, parse_vcard, render_vcard_update
+from crmsync.groupware.dav.formats import MalformedItem, NotSynced
+from crmsync.groupware.dav.vcard import (
+    VCardFormat,
+    parse_vcard,
+    render_new_vcard,
+    render_vcard_update,
+)
 from tests.fidelity import fixture_bytes, fixture_text
 
 BOOK = "/u/book/"
@@ -55,3 +62,62 @@ def test_a_vcard_without_fn_or_a_name_in_n_is_malformed(lines: str) -> None:
     text = "BEGIN:VCARD\r\nVERSION:4.0\r\n" + lines + "END:VCARD\r\n"
     with pytest.raises(MalformedItem, match="no FN"):
         parse_vcard(text)
+
+
+# ---------------------------------------------------------------- 8. company and group cards
+
+COMPANY_CARDS = [
+    "contacts/vcard30_org_no_n_company.vcf",  # ORG and no N
+    "contacts/vcard30_company_only.vcf",  # ORG and an empty N
+    "contacts/vcard40_kind_org_company_only.vcf",  # KIND:org
+    "contacts/apple_company_showas.vcf",  # X-ABShowAs:COMPANY
+]
+
+
+@pytest.mark.parametrize("name", COMPANY_CARDS)
+def test_a_company_card_is_a_contact_with_the_company_and_no_invented_person(name: str) -> None:
+    contact = parse_vcard(fixture_text(name)).record
+    assert contact.first_name == "" and contact.salutation == ""
+    assert contact.last_name == contact.account_name != ""  # the CRM needs a last name
+
+
+@pytest.mark.parametrize("name", COMPANY_CARDS)
+def test_a_crm_edit_never_writes_a_company_back_as_n(name: str) -> None:
+    text = fixture_text(name)
+    contact = parse_vcard(text).record
+    edited = render_vcard_update(text, replace(contact, title="Supplier", phone="+1 555 0101"))
+    n_lines = [p.value for p in cl.parse(edited).all("N")]
+    assert n_lines == [p.value for p in cl.parse(text).all("N")]
+    assert parse_vcard(edited).record == replace(contact, title="Supplier", phone="+1 555 0101")
+
+
+def test_a_company_from_the_crm_is_written_as_a_company_card() -> None:
+    company = Contact(last_name="Umbrella Corp", account_name="Umbrella Corp", phone="+1 555")
+    text = render_new_vcard(company, "003C", "crmsync-003C")
+    card = cl.parse(text)
+    assert card.value("N") == ";;;;" and card.value("X-ABSHOWAS") == "COMPANY"
+    assert card.value("FN") == "Umbrella Corp"
+    assert parse_vcard(text).record == company
+
+
+def test_a_persons_name_from_the_crm_makes_a_company_card_a_persons() -> None:
+    text = fixture_text("contacts/vcard40_kind_org_company_only.vcf")
+    contact = parse_vcard(text).record
+    person = replace(contact, first_name="Tina", last_name="Toys")
+    updated = render_vcard_update(text, person)
+    assert cl.parse(updated).first("KIND") is None
+    assert parse_vcard(updated).record == person
+
+
+@pytest.mark.parametrize(
+    ("name", "marker"),
+    [
+        ("contacts/vcard40_kind_group.vcf", "KIND:group"),
+        ("contacts/apple_group_addressbookserver_kind.vcf", "X-ADDRESSBOOKSERVER-KIND:group"),
+    ],
+)
+def test_a_group_card_is_left_out_by_a_rule_not_an_error(name: str, marker: str) -> None:
+    with pytest.raises(NotSynced, match=marker):
+        parse_vcard(fixture_text(name))
+    seen = _serving({"group.vcf": fixture_bytes(name)}).fetch(BOOK + "group.vcf")
+    assert seen is not None and seen.left_out and marker in seen.note
