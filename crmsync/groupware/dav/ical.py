@@ -33,7 +33,7 @@ from crmsync.domain.records import (
     ShowAs,
 )
 from crmsync.groupware.dav import contentlines as cl
-from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, ParsedItem
+from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
 from crmsync.groupware.dav.ical_time import (
     Zones,
     date_of,
@@ -159,6 +159,10 @@ def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]
 
 def _read(calendar: cl.Component, zones: Zones) -> Event:
     master, overrides = _structure(calendar)
+    if _cancelled(master):
+        # No live meeting anywhere: an organiser's cancellation (Google, Exchange), or a
+        # meeting a scheduling server marked so when its organiser deleted it.
+        raise NotSynced("the event is cancelled (STATUS:CANCELLED)")
     timing = read_timing(master, zones, "the event")
     recurrence = None
     rule = master.value("RRULE")
