@@ -222,8 +222,11 @@ def expected_contact(name: str) -> dict[str, Any]:
         chosen = _first_preferred(addresses.get(kind, []))
         if chosen is None:
             return Address()
+        # The CRM's street holds the street lines: the street, then the extended address
+        # (suite, building, c/o), then the post office box.
+        lines = (chosen["street"], chosen.get("extended", ""), chosen.get("po_box", ""))
         return Address(
-            chosen["street"],
+            "\n".join(line for line in lines if line),
             chosen["city"],
             chosen["region"],
             chosen["postal_code"],

@@ -116,9 +116,27 @@ def _address(prop: cl.Property | None) -> Address:
     if prop is None:
         return Address()
     parts = _components(prop, 7)
+    # The CRM has street lines, not ADR's PO box and extended address (suite, building,
+    # c/o): they follow the street, each on its own line.
+    street = "\n".join(part for part in (parts[2], parts[1], parts[0]) if part)
     return Address(
-        street=parts[2], city=parts[3], state=parts[4], postal_code=parts[5], country=parts[6]
+        street=street, city=parts[3], state=parts[4], postal_code=parts[5], country=parts[6]
     )
+
+
+def _street_components(current: list[str], street: str) -> dict[int, str]:
+    """ADR's PO box, extended address and street (components 0-2) for the CRM's street
+    lines: the card's PO box and extended address stay in place while the lines still end
+    with them; the other lines are the street."""
+    lines = street.split("\n")
+    kept = {0: "", 1: ""}
+    for index in (0, 1):  # `_address` puts the PO box last, the extended address before it
+        if current[index] and lines and lines[-1] == current[index]:
+            kept[index] = lines.pop()
+    if lines == [""] and any(kept.values()):
+        # An empty first line has no component of its own: the text stays whole.
+        return {0: "", 1: "", 2: street}
+    return {**kept, 2: "\n".join(lines)}
 
 
 def _birthdate(prop: cl.Property | None) -> dt.date | None:
@@ -411,19 +429,20 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
             continue
         prop = sel[name]
         values = {
-            2: new_addr.street,
             3: new_addr.city,
             4: new_addr.state,
             5: new_addr.postal_code,
             6: new_addr.country,
         }
+        if new_addr.street != old_addr.street:
+            values.update(_street_components(_components(prop, 3), new_addr.street))
         if new_addr.is_empty():
             if prop is not None:
                 drop(prop)
         elif prop is None:
             place(
                 "ADR",
-                cl.join_structured(["", "", *values.values()]),
+                cl.join_structured([values.get(i, "") for i in range(7)]),
                 TYPE=_type_param(card, _ADR_TYPES[name]),
             )
         else:

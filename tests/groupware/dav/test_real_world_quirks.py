@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crmsync.domain.records import Contact
 from crmsync.groupware.dav import contentlines as cl
@@ -121,3 +123,53 @@ def test_a_group_card_is_left_out_by_a_rule_not_an_error(name: str, marker: str)
         parse_vcard(fixture_text(name))
     seen = _serving({"group.vcf": fixture_bytes(name)}).fetch(BOOK + "group.vcf")
     assert seen is not None and seen.left_out and marker in seen.note
+
+
+# ---------------------------------------------------------------- 7. PO box and extended address
+
+_component = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff\n"), max_size=12
+)
+
+
+def _card_with_adr(po_box: str, extended: str, street: str) -> str:
+    adr = cl.join_structured([po_box, extended, street, "Lagos", "", "101001", "Nigeria"])
+    return (
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nN:Okafor;Ada;;;\r\nFN:Ada Okafor\r\n"
+        + "".join(line + "\r\n" for line in cl.fold("ADR;TYPE=work:" + adr))
+        + "END:VCARD\r\n"
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(_component, _component, _component, _component.filter(bool))
+def test_po_box_and_extended_address_reach_the_crm_as_street_lines_and_stay_put(
+    po_box: str, extended: str, street: str, new_first_line: str
+) -> None:
+    text = _card_with_adr(po_box, extended, street)
+    contact = parse_vcard(text).record
+    lines = [line for line in (street, extended, po_box) if line]
+    assert contact.mailing_address.street == "\n".join(lines)
+    assert render_vcard_update(text, contact) == text  # nothing invented on the way back
+    # A CRM edit of the street's first line keeps the PO box and extended address where
+    # the card had them.
+    edited_street = (
+        "\n".join([new_first_line, *lines[1:]]) if street else contact.mailing_address.street
+    )
+    edited = replace(
+        contact, mailing_address=replace(contact.mailing_address, street=edited_street)
+    )
+    updated = render_vcard_update(text, edited)
+    assert parse_vcard(updated).record == edited
+    parts = cl.split_structured(cl.parse(updated).first("ADR").value)  # type: ignore[union-attr]
+    assert parts[:2] == [po_box, extended] and parts[3:] == ["Lagos", "", "101001", "Nigeria"]
+
+
+def test_a_changed_po_box_line_moves_into_the_street_without_losing_a_line() -> None:
+    text = fixture_text("contacts/vcard40_adr_pobox_extended_street_lines.vcf")
+    contact = parse_vcard(text).record
+    assert contact.mailing_address.street == "14 Marina Road\nBlock C, Floor 3\nPO Box 7721"
+    moved = "14 Marina Road\nBlock C, Floor 3\nPO Box 9000"
+    edited = replace(contact, mailing_address=replace(contact.mailing_address, street=moved))
+    updated = render_vcard_update(text, edited)
+    assert parse_vcard(updated).record.mailing_address.street == moved
