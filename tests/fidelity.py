@@ -293,6 +293,34 @@ def meaning(record: Event | Contact) -> dict[str, Any]:
     return event_meaning(record) if isinstance(record, Event) else contact_meaning(record)
 
 
+def _name_order(formatted: str, first: str, last: str) -> str | None:
+    """Whether a display name puts the family name first (CJK names do)."""
+    if not (first and last) or first not in formatted or last not in formatted:
+        return None
+    return "family first" if formatted.index(last) < formatted.index(first) else "given first"
+
+
+def copy_differences(name: str, written: str) -> dict[str, tuple[Any, Any]]:
+    """What a new card crmsync wrote from the CRM record lost of what that record holds
+    (``name`` the contact fixture it came from): the order of the person's names in FN,
+    and the mark of the preferred email (the CRM's email is the card's preferred one)."""
+    e = EXPECTED[name]
+    card = cl.parse(written)
+    expected: dict[str, Any] = {}
+    actual: dict[str, Any] = {}
+    order = _name_order(e["formatted_name"], e["first_name"], e["last_name"])
+    if order is not None:
+        expected["name order"] = order
+        fn = cl.unescape_text(card.value("FN") or "")
+        actual["name order"] = _name_order(fn, e["first_name"], e["last_name"])
+    if e["emails"]:
+        expected["email marked preferred"] = True
+        email = card.first("EMAIL")
+        types = "" if email is None else ",".join(email.param_values("TYPE")).lower()
+        actual["email marked preferred"] = "pref" in types or email.param("PREF") is not None
+    return differences(expected, actual)
+
+
 def differences(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Fields whose meaning differs: name → (expected, actual)."""
     return {k: (v, actual.get(k)) for k, v in expected.items() if actual.get(k) != v}
@@ -439,6 +467,8 @@ def run_corpus(server: DavServerInfo, home: Path, names: list[str]) -> list[Fixt
             results[name].paths[PATHS[1]] = differences(
                 expected_meaning(name, REP_ZONE), meaning(record)
             )
+            if _kind(name) is ItemKind.CONTACT:
+                results[name].paths[PATHS[1]].update(copy_differences(name, second_texts[name]))
 
         for name, text in second_texts.items():
             third.put(_kind(name), _slug(name), text)

@@ -68,9 +68,36 @@ class Contact:
 
     @property
     def display_name(self) -> str:
-        """The name to show: the person's, else the company's, else the email."""
-        names = " ".join(p for p in (self.first_name, self.last_name) if p)
+        """The name to show: the person's, else the company's, else the email.
+
+        Chinese, Japanese and Korean names are shown family name first, as their cards
+        write them: without a space after a one-character family name or a Korean one
+        (王小明, 김민준), with one after a longer family name or beside kana (山田 太郎).
+        """
+        first, last = self.first_name, self.last_name
+        if first and last and _east_asian(first + last):
+            joined = len(last) == 1 or _hangul(first + last)
+            return last + ("" if joined and not _kana(first + last) else " ") + first
+        names = " ".join(p for p in (first, last) if p)
         return names or self.account_name or self.email
+
+
+def _east_asian(text: str) -> bool:
+    """Whether every letter of ``text`` is Han, kana or Hangul."""
+    letters = [c for c in text if not c.isspace()]
+    return bool(letters) and all(_han(c) or _kana(c) or _hangul(c) for c in letters)
+
+
+def _han(text: str) -> bool:
+    return any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text)
+
+
+def _kana(text: str) -> bool:
+    return any("\u3040" <= c <= "\u30ff" for c in text)
+
+
+def _hangul(text: str) -> bool:
+    return any("\uac00" <= c <= "\ud7af" or "\u1100" <= c <= "\u11ff" for c in text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -393,7 +393,9 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
         else:
             _replace_components(prop, {0: new.account_name, 1: new.department}, 2)
 
-    def text_field(key: str, prop_name: str, old_value: str, new_value: str, **params: str) -> None:
+    def text_field(
+        key: str, prop_name: str, old_value: str, new_value: str, **params: str | tuple[str, ...]
+    ) -> None:
         if old_value == new_value:
             return
         prop = sel[key]
@@ -407,10 +409,11 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
 
     text_field("title", "TITLE", old.title, new.title)
     text_field("description", "NOTE", old.description, new.description)
+    # The CRM's email is the card's preferred one (the one read from it): a new EMAIL says so.
     if _version4(card):
         text_field("email", "EMAIL", old.email, new.email, PREF="1")
     else:
-        text_field("email", "EMAIL", old.email, new.email, TYPE="INTERNET")
+        text_field("email", "EMAIL", old.email, new.email, TYPE=("INTERNET", "PREF"))
     for name in _PHONE_FIELDS:
         old_value, new_value = getattr(old, name), getattr(new, name)
         if old_value == new_value:

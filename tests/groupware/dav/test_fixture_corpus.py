@@ -14,6 +14,7 @@ from crmsync.groupware.dav.ical import ICalendarFormat
 from crmsync.groupware.dav.vcard import VCardFormat
 from tests.fidelity import (
     EXPECTED,
+    copy_differences,
     differences,
     expected_meaning,
     fixture_names,
@@ -68,6 +69,13 @@ def test_a_new_item_written_from_the_record_means_the_same(name: str) -> None:
     again = item_format.parse(written).record
     assert differences(meaning(record), meaning(again)) == {}
     assert again == record
+
+
+@pytest.mark.parametrize("name", fixture_names("contacts"))
+def test_a_new_card_carries_what_the_crm_record_holds(name: str) -> None:
+    """CRM → mail: the names in the order the card had them, the email marked preferred."""
+    record = VCardFormat().parse(fixture_text(name)).record
+    assert copy_differences(name, VCardFormat().render_new(record, "crm-1", "uid-1")) == {}
 
 
 @pytest.mark.parametrize("name", VALID)

@@ -173,3 +173,36 @@ def test_a_changed_po_box_line_moves_into_the_street_without_losing_a_line() -> 
     edited = replace(contact, mailing_address=replace(contact.mailing_address, street=moved))
     updated = render_vcard_update(text, edited)
     assert parse_vcard(updated).record.mailing_address.street == moved
+
+
+# ---------------------------------------------------------------- 11. what a CRM → mail copy keeps
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "shown"),
+    [
+        ("小明", "王", "王小明"),
+        ("太郎", "山田", "山田 太郎"),
+        ("민준", "김", "김민준"),
+        ("Ann", "Lee", "Ann Lee"),
+        ("María José", "de la Cruz", "María José de la Cruz"),
+    ],
+)
+def test_a_new_card_writes_cjk_names_family_first(first: str, last: str, shown: str) -> None:
+    text = render_new_vcard(Contact(first_name=first, last_name=last), "m", "u")
+    assert cl.unescape_text(cl.parse(text).value("FN") or "") == shown
+    assert parse_vcard(text).record == Contact(first_name=first, last_name=last)
+
+
+def test_a_new_card_keeps_the_kinds_of_phones_and_marks_the_email_preferred() -> None:
+    record = parse_vcard(fixture_text("contacts/vcard30_family_first_cjk_pref_types.vcf")).record
+    assert record.email == "minjun.kim@hanbit.example"  # the preferred one
+    card = cl.parse(render_new_vcard(record, "m", "u"))
+    (email,) = card.all("EMAIL")
+    assert email.param_values("TYPE") == ["INTERNET", "PREF"]
+    types = {p.value: p.param_values("TYPE") for p in card.all("TEL")}
+    assert types == {
+        "+82 10 5555 1234": ["CELL"],
+        "+82 2 555 0100": ["WORK", "VOICE"],
+        "+82 2 555 0199": ["HOME", "VOICE"],
+    }
