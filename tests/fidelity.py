@@ -133,7 +133,14 @@ def expected_event(name: str, rep_zone: str) -> dict[str, Any]:
                 if not o["cancelled"]
             ),
         )
+    extra: dict[str, Any] = {}
+    if "partstats" in e:
+        extra["partstats"] = [
+            (p["email"], p["partstat"], tuple(p["delegated_to"]), tuple(p["delegated_from"]))
+            for p in e["partstats"]
+        ]
     return {
+        **extra,
         "summary": e["summary"],
         "timing": timing,
         "recurrence": recurrence,
@@ -166,6 +173,15 @@ def event_meaning(event: Event) -> dict[str, Any]:
             ),
         )
     return {
+        "partstats": [
+            (
+                a.email,
+                a.status.value.upper().replace("_", "-"),
+                a.delegated_to,
+                a.delegated_from,
+            )
+            for a in event.attendees
+        ],
         "summary": event.subject,
         "timing": _timing(event.timing),
         "recurrence": recurrence,

@@ -30,6 +30,8 @@ class AttendeeStatus(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     TENTATIVE = "tentative"
+    # Passed the invitation on to someone else (``Attendee.delegated_to``).
+    DELEGATED = "delegated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +119,15 @@ MAX_ATTENDEES = 50
 
 @dataclass(frozen=True, slots=True)
 class Attendee:
+    """One attendee; ``delegated_to`` / ``delegated_from`` are the emails of the people
+    this attendee passed the invitation to or received it from."""
+
     email: str
     name: str = ""
     status: AttendeeStatus = AttendeeStatus.NEEDS_ACTION
     required: bool = True
+    delegated_to: tuple[str, ...] = ()
+    delegated_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,9 @@ email. Omitted fields take the record's defaults, unknown fields are refused::
                                    "end": "2024-05-16T12:00:00+02:00", "subject": "Moved"}]},
      "related_contacts": ["con_..."], "related_lead": "lea_..."}
 
+An attendee's ``status`` is one of needs_action, accepted, declined, tentative, delegated;
+``delegated_to`` / ``delegated_from`` list the emails an invitation was passed to or from.
+
 Event times: an ISO datetime with an offset is an instant; one without an offset is read in
 ``tzid`` (which must then be a known IANA zone); plain dates make an all-day event (``end``
 exclusive, no ``tzid``). Export writes datetimes in ``tzid``'s local time with its offset.
@@ -289,6 +292,13 @@ def _attendee(value: Any, what: str) -> Attendee:
         name=_str(fields.pop("name", ""), f"{what}.name"),
         status=AttendeeStatus(status),
         required=_bool(fields.pop("required", True), f"{what}.required"),
+        **{
+            name: tuple(
+                _str(v, f"{what}.{name}[{i}]")
+                for i, v in enumerate(_list(fields.pop(name, []), f"{what}.{name}"))
+            )
+            for name in ("delegated_to", "delegated_from")
+        },
     )
     _no_leftovers(fields, what)
     return attendee
@@ -472,6 +482,15 @@ def record_line(
     return line
 
 
+def _attendee_fields(a: Attendee) -> dict[str, Any]:
+    fields = {"email": a.email, "name": a.name, "status": a.status.value, "required": a.required}
+    # Only delegations that happened: most lines never carry them.
+    for name in ("delegated_to", "delegated_from"):
+        if getattr(a, name):
+            fields[name] = list(getattr(a, name))
+    return fields
+
+
 def _event_fields(ev: Event) -> dict[str, Any]:
     tzid = ev.timing.tzid
     fields: dict[str, Any] = {
@@ -484,10 +503,7 @@ def _event_fields(ev: Event) -> dict[str, Any]:
         "is_private": ev.is_private,
         "show_as": ev.show_as.value,
         "categories": list(ev.categories),
-        "attendees": [
-            {"email": a.email, "name": a.name, "status": a.status.value, "required": a.required}
-            for a in ev.attendees
-        ],
+        "attendees": [_attendee_fields(a) for a in ev.attendees],
         "organizer": ev.organizer,
     }
     if ev.recurrence is not None:

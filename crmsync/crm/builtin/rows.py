@@ -237,6 +237,8 @@ def event_from_row(row: Row) -> Event:
                 name=a.get("name", ""),
                 status=AttendeeStatus(a.get("status", AttendeeStatus.NEEDS_ACTION)),
                 required=bool(a.get("required", True)),
+                delegated_to=tuple(a.get("delegated_to", ())),
+                delegated_from=tuple(a.get("delegated_from", ())),
             )
             for a in row["attendees"]
         ),

@@ -22,9 +22,6 @@ import datetime as dt
 from icalendar.prop import vRecur
 
 from crmsync.domain.records import (
-    MAX_ATTENDEES,
-    Attendee,
-    AttendeeStatus,
     Event,
     EventTiming,
     Occurrence,
@@ -34,6 +31,7 @@ from crmsync.domain.records import (
 )
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
+from crmsync.groupware.dav.ical_attendees import apply_attendees, mail_address, read_attendees
 from crmsync.groupware.dav.ical_time import (
     Zones,
     date_of,
@@ -54,13 +52,6 @@ _BUSY_STATUS = {
     "OOF": ShowAs.OUT_OF_OFFICE,
 }
 _BUSY_STATUS_OUT = {v: k for k, v in _BUSY_STATUS.items()}
-_PARTSTAT = {
-    "ACCEPTED": AttendeeStatus.ACCEPTED,
-    "DECLINED": AttendeeStatus.DECLINED,
-    "TENTATIVE": AttendeeStatus.TENTATIVE,
-    "NEEDS-ACTION": AttendeeStatus.NEEDS_ACTION,
-}
-_PARTSTAT_OUT = {v: k for k, v in _PARTSTAT.items()}
 
 
 class OutOfScope(MalformedItem):
@@ -75,11 +66,6 @@ def _text(component: cl.Component, name: str) -> str:
     return "" if value is None else cl.unescape_text(value)
 
 
-def _mail(value: str) -> str:
-    value = cl.unescape_text(value.strip())
-    return value[7:] if value.lower().startswith("mailto:") else value
-
-
 def _show_as(vevent: cl.Component) -> ShowAs:
     status = (vevent.value("X-MICROSOFT-CDO-BUSYSTATUS") or "").strip().upper()
     if status in _BUSY_STATUS:
@@ -87,16 +73,6 @@ def _show_as(vevent: cl.Component) -> ShowAs:
     if (vevent.value("TRANSP") or "").strip().upper() == "TRANSPARENT":
         return ShowAs.FREE
     return ShowAs.BUSY
-
-
-def _attendee(prop: cl.Property) -> Attendee:
-    role = (prop.param("ROLE") or "").upper()
-    return Attendee(
-        email=_mail(prop.value),
-        name=prop.param("CN") or "",
-        status=_PARTSTAT.get((prop.param("PARTSTAT") or "").upper(), AttendeeStatus.NEEDS_ACTION),
-        required=role not in ("OPT-PARTICIPANT", "NON-PARTICIPANT"),
-    )
 
 
 def _categories(vevent: cl.Component) -> tuple[str, ...]:
@@ -203,8 +179,8 @@ def _read(calendar: cl.Component, zones: Zones) -> Event:
         is_private=(master.value("CLASS") or "").strip().upper() in ("PRIVATE", "CONFIDENTIAL"),
         show_as=_show_as(master),
         categories=_categories(master),
-        attendees=tuple(_attendee(p) for p in master.all("ATTENDEE")[:MAX_ATTENDEES]),
-        organizer=_mail(organizer) if organizer is not None else "",
+        attendees=read_attendees(master),
+        organizer=mail_address(organizer) if organizer is not None else "",
         recurrence=recurrence,
     )
 
@@ -311,47 +287,6 @@ def _apply_timing(
     vevent.remove_all("DURATION")
 
 
-def _apply_attendees(vevent: cl.Component, old: Event, new: Event) -> None:
-    if old.attendees == new.attendees:
-        return
-    # Attendees past the cap were never carried: they stay, after the carried ones.
-    carried = vevent.all("ATTENDEE")[:MAX_ATTENDEES]
-    beyond = vevent.all("ATTENDEE")[MAX_ATTENDEES:]
-    existing = {_mail(p.value).lower(): p for p in carried}
-    wanted: list[cl.Property] = []
-    for attendee in new.attendees:
-        prop = existing.pop(attendee.email.lower(), None)
-        if prop is None:
-            prop = cl.Property("ATTENDEE", "mailto:" + cl.escape_text(attendee.email))
-        elif _mail(prop.value) != attendee.email:
-            prop.set_value("mailto:" + cl.escape_text(attendee.email))
-        current = _attendee(prop)
-        if current.name != attendee.name:
-            if attendee.name:
-                prop.set_param("CN", attendee.name)
-            else:
-                prop.remove_param("CN")
-        if current.status != attendee.status:
-            prop.set_param("PARTSTAT", _PARTSTAT_OUT[attendee.status])
-        if current.required != attendee.required or prop.param("ROLE") is None:
-            prop.set_param("ROLE", "REQ-PARTICIPANT" if attendee.required else "OPT-PARTICIPANT")
-        wanted.append(prop)
-    # Keep the attendees' lines where they were, in the record's order.
-    slots = [
-        i
-        for i, c in enumerate(vevent.children)
-        if isinstance(c, cl.Property) and c.name == "ATTENDEE"
-    ]
-    remaining = [
-        c for c in vevent.children if not (isinstance(c, cl.Property) and c.name == "ATTENDEE")
-    ]
-    at = slots[0] if slots else len([c for c in vevent.children if isinstance(c, cl.Property)])
-    at = min(at, len(remaining))
-    wanted_emails = {_mail(p.value).lower() for p in wanted}
-    kept = [p for p in beyond if _mail(p.value).lower() not in wanted_emails]
-    vevent.children = remaining[:at] + wanted + kept + remaining[at:]
-
-
 def _apply_master(
     calendar: cl.Component, vevent: cl.Component, old: Event, new: Event, zones: Zones
 ) -> None:
@@ -385,7 +320,7 @@ def _apply_master(
             vevent.set("ORGANIZER", "mailto:" + cl.escape_text(new.organizer))
         else:
             vevent.remove_all("ORGANIZER")
-    _apply_attendees(vevent, old, new)
+    apply_attendees(vevent, old.attendees, new.attendees)
     _apply_recurrence(calendar, vevent, old, new, zones)
 
 

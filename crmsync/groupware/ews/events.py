@@ -44,8 +44,10 @@ RESPONSES = {
     AttendeeStatus.DECLINED: "Decline",
     AttendeeStatus.TENTATIVE: "Tentative",
     AttendeeStatus.NEEDS_ACTION: "NoResponseReceived",
+    # EWS's ResponseType has no delegation; read back, "Unknown" is needs-action.
+    AttendeeStatus.DELEGATED: "Unknown",
 }
-_RESPONSES_BACK = {v: k for k, v in RESPONSES.items()}
+_RESPONSES_BACK = {v: k for k, v in RESPONSES.items() if k is not AttendeeStatus.DELEGATED}
 UTC_IDS = {"UTC", "Etc/UTC", "GMT", "Etc/GMT"}
 
 

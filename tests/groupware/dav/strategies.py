@@ -134,8 +134,17 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
     return Recurrence(rule, exdates, overrides, rdates)
 
 
+_addresses = st.lists(emails, max_size=2, unique=True).map(tuple)
 attendees = st.lists(
-    st.builds(Attendee, emails, line, st.sampled_from(AttendeeStatus), st.booleans()),
+    st.builds(
+        Attendee,
+        emails,
+        line,
+        st.sampled_from(AttendeeStatus),
+        st.booleans(),
+        delegated_to=_addresses,
+        delegated_from=_addresses,
+    ),
     max_size=4,
     unique_by=lambda a: a.email.lower(),
 ).map(tuple)

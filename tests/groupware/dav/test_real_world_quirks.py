@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.domain.records import Contact
+from crmsync.domain.records import AttendeeStatus, Contact
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
 from crmsync.groupware.dav.formats import MalformedItem, NotSynced
+from crmsync.groupware.dav.ical import parse_ical, render_ical_update, render_new_ical
 from crmsync.groupware.dav.vcard import (
     VCardFormat,
     parse_vcard,
@@ -206,3 +207,27 @@ def test_a_new_card_keeps_the_kinds_of_phones_and_marks_the_email_preferred() ->
         "+82 2 555 0100": ["WORK", "VOICE"],
         "+82 2 555 0199": ["HOME", "VOICE"],
     }
+
+
+# ---------------------------------------------------------------- 5. attendee status
+
+
+def test_delegated_attendees_keep_their_status_and_delegation_both_ways() -> None:
+    text = fixture_text("events/attendees_partstat_delegated.ics")
+    event = parse_ical(text).record
+    olga, ivan, _ = event.attendees
+    assert olga.status is AttendeeStatus.DELEGATED
+    assert (olga.delegated_to, ivan.delegated_from) == (
+        ("ivan@client.example",),
+        ("olga@client.example",),
+    )
+    # A new item from the CRM record writes them; an edit rewrites only what changed.
+    assert parse_ical(render_new_ical(event, "m", "u")).record == event
+    moved = replace(olga, delegated_to=("ivan@client.example", "ana@client.example"))
+    edited = replace(event, attendees=(moved, *event.attendees[1:]))
+    updated = render_ical_update(text, edited)
+    assert parse_ical(updated).record == edited
+    folded = cl.parse(updated).sub("VEVENT")[0].all("ATTENDEE")[0].render()
+    olga_line = folded[0] + "".join(line[1:] for line in folded[1:])
+    assert 'DELEGATED-TO="mailto:ivan@client.example","mailto:ana@client.example"' in olga_line
+    assert "PARTSTAT=DELEGATED" in olga_line and "CN=Olga Novak" in olga_line

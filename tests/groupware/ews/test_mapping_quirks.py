@@ -8,7 +8,9 @@ from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import PhysicalAddress
 
 from crmsync.domain.contact_fields import IDENTITY_MAP
+from crmsync.domain.records import Attendee, AttendeeStatus
 from crmsync.groupware.ews.contacts import to_contact
+from crmsync.groupware.ews.events import RESPONSES, _attendees
 from crmsync.groupware.ews.properties import register
 
 register()  # crmsync's extended properties, as the backend does before its first request
@@ -23,3 +25,11 @@ def test_outlook_street_lines_reach_the_crm_with_lf_line_breaks() -> None:
     )
     contact = to_contact(item, IDENTITY_MAP)
     assert contact.mailing_address.street == "Hafenstraße 12\nGebäude B"
+
+
+def test_a_delegated_attendee_goes_to_exchange_as_unknown_and_reads_as_needs_action() -> None:
+    """EWS's ResponseType has no delegation; "Unknown" is the honest word for it."""
+    olga = Attendee("olga@client.example", "Olga", AttendeeStatus.DELEGATED)
+    (written,) = _attendees((olga,), required=True) or []
+    assert written.response_type == "Unknown"
+    assert set(RESPONSES) == set(AttendeeStatus)
