@@ -14,7 +14,6 @@ import re
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone as IcalTimezone
-from icalendar.prop import vDuration
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from crmsync.domain.records import EventTiming
@@ -134,6 +133,38 @@ def instants(prop: cl.Property, zones: Zones) -> tuple[list[dt.datetime | dt.dat
     return out, (None if zone is None else iana)
 
 
+def wall_zone(prop: cl.Property, zones: Zones) -> dt.tzinfo:
+    """The zone whose wall clock a DTSTART-like value is written in (UTC for a Z time)."""
+    if tzid := prop.param("TZID"):
+        return zones.resolve(tzid)[0]
+    return _UTC if prop.value.strip().upper().endswith("Z") else zones.floating
+
+
+_DURATION = re.compile(r"([+-]?)P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
+
+
+def add_duration(start: dt.datetime | dt.date, text: str, zone: dt.tzinfo) -> dt.datetime | dt.date:
+    """``start`` plus the DURATION ``text``; raises `ValueError` for a bad duration.
+
+    RFC 5545 3.3.6: weeks and days are nominal, so P1D across a DST change is 23 or 25
+    hours and ends at the same wall-clock time (in ``zone``, the start's); hours, minutes
+    and seconds are exact.
+    """
+    m = _DURATION.fullmatch(text.strip().upper())
+    if not m or text.strip().upper().rstrip("T").endswith("P"):
+        raise ValueError(f"{text!r} is not a duration")
+    sign = -1 if m.group(1) == "-" else 1
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in m.groups()[1:])
+    nominal = dt.timedelta(days=sign * (7 * weeks + days))
+    exact = dt.timedelta(seconds=sign * (3600 * hours + 60 * minutes + seconds))
+    if not isinstance(start, dt.datetime):
+        return start + nominal + dt.timedelta(days=exact.days)
+    wall = start.astimezone(zone).replace(tzinfo=None) + nominal
+    # A wall time in a DST gap takes the offset before the gap (RFC 5545 3.3.5), as
+    # zoneinfo does for fold=0.
+    return wall.replace(tzinfo=zone).astimezone(_UTC) + exact
+
+
 def format_instant(value: dt.datetime | dt.date, tzid: str | None) -> tuple[str, dict[str, str]]:
     """Wire text and parameters for a date (VALUE=DATE) or an instant (in ``tzid`` or UTC)."""
     if not isinstance(value, dt.datetime):
@@ -185,13 +216,12 @@ def read_timing(component: cl.Component, zones: Zones, what: str) -> EventTiming
         end = ends[0]
     elif duration is not None:
         try:
-            delta = vDuration.from_ical(duration.value.strip())
+            end = add_duration(start, duration.value, wall_zone(start_prop, zones))
         except ValueError as exc:
             raise MalformedItem(
                 f"{what} has a bad DURATION {duration.value!r}",
                 "Re-save the event with an end time.",
             ) from exc
-        end = start + delta
     else:
         end = start + dt.timedelta(days=1) if not isinstance(start, dt.datetime) else start
     if isinstance(start, dt.datetime) != isinstance(end, dt.datetime):

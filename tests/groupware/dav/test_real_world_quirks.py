@@ -4,7 +4,9 @@ tests/service/test_fidelity_round_trip.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
 from crmsync.groupware.dav.formats import MalformedItem, NotSynced
 from crmsync.groupware.dav.ical import parse_ical, render_ical_update, render_new_ical
+from crmsync.groupware.dav.ical_time import add_duration
 from crmsync.groupware.dav.vcard import (
     VCardFormat,
     parse_vcard,
@@ -231,3 +234,47 @@ def test_delegated_attendees_keep_their_status_and_delegation_both_ways() -> Non
     olga_line = folded[0] + "".join(line[1:] for line in folded[1:])
     assert 'DELEGATED-TO="mailto:ivan@client.example","mailto:ana@client.example"' in olga_line
     assert "PARTSTAT=DELEGATED" in olga_line and "CN=Olga Novak" in olga_line
+
+
+# ---------------------------------------------------------------- 3. nominal durations
+
+_ZONE_NAMES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC")
+_instants = st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2035, 1, 1)).map(
+    lambda d: d.replace(second=0, microsecond=0, tzinfo=dt.UTC)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    _instants,
+    st.sampled_from(_ZONE_NAMES),
+    st.integers(0, 20),
+    st.integers(0, 3),
+    st.integers(0, 600),
+)
+def test_days_and_weeks_of_a_duration_are_calendar_days_and_its_time_is_exact(
+    start: dt.datetime, zone_name: str, days: int, weeks: int, minutes: int
+) -> None:
+    zone = ZoneInfo(zone_name)
+    end = add_duration(start, f"P{days + 7 * weeks}DT{minutes}M", zone)
+    assert isinstance(end, dt.datetime)
+    nominal = add_duration(start, f"P{days + 7 * weeks}D", zone)
+    assert end - nominal == dt.timedelta(minutes=minutes)  # the time part is exact
+    local_start = start.astimezone(zone)
+    wall = local_start.replace(tzinfo=None) + dt.timedelta(days=days + 7 * weeks)
+    if wall.replace(tzinfo=zone).astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        # Same wall-clock time, N calendar days later (unless that time does not exist).
+        assert nominal.astimezone(zone).replace(tzinfo=None) == wall
+    if weeks == 0 and days == 0:
+        assert nominal == start
+
+
+def test_a_one_day_duration_over_the_autumn_change_lasts_25_hours() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = dt.datetime(2027, 10, 30, 10, tzinfo=berlin).astimezone(dt.UTC)
+    assert add_duration(start, "P1D", berlin) - start == dt.timedelta(hours=25)
+    assert add_duration(start, "PT24H", berlin) - start == dt.timedelta(hours=24)
+    assert add_duration(start, "P1DT2H", berlin) - start == dt.timedelta(hours=27)
+    for bad in ("P", "PT", "1D", "P1X"):
+        with pytest.raises(ValueError):
+            add_duration(start, bad, berlin)
