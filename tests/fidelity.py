@@ -127,6 +127,7 @@ def expected_event(name: str, rep_zone: str) -> dict[str, Any]:
             e["rrule"] or None,
             frozenset(removed),
             frozenset(when(x) for x in e["rdates"]),
+            frozenset((when(a), when(b)) for a, b in e.get("rdate_periods", ())),
             frozenset(
                 (when(o["recurrence_id"]), when(o["start"]), when(o["end"]), o["summary"])
                 for o in e["overrides"]
@@ -168,6 +169,7 @@ def event_meaning(event: Event) -> dict[str, Any]:
             rec.rule or None,
             frozenset(rec.exdates),
             frozenset(rec.rdates),
+            frozenset(rec.rdate_periods),
             frozenset(
                 (o.recurrence_id, o.timing.start, o.timing.end, o.subject) for o in rec.overrides
             ),

@@ -162,18 +162,30 @@ class Occurrence:
 @dataclass(frozen=True, slots=True)
 class Recurrence:
     """A series: the RRULE value text (``""`` for dates given only as ``rdates``), the
-    cancelled instances, the overridden ones and the extra ones (RDATE)."""
+    cancelled instances, the overridden ones and the extra ones (RDATE).
+
+    ``rdate_periods`` are the (start, end) of extra instances that have their own end
+    (RDATE;VALUE=PERIOD); their starts are in ``rdates`` too, so a reader that knows
+    only ``rdates`` still has each instance, with the series' length. A period whose
+    start is not in ``rdates`` is dropped.
+    """
 
     rule: str
     exdates: tuple[dt.datetime | dt.date, ...] = ()
     overrides: tuple[Occurrence, ...] = ()
     rdates: tuple[dt.datetime | dt.date, ...] = ()
+    rdate_periods: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
 
     def __post_init__(self) -> None:
         # The order of these sets means nothing (a server may keep overrides in any
         # order): one canonical order makes equal series compare and hash equal.
         object.__setattr__(self, "exdates", tuple(sorted(self.exdates, key=_instant_key)))
         object.__setattr__(self, "rdates", tuple(sorted(self.rdates, key=_instant_key)))
+        starts = set(self.rdates)
+        periods = {p[0]: (p[0], p[1]) for p in self.rdate_periods if p[0] in starts}
+        object.__setattr__(
+            self, "rdate_periods", tuple(periods[k] for k in sorted(periods, key=_instant_key))
+        )
         object.__setattr__(
             self,
             "overrides",

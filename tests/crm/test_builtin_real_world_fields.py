@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crmsync.crm.builtin import BuiltinCrm, OwnedKind, jsonl
-from crmsync.domain.records import Attendee, AttendeeStatus, Event, EventTiming
+from crmsync.domain.records import Attendee, AttendeeStatus, Event, EventTiming, Recurrence
 
 UTC = dt.UTC
 START = dt.datetime(2027, 3, 8, 14, tzinfo=UTC)
@@ -31,6 +31,15 @@ EVENTS = {
                 status=AttendeeStatus.ACCEPTED,
                 delegated_from=("olga@client.example",),
             ),
+        ),
+    ),
+    "rdate-period": Event(
+        "Key account workshop",
+        EventTiming(START, START + dt.timedelta(hours=1), "Europe/Berlin"),
+        recurrence=Recurrence(
+            "FREQ=MONTHLY;BYDAY=1MO;COUNT=3",
+            rdates=(START + dt.timedelta(days=2), START + dt.timedelta(days=94)),
+            rdate_periods=((START + dt.timedelta(days=2), START + dt.timedelta(days=2, hours=3)),),
         ),
     ),
 }

@@ -20,8 +20,10 @@ email. Omitted fields take the record's defaults, unknown fields are refused::
                                    "end": "2024-05-16T12:00:00+02:00", "subject": "Moved"}]},
      "related_contacts": ["con_..."], "related_lead": "lea_..."}
 
-An attendee's ``status`` is one of needs_action, accepted, declined, tentative, delegated;
-``delegated_to`` / ``delegated_from`` list the emails an invitation was passed to or from.
+A ``recurrence.rdates`` entry may be an ISO 8601 interval, ``start/end``: an extra
+instance with its own end. An attendee's ``status`` is one of needs_action, accepted,
+declined, tentative, delegated; ``delegated_to`` / ``delegated_from`` list the emails an
+invitation was passed to or from.
 
 Event times: an ISO datetime with an offset is an instant; one without an offset is read in
 ``tzid`` (which must then be a known IANA zone); plain dates make an all-day event (``end``
@@ -307,13 +309,21 @@ def _attendee(value: Any, what: str) -> Attendee:
 def _recurrence(value: Any, tzid: str | None) -> Recurrence:
     fields = _object(value, "recurrence")
     rule = _str(fields.pop("rule", ""), "recurrence.rule")
-    exdates, rdates = (
-        tuple(
-            _instant(v, tzid, f"recurrence.{name}[{i}]")
-            for i, v in enumerate(_list(fields.pop(name, []), f"recurrence.{name}"))
-        )
-        for name in ("exdates", "rdates")
+    exdates = tuple(
+        _instant(v, tzid, f"recurrence.exdates[{i}]")
+        for i, v in enumerate(_list(fields.pop("exdates", []), "recurrence.exdates"))
     )
+    rdates: list[dt.datetime | dt.date] = []
+    periods: list[tuple[dt.datetime, dt.datetime]] = []
+    for i, v in enumerate(_list(fields.pop("rdates", []), "recurrence.rdates")):
+        # "start/end" (an ISO 8601 interval) is an extra instance with its own end.
+        what = f"recurrence.rdates[{i}]"
+        start, *end = (_instant(part, tzid, what) for part in _str(v, what).split("/", 1))
+        rdates.append(start)
+        if end:
+            if not isinstance(start, dt.datetime) or not isinstance(end[0], dt.datetime):
+                raise BadLine(f"{what} is a period, so both its ends are datetimes")
+            periods.append((start, end[0]))
     overrides = []
     for i, raw in enumerate(_list(fields.pop("overrides", []), "recurrence.overrides")):
         what = f"recurrence.overrides[{i}]"
@@ -332,7 +342,7 @@ def _recurrence(value: Any, tzid: str | None) -> Recurrence:
         )
         _no_leftovers(o, what)
     _no_leftovers(fields, "recurrence")
-    return Recurrence(rule, exdates, tuple(overrides), rdates)
+    return Recurrence(rule, exdates, tuple(overrides), tuple(rdates), tuple(periods))
 
 
 def _event(fields: dict[str, Any]) -> tuple[Event, EventRelations | None]:
@@ -482,6 +492,12 @@ def record_line(
     return line
 
 
+def _rdate_text(value: dt.datetime | dt.date, rec: Recurrence, tzid: str | None) -> str:
+    ends = dict(rec.rdate_periods)
+    text = _instant_text(value, tzid)
+    return text + (f"/{_instant_text(ends[value], tzid)}" if value in ends else "")
+
+
 def _attendee_fields(a: Attendee) -> dict[str, Any]:
     fields = {"email": a.email, "name": a.name, "status": a.status.value, "required": a.required}
     # Only delegations that happened: most lines never carry them.
@@ -509,7 +525,7 @@ def _event_fields(ev: Event) -> dict[str, Any]:
     if ev.recurrence is not None:
         rec = ev.recurrence
         fields["recurrence"] = {
-            **({"rdates": [_instant_text(d, tzid) for d in rec.rdates]} if rec.rdates else {}),
+            **({"rdates": [_rdate_text(d, rec, tzid) for d in rec.rdates]} if rec.rdates else {}),
             "rule": rec.rule,
             "exdates": [_instant_text(d, tzid) for d in rec.exdates],
             "overrides": [

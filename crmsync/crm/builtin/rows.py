@@ -82,6 +82,14 @@ def instant_from_text(text: str) -> dt.datetime | dt.date:
     return dt.date.fromisoformat(text)
 
 
+def _period_from_text(text: str) -> tuple[dt.datetime, dt.datetime]:
+    """Inverse of the ``start/end`` interval `event_to_row` writes for an RDATE period."""
+    start, end = (instant_from_text(part) for part in text.split("/"))
+    if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+        raise ValueError(f"stored period {text!r} is not between two instants")
+    return start, end
+
+
 def _check_timing(timing: EventTiming, what: str) -> EventTiming:
     """The timing with instants in UTC; refuses mixed, naive or backwards timings."""
     start, end = timing.start, timing.end
@@ -187,7 +195,12 @@ def event_to_row(event: Event) -> dict[str, Any]:
             raise InvalidRecord("a recurrence needs a rule or extra dates")
         row["recurrence_rule"] = rec.rule
         row["recurrence_exdates"] = [instant_to_text(d) for d in rec.exdates]
-        row["recurrence_rdates"] = [instant_to_text(d) for d in rec.rdates]
+        # An extra instance with its own end (RDATE;VALUE=PERIOD) as an ISO 8601 interval.
+        ends = dict(rec.rdate_periods)
+        row["recurrence_rdates"] = [
+            instant_to_text(d) + (f"/{instant_to_text(ends[d])}" if d in ends else "")
+            for d in rec.rdates
+        ]
         row["recurrence_overrides"] = [
             {
                 "recurrence_id": instant_to_text(o.recurrence_id),
@@ -208,10 +221,12 @@ def event_from_row(row: Row) -> Event:
         timing = EventTiming(row["start_date"], row["end_date"], None)
     recurrence = None
     if row["recurrence_rule"] is not None:
+        rdates = row["recurrence_rdates"] or ()
         recurrence = Recurrence(
             rule=row["recurrence_rule"],
             exdates=tuple(instant_from_text(t) for t in row["recurrence_exdates"]),
-            rdates=tuple(instant_from_text(t) for t in row["recurrence_rdates"] or ()),
+            rdates=tuple(instant_from_text(t.split("/")[0]) for t in rdates),
+            rdate_periods=tuple(_period_from_text(t) for t in rdates if "/" in t),
             overrides=tuple(
                 Occurrence(
                     recurrence_id=instant_from_text(o["recurrence_id"]),

@@ -34,11 +34,13 @@ from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSyn
 from crmsync.groupware.dav.ical_attendees import apply_attendees, mail_address, read_attendees
 from crmsync.groupware.dav.ical_time import (
     Zones,
+    add_duration,
     date_of,
     instants,
     new_instant,
     read_timing,
     set_instant,
+    wall_zone,
 )
 from crmsync.groupware.dav.multistatus import CALDAV, tag
 from crmsync.groupware.dav.vtimezone import vtimezone
@@ -144,7 +146,7 @@ def _read(calendar: cl.Component, zones: Zones) -> Event:
     rule = master.value("RRULE")
     if rule is not None:
         _check_rule(rule)
-    rdates = _dates_of(master, "RDATE", zones)
+    rdates, periods = _rdates(master, zones)
     if rule is not None or overrides or rdates:
         exdates = _dates_of(master, "EXDATE", zones)
         occurrences = []
@@ -169,6 +171,7 @@ def _read(calendar: cl.Component, zones: Zones) -> Event:
             exdates=tuple(exdates),
             overrides=tuple(occurrences),
             rdates=tuple(rdates),
+            rdate_periods=tuple(periods),
         )
     organizer = master.value("ORGANIZER")
     return Event(
@@ -188,15 +191,61 @@ def _read(calendar: cl.Component, zones: Zones) -> Event:
 def _dates_of(component: cl.Component, name: str, zones: Zones) -> list[dt.datetime | dt.date]:
     found: list[dt.datetime | dt.date] = []
     for prop in component.all(name):
-        if (prop.param("VALUE") or "").upper() == "PERIOD":
-            # RDATE;VALUE=PERIOD:start/end: the instance starts at each period's start.
-            prop = cl.Property(
-                name,
-                ",".join(p.split("/")[0] for p in prop.value.split(",")),
-                [q for q in prop.params if q.name != "VALUE"],
-            )
         found.extend(instants(prop, zones)[0])
     return found
+
+
+Period = tuple[dt.datetime, dt.datetime]
+
+
+def _rdates(master: cl.Component, zones: Zones) -> tuple[list[dt.datetime | dt.date], list[Period]]:
+    """The extra instances' starts, and (start, end) of those given as RDATE;VALUE=PERIOD
+    (``start/end`` or ``start/duration``)."""
+    starts: list[dt.datetime | dt.date] = []
+    periods: list[Period] = []
+    for prop in master.all("RDATE"):
+        if (prop.param("VALUE") or "").upper() != "PERIOD":
+            starts.extend(instants(prop, zones)[0])
+            continue
+        params = [q for q in prop.params if q.name != "VALUE"]
+        for text in filter(None, (part.strip() for part in prop.value.split(","))):
+            begin, _, finish = text.partition("/")
+            start_prop = cl.Property("RDATE", begin, params)
+            start = _one_instant(start_prop, zones, text)
+            try:
+                if finish.upper().lstrip("+-").startswith("P"):
+                    end = add_duration(start, finish, wall_zone(start_prop, zones))
+                else:
+                    end = _one_instant(cl.Property("RDATE", finish, params), zones, text)
+            except ValueError as exc:
+                raise MalformedItem(
+                    f"the RDATE period {text!r} has no end: {exc}",
+                    "Open the series in a calendar client and set its extra dates again.",
+                ) from exc
+            if not isinstance(start, dt.datetime) or not isinstance(end, dt.datetime):
+                raise MalformedItem(
+                    f"the RDATE period {text!r} is not between two date-times",
+                    "Open the series in a calendar client and set its extra dates again.",
+                )
+            starts.append(start)
+            periods.append((start, max(start, end)))
+    return starts, periods
+
+
+def _one_instant(prop: cl.Property, zones: Zones, text: str) -> dt.datetime | dt.date:
+    values = instants(prop, zones)[0] if prop.value.strip() else []
+    if len(values) != 1:
+        raise MalformedItem(
+            f"the RDATE period {text!r} cannot be read",
+            "Open the series in a calendar client and set its extra dates again.",
+        )
+    return values[0]
+
+
+def _period_line(period: Period) -> cl.Property:
+    # In UTC: a period's ends need no VTIMEZONE and cannot fall into a repeated hour.
+    text = "/".join(p.astimezone(_UTC).strftime("%Y%m%dT%H%M%SZ") for p in period)
+    return cl.Property("RDATE", text, [cl.Param("VALUE", ["PERIOD"])])
 
 
 def _cancelled(vevent: cl.Component) -> bool:
@@ -342,16 +391,21 @@ def _apply_recurrence(
     cancelled = {
         _rid(v, zones) for v in calendar.sub("VEVENT") if v.first("RECURRENCE-ID") and _cancelled(v)
     }
-    for name, before, after in (
-        # Instances cancelled by their own VEVENT need no EXDATE line.
-        ("EXDATE", old_rec.exdates if old_rec else (), new_ex),
-        ("RDATE", old_rec.rdates if old_rec else (), new_rec.rdates if new_rec else ()),
-    ):
-        if before != after or old.timing.tzid != new.timing.tzid:
-            master.remove_all(name)
-            for value in after:
-                if name == "RDATE" or value not in cancelled:
-                    master.add(new_instant(name, value, tzid))
+    before = old_rec.exdates if old_rec else ()
+    if before != new_ex or old.timing.tzid != new.timing.tzid:
+        master.remove_all("EXDATE")
+        for value in new_ex:
+            # Instances cancelled by their own VEVENT need no EXDATE line.
+            if value not in cancelled:
+                master.add(new_instant("EXDATE", value, tzid))
+    old_extra = (old_rec.rdates, old_rec.rdate_periods) if old_rec else ((), ())
+    new_extra = (new_rec.rdates, new_rec.rdate_periods) if new_rec else ((), ())
+    if old_extra != new_extra or old.timing.tzid != new.timing.tzid:
+        master.remove_all("RDATE")
+        period_of: dict[dt.datetime | dt.date, Period] = {p[0]: p for p in new_extra[1]}
+        for value in new_extra[0]:
+            period = period_of.get(value)
+            master.add(_period_line(period) if period else new_instant("RDATE", value, tzid))
     old_occ = {o.recurrence_id: o for o in (old_rec.overrides if old_rec else ())}
     new_occ = {o.recurrence_id: o for o in (new_rec.overrides if new_rec else ())}
     if old_occ == new_occ and old.timing.tzid == new.timing.tzid:

@@ -122,6 +122,12 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
         if isinstance(x, dt.datetime)
     ):
         exdates, overrides, rdates = (), (), ()
+    # Some extra instances of a timed series have their own end (RDATE;VALUE=PERIOD).
+    periods = tuple(
+        (start, start + dt.timedelta(minutes=draw(st.integers(0, 600))))
+        for start in rdates
+        if isinstance(start, dt.datetime) and draw(st.booleans())
+    )
     rule = draw(
         st.sampled_from(
             [
@@ -131,7 +137,7 @@ def recurrences(draw: st.DrawFn, master: EventTiming) -> Recurrence:
             ]
         )
     )
-    return Recurrence(rule, exdates, overrides, rdates)
+    return Recurrence(rule, exdates, overrides, rdates, periods)
 
 
 _addresses = st.lists(emails, max_size=2, unique=True).map(tuple)

@@ -278,3 +278,34 @@ def test_a_one_day_duration_over_the_autumn_change_lasts_25_hours() -> None:
     for bad in ("P", "PT", "1D", "P1X"):
         with pytest.raises(ValueError):
             add_duration(start, bad, berlin)
+
+
+# ---------------------------------------------------------------- 6. RDATE;VALUE=PERIOD
+
+
+def test_an_rdate_period_keeps_its_end_both_ways() -> None:
+    text = fixture_text("events/rdate_value_period.ics")
+    rec = parse_ical(text).record.recurrence
+    assert rec is not None
+    march, june = rec.rdates
+    assert rec.rdate_periods == (
+        (march, march + dt.timedelta(hours=3)),
+        (june, june + dt.timedelta(hours=2)),  # start/PT2H
+    )
+    event = parse_ical(text).record
+    written = render_new_ical(event, "m", "u")
+    assert "RDATE;VALUE=PERIOD:20270310T140000Z/20270310T170000Z\r\n" in written
+    assert parse_ical(written).record == event
+    # Dropping one period's end leaves a plain extra date; the other period stays.
+    shorter = replace(rec, rdate_periods=rec.rdate_periods[1:])
+    updated = render_ical_update(text, replace(event, recurrence=shorter))
+    assert parse_ical(updated).record.recurrence == shorter
+
+
+@pytest.mark.parametrize("value", ["20270310T140000Z", "20270310T140000Z/P", "20270310/20270311"])
+def test_an_rdate_period_without_a_readable_end_is_malformed(value: str) -> None:
+    text = fixture_text("events/rdate_value_period.ics").replace(
+        "20270310T140000Z/20270310T170000Z", value
+    )
+    with pytest.raises(MalformedItem, match="RDATE period"):
+        parse_ical(text)
