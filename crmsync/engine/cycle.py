@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import Changes, ErrorEntry, ErrorType, Link, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
@@ -124,6 +126,22 @@ def _read_and_plan(
                 [intent.key for intent in intents],
             )
         links = settlement.links
+        changes = {side: _listing_settled(changes[side], settlement.saves, side) for side in sides}
     actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
     actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
     return links, changes, actions, held
+
+
+def _listing_settled(changes: Changes, saves: list[Link], side: Side) -> Changes:
+    """A full listing as if the settled links had been known when it was read.
+
+    A full listing reports a known id it no longer holds as deleted, and lists every
+    unknown item: a settled link's item it does not list is one a person deleted.
+    """
+    if not changes.full:
+        return changes
+    listed = {seen.id for seen in changes.items} | set(changes.deleted)
+    gone = [link.id_on(side) for link in saves if link.id_on(side) not in listed]
+    if not gone:
+        return changes
+    return replace(changes, deleted=(*changes.deleted, *gone))
