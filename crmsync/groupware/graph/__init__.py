@@ -5,8 +5,8 @@ from crmsync.groupware.graph.config import GraphConfig
 from crmsync.groupware.graph.connection import GraphConnection
 from crmsync.groupware.graph.folders import GraphContacts, GraphEvents, WouldNotifyAttendees
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
-from crmsync.groupware.graph.throttling import RetryPolicy, TenantLimiter, limiter_for
 from crmsync.groupware.graph.tokens import GraphTokens
+from crmsync.groupware.throttling import RetryPolicy, TenantLimiter, limiter_for
 
 __all__ = [
     "GraphConfig",

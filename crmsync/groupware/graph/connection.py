@@ -18,9 +18,9 @@ import httpx
 
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable
 from crmsync.groupware.graph.config import GraphConfig
-from crmsync.groupware.graph.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
 from crmsync.groupware.graph.tokens import GraphTokens, token_fix
 from crmsync.groupware.http_headers import retry_after_seconds
+from crmsync.groupware.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
 
 log = logging.getLogger(__name__)
 

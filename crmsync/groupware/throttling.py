@@ -1,9 +1,11 @@
-"""Retries and the per-tenant limiter.
+"""Retries and the shared limiter every HTTP mail backend throttles through.
 
-Graph throttles per app and tenant (and per mailbox): a 429 or 503 carries ``Retry-After``
-(https://learn.microsoft.com/graph/throttling). Every mailbox of one tenant shares a
-`TenantLimiter`, so when one of them is told to wait, the others wait too instead of
-hammering the tenant and lengthening the penalty.
+Servers throttle per scope larger than one request: Graph per app and tenant (a 429 or 503
+carries ``Retry-After``, https://learn.microsoft.com/graph/throttling), Google per Cloud
+project and per user (403 ``rateLimitExceeded`` / ``userRateLimitExceeded`` or 429, with
+exponential back-off and jitter, https://developers.google.com/workspace/calendar/api/guides/errors).
+Every mailbox of one such scope shares a `TenantLimiter`, so when one of them is told to
+wait, the others wait too instead of hammering the server and lengthening the penalty.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class RetryPolicy:
 
 
 class TenantLimiter:
-    """Holds back every request to one tenant until the latest ``Retry-After`` has passed."""
+    """Holds back every request of one throttling scope (a Microsoft 365 tenant, a Google
+    Cloud project, one Google user) until the latest back-off has passed."""
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
@@ -63,6 +66,7 @@ _LIMITERS_LOCK = threading.Lock()
 
 
 def limiter_for(tenant_id: str) -> TenantLimiter:
-    """The process-wide limiter of ``tenant_id`` (one object per tenant)."""
+    """The process-wide limiter of ``tenant_id`` (one object per scope; callers name
+    the scope so that different servers never share one: ``google:<project>`` ...)."""
     with _LIMITERS_LOCK:
         return _LIMITERS.setdefault(tenant_id.lower(), TenantLimiter(tenant_id))
