@@ -118,7 +118,8 @@ def expected_event(name: str, rep_zone: str) -> dict[str, Any]:
     else:
         floating = e["zone"] is None and "+" not in e["start"][10:] and "-" not in e["start"][10:]
         zone = rep_zone if floating else e["zone"]
-        timing = ("timed", when(e["start"]), when(e["end"]), zone or "UTC")
+        end_zone = e.get("end_zone") or zone
+        timing = ("timed", when(e["start"]), when(e["end"]), zone or "UTC", end_zone or "UTC")
     recurrence = None
     if e["rrule"] or e["rdates"] or e["overrides"]:
         removed = {when(x) for x in e["exdates"]}
@@ -158,7 +159,7 @@ def expected_event(name: str, rep_zone: str) -> dict[str, Any]:
 def _timing(timing: EventTiming) -> tuple[Any, ...]:
     if timing.all_day:
         return ("all-day", timing.start, timing.end)
-    return ("timed", timing.start, timing.end, timing.tzid or "UTC")
+    return ("timed", timing.start, timing.end, timing.tzid or "UTC", timing.end_zone or "UTC")
 
 
 def event_meaning(event: Event) -> dict[str, Any]:

@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# Marks a field added after records were first hashed and stored: `to_plain` leaves it out
+# while it holds its default, so a record that does not use it keeps the content hash its
+# links hold and the JSON the built-in CRM stored.
+_ADDED = {"added": True}
+
 
 class ItemKind(StrEnum):
     CONTACT = "contact"
@@ -126,8 +131,8 @@ class Attendee:
     name: str = ""
     status: AttendeeStatus = AttendeeStatus.NEEDS_ACTION
     required: bool = True
-    delegated_to: tuple[str, ...] = ()
-    delegated_from: tuple[str, ...] = ()
+    delegated_to: tuple[str, ...] = field(default=(), metadata=_ADDED)
+    delegated_from: tuple[str, ...] = field(default=(), metadata=_ADDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +140,29 @@ class EventTiming:
     """When an event (or one occurrence of it) happens.
 
     Timed: ``start``/``end`` are aware datetimes in UTC and ``tzid`` is the IANA zone the
-    organiser used (``None`` for UTC). All-day: ``start``/``end`` are dates, ``end``
-    exclusive as in iCalendar, and ``tzid`` is ``None``.
+    organiser used (``None`` for UTC); ``end_tzid`` is the end's zone where it differs
+    (a flight from Frankfurt to New York), else ``None``. All-day: ``start``/``end`` are
+    dates, ``end`` exclusive as in iCalendar, and both zones are ``None``.
     """
 
     start: dt.datetime | dt.date
     end: dt.datetime | dt.date
     tzid: str | None = None
+    end_tzid: str | None = field(default=None, metadata=_ADDED)
+
+    def __post_init__(self) -> None:
+        # One spelling per meaning: an end in the start's zone (or an all-day end) has none.
+        if self.end_tzid == self.tzid or not isinstance(self.start, dt.datetime):
+            object.__setattr__(self, "end_tzid", None)
 
     @property
     def all_day(self) -> bool:
         return not isinstance(self.start, dt.datetime)
+
+    @property
+    def end_zone(self) -> str | None:
+        """The zone the end is written in: ``end_tzid``, else ``tzid``."""
+        return self.end_tzid or self.tzid
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +191,7 @@ class Recurrence:
     exdates: tuple[dt.datetime | dt.date, ...] = ()
     overrides: tuple[Occurrence, ...] = ()
     rdates: tuple[dt.datetime | dt.date, ...] = ()
-    rdate_periods: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
+    rdate_periods: tuple[tuple[dt.datetime, dt.datetime], ...] = field(default=(), metadata=_ADDED)
 
     def __post_init__(self) -> None:
         # The order of these sets means nothing (a server may keep overrides in any
@@ -239,7 +256,11 @@ def to_plain(value: Any) -> Any:
     Used for content hashes and JSON Lines export; the output is stable for equal records.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("added") and getattr(value, f.name) == f.default)
+        }
     if isinstance(value, StrEnum):
         return value.value
     if isinstance(value, dt.datetime | dt.date):

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from crmsync.crm.builtin import BuiltinCrm, OwnedKind, jsonl
-from crmsync.domain.records import Attendee, AttendeeStatus, Event, EventTiming, Recurrence
+from crmsync.domain.records import (
+    Attendee,
+    AttendeeStatus,
+    Event,
+    EventTiming,
+    Occurrence,
+    Recurrence,
+)
 
 UTC = dt.UTC
 START = dt.datetime(2027, 3, 8, 14, tzinfo=UTC)
@@ -30,6 +37,24 @@ EVENTS = {
                 "ivan@client.example",
                 status=AttendeeStatus.ACCEPTED,
                 delegated_from=("olga@client.example",),
+            ),
+        ),
+    ),
+    "end-zone": Event(
+        "Flight to the New York customer summit",
+        EventTiming(START, START + dt.timedelta(hours=8), "Europe/Berlin", "America/New_York"),
+        recurrence=Recurrence(
+            "FREQ=WEEKLY;COUNT=3",
+            overrides=(
+                Occurrence(
+                    START + dt.timedelta(days=7),
+                    EventTiming(
+                        START + dt.timedelta(days=7, hours=1),
+                        START + dt.timedelta(days=7, hours=9),
+                        "Europe/Berlin",
+                        "America/Chicago",
+                    ),
+                ),
             ),
         ),
     ),

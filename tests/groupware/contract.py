@@ -118,6 +118,17 @@ def all_day_event() -> Event:
     )
 
 
+def flight() -> Event:
+    """Starts in Frankfurt, ends in New York: each end keeps its own zone."""
+    start = dt.datetime(2026, 5, 5, 8, 30, tzinfo=UTC)
+    return Event(
+        subject="Flight to the customer summit",
+        timing=EventTiming(
+            start, start + dt.timedelta(hours=8, minutes=30), "Europe/Berlin", "America/New_York"
+        ),
+    )
+
+
 def new_york_event() -> Event:
     start = dt.datetime(2026, 7, 1, 13, 30, tzinfo=UTC)  # 09:30 EDT
     return Event(
@@ -181,8 +192,8 @@ class ItemSideContract:
 
     @pytest.mark.parametrize(
         "event",
-        [sample_event(), weekly_series(), all_day_event(), new_york_event()],
-        ids=["timed", "weekly-series", "all-day", "new-york"],
+        [sample_event(), weekly_series(), all_day_event(), new_york_event(), flight()],
+        ids=["timed", "weekly-series", "all-day", "new-york", "flight"],
     )
     def test_event_round_trip(self, harness: ContractHarness, event: Event) -> None:
         side = harness.events

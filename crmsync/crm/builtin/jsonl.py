@@ -26,7 +26,8 @@ declined, tentative, delegated; ``delegated_to`` / ``delegated_from`` list the e
 invitation was passed to or from.
 
 Event times: an ISO datetime with an offset is an instant; one without an offset is read in
-``tzid`` (which must then be a known IANA zone); plain dates make an all-day event (``end``
+``tzid`` (which must then be a known IANA zone), an ``end`` in ``end_tzid`` when the event
+ends in another zone than it starts; plain dates make an all-day event (``end``
 exclusive, no ``tzid``). Export writes datetimes in ``tzid``'s local time with its offset.
 
 Idempotence: a line with an ``id`` creates or replaces that record, so importing a file
@@ -277,11 +278,13 @@ def _required(fields: dict[str, Any], name: str, what: str = "") -> Any:
 
 def _timing(fields: dict[str, Any], what: str) -> EventTiming:
     tzid = _opt_str(fields.pop("tzid", None), f"{what}tzid") or None
+    # An end in another zone than the start (a flight) is read in that zone.
+    end_tzid = _opt_str(fields.pop("end_tzid", None), f"{what}end_tzid") or None
     start = _instant(_required(fields, "start"), tzid, f"{what}start")
-    end = _instant(_required(fields, "end"), tzid, f"{what}end")
-    if not isinstance(start, dt.datetime) and tzid is not None:
+    end = _instant(_required(fields, "end"), end_tzid or tzid, f"{what}end")
+    if not isinstance(start, dt.datetime) and (tzid or end_tzid) is not None:
         raise BadLine(f"{what}tzid is given but start is a date (all-day events have no tzid)")
-    return EventTiming(start, end, tzid)
+    return EventTiming(start, end, tzid, end_tzid)
 
 
 def _attendee(value: Any, what: str) -> Attendee:
@@ -512,8 +515,9 @@ def _event_fields(ev: Event) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "subject": ev.subject,
         "start": _instant_text(ev.timing.start, tzid),
-        "end": _instant_text(ev.timing.end, tzid),
+        "end": _instant_text(ev.timing.end, ev.timing.end_zone),
         "tzid": tzid,
+        **({"end_tzid": ev.timing.end_tzid} if ev.timing.end_tzid else {}),
         "location": ev.location,
         "description": ev.description,
         "is_private": ev.is_private,
@@ -532,8 +536,9 @@ def _event_fields(ev: Event) -> dict[str, Any]:
                 {
                     "recurrence_id": _instant_text(o.recurrence_id, tzid),
                     "start": _instant_text(o.timing.start, o.timing.tzid),
-                    "end": _instant_text(o.timing.end, o.timing.tzid),
+                    "end": _instant_text(o.timing.end, o.timing.end_zone),
                     "tzid": o.timing.tzid,
+                    **({"end_tzid": o.timing.end_tzid} if o.timing.end_tzid else {}),
                     "subject": o.subject,
                     "location": o.location,
                     "description": o.description,

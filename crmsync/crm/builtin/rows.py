@@ -101,20 +101,26 @@ def _check_timing(timing: EventTiming, what: str) -> EventTiming:
         raise InvalidRecord(f"{what}: an all-day event has no tzid")
     if end < start:
         raise InvalidRecord(f"{what}: end {end} is before start {start}")
-    return EventTiming(start, end, timing.tzid)
+    return EventTiming(start, end, timing.tzid, timing.end_tzid)
 
 
 def _timing_to_plain(timing: EventTiming) -> dict[str, Any]:
-    return {
+    plain = {
         "start": instant_to_text(timing.start),
         "end": instant_to_text(timing.end),
         "tzid": timing.tzid,
     }
+    if timing.end_tzid:  # only an end in another zone than the start
+        plain["end_tzid"] = timing.end_tzid
+    return plain
 
 
 def _timing_from_plain(plain: Mapping[str, Any]) -> EventTiming:
     return EventTiming(
-        instant_from_text(plain["start"]), instant_from_text(plain["end"]), plain.get("tzid")
+        instant_from_text(plain["start"]),
+        instant_from_text(plain["end"]),
+        plain.get("tzid"),
+        plain.get("end_tzid"),
     )
 
 
@@ -176,6 +182,7 @@ def event_to_row(event: Event) -> dict[str, Any]:
         "categories": list(event.categories),
         "attendees": [to_plain(a) for a in event.attendees],
         "tzid": timing.tzid,
+        "end_tzid": timing.end_tzid,
         "start_at": None,
         "end_at": None,
         "start_date": None,
@@ -216,7 +223,7 @@ def event_to_row(event: Event) -> dict[str, Any]:
 
 def event_from_row(row: Row) -> Event:
     if row["start_at"] is not None:
-        timing = EventTiming(row["start_at"], row["end_at"], row["tzid"])
+        timing = EventTiming(row["start_at"], row["end_at"], row["tzid"], row["end_tzid"])
     else:
         timing = EventTiming(row["start_date"], row["end_date"], None)
     recurrence = None

@@ -176,6 +176,8 @@ events = _owned(
     Column("recurrence_overrides", JSON, nullable=False),
     # Added after the first release: nullable, so older databases gain it (see crm.py).
     Column("recurrence_rdates", JSON, nullable=True),
+    # The end's zone where it differs from the start's (a flight); added later, nullable.
+    Column("end_tzid", String(128), nullable=True),
     CheckConstraint(
         "(start_at IS NOT NULL AND end_at IS NOT NULL AND start_date IS NULL AND end_date IS NULL)"
         " OR (start_at IS NULL AND end_at IS NULL"

@@ -325,9 +325,12 @@ def _apply_timing(
 ) -> None:
     if old == new:
         return
-    tzid = new.tzid if isinstance(new.start, dt.datetime) else None
-    _ensure_zone(calendar, tzid, date_of(new.start))
-    for name, value in (("DTSTART", new.start), ("DTEND", new.end)):
+    timed = isinstance(new.start, dt.datetime)
+    for name, value, tzid in (
+        ("DTSTART", new.start, new.tzid if timed else None),
+        ("DTEND", new.end, new.end_zone if timed else None),
+    ):
+        _ensure_zone(calendar, tzid, date_of(new.start))
         prop = vevent.first(name)
         if prop is None:
             vevent.add(new_instant(name, value, tzid))

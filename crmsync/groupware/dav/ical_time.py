@@ -14,12 +14,12 @@ import re
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone as IcalTimezone
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from crmsync.domain.records import EventTiming
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MalformedItem
 from crmsync.groupware.dav.vtimezone import known_zone
+from crmsync.groupware.dav.zone_names import iana_candidates, named_zone
 
 _UTC = dt.UTC
 
@@ -43,50 +43,32 @@ class Zones:
         return self._cache[tzid]
 
     def _lookup(self, tzid: str) -> tuple[dt.tzinfo, str | None]:
-        for candidate in _iana_candidates(tzid):
+        for candidate in iana_candidates(tzid):
             zone = known_zone(candidate)
             if zone is not None:
                 return zone, candidate
         definition = self._defined.get(tzid)
         if definition is None:
+            # A name that describes its zone (Outlook's "(UTC+01:00) Amsterdam, ...").
+            named = named_zone(tzid, None)
+            if named is not None:
+                return ZoneInfo(named), named
             raise MalformedItem(
                 f"TZID {tzid!r} is used but the item has no VTIMEZONE for it",
                 "Re-save the event in a client that embeds its time zone, or use an IANA "
                 "zone name such as Europe/Paris.",
             )
+        text = definition.serialize()
         try:
-            zone = IcalTimezone.from_ical(definition.serialize()).to_tz()
+            zone = IcalTimezone.from_ical(text).to_tz()
         except Exception as exc:  # icalendar raises many types on odd VTIMEZONEs
             raise MalformedItem(
                 f"the VTIMEZONE {tzid!r} cannot be interpreted: {exc}",
                 "Re-save the event in a client that writes standard time zones.",
             ) from exc
-        return zone, None
-
-
-# CLDR's Windows table still names some zones by their old IANA ids; these are the current
-# names the IANA "backward" file links them to, so the CRM shows today's name.
-_CURRENT_IANA = {
-    "Asia/Calcutta": "Asia/Kolkata",
-    "Asia/Katmandu": "Asia/Kathmandu",
-    "Asia/Rangoon": "Asia/Yangon",
-    "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
-    "America/Godthab": "America/Nuuk",
-    "America/Indianapolis": "America/Indiana/Indianapolis",
-    "Europe/Kiev": "Europe/Kyiv",
-}
-
-
-def _iana_candidates(tzid: str) -> list[str]:
-    name = tzid.strip().strip('"')
-    candidates = [_CURRENT_IANA.get(name, name)]
-    if name in WINDOWS_TO_OLSON:
-        legacy = WINDOWS_TO_OLSON[name]
-        candidates.append(_CURRENT_IANA.get(legacy, legacy))
-    # Vendor prefixes such as /mozilla.org/20050126_1/America/New_York.
-    parts = [p for p in name.split("/") if p]
-    candidates += ["/".join(parts[-n:]) for n in (3, 2) if len(parts) > n]
-    return candidates
+        # Times are read by the item's own definition; the zone is named only when an
+        # IANA zone agrees with it (else the instants stay right and the name is lost).
+        return zone, named_zone(tzid, text)
 
 
 def parse_datetime(text: str) -> dt.datetime | dt.date:
@@ -207,10 +189,13 @@ def read_timing(component: cl.Component, zones: Zones, what: str) -> EventTiming
     start = starts[0]
     end_prop = component.first("DTEND")
     duration = component.first("DURATION")
+    end_tzid = None
     if end_prop is not None:
-        ends, end_tzid = instants(end_prop, zones)
+        ends, end_zone = instants(end_prop, zones)
         # A start in a repeated hour is written in UTC; the end still names the zone.
-        tzid = tzid or end_tzid
+        tzid = tzid or end_zone
+        if end_prop.param("TZID"):
+            end_tzid = end_zone  # a flight ends in another zone than it starts
         if len(ends) != 1:
             raise MalformedItem(f"{what} has an empty DTEND", "Give the event an end time.")
         end = ends[0]
@@ -234,7 +219,8 @@ def read_timing(component: cl.Component, zones: Zones, what: str) -> EventTiming
             f"{what} ends ({end.isoformat()}) before it starts ({start.isoformat()})",
             "Fix the event's end time in the calendar so it is after the start.",
         )
-    return EventTiming(start, end, tzid if isinstance(start, dt.datetime) else None)
+    timed = isinstance(start, dt.datetime)
+    return EventTiming(start, end, tzid if timed else None, end_tzid if timed else None)
 
 
 def date_of(value: dt.datetime | dt.date) -> dt.date:

@@ -75,7 +75,14 @@ def timing_of(item: CalendarItem) -> EventTiming:
     e_utc = dt.datetime.fromtimestamp(end.timestamp(), dt.UTC)
     if e_utc < s_utc:
         raise UnreadableEvent("the event ends before it starts")
-    return EventTiming(s_utc, e_utc, zone_id(item._start_timezone))
+    end_zone = getattr(item, "_end_timezone", None)
+    return EventTiming(
+        s_utc,
+        e_utc,
+        zone_id(item._start_timezone),
+        # An end in another zone (a flight); absent or equal, the start's zone applies.
+        zone_id(end_zone) if end_zone is not None else None,
+    )
 
 
 def to_event(item: CalendarItem) -> tuple[Event, str | None]:
@@ -132,12 +139,12 @@ def set_timing(item: CalendarItem, timing: EventTiming, default_zone: EWSTimeZon
         item.start = EWSDate.from_date(timing.start)  # type: ignore[arg-type]
         item.end = EWSDate.from_date(timing.end - dt.timedelta(days=1))  # type: ignore[arg-type,operator]
         return
-    zone = ews_zone(timing.tzid)
+    zone, end_zone = ews_zone(timing.tzid), ews_zone(timing.end_zone)
     item.is_all_day = False
     item._start_timezone = zone
-    item._end_timezone = zone
+    item._end_timezone = end_zone
     item.start = EWSDateTime.from_datetime(timing.start).astimezone(zone)  # type: ignore[arg-type]
-    item.end = EWSDateTime.from_datetime(timing.end).astimezone(zone)  # type: ignore[arg-type]
+    item.end = EWSDateTime.from_datetime(timing.end).astimezone(end_zone)  # type: ignore[arg-type]
 
 
 def _attendees(attendees: tuple[Attendee, ...], required: bool) -> list[EwsAttendee] | None:

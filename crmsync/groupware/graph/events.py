@@ -88,7 +88,12 @@ def read_timing(item: Mapping[str, Any]) -> EventTiming:
     start_at, end_at = parse_time(item.get("start")), parse_time(item.get("end"))
     if end_at < start_at:
         raise MalformedEvent("the event ends before it starts")
-    return EventTiming(start_at, end_at, iana_zone(item.get("originalStartTimeZone")))
+    return EventTiming(
+        start_at,
+        end_at,
+        iana_zone(item.get("originalStartTimeZone")),
+        iana_zone(item.get("originalEndTimeZone") or item.get("originalStartTimeZone")),
+    )
 
 
 def timing_json(timing: EventTiming) -> dict[str, Any]:
@@ -98,14 +103,17 @@ def timing_json(timing: EventTiming) -> dict[str, Any]:
             "start": {"dateTime": f"{timing.start.isoformat()}T00:00:00", "timeZone": "UTC"},
             "end": {"dateTime": f"{timing.end.isoformat()}T00:00:00", "timeZone": "UTC"},
         }
-    tz = zone(timing.tzid)
 
-    def local(when: dt.datetime | dt.date) -> dict[str, str]:
+    def local(when: dt.datetime | dt.date, tzid: str | None) -> dict[str, str]:
         assert isinstance(when, dt.datetime)
-        text = when.astimezone(tz).replace(tzinfo=None).isoformat(timespec="seconds")
-        return {"dateTime": text, "timeZone": timing.tzid or "UTC"}
+        text = when.astimezone(zone(tzid)).replace(tzinfo=None).isoformat(timespec="seconds")
+        return {"dateTime": text, "timeZone": tzid or "UTC"}
 
-    return {"isAllDay": False, "start": local(timing.start), "end": local(timing.end)}
+    return {
+        "isAllDay": False,
+        "start": local(timing.start, timing.tzid),
+        "end": local(timing.end, timing.end_zone),  # a flight ends in another zone
+    }
 
 
 def _attendees(item: Mapping[str, Any], recorded: Mapping[str, str]) -> tuple[Attendee, ...]:

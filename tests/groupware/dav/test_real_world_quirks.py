@@ -5,6 +5,7 @@ tests/service/test_fidelity_round_trip.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.domain.records import AttendeeStatus, Contact
+from crmsync.domain.records import AttendeeStatus, Contact, Event, EventTiming
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
@@ -309,3 +310,54 @@ def test_an_rdate_period_without_a_readable_end_is_malformed(value: str) -> None
     )
     with pytest.raises(MalformedItem, match="RDATE period"):
         parse_ical(text)
+
+
+# ---------------------------------------------------------------- 4. time zones
+
+
+@pytest.mark.parametrize(
+    ("tzid", "iana"),
+    [
+        ("(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", "Europe/Berlin"),
+        ("(UTC-05:00) Eastern Time (US & Canada)", "America/New_York"),
+        ("(UTC-08:00) Pacific Time (US & Canada)", "America/Los_Angeles"),
+        ("(UTC+05:30) Chennai, Kolkata, Mumbai, New Delhi", "Asia/Kolkata"),
+        ("(UTC+10:00) Canberra, Melbourne, Sydney", "Australia/Sydney"),
+        ("(UTC+00:00) Dublin, Edinburgh, Lisbon, London", "Europe/London"),
+    ],
+)
+def test_a_windows_display_name_tzid_keeps_its_zone(tzid: str, iana: str) -> None:
+    """With the VTIMEZONE Outlook writes for it, and without one."""
+    zone = ZoneInfo(iana)
+    start = dt.datetime(2027, 7, 1, 9, tzinfo=zone).astimezone(dt.UTC)
+    event = Event("Call", EventTiming(start, start + dt.timedelta(hours=1), iana))
+    text = render_new_ical(event, "m", "u")
+    # The same item as Outlook writes it: the display name as TZID, in quotes.
+    outlook = text.replace(f"TZID:{iana}", f"TZID:{tzid}").replace(f"TZID={iana}", f'TZID="{tzid}"')
+    assert tzid in outlook
+    assert parse_ical(outlook).record == event
+    bare = re.sub(r"BEGIN:VTIMEZONE.*END:VTIMEZONE\r\n", "", outlook, flags=re.DOTALL)
+    assert parse_ical(bare).record == event
+
+
+def test_a_display_name_no_zone_matches_is_still_read_by_its_vtimezone() -> None:
+    text = fixture_text("events/outlook_windows_display_name_tzid.ics").replace(
+        "Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", "Somewhere Else"
+    )
+    text = text.replace("TZOFFSETTO:+0200", "TZOFFSETTO:+0230")  # a zone no IANA name has
+    timing = parse_ical(text).record.timing
+    assert timing.tzid is None  # the instant is right; no IANA name can be claimed
+    assert timing.start == dt.datetime(2027, 4, 20, 11, 30, tzinfo=dt.UTC)
+
+
+def test_an_end_in_another_zone_keeps_its_zone_both_ways() -> None:
+    text = fixture_text("events/tz_start_and_end_in_different_zones.ics")
+    event = parse_ical(text).record
+    assert (event.timing.tzid, event.timing.end_tzid) == ("Europe/Berlin", "America/New_York")
+    written = render_new_ical(event, "m", "u")
+    assert "DTEND;TZID=America/New_York:20270505T130000\r\n" in written
+    assert parse_ical(written).record == event
+    later = replace(event.timing, end=event.timing.end + dt.timedelta(hours=1))
+    updated = render_ical_update(text, replace(event, timing=later))
+    assert "DTEND;TZID=America/New_York:20270505T140000\r\n" in updated
+    assert parse_ical(updated).record.timing == later

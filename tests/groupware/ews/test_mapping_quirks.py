@@ -4,13 +4,16 @@ attendee)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
+from exchangelib import CalendarItem
 from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import PhysicalAddress
 
 from crmsync.domain.contact_fields import IDENTITY_MAP
-from crmsync.domain.records import Attendee, AttendeeStatus
+from crmsync.domain.records import Attendee, AttendeeStatus, EventTiming
 from crmsync.groupware.ews.contacts import to_contact
-from crmsync.groupware.ews.events import RESPONSES, _attendees
+from crmsync.groupware.ews.events import RESPONSES, _attendees, ews_zone, set_timing, timing_of
 from crmsync.groupware.ews.properties import register
 
 register()  # crmsync's extended properties, as the backend does before its first request
@@ -33,3 +36,17 @@ def test_a_delegated_attendee_goes_to_exchange_as_unknown_and_reads_as_needs_act
     (written,) = _attendees((olga,), required=True) or []
     assert written.response_type == "Unknown"
     assert set(RESPONSES) == set(AttendeeStatus)
+
+
+def test_an_end_in_another_zone_goes_to_exchange_as_its_end_time_zone() -> None:
+    start = dt.datetime(2027, 5, 5, 8, 30, tzinfo=dt.UTC)
+    timing = EventTiming(
+        start, start + dt.timedelta(hours=8.5), "Europe/Berlin", "America/New_York"
+    )
+    item = CalendarItem()
+    set_timing(item, timing, ews_zone(None))
+    assert (item._start_timezone.key, item._end_timezone.key) == (
+        "Europe/Berlin",
+        "America/New_York",
+    )
+    assert timing_of(item) == timing

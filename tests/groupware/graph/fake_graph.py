@@ -389,6 +389,8 @@ class FakeGraph:
                 item[key] = value
                 if key == "start":
                     item["originalStartTimeZone"] = value["timeZone"]
+                if key == "end":
+                    item["originalEndTimeZone"] = value["timeZone"]
                 if key == "recurrence":
                     item["type"] = "seriesMaster" if value else "singleInstance"
         self._touch(coll, item)
