@@ -381,8 +381,11 @@ def _other_lines(text: str, kind: ItemKind) -> list[str]:
     """The item's content lines (unfolded) except the line a CRM edit changes."""
     master, edited = ("VEVENT", "SUMMARY") if kind is ItemKind.EVENT else ("VCARD", "TITLE")
     lines = []
-    for component in cl.parse(text).walk():
-        is_master = component.name == master and component.first("RECURRENCE-ID") is None
+    tree = cl.parse(text)
+    # A lone occurrence of someone else's series (no master) is itself the event.
+    lone = not any(c.first("RECURRENCE-ID") is None for c in tree.walk() if c.name == "VEVENT")
+    for component in tree.walk():
+        is_master = component.name == master and (lone or component.first("RECURRENCE-ID") is None)
         for prop in component.properties:
             if is_master and prop.name == edited:
                 continue

@@ -2,17 +2,16 @@
 
 Mapping (what a caller may rely on): the master VEVENT (no RECURRENCE-ID) gives the event;
 other VEVENTs of the same UID are `Recurrence.overrides`, except cancelled ones
-(STATUS:CANCELLED), which join EXDATE in exdates; RDATE → rdates; RRULE as text (an
-unknown FREQ is malformed). At most `MAX_ATTENDEES` attendees are read; the rest stay.
-DTSTART/DTEND (or DURATION) with a TZID become UTC instants plus the IANA ``tzid``
-(Windows names are translated with the CLDR table icalendar ships); VALUE=DATE gives
-all-day dates (end exclusive, a missing end is one day); floating times are read in the
-rep's zone (``floating_zone``) and stay floating until their timing changes. SUMMARY,
-LOCATION, DESCRIPTION, CLASS (PRIVATE / CONFIDENTIAL → private), TRANSP and
-X-MICROSOFT-CDO-BUSYSTATUS (→ show_as), CATEGORIES, ATTENDEE (mailto, CN, PARTSTAT,
-ROLE), ORGANIZER; the marker lives in ``X-CRMSYNC-CRM-ID``. An update keeps VALARMs,
-unknown properties, attendee parameters and every line whose field did not change; a new
-zone gets a generated VTIMEZONE.
+(STATUS:CANCELLED), which join EXDATE in exdates; RDATE → rdates (a VALUE=PERIOD one also
+→ rdate_periods); RRULE as text (an unknown FREQ is malformed). A resource holding only
+occurrences of someone else's series (no master) is the first occurrence as a single
+event, tied to it: updates change that VEVENT and keep its RECURRENCE-ID. A cancelled
+master is no live event: `NotSynced`. Times and zones: see `ical_time` (a DURATION's
+days are calendar days; an end may have its own zone); people: see `ical_attendees`.
+SUMMARY, LOCATION, DESCRIPTION, CLASS (PRIVATE / CONFIDENTIAL → private), TRANSP and
+X-MICROSOFT-CDO-BUSYSTATUS (→ show_as), CATEGORIES, ORGANIZER; the marker lives in
+``X-CRMSYNC-CRM-ID``. An update keeps VALARMs, unknown properties, attendee parameters
+and every line whose field did not change; a new zone gets a generated VTIMEZONE.
 """
 
 from __future__ import annotations
@@ -95,7 +94,7 @@ def _rid(vevent: cl.Component, zones: Zones) -> dt.datetime | dt.date:
     return values[0]
 
 
-def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]]:
+def _structure(calendar: cl.Component, zones: Zones) -> tuple[cl.Component, list[cl.Component]]:
     """The master VEVENT and the override VEVENTs; raises `MalformedItem` on bad structure."""
     if calendar.name != "VCALENDAR":
         raise MalformedItem(
@@ -126,17 +125,36 @@ def _structure(calendar: cl.Component) -> tuple[cl.Component, list[cl.Component]
             "Split the resource so each event (UID) is stored in its own item.",
         )
     masters = [v for v in vevents if v.first("RECURRENCE-ID") is None]
+    if not masters:
+        # Occurrences of someone else's series without its master: an invitation to one
+        # occurrence (Google and Exchange write these). The first is the event.
+        return min(vevents, key=lambda v: _instant_key(_rid(v, zones))), []
     if len(masters) != 1:
-        found = "no VEVENT" if not masters else f"{len(masters)} VEVENTs"
         raise MalformedItem(
-            f"the resource has {found} without RECURRENCE-ID; exactly one master is needed",
+            f"the resource has {len(masters)} VEVENTs without RECURRENCE-ID; one master is needed",
             "Open the series in a calendar client and re-save it, or delete the stray occurrences.",
         )
     return masters[0], [v for v in vevents if v.first("RECURRENCE-ID") is not None]
 
 
+def _instant_key(value: dt.datetime | dt.date) -> str:
+    return value.isoformat()
+
+
+def _occurrence_note(calendar: cl.Component, master: cl.Component, zones: Zones) -> str:
+    """For occurrences without their series' master: which one syncs, if there are more."""
+    orphans = calendar.sub("VEVENT")
+    if master.first("RECURRENCE-ID") is None or len(orphans) < 2:
+        return ""
+    when = _rid(master, zones).isoformat()
+    return (
+        f"the item holds {len(orphans)} occurrences of a series organised elsewhere and no "
+        f"series; the one of {when} syncs, the others stay as they are"
+    )
+
+
 def _read(calendar: cl.Component, zones: Zones) -> Event:
-    master, overrides = _structure(calendar)
+    master, overrides = _structure(calendar, zones)
     if _cancelled(master):
         # No live meeting anywhere: an organiser's cancellation (Google, Exchange), or a
         # meeting a scheduling server marked so when its organiser deleted it.
@@ -288,13 +306,15 @@ def parse_ical(text: str, floating_zone: str = "UTC") -> ParsedItem[Event]:
     `MalformedItem` (or `OutOfScope` for a resource without events) with a precise
     message."""
     calendar = _parse_tree(text)
-    event = _read(calendar, Zones(calendar, floating_zone))
-    master, _ = _structure(calendar)
+    zones = Zones(calendar, floating_zone)
+    event = _read(calendar, zones)
+    master, _ = _structure(calendar, zones)
     marker = master.value(MARKER_PROPERTY)
     return ParsedItem(
         event,
         cl.unescape_text(marker) if marker is not None else None,
         cl.unescape_text(master.value("UID") or ""),
+        _occurrence_note(calendar, master, zones),
     )
 
 
@@ -373,7 +393,14 @@ def _apply_master(
         else:
             vevent.remove_all("ORGANIZER")
     apply_attendees(vevent, old.attendees, new.attendees)
-    _apply_recurrence(calendar, vevent, old, new, zones)
+    if vevent.first("RECURRENCE-ID") is None:
+        _apply_recurrence(calendar, vevent, old, new, zones)
+    elif new.recurrence is not None:
+        raise MalformedItem(
+            "the event is one occurrence of a series organised elsewhere; it cannot become "
+            "a series",
+            "Make the series in the CRM a new event, or change the series where it is organised.",
+        )
 
 
 def _apply_recurrence(
@@ -467,7 +494,7 @@ def render_ical_update(text: str, event: Event, floating_zone: str = "UTC") -> s
     old = _read(calendar, zones)
     if old == event:
         return text
-    master, _ = _structure(calendar)
+    master, _ = _structure(calendar, zones)
     _apply_master(calendar, master, old, event, zones)
     return calendar.serialize()
 

@@ -1,10 +1,12 @@
 """The times of iCalendar items: TZIDs, DATE / DATE-TIME values and an event's timing.
 
 What a caller may rely on: a TZID resolves to an IANA zone (IANA names, Windows names
-through the CLDR table icalendar ships, vendor-prefixed names) or, failing that, to the
-item's own VTIMEZONE (reported as no IANA id); values become UTC instants or dates;
-floating times are read in the rep's zone. Instants are written in their zone with a
-TZID, or in UTC where the local time cannot name them.
+through the CLDR table icalendar ships, vendor-prefixed names, Windows display names: see
+`zone_names`) or, failing that, to the item's own VTIMEZONE (reported as no IANA id);
+values become UTC instants or dates; floating times are read in the rep's zone. A
+DURATION's weeks and days are calendar days in the start's zone, its time exact. A DTEND
+with a TZID of its own keeps it (``EventTiming.end_tzid``). Instants are written in their
+zone with a TZID, or in UTC where the local time cannot name them.
 """
 
 from __future__ import annotations

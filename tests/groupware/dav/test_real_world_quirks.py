@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.domain.records import AttendeeStatus, Contact, Event, EventTiming
+from crmsync.domain.records import AttendeeStatus, Contact, Event, EventTiming, Recurrence
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
@@ -361,3 +361,46 @@ def test_an_end_in_another_zone_keeps_its_zone_both_ways() -> None:
     updated = render_ical_update(text, replace(event, timing=later))
     assert "DTEND;TZID=America/New_York:20270505T140000\r\n" in updated
     assert parse_ical(updated).record.timing == later
+
+
+# ---------------------------------------------------------------- 2. a lone occurrence
+
+
+def test_a_lone_occurrence_is_a_single_event_tied_to_that_occurrence() -> None:
+    text = fixture_text("events/google_lone_override_instance.ics")
+    parsed = parse_ical(text)
+    event = parsed.record
+    assert event.recurrence is None and event.subject == "Partner sync (moved to Thursday)"
+    assert parsed.note == ""
+    # A CRM edit moves that occurrence: RECURRENCE-ID and everything else stay.
+    later = replace(
+        event.timing,
+        start=event.timing.start + dt.timedelta(hours=1),
+        end=event.timing.end + dt.timedelta(hours=1),
+    )
+    updated = render_ical_update(text, replace(event, timing=later, location="Room 2"))
+    vevent = cl.parse(updated).sub("VEVENT")[0]
+    assert vevent.value("RECURRENCE-ID") == "20270217T150000"
+    assert vevent.value("DTSTART") == "20270218T160000"
+    assert parse_ical(updated).record == replace(event, timing=later, location="Room 2")
+    # It cannot become a series: that is the organiser's to decide.
+    series = replace(event, recurrence=Recurrence("FREQ=WEEKLY;COUNT=3"))
+    with pytest.raises(MalformedItem, match="organised elsewhere"):
+        render_ical_update(text, series)
+
+
+def test_several_lone_occurrences_sync_the_first_and_say_so() -> None:
+    text = fixture_text("events/google_lone_override_instance.ics")
+    vevent = text[text.index("BEGIN:VEVENT") : text.index("END:VEVENT") + len("END:VEVENT\r\n")]
+    earlier = (
+        vevent.replace("20270217T150000", "20270210T150000")
+        .replace("20270218T150000", "20270210T150000")
+        .replace("20270218T160000", "20270210T160000")
+        .replace("SUMMARY:Partner sync (moved to Thursday)", "SUMMARY:Partner sync")
+    )
+    both = text.replace("END:VCALENDAR", earlier + "END:VCALENDAR")
+    parsed = parse_ical(both)
+    assert parsed.record.subject == "Partner sync"  # the first occurrence
+    assert "2 occurrences" in parsed.note and "2027-02-10" in parsed.note
+    updated = render_ical_update(both, replace(parsed.record, location="Room 2"))
+    assert "SUMMARY:Partner sync (moved to Thursday)\r\n" in updated  # the other stays
