@@ -2,15 +2,17 @@
 
 A rep starts with 150 contacts and 150 events in the built-in CRM and 15 contacts and 15
 events a calendar client put on the rep's Radicale folders, so the initial sync writes
-both ways. Each cycle runs in a process of its own (``crash_worker.py``) that is killed
-at a random moment; the next cycle starts from whatever the killed one left behind. A
+both ways. Each cycle runs in a process of its own (``crash_worker.py``) that a proxy in
+front of Radicale kills at a random request (before forwarding it, after the server
+applied it, or after the reply); the next cycle starts from whatever the killed one left
+behind. A
 last cycle then runs to completion, and the test checks what rule 5 promises: nothing
 twice on either side, nothing lost, every link pointing at items that exist, and a
 further cycle with nothing to do.
 
-The kill moments come from a seeded RNG, scaled by one uninterrupted run of the same
-data for a twin rep on the same server, and by the progress (links saved) so far, so the
-kills spread over the whole sync however fast the machine is.
+The kill points come from a seeded RNG, scaled by the requests of one uninterrupted run of
+the same data for a twin rep on the same server, and by the progress (items written) so
+far, so the kills spread over the whole sync however fast or loaded the machine is.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -40,12 +41,14 @@ from tests.servers import (
     start_radicale,
 )
 from tests.service.crash_worker import worker_env
+from tests.service.http_proxy import KillMoment, KillProxy
 from tests.service.worlds import BOTH_WAYS, World, uid_of
 
 UTC = dt.UTC
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("crash_worker.py")
 TWIN_EMAIL = "twin@example.com"
+MOMENTS = list(KillMoment)
 
 CRM_CONTACTS = 150
 CRM_EVENTS = 150
@@ -166,14 +169,13 @@ def start_cycle(world: World) -> subprocess.Popen[str]:
     )
 
 
-def run_cycle(world: World, timeout: float = 120.0) -> tuple[float, dict[str, object]]:
-    """One whole cycle in a worker: its duration and its JSON summary."""
-    started = time.monotonic()
+def run_cycle(world: World, proxy: KillProxy, timeout: float = 120.0) -> tuple[int, dict]:
+    """One whole cycle in a worker: how many requests it made, and its JSON summary."""
+    before = proxy.requests
     process = start_cycle(world)
     out, err = process.communicate(timeout=timeout)
-    took = time.monotonic() - started
     assert process.returncode == 0, f"worker failed ({process.returncode}): {out}\n{err}"
-    return took, json.loads(out.strip().splitlines()[-1])
+    return proxy.requests - before, json.loads(out.strip().splitlines()[-1])
 
 
 def items_written(world: World, storage: Path, originals: int) -> int:
@@ -196,84 +198,80 @@ def items_written(world: World, storage: Path, originals: int) -> int:
 
 
 @pytest.fixture
-def worlds(tmp_path: Path) -> Iterator[tuple[World, World]]:
+def worlds(tmp_path: Path) -> Iterator[tuple[World, World, KillProxy]]:
     radicale = start_radicale(tmp_path, users={TWIN_EMAIL: "twin-secret"})
+    proxy = KillProxy(radicale.url)
     info = DavServerInfo(
-        "radicale", radicale.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, "/{email}/", REP_EMAIL
+        "radicale", proxy.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, "/{email}/", REP_EMAIL
     )
     made: list[World] = []
     try:
         made.append(World(info, tmp_path / "home", BOTH_WAYS))
         made.append(World(replace(info, email=TWIN_EMAIL), tmp_path / "twin", BOTH_WAYS))
-        yield made[0], made[1]
+        yield made[0], made[1], proxy
     finally:
         for world in made:
             world.close()
+        proxy.close()
         radicale.stop()
 
 
-@pytest.mark.slow
 def test_initial_sync_killed_at_random_points_ends_complete_without_duplicates(
-    worlds: tuple[World, World], tmp_path: Path
+    worlds: tuple[World, World, KillProxy], tmp_path: Path
 ) -> None:
-    world, twin = worlds
+    world, twin, proxy = worlds
     originals = populate(world)
     populate(twin)
     expected_links = sum(sum(c.values()) for c in originals.records.values())
 
-    # Measure: the whole initial sync uninterrupted, and a cycle with nothing to do.
-    full, summary = run_cycle(twin)
+    # Measure in requests: the whole initial sync uninterrupted, and a cycle with nothing
+    # to do (discovery and reading), so the kill points need no clock.
+    full, summary = run_cycle(twin, proxy)
     assert sum(summary["writes"].values()) > 0
-    idle, summary = run_cycle(twin)
+    idle, summary = run_cycle(twin, proxy)
     assert sum(summary["writes"].values()) == 0, summary
-    work = max(full - idle, 0.5)
+    work = max(full - idle, 1)
 
-    # Each kill's moment: start-up (measured by the idle cycle) plus a random share of the
-    # work still to do, estimated from the links saved so far. Scaling by what is left keeps
-    # the kills spread over the whole sync even when the machine is faster or slower than
-    # during the measurement; a cycle that finishes first is simply followed by another.
+    # Each kill's request: during discovery or reading now and then, else a random share of
+    # the writes still to do, estimated from the items written so far; the moment cycles
+    # through before forwarding, applied but unanswered, and after the reply.
     rng = random.Random(SEED)
-    kills: list[tuple[float, int]] = []  # (delay, links saved before the run)
+    kills: list[tuple[int, int]] = []  # (request, items written before the run)
     finished_early = 0
-    for _ in range(2 * KILLS):
+    for attempt in range(2 * KILLS):
         if len(kills) == KILLS:
             break
         before = items_written(world, tmp_path / "radicale", expected_links)
-        remaining = work * max(expected_links - before, 0) / expected_links
+        remaining = work * max(expected_links - before, 0) // expected_links
         if not kills or before >= expected_links or rng.random() < 0.15:
-            delay = rng.uniform(0.05, 0.9 * idle)  # during start-up, discovery or reading
+            at_request = rng.randint(1, idle)
         else:
-            delay = 0.8 * idle + rng.uniform(0, 1.2 * remaining / (KILLS - len(kills)))
+            at_request = idle + rng.randint(1, max(1, 2 * remaining // (KILLS - len(kills))))
         process = start_cycle(world)
+        proxy.arm(process.pid, at_request, MOMENTS[attempt % len(MOMENTS)])
         try:
-            process.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            out, err = process.communicate()
-            if process.returncode == -signal.SIGKILL:
-                kills.append((delay, before))
-                continue
-            # It finished between the timeout and the signal.
-            assert process.returncode == 0, f"cycle failed: {out}\n{err}"
-            finished_early += 1
-        else:
-            out, err = process.communicate()
-            assert process.returncode == 0, f"cycle failed: {out}\n{err}"
-            finished_early += 1
+            out, err = process.communicate(timeout=120)
+        finally:
+            proxy.disarm()
+        if process.returncode == -signal.SIGKILL:
+            kills.append((at_request, before))
+            continue
+        assert process.returncode == 0, f"cycle failed: {out}\n{err}"
+        finished_early += 1
 
     assert len(kills) >= MIN_KILLS, (
-        f"only {len(kills)} kills landed mid-cycle (seed {SEED}, full run "
-        f"{full:.1f} s, idle {idle:.1f} s)"
+        f"only {len(kills)} kills landed mid-cycle (seed {SEED}, full run {full} requests, "
+        f"idle {idle})"
     )
-    # The kills spread over the sync: some before any link, several in the middle.
+    # The kills spread over the sync: some before any item was written, several in the middle.
     progress = sorted({before for _, before in kills})
     assert progress[0] == 0 and len(progress) >= 8, progress
 
-    _, summary = run_cycle(world)
+    _, summary = run_cycle(world, proxy)
     assert summary["error"] is None
     print(
-        f"full {full:.1f} s, idle {idle:.1f} s, {len(kills)} kills, {finished_early} "
-        f"cycles finished first, links at the kills: {[b for _, b in kills]}"
+        f"full {full} requests, idle {idle}, {len(kills)} kills, {finished_early} "
+        f"cycles finished first, items written at the kills: {[b for _, b in kills]}"
     )
 
     # A further cycle finds nothing to do.
