@@ -14,17 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fidelity import (
-    PATHS,
-    FixtureResult,
-    fixture_names,
-    run_corpus,
-    skipped_fixture_names,
-)
+from tests.fidelity import fixture_names, skipped_fixture_names
+from tests.fidelity_corpus import PATHS, FixtureResult, run_corpus
 from tests.servers import SERVICE_ACCOUNT, SERVICE_PASSWORD, DavServerInfo, start_radicale
 
 VALID = fixture_names("events") + fixture_names("contacts")
 SKIPPED = skipped_fixture_names()
+MALFORMED = fixture_names("malformed")
 # Radicale (through vobject) drops vCard 2.1's bare TYPE parameters: TEL;CELL: becomes
 # TEL:, so the phone kinds and the HOME address are gone before crmsync reads the item.
 _BARE_PARAMS = "TEL"
@@ -59,7 +55,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Fixt
             "/{email}/",
             "first@example.com",
         )
-        yield {r.name: r for r in run_corpus(server, folder / "home", VALID + SKIPPED)}
+        yield {r.name: r for r in run_corpus(server, folder / "home", VALID + SKIPPED + MALFORMED)}
     finally:
         radicale.stop()
 
@@ -89,6 +85,15 @@ def test_an_item_that_is_no_contact_or_event_stays_out_with_its_rule_in_the_audi
     result = results[name]
     assert all(changed == {} for changed in result.paths.values()), result.paths
     assert "skipped" in result.left_out_rule, result.left_out_rule
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_a_malformed_item_the_server_keeps_as_sent_becomes_an_error_row(
+    results: dict[str, FixtureResult], name: str
+) -> None:
+    result = results[name]
+    # None: Radicale refused it, or stored it repaired (a body that is not UTF-8).
+    assert result.reported is True or (result.reported is None and result.server_note)
 
 
 def test_the_quirk_list_names_only_fixtures_radicale_alters() -> None:
