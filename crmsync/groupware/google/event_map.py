@@ -250,11 +250,9 @@ def event_body(
         elif slot == "when":
             body.update(value)
         elif slot == "attendees":
-            kept = [
-                a
-                for i, a in enumerate((current or {}).get("attendees") or ())
-                if a.get("resource") or i >= MAX_ATTENDEES
-            ]
+            present = list((current or {}).get("attendees") or ())
+            people = [a for a in present if not a.get("resource")]
+            kept = [a for a in present if a.get("resource")] + people[MAX_ATTENDEES:]
             carried = {str(a["email"]).lower() for a in value}
             body["attendees"] = value + [
                 a for a in kept if str(a.get("email", "")).lower() not in carried
