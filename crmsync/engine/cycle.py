@@ -40,9 +40,10 @@ def sync_kind(
     """
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
     report = KindReport(kind)
+    saved = {side: state.cursor(rep_id, kind, side) for side in sides}
     for _ in range(MAX_ROUNDS):
         links, changes, actions, held = _read_and_plan(
-            rep_id, kind, sides, state, policy, settle_intents=True
+            rep_id, kind, sides, state, policy, saved, settle_intents=True
         )
         for side, side_changes in changes.items():
             report.full_listing.setdefault(side, side_changes.full)
@@ -71,7 +72,9 @@ def sync_kind(
         if report.transient_failures:
             break
         for side, side_changes in changes.items():
-            state.save_cursor(rep_id, kind, side, side_changes.cursor)
+            if side_changes.cursor != saved[side]:  # a quiet cycle writes no cursor
+                state.save_cursor(rep_id, kind, side, side_changes.cursor)
+                saved[side] = side_changes.cursor
         if report.total_writes == writes_before:
             break
     return report
@@ -82,7 +85,8 @@ def preview_kind(
 ) -> list[Action]:
     """What the next `sync_kind` would do first, reading both sides and writing nothing."""
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
-    return _read_and_plan(rep_id, kind, sides, state, policy, settle_intents=False)[2]
+    saved = {side: state.cursor(rep_id, kind, side) for side in sides}
+    return _read_and_plan(rep_id, kind, sides, state, policy, saved, settle_intents=False)[2]
 
 
 def _read_and_plan(
@@ -91,9 +95,10 @@ def _read_and_plan(
     sides: dict[Side, ItemSide],
     state: SyncState,
     policy: Policy,
+    saved: dict[Side, str | None],
     settle_intents: bool,
 ) -> tuple[list[Link], dict[Side, Changes], list[Action], int]:
-    """Read both sides, settle a crashed cycle's intents, plan.
+    """Read both sides from the ``saved`` cursors, settle a crashed cycle's intents, plan.
 
     With ``settle_intents`` off (a preview) the settled links are planned with but not
     saved, and the intents stay for the next real cycle.
@@ -101,8 +106,7 @@ def _read_and_plan(
     links = state.links(rep_id, kind)
     changes = {
         side: sides[side].changes(
-            state.cursor(rep_id, kind, side),
-            {link.id_on(side): link.version_on(side) for link in links},
+            saved[side], {link.id_on(side): link.version_on(side) for link in links}
         )
         for side in (Side.CRM, Side.MAIL)
     }
