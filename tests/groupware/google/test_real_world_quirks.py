@@ -197,3 +197,16 @@ def test_writes_for_one_rep_go_one_at_a_time() -> None:
     assert errors == []
     assert len(fake.people.book(h.rep).people) == 4
     h.close()
+
+
+def test_a_contact_create_repeated_after_a_crash_finds_the_first_by_its_marker() -> None:
+    # No lookup by clientData exists: the next cycle (a new side, no listing yet) learns
+    # the group's unlinked members' markers before creating.
+    fake = FakeGoogle()
+    first = GoogleHarness(fake=fake)
+    written = first.contacts.create(sample_contact(), "003CRASH")
+    first.close()
+    again = GoogleHarness(fake=fake)
+    assert again.contacts.create(sample_contact(), "003CRASH").id == written.id
+    assert len(fake.people.book(again.rep).people) == 1
+    again.close()
