@@ -25,6 +25,7 @@ from crmsync.crm.builtin.jsonl import BadLine, ProfileLine, RecordLine, UserLine
 from crmsync.domain.contact_fields import FieldType
 from crmsync.domain.records import Event, Profile, User
 from crmsync.service.deployment import Deployment
+from crmsync.store import StateStore
 
 crm_app = typer.Typer(
     help="The built-in CRM: import, export and edit its users, contacts, leads and events.",
@@ -87,8 +88,17 @@ def _failures() -> Iterator[None]:
 
 
 def open_crm() -> BuiltinCrm:
-    """The deployment's built-in CRM (created on first use)."""
-    return BuiltinCrm(Deployment.from_env().crm_url)
+    """The deployment's built-in CRM (created on first use); `CliFailure` for an org whose
+    CRM is Salesforce (its records are edited in Salesforce, not here)."""
+    deployment = Deployment.from_env()
+    with StateStore(deployment.state_url, deployment.secrets_key_path) as store:
+        settings = store.crm_settings()
+    if settings.is_salesforce:
+        raise CliFailure(
+            f"the org {deployment.org!r} syncs Salesforce ({settings.my_domain_url}): "
+            "`crmsync crm` works on the built-in CRM only; change records in Salesforce"
+        )
+    return BuiltinCrm(deployment.crm_url)
 
 
 def _assignments(pairs: list[str]) -> dict[str, Any]:

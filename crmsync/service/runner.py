@@ -1,7 +1,8 @@
 """One rep's sync cycle end to end: configuration, mailbox, both kinds, statuses.
 
-`SyncService` wires the built-in CRM, the state store and the mail server together; the
-CLI, the demo and (later) the scheduler call it. A failure of one rep is recorded on that
+`SyncService` wires the org's CRM (the built-in one, or a Salesforce org shared by every
+service of the process, see `crms`), the state store and the mail server together; the
+CLI, the demo, the console and the scheduler call it. A failure of one rep is recorded on that
 rep and never stops the others.
 """
 
@@ -13,8 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.contact_fields import ContactFieldMap, contact_field_map
+from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import (
     ContactOwnership,
@@ -30,6 +31,7 @@ from crmsync.engine.executor import ActionListener, KindReport, utc_now
 from crmsync.engine.planner import Action, DeleteGuard, Policy
 from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import RetryPolicy, WouldWrite
+from crmsync.service.crms import DEFAULT_POLL_INTERVAL, SALESFORCE_SECRET, Crm, OrgCrm
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
 from crmsync.service.policies import direction_of, policy_for
@@ -69,6 +71,9 @@ class RepReport:
     kinds: dict[ItemKind, KindReport] = field(default_factory=dict)
     error: str | None = None
     configured: bool = True
+    # API calls the org's metered CRM (Salesforce) answered while the cycle ran (with
+    # several workers, their overlapping cycles' calls too); None for the built-in CRM.
+    crm_calls: int | None = None
 
     @property
     def writes(self) -> int:
@@ -98,12 +103,16 @@ class SyncService:
         deployment: Deployment,
         retry: RetryPolicy | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        *,
+        crm_poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
+        """``crm_poll_interval``: how long one read of a Salesforce org's change feed
+        serves every rep (the org is polled once per interval, not once per rep)."""
         self.deployment = deployment
         self.retry = retry
         self.clock = clock
         self.store = StateStore(deployment.state_url, deployment.secrets_key_path)
-        self.crm = BuiltinCrm(deployment.crm_url)
+        self._org_crm = OrgCrm(deployment, self.store, crm_poll_interval)
         self._server: MailServer | None = None
         self._elsewhere: dict[str, tuple[str, str]] = {}
         self._elsewhere_read_at: float | None = None
@@ -111,15 +120,22 @@ class SyncService:
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        self.crm.close()
+        self._org_crm.close()
         self.store.close()
+
+    @property
+    def crm(self) -> Crm:
+        """The org's CRM: `BuiltinCrm`, or the process's shared `SalesforceCrm`."""
+        return self._org_crm.crm
 
     def refresh(self) -> None:
         """Drop the mail server connection, so a long-lived service sees the current
-        settings and password. (Other orgs' claims refresh on their own clock.)"""
+        settings and password, and the CRM section and key. (Other orgs' claims refresh
+        on their own clock.)"""
         if self._server is not None:
             self._server.close()
             self._server = None
+        self._org_crm.refresh()
 
     def __enter__(self) -> SyncService:
         return self
@@ -136,6 +152,21 @@ class SyncService:
         self.store.save_org_settings(settings)
         self.store.set_secret(SERVICE_PASSWORD, password)
         self._server = None
+
+    def crm_settings(self) -> CrmSettings:
+        return self.store.crm_settings()
+
+    def configure_crm(self, settings: CrmSettings, secret: str | None = None) -> None:
+        """Save the org's CRM section; ``secret`` (the Salesforce private key or consumer
+        secret), when given, is stored encrypted. The CRM is reopened on next use."""
+        self.store.save_crm_settings(settings)
+        if secret is not None:
+            self.store.set_secret(SALESFORCE_SECRET, secret)
+        self._org_crm.close()
+
+    def crm_problems(self) -> list[str]:
+        """Why the saved CRM section cannot work (empty: it may)."""
+        return self._org_crm.problems()
 
     def use_mail_server(self, server: MailServer) -> None:
         """Reach the mail server through ``server`` from now on (embedding, tests)."""
@@ -397,7 +428,9 @@ class SyncService:
                 self._set_flows(user, kind, Direction.NONE)
             return report
         self.store.cycle_started(user.id)
+        calls_before = self._org_crm.api_state()
         try:
+            self._check_crm()
             self._run(user, config, report, on_action)
         except SyncError as failure:
             report.error = failure.message
@@ -415,8 +448,22 @@ class SyncService:
                 report.error,
                 "This is a crmsync bug: report it with this row.",
             )
+        calls_after = self._org_crm.api_state()
+        if calls_after is not None:
+            report.crm_calls = calls_after.calls_made - (
+                calls_before.calls_made if calls_before else 0
+            )
+            self._org_crm.count_calls(cycles=1)
         self.store.cycle_finished(user.id, error=report.error)
         return report
+
+    def _check_crm(self) -> None:
+        problems = self.crm_problems()
+        if problems:
+            raise InvalidConfiguration(
+                f"the Salesforce setup is incomplete: {'; '.join(problems)}",
+                "Complete it with `crmsync setup salesforce` or on the Setup page.",
+            )
 
     def _run(
         self, user: User, config: SyncConfig, report: RepReport, on_action: RepActionListener | None

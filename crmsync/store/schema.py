@@ -291,3 +291,23 @@ login_failures = Table(
     Column("at", UTCDateTime, nullable=False),
     Index(None, "key", "at"),
 )
+
+# ---- the org's CRM: which one and how to reach it, and the API calls spent on it ----
+
+crm_settings = Table(
+    "crm_settings",
+    metadata,
+    Column("org_id", Text, primary_key=True),
+    Column("settings", JSON, nullable=False),
+)
+
+# A metered CRM's (Salesforce's) API calls this deployment made, in one-hour buckets (UTC):
+# the org status's calls per day, beside the org-wide usage Salesforce reports.
+crm_api_calls = Table(
+    "crm_api_calls",
+    metadata,
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("calls", Integer, nullable=False),
+    # Rep cycles that ran in the hour: calls / cycles is the average cost of a cycle.
+    Column("cycles", Integer, nullable=False, default=0, server_default="0"),
+)

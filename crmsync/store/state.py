@@ -11,6 +11,7 @@ from crmsync.store.accounts import AccountsMixin
 from crmsync.store.activity import ActivityMixin
 from crmsync.store.audit import AuditMixin
 from crmsync.store.configs import ConfigsMixin
+from crmsync.store.crm_settings import CrmSettingsMixin
 from crmsync.store.database import utc_now
 from crmsync.store.encrypted_secrets import SecretsMixin
 from crmsync.store.error_report import ErrorReportMixin
@@ -26,6 +27,7 @@ class StateStore(
     StatusMixin,
     ActivityMixin,
     ConfigsMixin,
+    CrmSettingsMixin,
     SecretsMixin,
     LeaseMixin,
     AccountsMixin,

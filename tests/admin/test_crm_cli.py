@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 
 from crmsync.admin.crm_cli import crm_app
 from crmsync.crm.builtin import BuiltinCrm
+from crmsync.domain.crm_settings import CrmKind, CrmSettings
 from crmsync.service.deployment import Deployment
+from crmsync.store import StateStore
 
 
 @pytest.fixture
@@ -176,3 +178,14 @@ def test_custom_fields_are_defined_then_set_through_add_and_edit(
     with open_crm() as crm:
         assert crm.custom_values(contact_id) == {"renewal": "2027-05-01"}
     run(runner, "field", "add", "flag", "address", ok=False)
+
+
+def test_crm_commands_say_they_edit_only_the_builtin_crm_of_a_salesforce_org(
+    home: Path, runner: CliRunner
+) -> None:
+    deployment = Deployment.from_env()
+    with StateStore(deployment.state_url, deployment.secrets_key_path) as store:
+        store.save_crm_settings(CrmSettings(CrmKind.SALESFORCE, "https://acme.my.salesforce.com"))
+    result = runner.invoke(crm_app, ["list", "contacts"])
+    assert result.exit_code == 1
+    assert "built-in CRM only" in result.stderr and "acme.my.salesforce.com" in result.stderr

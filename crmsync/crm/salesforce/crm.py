@@ -133,7 +133,7 @@ class SalesforceCrm:
                     self._feeds[sobject] = ObjectFeed(
                         self.conn,
                         "Event",
-                        lambda: event_select(self.marker_field),
+                        self.event_fields,
                         where=SYNCED_EVENTS,
                         interval=self.poll_interval,
                         clock=self.clock,
@@ -176,17 +176,28 @@ class SalesforceCrm:
             and name != self.marker_field
         }
 
-    def contact_fields(self) -> list[str]:
-        fields = self._object_fields("Contact")
-        if self.marker_field not in fields:
+    def require_marker(self, sobject: str) -> None:
+        """Raise `ConfigurationProblem` unless ``sobject`` has crmsync's marker field."""
+        if self.marker_field not in self._object_fields(sobject):
             raise ConfigurationProblem(
-                f"Contact has no {self.marker_field} field for crmsync's marker",
-                "Run `crmsync setup salesforce --create-fields`, or create the field by hand "
-                "(Text 255, External ID, Unique) as the admin guide shows.",
+                f"{sobject} has no {self.marker_field} field for crmsync's marker (or the "
+                "integration user cannot see it)",
+                f"Create it on {sobject} (Setup > Object Manager > {sobject} > Fields & "
+                "Relationships: Text, length 255, External ID"
+                + (", Unique" if sobject != "Event" else "")
+                + ") and give the integration user read and edit access to it, as the "
+                "admin guide's 'Connect Salesforce' section shows.",
             )
+
+    def contact_fields(self) -> list[str]:
+        self.require_marker("Contact")
         return contact_select(
             self.contact_custom_fields(), self.person_accounts(), self.marker_field
         )
+
+    def event_fields(self) -> list[str]:
+        self.require_marker("Event")
+        return event_select(self.marker_field)
 
     def shared_activities(self) -> bool:
         """Whether Shared Activities is on (Event then has EventWhoIds)."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from crmsync.crm.salesforce import sobject_collections as collections
 from crmsync.crm.salesforce.errors import EntityIsDeleted, FieldRejected
-from crmsync.crm.salesforce.event_map import event_fields, event_select, row_event
+from crmsync.crm.salesforce.event_map import event_fields, row_event
 from crmsync.crm.salesforce.feed import owned_rows
 from crmsync.crm.salesforce.markers import marker_of, marker_value
 from crmsync.crm.salesforce.query import datetime_literal, plain, query, quote, quote_list
@@ -79,7 +79,7 @@ class EventSide:
         return self.crm.time_zone_of(self.rep_id)
 
     def _fields(self) -> list[str]:
-        return event_select(self.crm.marker_field)
+        return self.crm.event_fields()
 
     # ---------------------------------------------------------------- reading
 
