@@ -1,7 +1,8 @@
-"""Real CalDAV/CardDAV servers on 127.0.0.1 for tests: Radicale and Xandikos.
+"""Real CalDAV/CardDAV servers on 127.0.0.1 for tests: Radicale, Xandikos and SabreDAV.
 
-Plain functions for any test (`start_radicale`, `start_xandikos`) and the ``dav_server``
-fixture, parametrized over both, yielding a `DavServerInfo`. Each server gets its own
+Plain functions for any test (`start_radicale`, `start_xandikos`, `tests.sabredav`) and
+the ``dav_server`` fixture, parametrized over the three, yielding a `DavServerInfo`.
+SabreDAV (PHP) skips with the reason where it can't run. Each server gets its own
 temporary folder and free port, so tests run in parallel (pytest-xdist) safely.
 """
 
@@ -23,6 +24,8 @@ from crmsync.groupware.dav.local_server import (
     stop_process,
     wait_until_answering,
 )
+from tests import sabredav
+from tests.sabredav import sabredav_missing, start_sabredav
 
 SERVICE_ACCOUNT = "crmsync-service"
 SERVICE_PASSWORD = "service-secret"
@@ -40,6 +43,8 @@ class DavServerInfo:
     password: str
     principal_path: str
     email: str
+    # How the rep's own mail program signs in (``None``: the server has no sign-in).
+    rep_auth: tuple[str, str] | None = None
 
     def settings(self, **overrides: object) -> OrgSettings:
         values: dict[str, object] = {
@@ -114,15 +119,41 @@ def start_xandikos(tmp_path: Path) -> XandikosServer:
 
 @contextlib.contextmanager
 def running_dav_server(name: str, tmp_path: Path) -> Iterator[DavServerInfo]:
-    """Start server ``name`` ("radicale" or "xandikos") and yield how to reach it."""
+    """Start server ``name`` ("radicale", "xandikos" or "sabredav") and yield how to reach
+    it; skips the test when SabreDAV can't run here."""
     if name == "radicale":
         radicale = start_radicale(tmp_path)
         try:
             yield DavServerInfo(
-                name, radicale.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, "/{email}/", REP_EMAIL
+                name,
+                radicale.url,
+                SERVICE_ACCOUNT,
+                SERVICE_PASSWORD,
+                "/{email}/",
+                REP_EMAIL,
+                (REP_EMAIL, REP_PASSWORD),
             )
         finally:
             radicale.stop()
+    elif name == "sabredav":
+        missing = sabredav_missing()
+        if missing:
+            pytest.skip(missing)
+        # The service account is a SabreDAV admin principal here (it sees every rep);
+        # the Nextcloud-style setups (proxy, per-rep logins, Digest) have tests of their own.
+        sabre = start_sabredav(tmp_path / "sabredav")
+        try:
+            yield DavServerInfo(
+                name,
+                sabre.url,
+                sabredav.SERVICE_ACCOUNT,
+                sabredav.SERVICE_PASSWORD,
+                sabredav.PRINCIPAL_PATH,
+                "ann@example.com",
+                ("ann@example.com", sabredav.REPS["ann@example.com"]),
+            )
+        finally:
+            sabre.stop()
     elif name == "xandikos":
         xandikos = start_xandikos(tmp_path)
         try:
@@ -142,11 +173,11 @@ def running_dav_server(name: str, tmp_path: Path) -> Iterator[DavServerInfo]:
         raise ValueError(f"unknown DAV server {name!r}")
 
 
-DAV_SERVERS = ("radicale", "xandikos")
+DAV_SERVERS = ("radicale", "xandikos", "sabredav")
 
 
 @pytest.fixture(params=DAV_SERVERS)
 def dav_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DavServerInfo]:
-    """A fresh Radicale or Xandikos for one test."""
+    """A fresh Radicale, Xandikos or SabreDAV for one test."""
     with running_dav_server(request.param, tmp_path) as info:
         yield info

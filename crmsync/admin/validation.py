@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from crmsync.domain.settings import ConnectionMethod, OrgSettings
+from crmsync.domain.principal_path import principal_path_problems
+from crmsync.domain.settings import ConnectionMethod, DavSignIn, OrgSettings
 
 CONFIGURATION_NAME_MAX = 200
 # Besides letters and digits (of any script): the punctuation names of teams and regions
@@ -63,26 +64,33 @@ def org_settings_problems(settings: OrgSettings, *, password_known: bool) -> lis
     """Why ``settings`` cannot be saved, as (setting, problem) pairs (empty: they can).
 
     ``password_known``: a password (or app secret) is given with the settings or already
-    stored; without one no connection method can sign in.
+    stored; without one no connection method can sign in, except DAV with per-rep sign-in
+    (each rep's login and app password are entered per rep).
     """
     problems: list[tuple[str, str]] = []
     method = settings.connection_method
     if method not in _REQUIRED:
         problems.append(("connection_method", f"{method.value!r} is not available yet"))
         return problems
+    per_rep = method is ConnectionMethod.DAV and settings.dav_sign_in is DavSignIn.PER_REP
     for name, message in _REQUIRED[method].items():
+        # With per-rep sign-in each rep's own login is used: no service account.
+        if per_rep and name == "service_account":
+            continue
         if not str(getattr(settings, name)).strip():
             problems.append((name, message))
     url = settings.server_url.strip()
     if url and (problem := url_problem(url)):
         problems.append(("server_url", problem))
     if method is ConnectionMethod.DAV:
-        problems += [("principal_path", p) for p in _principal_path_problems(settings)]
+        problems += [
+            ("principal_path", p) for p in principal_path_problems(settings.principal_path)
+        ]
     for name in ("contacts_folder", "event_category"):
         if not getattr(settings, name).strip():
             problems.append((name, "must not be empty"))
     problems += _number_problems(settings)
-    if not password_known:
+    if not password_known and not per_rep:
         problems.append(
             ("password", "no password (or app secret) is stored yet: give one with the setup")
         )
@@ -101,19 +109,6 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "must name a host, e.g. https://dav.example.com/"
     return None
-
-
-def _principal_path_problems(settings: OrgSettings) -> list[str]:
-    path = settings.principal_path
-    if "{email}" not in path:
-        return ["must contain {email}, where the rep's address goes, e.g. /{email}/"]
-    try:
-        path.format(email="rep@example.com")
-    except (KeyError, IndexError, ValueError):
-        return ["{email} is the only placeholder; write other braces as {{ and }}"]
-    if not path.startswith("/"):
-        return ["must start with /"]
-    return []
 
 
 # (setting, lowest, highest or None): the same bounds the API's schema declares.

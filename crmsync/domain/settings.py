@@ -46,6 +46,17 @@ class ConnectionMethod(StrEnum):
     GOOGLE = "google"
 
 
+class DavSignIn(StrEnum):
+    """Whose login crmsync uses on a CalDAV/CardDAV server."""
+
+    # One account that may open every rep's folders (Radicale with a rights file, a
+    # SabreDAV admin principal, Cyrus or DAViCal delegation).
+    SERVICE_ACCOUNT = "service_account"
+    # Each rep's own login and app password: Nextcloud, Baïkal, iCloud and Fastmail have
+    # no account that can open every rep's mailbox.
+    PER_REP = "per_rep"
+
+
 class ExchangeAuth(StrEnum):
     """How the service account signs in to Exchange Server (EWS)."""
 
@@ -139,8 +150,11 @@ class OrgSettings:
     connection_method: ConnectionMethod = ConnectionMethod.DAV
     server_url: str = ""
     service_account: str = ""
-    # Where a rep's principal lives on a DAV server, relative to server_url.
+    # Where a rep's principal lives on a DAV server, relative to server_url; see
+    # `PRINCIPAL_PATH_PLACEHOLDERS`.
     principal_path: str = "/{email}/"
+    # DAV only: the service account's login for every rep, or each rep's own.
+    dav_sign_in: DavSignIn = DavSignIn.SERVICE_ACCOUNT
     additional_domains: tuple[str, ...] = ()
     contacts_folder: str = "CRM_Sync"
     event_category: str = "CRM"

@@ -117,6 +117,8 @@ def server_tree(info: DavServerInfo) -> list[str]:
 def rep_home(info: DavServerInfo, kind: str) -> str:
     if info.name == "xandikos":
         return "/user/calendars/" if kind == "calendar" else "/user/contacts/"
+    if info.name == "sabredav":
+        return f"/{'calendars' if kind == 'calendar' else 'addressbooks'}/{info.email}/"
     return f"/{info.email}/"
 
 
@@ -143,7 +145,7 @@ def create_folder(info: DavServerInfo, kind: str, name: str) -> str:
         info.url + path,
         content=body,
         headers={"Content-Type": "application/xml"},
-        auth=(REP_EMAIL, REP_PASSWORD),
+        auth=info.rep_auth or (REP_EMAIL, REP_PASSWORD),
     )
     assert response.status_code in (200, 201), response.text
     return path
@@ -261,11 +263,13 @@ def port_of(url: str) -> int:
 def test_all_steps_pass_and_nothing_is_created(dav_server: DavServerInfo) -> None:
     if dav_server.name == "radicale":
         calendar = create_folder(dav_server, "calendar", "work")
+    elif dav_server.name == "sabredav":
+        calendar = f"/calendars/{dav_server.email}/default/"  # made with the user
     else:
         calendar = "/user/calendars/calendar/"  # made by xandikos --defaults
     before = server_tree(dav_server)
 
-    result = run(dav_server.settings(), dav_server.password)
+    result = run(dav_server.settings(), dav_server.password, dav_server.email)
 
     assert result.passed, result.as_dict()
     assert server_tree(dav_server) == before
@@ -304,7 +308,7 @@ def test_existing_folders_are_found_and_checked_for_sync_tokens(
     contacts = create_folder(dav_server, "contacts", "CRM_Sync")
     before = server_tree(dav_server)
 
-    result = run(dav_server.settings(), dav_server.password)
+    result = run(dav_server.settings(), dav_server.password, dav_server.email)
 
     assert result.passed, result.as_dict()
     assert server_tree(dav_server) == before

@@ -4,6 +4,14 @@ Ids are the items' server-absolute paths (percent-encoded once, see `canonical_p
 versions their ETags exactly as the server sent them, cursors RFC 6578 sync-tokens.
 Reading costs one sync-collection REPORT per cycle (plus one multiget per 100 changed
 items); writes use If-None-Match / If-Match so a concurrent edit is never overwritten.
+
+A collection without sync-collection (SabreDAV 1.8, some DAViCal setups) gets a
+``listing:`` cursor holding its CalendarServer ctag: a cycle asks for the ctag (one
+request) and lists the ETags only when it moved, never trying the refused REPORT again.
+
+A meeting carrying a crmsync marker at another href than the one crmsync creates for that
+marker is a copy (a scheduling server delivered a meeting another rep syncs): it is left
+out with a note, never imported as a second CRM event.
 """
 
 from __future__ import annotations
@@ -12,11 +20,11 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
-from crmsync.domain.records import Record
+from crmsync.domain.records import Event, Record
 from crmsync.domain.sync import (
     AlreadyExists,
     Changes,
@@ -38,6 +46,7 @@ from crmsync.groupware.dav.formats import (
 )
 from crmsync.groupware.dav.ical import OutOfScope
 from crmsync.groupware.dav.multistatus import (
+    CALENDARSERVER,
     DAV,
     Multistatus,
     MultistatusError,
@@ -48,11 +57,16 @@ from crmsync.groupware.dav.multistatus import (
     sync_collection_body,
     tag,
 )
+from crmsync.groupware.dav.scheduling import without_server_scheduling
 
 log = logging.getLogger(__name__)
 
 MULTIGET_BATCH = 100
+LISTING_CURSOR = "listing:"
 _GETETAG = tag(DAV, "getetag")
+_GETCTAG = tag(CALENDARSERVER, "getctag")
+# Answers meaning the collection is no longer where discovery found it.
+_MOVED_OR_GONE = frozenset({301, 302, 307, 308, 404, 410})
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
@@ -81,10 +95,23 @@ class DavCollection:
 
     BODY_CACHE_SIZE = 5000
 
-    def __init__(self, connection: DavConnection, path: str, item_format: ItemFormat) -> None:
+    def __init__(
+        self,
+        connection: DavConnection,
+        path: str,
+        item_format: ItemFormat,
+        *,
+        client_scheduling: bool = False,
+        on_gone: Callable[[], None] | None = None,
+    ) -> None:
+        """``client_scheduling``: write ``SCHEDULE-AGENT=CLIENT`` on the organizer and
+        attendees of every meeting, so a scheduling server (RFC 6638) delivers nothing to
+        them. ``on_gone`` is called when the collection answers as moved or deleted."""
         self.connection = connection
         self.path = canonical_path(path if path.endswith("/") else path + "/")
         self.format = item_format
+        self.client_scheduling = client_scheduling
+        self._on_gone = on_gone
         self._bodies: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __repr__(self) -> str:
@@ -100,6 +127,8 @@ class DavCollection:
         full listing (``full=True``) that downloads only new or changed items and lists
         the known ids that are gone in ``deleted``.
         """
+        if cursor and cursor.startswith(LISTING_CURSOR):
+            return self._listed_changes(cursor[len(LISTING_CURSOR) :], known)
         if cursor:
             try:
                 listing, deleted, token = self._sync(cursor)
@@ -109,12 +138,36 @@ class DavCollection:
                 wanted = {h: e for h, e in listing.items() if known.get(h) != e}
                 return Changes(self._download(wanted), tuple(deleted), token, full=False)
         listing, token = self._full_listing()
+        return self._compared(listing, known, token)
+
+    def _listed_changes(self, ctag: str, known: Mapping[str, str]) -> Changes:
+        """Changes of a collection without sync-collection: nothing when its ctag is the
+        one in the cursor, else every ETag compared with ``known``."""
+        if ctag and self._ctag() == ctag:
+            return Changes((), (), LISTING_CURSOR + ctag, full=False)
+        listing, ctag_now = self._etag_listing()
+        return self._compared(listing, known, LISTING_CURSOR + (ctag_now or ""))
+
+    def _compared(
+        self, listing: Mapping[str, str], known: Mapping[str, str], cursor: str | None
+    ) -> Changes:
         wanted = {h: e for h, e in listing.items() if known.get(h) != e}
         items = self._download(wanted)
         downloaded = {s.id for s in items}  # built once: inside the loop it was O(n^2)
         gone = {h for h in wanted if h not in downloaded}
         deleted = tuple(sorted(h for h in known if h not in listing or h in gone))
-        return Changes(items, deleted, token, full=True)
+        return Changes(items, deleted, cursor, full=True)
+
+    def _ctag(self) -> str | None:
+        response = self.connection.request(
+            "PROPFIND", self.path, body=propfind_body(_GETCTAG), headers={"Depth": "0"}, xml=True
+        )
+        if response.status_code != 207:
+            self._unexpected(response, "check for changes")
+        for r in self._multistatus(response).responses:
+            if r.href == self.path:
+                return r.text(_GETCTAG) or None
+        return None
 
     def _sync(self, token: str) -> tuple[dict[str, str], list[str], str | None]:
         """Changed hrefs → ETags, deleted hrefs and the new token since ``token``."""
@@ -160,16 +213,22 @@ class DavCollection:
             token = new_token
 
     def _full_listing(self) -> tuple[dict[str, str], str | None]:
-        """Every item's ETag and a sync-token for the next cycle."""
+        """Every item's ETag and the cursor for the next cycle: a sync-token, or a
+        ``listing:`` cursor when the server refuses sync-collection."""
         try:
             changed, _, token = self._sync("")
             return changed, token
         except _TokenRejected:
             pass
+        listing, ctag = self._etag_listing()
+        return listing, LISTING_CURSOR + (ctag or "")
+
+    def _etag_listing(self) -> tuple[dict[str, str], str | None]:
+        """Every item's ETag and the collection's ctag (one PROPFIND)."""
         response = self.connection.request(
             "PROPFIND",
             self.path,
-            body=propfind_body(_GETETAG, tag(DAV, "sync-token")),
+            body=propfind_body(_GETETAG, _GETCTAG),
             headers={"Depth": "1"},
             xml=True,
         )
@@ -177,13 +236,13 @@ class DavCollection:
             self._unexpected(response, "list items")
         status = self._multistatus(response)
         listing: dict[str, str] = {}
-        token = None
+        ctag = None
         for r in status.responses:
             if r.href == self.path:
-                token = r.text(tag(DAV, "sync-token")) or None
+                ctag = r.text(_GETCTAG) or None
             elif (etag := r.text(_GETETAG)) and not r.href.endswith("/"):
                 listing[r.href] = etag
-        return listing, token
+        return listing, ctag
 
     def _download(self, wanted: Mapping[str, str]) -> tuple[Seen, ...]:
         """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left out."""
@@ -250,6 +309,15 @@ class DavCollection:
             return Seen(href, etag, None, note=exc.message)
         except MalformedItem as exc:
             return _malformed(href, etag, exc)
+        if _is_delivered_copy(href, parsed, self.planned_id):
+            return Seen(
+                href,
+                etag,
+                None,
+                note=f"a copy of the item crmsync syncs as {parsed.marker} (it carries that "
+                "item's crmsync marker), such as a meeting the server delivered from another "
+                "rep's calendar: it is already in the CRM",
+            )
         return Seen(href, etag, parsed.record, parsed.marker, note=parsed.note)
 
     def _seen_bytes(self, href: str, etag: str, data: bytes) -> Seen | None:
@@ -303,7 +371,7 @@ class DavCollection:
         """
         name = item_name(marker)
         href = self.planned_id(marker)
-        text = self.format.render_new(record, marker, name)
+        text = self._scheduled(self.format.render_new(record, marker, name))
         response = self._put(href, text, {"If-None-Match": "*"})
         if response.status_code == 412:
             try:
@@ -356,7 +424,7 @@ class DavCollection:
                     "Nothing to do: the newer version is synced next cycle.",
                 )
         try:
-            new_text = self.format.render_update(text, record)
+            new_text = self._scheduled(self.format.render_update(text, record))
         except MalformedItem as exc:
             raise RejectedWrite(f"cannot update {item_id}: {exc.message}", exc.suggestion) from exc
         if new_text == text:
@@ -372,17 +440,48 @@ class DavCollection:
         return self._written(item_id, new_text, response, "update")
 
     def delete(self, item_id: str, version: str) -> None:
-        """DELETE with If-Match; an item already gone is fine, a changed one a conflict."""
+        """DELETE with If-Match; an item already gone is fine, a changed one a conflict.
+
+        With ``client_scheduling``, a meeting the server would still schedule is first
+        rewritten with ``SCHEDULE-AGENT=CLIENT``, so its deletion cancels nothing for the
+        attendees."""
+        if self.client_scheduling:
+            version = self._unscheduled_before_delete(item_id, version)
         response = self.connection.request("DELETE", item_id, headers={"If-Match": version})
         self._bodies.pop(item_id, None)
         if response.status_code in (200, 202, 204, 404, 410):
             return
         if response.status_code == 412:
+            # SabreDAV answers a conditional DELETE of a missing item with 412, not 404.
+            if self.connection.request("GET", item_id).status_code in (404, 410):
+                return
             raise VersionConflict(
                 f"{item_id} changed on the server since version {version}; not deleted",
                 "Nothing to do: the newer version is synced next cycle.",
             )
         self._reject(response, "delete")
+
+    def _scheduled(self, text: str) -> str:
+        return without_server_scheduling(text) if self.client_scheduling else text
+
+    def _unscheduled_before_delete(self, item_id: str, version: str) -> str:
+        cached = self._bodies.get(item_id)
+        text = cached[1] if cached is not None and cached[0] == version else None
+        if text is None:
+            try:
+                got = self._get(item_id)
+            except MalformedItem:
+                return version
+            if got is None or got[0] != version:
+                return version  # gone, or changed: the DELETE answers for itself
+            text = got[1]
+        quiet = without_server_scheduling(text)
+        if quiet == text:
+            return version
+        response = self._put(item_id, quiet, {"If-Match": version})
+        if response.status_code not in (200, 201, 204):
+            return version
+        return response.headers.get("ETag") or self._etag(item_id)
 
     def _put(self, href: str, text: str, headers: dict[str, str]) -> httpx.Response:
         return self.connection.request(
@@ -442,11 +541,28 @@ class DavCollection:
         )
 
     def _unexpected(self, response: httpx.Response, what: str) -> None:
+        if response.status_code in _MOVED_OR_GONE and self._on_gone is not None:
+            self._on_gone()  # the next cycle discovers the rep's folders again
         raise ServerUnavailable(
             f"could not {what} in {self.path}: HTTP {response.status_code} "
             f"{_server_message(response)}".rstrip(),
             "Check that the folder still exists and the DAV server's log; retried next cycle.",
         )
+
+
+def _is_delivered_copy(
+    href: str, parsed: ParsedItem[Record], planned_id: Callable[[str], str]
+) -> bool:
+    """A meeting carrying a crmsync marker away from the href crmsync writes that marker
+    at: a scheduling server's copy in an attendee's calendar (only meetings are
+    delivered, so other items are left to the marker pairing)."""
+    record = parsed.record
+    return (
+        bool(parsed.marker)
+        and isinstance(record, Event)
+        and bool(record.attendees)
+        and href != planned_id(parsed.marker or "")
+    )
 
 
 def _malformed(href: str, etag: str, exc: MalformedItem) -> Seen:

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
+from crmsync.groupware.dav.auth import ChallengeAuth, offered_schemes
 from crmsync.groupware.http_headers import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,13 @@ class WouldWrite(SyncError):
 
 
 class DavConnection:
-    """A session with one DAV server as one account (HTTP Basic auth).
+    """A session with one DAV server as one account (Basic or Digest auth, whichever the
+    server asks for; see `ChallengeAuth`).
 
     ``requests_made`` counts every HTTP request sent, retries included. The password is
-    never logged nor shown in ``repr``.
+    never logged nor shown in ``repr``. ``who`` names the account in error messages (the
+    service account, or a rep's own login) and ``fix`` is the suggestion when the server
+    refuses it.
     """
 
     def __init__(
@@ -85,6 +89,8 @@ class DavConnection:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         read_only: bool = False,
+        who: str = "",
+        fix: str = "Check the service account's user name and password in the org settings.",
     ) -> None:
         parts = urlsplit(server_url)
         # A read-only connection refuses every method that could change the server
@@ -93,10 +99,15 @@ class DavConnection:
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.base_path = parts.path.rstrip("/")
         self.username = username
+        self.who = who or f"the service account {username!r}"
+        self.fix = fix
         self.retry = retry or RetryPolicy()
         self.requests_made = 0
+        # The schemes the server's last 401 offered (lower-case), for error messages.
+        self.challenge: tuple[str, ...] = ()
+        self.auth = ChallengeAuth(username, password) if username else None
         self._client = httpx.Client(
-            auth=httpx.BasicAuth(username, password) if username else None,
+            auth=self.auth,
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": "crmsync"},
@@ -104,6 +115,11 @@ class DavConnection:
 
     def __repr__(self) -> str:
         return f"DavConnection({self.origin}{self.base_path!s}, user={self.username!r})"
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """``"Basic"`` or ``"Digest"`` once the server asked for a sign-in, else ``None``."""
+        return self.auth.scheme if self.auth is not None else None
 
     def url(self, path: str) -> str:
         """The absolute URL of a server-absolute ``path``."""
@@ -145,10 +161,11 @@ class DavConnection:
             else:
                 log.debug("%s %s -> %s", method, path, response.status_code)
                 if response.status_code == 401:
+                    self.challenge = offered_schemes(response)
                     raise AuthenticationFailed(
-                        f"{self.origin} refused the service account {self.username!r} "
-                        f"(HTTP 401 on {method} {path})",
-                        "Check the service account's user name and password in the org settings.",
+                        f"{self.origin} refused {self.who} ({self._scheme_said()}HTTP 401 "
+                        f"on {method} {path})",
+                        self.fix,
                     )
                 if response.status_code not in _RETRY_STATUSES:
                     return response
@@ -170,3 +187,10 @@ class DavConnection:
             "Check that the mail server is running and reachable from crmsync; "
             "the item will be tried again next cycle.",
         )
+
+    def _scheme_said(self) -> str:
+        if self.auth is not None and self.auth.scheme is not None:
+            return f"{self.auth.scheme} authentication; "
+        if self.challenge:
+            return f"the server asks for {' or '.join(self.challenge)} authentication; "
+        return ""

@@ -15,7 +15,9 @@ from crmsync.groupware.dav.connection import canonical_path
 DAV = "DAV:"
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CARDDAV = "urn:ietf:params:xml:ns:carddav"
-_PREFIXES = {DAV: "d", CALDAV: "c", CARDDAV: "a"}
+# Apple's CalendarServer namespace: getctag, the collection's change tag.
+CALENDARSERVER = "http://calendarserver.org/ns/"
+_PREFIXES = {DAV: "d", CALDAV: "c", CARDDAV: "a", CALENDARSERVER: "cs"}
 
 
 class MultistatusError(ValueError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crmsync.domain.contact_fields import IDENTITY_MAP
 from crmsync.domain.settings import OrgSettings
 from crmsync.domain.sync import FolderMissing, ServerUnavailable
 from crmsync.groupware.dav.connection import DavConnection, WouldWrite
@@ -87,13 +86,21 @@ class MailboxProbe:
     """Read-only discovery for the rep with ``email``; every method may raise
     `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`."""
 
-    def __init__(self, connection: DavConnection, settings: OrgSettings, email: str) -> None:
+    def __init__(
+        self,
+        connection: DavConnection,
+        settings: OrgSettings,
+        email: str,
+        *,
+        login: str = "",
+        signed_in_as_rep: bool = False,
+    ) -> None:
         if not connection.read_only:
             raise ValueError("a MailboxProbe needs a read-only connection")
         self.connection = connection
         # The sync's own discovery, so the probe finds exactly the folders a cycle would
         # use; its create calls hit the read-only connection and raise WouldWrite.
-        self._discovery = _Discovery(connection, settings, email, IDENTITY_MAP, "UTC")
+        self._discovery = _Discovery(connection, settings, email, login, signed_in_as_rep)
         self._found: dict[str, Response] = {}
 
     def principal(self) -> Principal:
@@ -111,6 +118,7 @@ class MailboxProbe:
                 "on servers that create accounts at first login, have the rep log in once.",
                 folder="principal",
             )
+        path = found.href  # where the server keeps it, after any redirect
         self._found[path] = found
         return Principal(
             path,

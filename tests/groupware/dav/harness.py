@@ -9,7 +9,7 @@ from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection, RetryPolicy
 from crmsync.groupware.dav.mailbox import DavMailbox, open_mailbox
-from tests.servers import REP_PASSWORD, DavServerInfo
+from tests.servers import DavServerInfo
 
 
 class RecordingTransport(httpx.HTTPTransport):
@@ -42,8 +42,7 @@ class DavHarness:
         self.mailbox: DavMailbox = open_mailbox(self.connection, server.settings(), server.email)
         self.contacts: DavCollection = self.mailbox.contacts
         self.events: DavCollection = self.mailbox.events
-        auth = (server.email, REP_PASSWORD) if server.name == "radicale" else None
-        self.foreign = httpx.Client(base_url=server.url, auth=auth, timeout=10)
+        self.foreign = httpx.Client(base_url=server.url, auth=server.rep_auth, timeout=10)
 
     def close(self) -> None:
         self.foreign.close()

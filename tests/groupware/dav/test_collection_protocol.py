@@ -84,7 +84,8 @@ def test_server_without_sync_collection_falls_back_to_propfind() -> None:
     assert changes.full
     assert [s.id for s in changes.items] == [BOOK + "b.vcf"]
     assert changes.deleted == (BOOK + "gone.vcf",)
-    assert changes.cursor == '"c"'
+    # The sync-token a server reports but refuses in REPORT is no cursor: a listing is.
+    assert changes.cursor == "listing:"
 
 
 def test_the_body_cache_is_bounded_and_an_evicted_item_is_read_again_on_update() -> None:
