@@ -239,6 +239,8 @@ def config_apply(
         )
         if document.password is not None:
             changes += "(the service account password is replaced)\n"
+        if document.crm_secret is not None:
+            changes += "(the Salesforce key or secret is replaced)\n"
         if not changes:
             console.print("Nothing to change.")
             return

@@ -4,32 +4,45 @@
 collecting every problem (unknown keys with a suggestion, wrong types, unknown reps or
 profiles) instead of stopping at the first. Reps appear by email and profiles by name, so
 a file carries from a sandbox to production. Secrets are never written: the document may
-name an environment variable that holds the service account's password.
+name an environment variable that holds the service account's password, and one that
+holds the Salesforce app's private key or consumer secret.
+
+The ``crm`` section says which CRM the org syncs (written when it is not the built-in
+CRM); a document without one leaves the CRM as saved. A document that switches the CRM
+has its reps, profiles and custom fields checked against the CRM it switches to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from crmsync.admin.crm_validation import crm_settings_problems
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
+from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.settings import ContactSettings, EventSettings, OrgSettings, SyncConfig
+from crmsync.domain.sync import SyncError
+from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store.codec import from_json, to_json
 
 PASSWORD_ENV_KEY = "service_password_env"
+SECRET_ENV_KEY = "secret_env"
 _HEADER = (
     "# crmsync configuration: org settings and sync configurations.\n"
     "# Apply with `crmsync config apply FILE`. The service account's password is never\n"
     f"# written here; to set it, add `{PASSWORD_ENV_KEY}: VARIABLE` under `org` and put the\n"
-    "# password in that environment variable.\n"
+    "# password in that environment variable (the Salesforce key or secret likewise:\n"
+    f"# `{SECRET_ENV_KEY}: VARIABLE` under `crm`).\n"
 )
 
 
@@ -40,6 +53,9 @@ class Document:
     org: OrgSettings
     configs: list[SyncConfig]
     password: str | None = None
+    # None: the document leaves the CRM section (and its secret) as saved.
+    crm: CrmSettings | None = None
+    crm_secret: str | None = None
 
 
 class DocumentError(ValueError):
@@ -52,21 +68,39 @@ class DocumentError(ValueError):
 
 def export_text(service: SyncService) -> str:
     """The org's saved settings and configurations as a YAML document."""
-    return _HEADER + _dump(service, service.org_settings(), service.store.configs())
+    saved = service.org_settings(), service.crm_settings(), service.store.configs()
+    return _HEADER + _dump(service, *saved)
 
 
 def document_text(service: SyncService, document: Document) -> str:
     """``document`` written the way `export_text` writes, for an exact diff."""
-    return _HEADER + _dump(service, document.org, document.configs)
+    crm = document.crm or service.crm_settings()
+    with _crm_of(service, document):
+        return _HEADER + _dump(service, document.org, crm, document.configs)
 
 
-def _dump(service: SyncService, org: OrgSettings, configs: list[SyncConfig]) -> str:
+def _dump(
+    service: SyncService, org: OrgSettings, crm: CrmSettings, configs: list[SyncConfig]
+) -> str:
     names = _names(service)
-    data = {
-        "org": to_json(org),
-        "configurations": [_configuration(config, *names) for config in configs],
-    }
+    data: dict[str, Any] = {"org": to_json(org)}
+    if crm != CrmSettings():
+        data["crm"] = to_json(crm)
+    data["configurations"] = [_configuration(config, *names) for config in configs]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+@contextlib.contextmanager
+def _crm_of(service: SyncService, document: Document) -> Iterator[None]:
+    """Within the block the service's CRM is the one ``document`` leaves the org with."""
+    if document.crm is None or (
+        document.crm == service.crm_settings() and document.crm_secret is None
+    ):
+        yield
+        return
+    secret = document.crm_secret or service.store.get_secret(SALESFORCE_SECRET)
+    with service.crm_as(document.crm, secret):
+        yield
 
 
 def _names(service: SyncService) -> tuple[dict[str, str], dict[str, str]]:
@@ -120,16 +154,58 @@ def diff(current: str, wanted: str, name: str) -> str:
 
 def read_document(service: SyncService, text: str) -> Document:
     """The document's values; raises `DocumentError` with every problem found."""
+    data = _load(text)
+    problems: list[str] = []
+    _unknown_keys(data, {"org", "crm", "configurations"}, "", problems)
+    crm, crm_secret = _crm_section(service, data.get("crm"), problems)
+    if problems:
+        raise DocumentError(problems)
+    document = Document(OrgSettings(), [], None, crm, crm_secret)
+    try:
+        with _crm_of(service, document):
+            org, configs, password = _org_and_configurations(service, data, problems)
+    except SyncError as failure:  # the CRM switched to cannot be read
+        problems.append(f"crm: {failure.message} ({failure.suggestion})")
+    if problems:
+        raise DocumentError(problems)
+    return Document(org, configs, password, crm, crm_secret)
+
+
+def _load(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise DocumentError([f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise DocumentError(["the document must be a mapping with `org` and `configurations`"])
-    problems: list[str] = []
-    _unknown_keys(data, {"org", "configurations"}, "", problems)
+    return data
+
+
+def _crm_section(
+    service: SyncService, section: Any, problems: list[str]
+) -> tuple[CrmSettings | None, str | None]:
+    if section is None:
+        return None, None
+    if not isinstance(section, dict):
+        problems.append("crm: expected a mapping")
+        return None, None
+    section = dict(section)
+    secret = _secret(section.pop(SECRET_ENV_KEY, None), "crm", SECRET_ENV_KEY, problems)
+    crm = _decode(CrmSettings, section, "crm", problems)
+    if crm is None:
+        return None, None
+    if crm != service.crm_settings() or secret is not None:
+        stored = service.store.get_secret(SALESFORCE_SECRET) is not None
+        for name, problem in crm_settings_problems(crm, secret=secret, secret_stored=stored):
+            problems.append(f"crm.{name}: {problem}")
+    return crm, secret
+
+
+def _org_and_configurations(
+    service: SyncService, data: dict[str, Any], problems: list[str]
+) -> tuple[OrgSettings, list[SyncConfig], str | None]:
     org_data = dict(data.get("org") or {})
-    password = _password(org_data.pop(PASSWORD_ENV_KEY, None), problems)
+    password = _secret(org_data.pop(PASSWORD_ENV_KEY, None), "org", PASSWORD_ENV_KEY, problems)
     org = _decode(OrgSettings, org_data, "org", problems) or service.org_settings()
     if org != service.org_settings() or password is not None:
         # The same rules as the Setup page and the API; org settings the file leaves as
@@ -161,9 +237,7 @@ def read_document(service: SyncService, text: str) -> Document:
     problems += _shared_assignments(configs)
     if not problems:
         problems += service.configuration_problems(configs)
-    if problems:
-        raise DocumentError(problems)
-    return Document(org, configs, password)
+    return org, configs, password
 
 
 def _config(
@@ -260,13 +334,13 @@ def _unknown_keys(data: dict[str, Any], known: set[str], where: str, problems: l
         problems.append(f"{where + ': ' if where else ''}unknown setting {key!r}{hint}")
 
 
-def _password(variable: Any, problems: list[str]) -> str | None:
+def _secret(variable: Any, where: str, key: str, problems: list[str]) -> str | None:
     if variable is None:
         return None
     value = os.environ.get(str(variable))
     if not value:
         problems.append(
-            f"org: {PASSWORD_ENV_KEY} names {variable}, but that environment variable is not set"
+            f"{where}: {key} names {variable}, but that environment variable is not set"
         )
     return value
 
@@ -289,6 +363,10 @@ def _shared_assignments(configs: list[SyncConfig]) -> list[str]:
 def apply_document(service: SyncService, document: Document) -> dict[str, list[str]]:
     """Save the document: org settings (and password, if given), then all configurations
     at once. Returns each configuration's warnings."""
+    if document.crm is not None and (
+        document.crm != service.crm_settings() or document.crm_secret is not None
+    ):
+        service.configure_crm(document.crm, document.crm_secret)
     if document.password is not None:
         service.configure_server(document.org, document.password)
     else:

@@ -1,22 +1,35 @@
 """`crmsync setup ...`: how crmsync reaches the mail server, one command per connection
-method. Each checks the settings with the same rules as the Setup page and the API."""
+method, and the org's CRM (`setup salesforce`, `setup builtin-crm`). Each checks the
+settings with the same rules as the Setup page and the API."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from crmsync.admin.crm_validation import crm_settings_problems
 from crmsync.admin.validation import org_settings_problems
+from crmsync.domain.crm_settings import (
+    SALESFORCE_API_VERSION,
+    SALESFORCE_MARKER_FIELD,
+    CrmKind,
+    CrmSettings,
+    SalesforceFlow,
+)
 from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings
+from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 
 console = Console()
 
-setup_app = typer.Typer(help="Connect crmsync to the mail server.", no_args_is_help=True)
+setup_app = typer.Typer(
+    help="Connect crmsync to the mail server and to the CRM.", no_args_is_help=True
+)
 
 
 @setup_app.command("dav")
@@ -130,3 +143,81 @@ def setup_m365(
     )
     _save_setup(settings, secret_env)
     console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
+
+
+@setup_app.command("salesforce")
+def setup_salesforce(
+    my_domain_url: Annotated[
+        str, typer.Argument(help="The org's My Domain URL, e.g. https://acme.my.salesforce.com.")
+    ],
+    client_id: Annotated[str, typer.Option(help="The app's consumer key.")],
+    flow: Annotated[SalesforceFlow, typer.Option(help="The OAuth 2.0 flow.")] = (
+        SalesforceFlow.JWT_BEARER
+    ),
+    username: Annotated[
+        str, typer.Option(help="The integration user's username (JWT bearer).")
+    ] = "",
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="JWT bearer: the PEM private key of the app's certificate."),
+    ] = None,
+    secret_env: Annotated[
+        str,
+        typer.Option(help="Client credentials: environment variable holding the consumer secret."),
+    ] = "CRMSYNC_SF_CLIENT_SECRET",
+    sandbox: Annotated[bool, typer.Option(help="The org is a sandbox.")] = False,
+    api_version: Annotated[str, typer.Option(help="REST API version.")] = SALESFORCE_API_VERSION,
+    marker_field: Annotated[
+        str, typer.Option(help="External-id field for crmsync's marker on Contact and Event.")
+    ] = SALESFORCE_MARKER_FIELD,
+) -> None:
+    """Sync a Salesforce org: the key or secret is stored encrypted, never shown again.
+
+    Without --key-file (or the secret variable) the stored one is kept."""
+    settings = CrmSettings(
+        kind=CrmKind.SALESFORCE,
+        my_domain_url=my_domain_url.strip().rstrip("/"),
+        api_version=api_version.strip(),
+        flow=flow,
+        client_id=client_id.strip(),
+        username=username.strip(),
+        sandbox=sandbox,
+        marker_field=marker_field.strip(),
+    )
+    secret = None
+    if flow is SalesforceFlow.JWT_BEARER and key_file is not None:
+        try:
+            secret = key_file.read_text()
+        except OSError as exc:
+            _fail([("key_file", f"cannot read {key_file}: {exc.strerror or exc}")])
+    elif flow is SalesforceFlow.CLIENT_CREDENTIALS:
+        secret = os.environ.get(secret_env) or None
+    with SyncService(Deployment.from_env()) as service:
+        stored = service.store.get_secret(SALESFORCE_SECRET) is not None
+        problems = crm_settings_problems(settings, secret=secret, secret_stored=stored)
+        if problems:
+            if any(name == "secret" for name, _ in problems):
+                how = "--key-file" if flow is SalesforceFlow.JWT_BEARER else f"${secret_env}"
+                problems.append(("secret", f"give it with {how}"))
+            _fail(problems)
+        service.configure_crm(settings, secret)
+    console.print(
+        f"Saved the Salesforce org {settings.my_domain_url} ({flow.value}). "
+        "Check it with `crmsync connection-test --rep EMAIL`.",
+        highlight=False,
+    )
+
+
+@setup_app.command("builtin-crm")
+def setup_builtin_crm() -> None:
+    """Sync the built-in CRM again (the Salesforce setup and its key are forgotten)."""
+    with SyncService(Deployment.from_env()) as service:
+        service.configure_crm(CrmSettings())
+        service.store.delete_secret(SALESFORCE_SECRET)
+    console.print("The org syncs the built-in CRM.")
+
+
+def _fail(problems: list[tuple[str, str]]) -> NoReturn:
+    for name, problem in problems:
+        console.print(f"[red]error:[/red] {name}: {problem}", highlight=False)
+    raise typer.Exit(1)

@@ -38,7 +38,7 @@ from crmsync.groupware.dav.multistatus import (
     tag,
 )
 from crmsync.groupware.dav.probe import FolderLookup, MailboxProbe, Principal, may_create_in
-from crmsync.service.runner import domains_of, mailbox_in_domains
+from crmsync.service.domains import domains_of, mailbox_in_domains
 
 log = logging.getLogger(__name__)
 

@@ -168,11 +168,16 @@ class OrgCrm:
         store: StateStore,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         shared: SharedCrms = SHARED,
+        fixed: tuple[CrmSettings, str | None] | None = None,
     ) -> None:
+        """``fixed``: a CRM section and credential to use instead of the saved ones (to
+        check a configuration document against the CRM it switches to); such a CRM is
+        the handle's own, never shared."""
         self.deployment = deployment
         self.store = store
         self.poll_interval = poll_interval
         self.shared = shared
+        self.fixed = fixed
         self._crm: Crm | None = None
         self._key: CrmKey | None = None
 
@@ -189,6 +194,8 @@ class OrgCrm:
         return self._crm
 
     def _wanted(self) -> tuple[CrmSettings, str | None, CrmKey | None]:
+        if self.fixed is not None:
+            return self.fixed[0], self.fixed[1], None
         settings = self.store.crm_settings()
         if not settings.is_salesforce:
             return settings, None, None
@@ -197,8 +204,12 @@ class OrgCrm:
 
     def _open(self) -> None:
         settings, secret, key = self._wanted()
-        if key is None:
+        if not settings.is_salesforce:
             self._crm = BuiltinCrm(self.deployment.crm_url)
+            return
+        if key is None:  # a fixed CRM: the handle's own
+            config = salesforce_config(settings, secret)
+            self._crm = SalesforceCrm(config, poll_interval=self.poll_interval)
             return
         config = salesforce_config(settings, secret)
         self._crm = self.shared.acquire(

@@ -8,6 +8,7 @@ rep and never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -33,6 +34,7 @@ from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import RetryPolicy, WouldWrite
 from crmsync.service.crms import DEFAULT_POLL_INTERVAL, SALESFORCE_SECRET, Crm, OrgCrm
 from crmsync.service.deployment import Deployment
+from crmsync.service.domains import NotInDomains, mailbox_in_domains
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
 from crmsync.service.policies import direction_of, policy_for
 from crmsync.store import FLOWS, ConfigConflict, ResetStatus, StateStore, SyncStatus
@@ -78,21 +80,6 @@ class RepReport:
     @property
     def writes(self) -> int:
         return sum(report.total_writes for report in self.kinds.values())
-
-
-def domains_of(settings: OrgSettings) -> set[str]:
-    """The email domains the service account may serve; empty means any."""
-    domains = {d.strip().casefold() for d in settings.additional_domains if d.strip()}
-    if "@" in settings.service_account:
-        domains.add(settings.service_account.rsplit("@", 1)[1].casefold())
-    elif "\\" in settings.service_account:
-        domains.add(settings.service_account.split("\\", 1)[0].casefold())
-    return domains
-
-
-def mailbox_in_domains(email: str, settings: OrgSettings) -> bool:
-    domains = domains_of(settings)
-    return not domains or email.rsplit("@", 1)[-1].casefold() in domains
 
 
 class SyncService:
@@ -163,6 +150,19 @@ class SyncService:
         if secret is not None:
             self.store.set_secret(SALESFORCE_SECRET, secret)
         self._org_crm.close()
+
+    @contextlib.contextmanager
+    def crm_as(self, settings: CrmSettings, secret: str | None) -> Iterator[Crm]:
+        """Within the block, ``self.crm`` is the CRM ``settings`` and ``secret`` describe
+        (not saved, not shared): configurations are checked against the CRM a document
+        switches to before anything is saved."""
+        saved = self._org_crm
+        self._org_crm = OrgCrm(self.deployment, self.store, fixed=(settings, secret))
+        try:
+            yield self._org_crm.crm
+        finally:
+            self._org_crm.close()
+            self._org_crm = saved
 
     def crm_problems(self) -> list[str]:
         """Why the saved CRM section cannot work (empty: it may)."""
@@ -472,7 +472,7 @@ class SyncService:
         linked = mailbox_in_domains(user.email, settings)
         self.store.set_rep_checks(user.id, addresses_linked=linked)
         if not linked:
-            raise _NotInDomains(user.email, settings)
+            raise NotInDomains(user.email, settings)
         if self.store.rep_status(user.id).reset_status is not None:
             self._start_reset(user)
         elsewhere = self._claimed_elsewhere().get(user.email.casefold())
@@ -574,17 +574,6 @@ class SyncService:
 
 class InvalidConfiguration(SyncError):
     error_type = ErrorType.CONFIGURATION
-
-
-class _NotInDomains(SyncError):
-    error_type = ErrorType.AUTHENTICATION
-
-    def __init__(self, email: str, settings: OrgSettings) -> None:
-        domains = ", ".join(sorted(domains_of(settings)))
-        super().__init__(
-            f"{email} is outside the service account's domains ({domains}).",
-            "Add the rep's email domain to the additional domains in the connection setup.",
-        )
 
 
 def _flows(direction: Direction) -> tuple[Direction, ...]:

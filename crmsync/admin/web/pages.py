@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from crmsync.admin.validation import NUMBER_BOUNDS
-from crmsync.admin.web import api, views
+from crmsync.admin.web import api, crm_setup, views
 from crmsync.admin.web.deps import check_csrf, get_service, optional_principal, require
 from crmsync.admin.web.schemas import ErrorFilters, SetupIn, SetupOut
 from crmsync.admin.web.security import (
@@ -163,6 +163,7 @@ def setup_page(request: Request, principal: Manager, service: Service) -> HTMLRe
         methods=list(ConnectionMethod),
         saved=request.query_params.get("saved"),
         account_check=None,
+        **crm_setup.crm_context(service),
     )
 
 
@@ -220,6 +221,7 @@ def save_setup(
             errors=_messages(invalid),
             account_check=None,
             saved=None,
+            **crm_setup.crm_context(service),
         )
     check = views.service_account_check(service)
     return render(
@@ -230,6 +232,7 @@ def save_setup(
         methods=list(ConnectionMethod),
         saved="1",
         account_check=check,
+        **crm_setup.crm_context(service),
     )
 
 
