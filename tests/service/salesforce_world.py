@@ -26,7 +26,7 @@ from tests.service.worlds import World
 INTEGRATION_USER = "integration@example.com"
 
 
-def fake_crm_settings(url: str, client_id: str, **overrides: Any) -> CrmSettings:
+def fake_crm_settings(url: str, client_id: str = "", **overrides: Any) -> CrmSettings:
     values: dict[str, Any] = {
         "kind": CrmKind.SALESFORCE,
         "my_domain_url": url,

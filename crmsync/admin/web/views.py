@@ -16,6 +16,8 @@ from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction
 from crmsync.domain.sync import ErrorEntry, ErrorType
 from crmsync.service.connection_test import run_connection_test
+from crmsync.service.crm_connection_test import run_crm_connection_test
+from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import RepPreview, SyncService
 from crmsync.store import FLOWS, ErrorSort
@@ -36,15 +38,22 @@ CHECK_LABELS = {
 def connection_test(
     service: SyncService, email: str, *, service_account_only: bool = False
 ) -> dict[str, Any]:
-    """The connection test for the rep with ``email``, as plain data; writes nothing."""
+    """The connection test for the rep with ``email``, as plain data; writes nothing. For
+    an org that syncs Salesforce, the CRM's steps follow the mail server's."""
     result = run_connection_test(
         service.org_settings(),
         service.store.get_secret(SERVICE_PASSWORD),
         email,
         retry=service.retry,
         service_account_only=service_account_only,
-    )
-    return result.as_dict()
+    ).as_dict()
+    crm = service.crm_settings()
+    if crm.is_salesforce and not service_account_only:
+        secret = service.store.get_secret(SALESFORCE_SECRET)
+        steps = run_crm_connection_test(crm, secret, email)
+        result["steps"] += [step.as_dict() for step in steps]
+        result["passed"] = result["passed"] and all(s.passed is not False for s in steps)
+    return result
 
 
 def service_account_check(service: SyncService) -> dict[str, Any]:

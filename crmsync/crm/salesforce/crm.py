@@ -183,8 +183,8 @@ class SalesforceCrm:
                 f"{sobject} has no {self.marker_field} field for crmsync's marker (or the "
                 "integration user cannot see it)",
                 f"Create it on {sobject} (Setup > Object Manager > {sobject} > Fields & "
-                "Relationships: Text, length 255, External ID"
-                + (", Unique" if sobject != "Event" else "")
+                "Relationships: Text, length 255"
+                + (", External ID, Unique" if sobject != "Event" else "")
                 + ") and give the integration user read and edit access to it, as the "
                 "admin guide's 'Connect Salesforce' section shows.",
             )

@@ -60,6 +60,7 @@ class FakeSalesforce:
         self.page_size = page_size
         self.api_limit = api_limit
         self.api_used = 0
+        self.versions = [("61.0", "Summer '24"), ("62.0", "Winter '25")]
         self.sessions: set[str] = set()
         self.tokens_issued = 0
         self.calls: list[tuple[str, str]] = []  # (method, path) of API calls
@@ -146,6 +147,8 @@ class FakeSalesforce:
             form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
             status, body = self._token(form)
             return status, body, {}
+        if path.rstrip("/") == "/services/data" and method == "GET":
+            return 200, self._versions(), {}
         if not path.startswith(API):
             return 404, [{"errorCode": "NOT_FOUND", "message": "resource not found"}], {}
         with self._lock:
@@ -293,6 +296,14 @@ class FakeSalesforce:
                 self._cursors[locator] = rest
             body["nextRecordsUrl"] = f"/services/data/v62.0/{resource}/{locator}"
         return 200, body
+
+    # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_versions.htm
+    # (no session needed, not counted against the allocation)
+    def _versions(self) -> list[dict[str, str]]:
+        return [
+            {"label": label, "url": f"/services/data/v{version}", "version": version}
+            for version, label in self.versions
+        ]
 
     # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
     def _describe(self, sobject: str) -> Answer:
