@@ -189,7 +189,10 @@ class DavCollection:
                     response.status_code,
                     conditions,
                 )
-                if 400 <= response.status_code < 500:
+                # 501: a server without sync-collection at all. 404/410: the collection
+                # itself is gone, which no full listing can cure.
+                gone = response.status_code in _MOVED_OR_GONE
+                if not gone and (400 <= response.status_code < 500 or response.status_code == 501):
                     raise _TokenRejected
                 self._unexpected(response, "list changes")
             status = self._multistatus(response)
@@ -238,6 +241,8 @@ class DavCollection:
         listing: dict[str, str] = {}
         ctag = None
         for r in status.responses:
+            if r.href == self.path and r.status in (404, 410):
+                self._unexpected(httpx.Response(r.status), "list items")  # Xandikos: 207 + 404
             if r.href == self.path:
                 ctag = r.text(_GETCTAG) or None
             elif (etag := r.text(_GETETAG)) and not r.href.endswith("/"):
