@@ -133,8 +133,11 @@ def settle(
     for intent in intents:
         view = indexes[intent.target]
         exact = False
-        if intent.target_cursor is not None and (intent.target, intent.target_cursor) in later:
-            view, exact = later[intent.target, intent.target_cursor], True
+        since = later.get((intent.target, intent.target_cursor or ""))
+        if intent.target_cursor is not None and since is not None:
+            # A side that refused the old cursor listed everything instead: that says
+            # nothing about when an item went.
+            view, exact = since, not since.full
         if intent.operation is WriteOperation.DELETE:
             target_id = intent.id_on(intent.target)
             if target_id is not None and target_id in view.deleted and intent.crm_id:
@@ -174,6 +177,7 @@ class _Index:
     """One side's changes, looked up by id and by marker."""
 
     def __init__(self, changes: Changes, links: Iterable[Link], side: Side) -> None:
+        self.full = changes.full
         self.items = {seen.id: seen for seen in changes.items}
         self.deleted = frozenset(changes.deleted)
         self.linked_to = {link.id_on(side): link.crm_id for link in links}

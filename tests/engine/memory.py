@@ -55,6 +55,8 @@ class MemorySide:
         self.crash_after_landing = False
         self.frozen: MemoryState | None = None
         self.written_ids: list[str] = []
+        # Cursors are "epoch:log position"; one of an older epoch is refused.
+        self.epoch = 0
         self._ids = itertools.count(1)
         self._versions = itertools.count(1)
 
@@ -76,19 +78,28 @@ class MemorySide:
         self.log.append(item_id)
 
     # -- ItemSide -------------------------------------------------------------------------
+    def forget_history(self) -> None:
+        """Refuse every cursor issued so far, as a server that expired its sync tokens."""
+        self.epoch += 1
+
     def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
-        if cursor is None:
+        position = None
+        if cursor is not None:
+            epoch, _, at = cursor.partition(":")
+            position = int(at) if int(epoch) == self.epoch else None
+        head = f"{self.epoch}:{len(self.log)}"
+        if position is None:
             items = tuple(
                 self._seen(item_id)
                 for item_id in sorted(self.items)
                 if known.get(item_id) != str(self.items[item_id].version)
             )
             deleted = tuple(sorted(set(known) - set(self.items)))
-            return Changes(items, deleted, str(len(self.log)), full=True)
-        touched = sorted(set(self.log[int(cursor) :]))
+            return Changes(items, deleted, head, full=True)
+        touched = sorted(set(self.log[position:]))
         items = tuple(self._seen(i) for i in touched if i in self.items)
         deleted = tuple(i for i in touched if i not in self.items)
-        return Changes(items, deleted, str(len(self.log)))
+        return Changes(items, deleted, head)
 
     def fetch(self, item_id: str) -> Seen | None:
         return self._seen(item_id) if item_id in self.items else None

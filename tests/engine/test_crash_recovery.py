@@ -187,3 +187,24 @@ def test_intents_of_a_finished_cycle_are_all_settled() -> None:
     crm.put(replace(crm.items[first].record, title="CTO"), first)
     world.sync()
     assert world.state.intents == {}
+
+
+def test_a_refused_cursor_tells_nothing_about_a_re_created_items_deletion() -> None:
+    """The item re-created where the deleted one was (same id): when the side no longer
+    accepts the crashed read's cursor, its deletion then is no news, and the edit that
+    caused the re-create still wins."""
+    world = World(ConflictBehaviour.CRM_WINS)
+    crm, mail = world.sides[Side.CRM], world.sides[Side.MAIL]
+    item = sorted(crm.items)[0]
+    mail_id = world.partner(Side.CRM, item)
+    mail.remove(mail_id)
+    crm.put(contact("Ann", "edited in the CRM"), item)
+    world.sync_and_crash(Side.MAIL, at_write=1, landed=False)
+    mail.forget_history()
+
+    world.sync()
+
+    world.check_converged()
+    assert [s.record for s in mail.items.values() if s.record.first_name == "Ann"] == [
+        contact("Ann", "edited in the CRM")
+    ]
