@@ -496,6 +496,7 @@ def serve(
     import uvicorn
 
     from crmsync.admin.web import create_app
+    from crmsync.service.crms import org_api_state
     from crmsync.service.logs import configure_logging
     from crmsync.service.metrics import SyncMetrics
     from crmsync.service.scheduler import Scheduler
@@ -508,7 +509,7 @@ def serve(
     deployment = Deployment.from_env()
     # Open for the life of the process: the reps gauge reads it at each scrape.
     store = StateStore(deployment.state_url, deployment.secrets_key_path)
-    metrics = SyncMetrics(store.rep_statuses)
+    metrics = SyncMetrics(store.rep_statuses, crm_state=lambda: org_api_state(deployment))
     if not store.admins():
         console.print(
             "[yellow]warning:[/yellow] no admin account yet; create one with "

@@ -158,6 +158,17 @@ SHARED = SharedCrms()
 Crm = BuiltinCrm | SalesforceCrm
 
 
+def org_key(deployment: Deployment) -> str:
+    # The state database identifies the org (two deployments may name orgs alike).
+    return f"{deployment.state_url}#{deployment.org}"
+
+
+def org_api_state(deployment: Deployment) -> CrmApiState | None:
+    """The API numbers of the org's Salesforce CRM open in this process (for metrics:
+    no API call, no database read)."""
+    return SHARED.state_of(org_key(deployment))
+
+
 class OrgCrm:
     """One `SyncService`'s handle on its org's CRM: a `BuiltinCrm` of its own, or the
     process's shared `SalesforceCrm` for the org."""
@@ -183,8 +194,7 @@ class OrgCrm:
 
     @property
     def org(self) -> str:
-        # The state database identifies the org (two deployments may name orgs alike).
-        return f"{self.deployment.state_url}#{self.deployment.org}"
+        return org_key(self.deployment)
 
     @property
     def crm(self) -> Crm:

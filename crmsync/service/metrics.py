@@ -14,6 +14,15 @@ several apps or tests in one process do not clash. What it exposes:
 - ``crmsync_cycle_duration_seconds``: a histogram of cycle durations (configured reps only).
 - ``crmsync_reps{status}``: the reps the state store knows, by `rep_state`, read from the
   store at each scrape.
+
+For an org that syncs Salesforce (``crm_state`` given; read at each scrape, no API call):
+
+- ``crmsync_crm_api_calls_total``: API calls this process made to the org.
+- ``crmsync_crm_api_calls_per_cycle``: a histogram of the calls answered while each rep's
+  cycle ran (with several workers, overlapping cycles count each other's calls too).
+- ``crmsync_crm_api_usage_used`` / ``crmsync_crm_api_usage_limit``: the org's rolling
+  24-hour API calls (every integration's) and its daily allocation, from the last answer.
+- ``crmsync_crm_writes_paused``: 1 while writes wait for usage to drop below the allocation.
 """
 
 from __future__ import annotations
@@ -22,12 +31,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType, Side
+from crmsync.service.crms import CrmApiState
 from crmsync.service.runner import RepReport
 from crmsync.store import RepStatus, SyncStatus
 
@@ -46,8 +56,10 @@ _PROGRESS = (
 )
 REP_STATES = (*(s.value for s in _PROGRESS), SyncStatus.NOT_CONFIGURED.value, ERROR_STATE)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+CALL_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 25, 50, 100, 250, 1000)
 
 RepStatuses = Callable[[], Iterable[RepStatus]]
+CrmState = Callable[[], CrmApiState | None]
 
 
 def outcome_of(report: RepReport) -> str:
@@ -82,7 +94,9 @@ class SyncMetrics:
     scrape time; without it the gauge is left out.
     """
 
-    def __init__(self, rep_statuses: RepStatuses | None = None) -> None:
+    def __init__(
+        self, rep_statuses: RepStatuses | None = None, crm_state: CrmState | None = None
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.cycles = Counter(
             "crmsync_cycles",
@@ -108,6 +122,12 @@ class SyncMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.crm_calls = Histogram(
+            "crmsync_crm_api_calls_per_cycle",
+            "CRM API calls (Salesforce) answered while a rep's cycle ran.",
+            buckets=CALL_BUCKETS,
+            registry=self.registry,
+        )
         # Every label value from the start, so a rate over a series that is still 0 works.
         for outcome in OUTCOMES:
             self.cycles.labels(outcome)
@@ -118,6 +138,8 @@ class SyncMetrics:
             self.errors.labels(error_type.value)
         if rep_statuses is not None:
             self.registry.register(_RepsCollector(rep_statuses))
+        if crm_state is not None:
+            self.registry.register(_CrmCollector(crm_state))
 
     def observe(self, report: RepReport, seconds: float, errors: Iterable[ErrorEntry] = ()) -> None:
         """Count one cycle: its outcome, its writes, ``errors`` (the error-report rows it
@@ -125,6 +147,8 @@ class SyncMetrics:
         self.cycles.labels(outcome_of(report)).inc()
         if report.configured:
             self.duration.observe(seconds)
+        if report.crm_calls is not None:
+            self.crm_calls.observe(report.crm_calls)
         for kind, kind_report in report.kinds.items():
             for (_operation, side), n in kind_report.writes.items():
                 if n:
@@ -161,3 +185,44 @@ class _RepsCollector(Collector):
 
 
 _REPS_HELP = "Reps the state store knows, by sync state."
+
+
+class _CrmCollector(Collector):
+    def __init__(self, crm_state: CrmState) -> None:
+        self._crm_state = crm_state
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            state = self._crm_state()
+        except Exception:  # a scrape must answer whatever the CRM does
+            log.warning("could not read the CRM's API numbers for the metrics", exc_info=True)
+            return
+        if state is not None:
+            yield from self._families(state)
+
+    @staticmethod
+    def _families(state: CrmApiState | None) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "crmsync_crm_api_calls", "CRM API calls (Salesforce) this process made."
+        )
+        used = GaugeMetricFamily(
+            "crmsync_crm_api_usage_used",
+            "The org's API calls in the rolling 24 hours, all integrations (last answer).",
+        )
+        limit = GaugeMetricFamily(
+            "crmsync_crm_api_usage_limit", "The org's daily API allocation (last answer)."
+        )
+        paused = GaugeMetricFamily(
+            "crmsync_crm_writes_paused",
+            "1 while writes to the CRM wait for the API usage to drop below the allocation.",
+        )
+        if state is not None:
+            calls.add_metric([], state.calls_made)
+            if state.used is not None and state.limit is not None:
+                used.add_metric([], state.used)
+                limit.add_metric([], state.limit)
+            paused.add_metric([], 1 if state.writes_paused else 0)
+        yield from (calls, used, limit, paused)

@@ -511,7 +511,7 @@ def status_page(request: Request, principal: Manager, service: Service) -> HTMLR
         "status.html",
         principal,
         org=views.org_status(service, now),
-        reps=[views.rep_summary(service, u) for u in service.reps()],
+        reps=[views.rep_summary(service, u) for u in views.reps_shown(service)],
     )
 
 

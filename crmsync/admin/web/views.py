@@ -14,10 +14,10 @@ from typing import Any
 from crmsync.admin.reports import subject_of
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction
-from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
 from crmsync.service.connection_test import run_connection_test
 from crmsync.service.crm_connection_test import run_crm_connection_test
-from crmsync.service.crms import SALESFORCE_SECRET
+from crmsync.service.crms import SALESFORCE_SECRET, WRITES_PAUSED_TEXT, api_state
 from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import RepPreview, SyncService
 from crmsync.store import FLOWS, ErrorSort
@@ -71,7 +71,8 @@ def org_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
     records synced per hour."""
     settings = service.org_settings()
     store = service.store
-    reps = service.reps()
+    crm = crm_status(service, now)
+    reps = reps_shown(service)
     statuses = {s.rep_id: s for s in store.rep_statuses()}
     known = [statuses[u.id] for u in reps if u.id in statuses]
     recognized = None if not known else any(s.recognized for s in known)
@@ -101,7 +102,53 @@ def org_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
         },
         "contacts": kinds[ItemKind.CONTACT.value],
         "events": kinds[ItemKind.EVENT.value],
+        "crm": crm,
     }
+
+
+def reps_shown(service: SyncService) -> list[User]:
+    """The CRM's active users; none while the CRM cannot be read (`crm_status` says why)."""
+    try:
+        return service.reps()
+    except SyncError:
+        return []
+
+
+def crm_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
+    """Which CRM the org syncs and, for Salesforce, its API budget: calls per day and per
+    cycle (this deployment's), the org's usage against its daily allocation, and whether
+    writes are paused because the allocation is used up."""
+    settings = service.crm_settings()
+    status: dict[str, Any] = {"kind": settings.kind.value, "reachable": True, "error": None}
+    if not settings.is_salesforce:
+        return status
+    calls, cycles = service.store.api_calls_since(now - dt.timedelta(hours=23))
+    status.update(
+        my_domain_url=settings.my_domain_url,
+        api_calls_last_24_hours=calls,
+        cycles_last_24_hours=cycles,
+        api_calls_per_cycle=round(calls / cycles, 1) if cycles else None,
+        api_usage=None,
+        writes_paused=False,
+        writes_paused_note=None,
+    )
+    state = None
+    try:
+        state = api_state(service.crm)
+        if state is None or state.used is None:
+            service.crm.api_usage()  # one call: nothing has told the usage yet
+            state = api_state(service.crm)
+    except SyncError as failure:
+        status.update(reachable=False, error=f"{failure.message} ({failure.suggestion})")
+    if state is not None and state.used is not None and state.limit:
+        status["api_usage"] = {
+            "used": state.used,
+            "limit": state.limit,
+            "share": round(state.used / state.limit, 4),
+        }
+    if state is not None and state.writes_paused:
+        status.update(writes_paused=True, writes_paused_note=WRITES_PAUSED_TEXT)
+    return status
 
 
 def rep_summary(service: SyncService, user: User) -> dict[str, Any]:
