@@ -32,6 +32,7 @@ class Request:
 
 
 Rule = Callable[[Request], int | None]
+Counting = Callable[[Request], object]
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 _METHODS = (
@@ -39,6 +40,7 @@ _METHODS = (
     "HEAD",
     "PUT",
     "POST",
+    "PATCH",
     "DELETE",
     "OPTIONS",
     "PROPFIND",
@@ -158,12 +160,20 @@ class KillProxy(RuleProxy):
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream)
         self.kills: list[Kill] = []
-        self._armed: tuple[int, int, KillMoment] | None = None  # pid, request number, moment
+        # pid, requests that count still to come, moment, which requests count
+        self._armed: tuple[int, int, KillMoment, Counting] | None = None
 
-    def arm(self, pid: int, at_request: int, moment: KillMoment) -> None:
-        """Kill ``pid`` at the ``at_request``-th request from now (1-based)."""
+    def arm(
+        self,
+        pid: int,
+        at_request: int,
+        moment: KillMoment,
+        counting: Counting | None = None,
+    ) -> None:
+        """Kill ``pid`` at the ``at_request``-th request from now (1-based); with
+        ``counting``, at the ``at_request``-th request it is true for (say, writes only)."""
         with self._lock:
-            self._armed = (pid, self.requests + at_request, moment)
+            self._armed = (pid, at_request, moment, counting or (lambda request: True))
 
     def disarm(self) -> None:
         with self._lock:
@@ -176,13 +186,15 @@ class KillProxy(RuleProxy):
             self.requests += 1
             request = Request(self.requests, handler.command, handler.path, body)
             armed = self._armed
-            hit = armed is not None and armed[1] == request.number
-            if hit:
-                self._armed = None
+            hit = False
+            if armed is not None and armed[3](request):
+                left = armed[1] - 1
+                hit = left == 0
+                self._armed = None if hit else (armed[0], left, armed[2], armed[3])
         if not hit or armed is None:
             self._reply(handler, self._forward(handler, body))
             return
-        pid, _, moment = armed
+        pid, _, moment, _ = armed
         self.kills.append(Kill(request, moment))
         if moment is KillMoment.BEFORE_FORWARDING:
             _kill(pid)
