@@ -27,9 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from crmsync.domain.settings import ConnectionMethod, OrgSettings
+from crmsync.domain.settings import ConnectionMethod, DavSignIn, OrgSettings
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
-from crmsync.groupware.dav import DavConnection, RetryPolicy, connect
+from crmsync.groupware.dav import DavConnection, RetryPolicy
 from crmsync.groupware.dav.multistatus import (
     DAV,
     MultistatusError,
@@ -39,11 +39,14 @@ from crmsync.groupware.dav.multistatus import (
 )
 from crmsync.groupware.dav.probe import FolderLookup, MailboxProbe, Principal, may_create_in
 from crmsync.service.domains import domains_of, mailbox_in_domains
+from crmsync.store import RepCredentials
 
 log = logging.getLogger(__name__)
 
 SERVER_ADDRESS = "Server address"
 SERVICE_ACCOUNT = "Service account recognized"
+# Per-rep sign-in (DAV): the rep's own login takes the service account's place.
+REP_LOGIN = "Rep's login recognized"
 REP_DOMAIN = "Rep's email in the service account's domains"
 REP_MAILBOX = "Rep's mailbox found"
 DEFAULT_CALENDAR = "Default calendar found"
@@ -151,6 +154,7 @@ def run_connection_test(
     retry: RetryPolicy | None = None,
     timeout: float = 10.0,
     service_account_only: bool = False,
+    rep_credentials: RepCredentials | None = None,
 ) -> ConnectionTestResult:
     """Test whether crmsync can reach the mail server as the service account and find
     the folders of the rep with ``email``, writing nothing anywhere. With
@@ -160,9 +164,11 @@ def run_connection_test(
 
     Never raises for what it finds on the server (that is a failed `Step`); the password
     appears in no step's text and no log line. ``timeout`` bounds each connect and
-    request, ``retry`` is the policy for transient HTTP failures.
+    request, ``retry`` is the policy for transient HTTP failures. With per-rep sign-in
+    (DAV), ``rep_credentials`` is the rep's stored login: its step takes the service
+    account's (`REP_LOGIN`).
     """
-    test = _ConnectionTest(settings, password, email.strip(), retry, timeout)
+    test = _ConnectionTest(settings, password, email.strip(), retry, timeout, rep_credentials)
     try:
         if settings.connection_method is ConnectionMethod.EWS:
             checks = test.exchange_checks()
@@ -187,7 +193,7 @@ class _Outcome(NamedTuple):
 
 Check = tuple[str, Callable[[], _Outcome]]
 # The steps that test the service account itself, whichever the backend.
-_ACCOUNT = (SERVER_ADDRESS, SERVICE_ACCOUNT, GRAPH_TOKEN)
+_ACCOUNT = (SERVER_ADDRESS, SERVICE_ACCOUNT, REP_LOGIN, GRAPH_TOKEN)
 
 
 def _ok(detail: str, *, warning: bool = False, fix: str = "") -> _Outcome:
@@ -208,8 +214,16 @@ class _ConnectionTest:
         email: str,
         retry: RetryPolicy | None,
         timeout: float,
+        rep_credentials: RepCredentials | None = None,
     ) -> None:
         self.settings = settings
+        self.per_rep = (
+            settings.connection_method is ConnectionMethod.DAV
+            and settings.dav_sign_in is DavSignIn.PER_REP
+        )
+        self.rep_credentials = rep_credentials
+        if self.per_rep:
+            password = rep_credentials.password if rep_credentials else None
         self.password = password
         self.email = email
         self.retry = retry
@@ -221,11 +235,12 @@ class _ConnectionTest:
         self.calendar: FolderLookup | None = None
         self.contacts: FolderLookup | None = None
         self.microsoft: Any = None
+        self.anonymous_kinds_missing = False
 
     def dav_checks(self) -> list[Check]:
         return [
             (SERVER_ADDRESS, self._server_address),
-            (SERVICE_ACCOUNT, self._service_account),
+            (REP_LOGIN if self.per_rep else SERVICE_ACCOUNT, self._service_account),
             (REP_DOMAIN, self._rep_domain),
             (REP_MAILBOX, self._rep_mailbox),
             (DEFAULT_CALENDAR, self._default_calendar),
@@ -440,27 +455,46 @@ class _ConnectionTest:
         ]
         if kinds:
             return f"it answers HTTP and announces {' and '.join(kinds)}", False
-        return (
-            f"it answers HTTP ({response.status_code}) but does not announce CalDAV or "
-            "CardDAV in its DAV header",
-            True,
-        )
+        # Many servers announce CalDAV only to a signed-in client: the next step asks again
+        # with the credentials before calling this no CalDAV/CardDAV server.
+        self.anonymous_kinds_missing = True
+        return f"it answers HTTP ({response.status_code})", False
 
     # -- 2. service account ---------------------------------------------------------------
     def _service_account(self) -> _Outcome:
-        account = self.settings.service_account.strip()
-        if not account:
-            return _fail(
-                "No service account user name is set.",
-                "Enter the service account's user name in the org settings.",
-            )
-        if self.password is None:
-            return _fail(
-                f"No password is stored for the service account {account!r}.",
-                "Enter the service account's password in the org settings (`crmsync setup dav`).",
-            )
-        self.connection = connect(
-            self.settings, self.password, retry=self.retry, timeout=self.timeout, read_only=True
+        if self.per_rep:
+            account = self.rep_credentials.login if self.rep_credentials else ""
+            whose = f"the login {account!r} of {self.email}"
+            if self.rep_credentials is None:
+                return _fail(
+                    f"No login is stored for {self.email}; this org signs in with each rep's "
+                    "own login and app password.",
+                    "Enter the rep's login and an app password on the rep's page (or with "
+                    "`crmsync rep-login`, or under reps: in `crmsync config apply`).",
+                )
+        else:
+            account = self.settings.service_account.strip()
+            whose = f"the service account {account!r}"
+            if not account:
+                return _fail(
+                    "No service account user name is set.",
+                    "Enter the service account's user name in the org settings.",
+                )
+            if self.password is None:
+                return _fail(
+                    f"No password is stored for the service account {account!r}.",
+                    "Enter the service account's password in the org settings "
+                    "(`crmsync setup dav`).",
+                )
+        assert self.password is not None
+        self.connection = DavConnection(
+            self.settings.server_url,
+            account,
+            self.password,
+            retry=self.retry,
+            timeout=self.timeout,
+            read_only=True,
+            who=whose,
         )
         base = self.connection.base_path + "/"
         body = propfind_body(_CURRENT_PRINCIPAL)
@@ -470,16 +504,18 @@ class _ConnectionTest:
                 "PROPFIND", base, body=body, headers={"Depth": "0"}, xml=True
             )
         except AuthenticationFailed:
+            scheme = self._scheme()
             return _fail(
-                f"The server refused the service account {account!r} (HTTP 401): the user "
-                "name or the password is wrong.",
-                _credentials_fix(account),
+                f"The server refused {whose} (HTTP 401{scheme}): the user name or the "
+                "password is wrong.",
+                _credentials_fix(account, self.connection.challenge, self.per_rep),
             )
         if response.status_code == 403:
             return _fail(
-                f"The server refused the service account {account!r} access to {base} (HTTP 403).",
-                "Check that the service account is enabled and allowed to use CalDAV and "
-                "CardDAV on the mail server. " + _credentials_fix(account),
+                f"The server refused {whose} access to {base} (HTTP 403).",
+                "Check that the account is enabled and allowed to use CalDAV and "
+                "CardDAV on the mail server. "
+                + _credentials_fix(account, self.connection.challenge, self.per_rep),
             )
         if response.status_code != 207:
             return _fail(
@@ -489,9 +525,17 @@ class _ConnectionTest:
                 "server (for example https://mail.example.com/dav/).",
             )
         principal = _current_principal(response.content)
-        detail = f"The server accepted the service account {account!r}" + (
+        detail = f"The server accepted {whose}{self._scheme(' with')}" + (
             f" (its principal is {principal})." if principal else "."
         )
+        if self.anonymous_kinds_missing and not self._announces_dav():
+            return _ok(
+                detail + " It does not announce CalDAV or CardDAV in its DAV header, even "
+                "to a signed-in client.",
+                warning=True,
+                fix="If the next steps fail, check the path in the server URL: it must point "
+                "at the CalDAV/CardDAV server.",
+            )
         if open_server:
             return _ok(
                 detail + " The server also answers without any sign-in, so the password "
@@ -502,7 +546,27 @@ class _ConnectionTest:
             )
         return _ok(detail)
 
+    def _scheme(self, lead: str = ";") -> str:
+        """`` with Digest authentication``-style words naming the scheme the server uses."""
+        assert self.connection is not None
+        if self.connection.auth_scheme == "Digest" or "digest" in self.connection.challenge:
+            return f"{lead} Digest authentication"
+        if self.connection.challenge:
+            return f"{lead} {' or '.join(self.connection.challenge)} authentication"
+        return ""
+
+    def _announces_dav(self) -> bool:
+        assert self.connection is not None
+        try:
+            response = self.connection.request("OPTIONS", self.connection.base_path + "/")
+        except SyncError:
+            return False
+        classes = {c.strip().casefold() for c in response.headers.get("DAV", "").split(",")}
+        return bool(classes & {"calendar-access", "addressbook"})
+
     def _answers_anonymously(self, path: str, body: str) -> bool:
+        """Whether the server grants an anonymous client anything: a 207 naming an
+        unauthenticated principal, or no principal at all, grants nothing."""
         assert self.anonymous is not None
         try:
             response = self.anonymous.request(
@@ -510,7 +574,7 @@ class _ConnectionTest:
             )
         except AuthenticationFailed:
             return False
-        return response.status_code == 207
+        return response.status_code == 207 and _current_principal(response.content) is not None
 
     # -- 3. domains -----------------------------------------------------------------------
     def _rep_domain(self) -> _Outcome:
@@ -538,7 +602,14 @@ class _ConnectionTest:
     # -- 4. principal ---------------------------------------------------------------------
     def _rep_mailbox(self) -> _Outcome:
         assert self.connection is not None
-        self.probe = MailboxProbe(self.connection, self.settings, self.email)
+        login = self.rep_credentials.login if self.rep_credentials else ""
+        self.probe = MailboxProbe(
+            self.connection,
+            self.settings,
+            self.email,
+            login=login,
+            signed_in_as_rep=self.per_rep,
+        )
         try:
             principal = self.principal = self.probe.principal()
         except AuthenticationFailed as exc:
@@ -677,11 +748,26 @@ def _tls_handshake(sock: socket.socket, host: str, port: int) -> _Outcome | str:
     return f"the TLS handshake succeeded ({version}) and the certificate is valid for {host}"
 
 
-def _credentials_fix(account: str) -> str:
-    fix = (
-        "Check the service account's user name and password in the org settings, and that "
-        "the account is enabled on the mail server."
-    )
+def _credentials_fix(account: str, offered: tuple[str, ...] = (), per_rep: bool = False) -> str:
+    if per_rep:
+        fix = (
+            "Check the rep's login and app password on the rep's page: on Nextcloud, iCloud "
+            "and Fastmail an app password (made in the account's security settings) is "
+            "needed, and a revoked one must be replaced."
+        )
+    else:
+        fix = (
+            "Check the service account's user name and password in the org settings, and "
+            "that the account is enabled on the mail server."
+        )
+    if "digest" in offered and "basic" not in offered:
+        return fix + (
+            " The server wants Digest authentication (Baïkal's default), which crmsync "
+            "uses: the user name must be exactly the one the server knows (on Baïkal and "
+            "Nextcloud often the full email address)."
+        )
+    if not ({"ntlm", "negotiate"} & set(offered)):
+        return fix
     if "\\" in account:
         domain, _, user = account.partition("\\")
         other = f"{user}@{domain}" if "." in domain else f"{user}@ followed by your email domain"

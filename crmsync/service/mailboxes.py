@@ -7,20 +7,38 @@ interface: `MailServer.open` gives a rep's contacts and events as engine sides. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
-from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings
+from crmsync.domain.settings import ConnectionMethod, DavSignIn, ExchangeAuth, OrgSettings
 from crmsync.domain.sync import AuthenticationFailed, ErrorType, SyncError
 from crmsync.engine.ports import ItemSide
-from crmsync.groupware.dav import RetryPolicy, connect, open_mailbox
+from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
+from crmsync.groupware.dav.mailbox import BOTH_KINDS, DiscoveryCache
 from crmsync.service.logs import redact
+from crmsync.store import RepCredentials
 
 SERVICE_PASSWORD = "service_account_password"
 
 
 class BackendNotAvailable(SyncError):
     error_type = ErrorType.CONFIGURATION
+
+
+class RepSignInMissing(AuthenticationFailed):
+    """Per-rep sign-in, and no login is stored for the rep."""
+
+
+RepCredentialsLookup = Callable[[str], RepCredentials | None]
+
+
+def per_rep_sign_in(settings: OrgSettings) -> bool:
+    """Whether the org signs in to its DAV server with each rep's own login."""
+    return (
+        settings.connection_method is ConnectionMethod.DAV
+        and settings.dav_sign_in is DavSignIn.PER_REP
+    )
 
 
 class RepMailbox(Protocol):
@@ -37,6 +55,11 @@ class MailServer:
     ``read_only`` (previews): nothing may be written. The DAV connection refuses every
     write; the Microsoft backends only read in a preview, and a missing contacts folder
     raises `FolderMissing` instead of being created.
+
+    With per-rep sign-in (DAV), there is no shared connection: each rep gets one with
+    their own login from ``rep_credentials``. What DAV discovery found is kept per rep
+    for the life of this object (a day at most), so a quiet cycle costs one request per
+    folder.
     """
 
     def __init__(
@@ -47,19 +70,27 @@ class MailServer:
         *,
         read_only: bool = False,
         connection: Any = None,
+        rep_credentials: RepCredentialsLookup | None = None,
     ) -> None:
         """``connection``: a backend connection made elsewhere (a shared Graph connection,
-        one with its own HTTP transport) instead of one made from the settings."""
+        one with its own HTTP transport) instead of one made from the settings.
+        ``rep_credentials``: each rep's login by email, for per-rep sign-in."""
+        self.settings = settings
+        self.read_only = read_only
+        self.retry = retry
+        self.discovery = DiscoveryCache()
+        self._rep_credentials = rep_credentials
+        self._rep_connections: dict[str, tuple[RepCredentials, DavConnection]] = {}
+        self.connection: Any = connection
+        if per_rep_sign_in(settings) and connection is None:
+            return
         if password is None:
             raise AuthenticationFailed(
                 "No service account password (or app secret) is stored.",
                 "Enter it on the Setup page (or `crmsync setup dav`, `crmsync config apply`).",
             )
         redact(password)
-        self.settings = settings
-        self.read_only = read_only
         method = settings.connection_method
-        self.connection: Any = connection
         # The Microsoft libraries load only for the orgs that use them (they are heavy).
         if connection is not None:
             pass
@@ -89,12 +120,18 @@ class MailServer:
             )
 
     def open(
-        self, email: str, contact_fields: ContactFieldMap = IDENTITY_MAP, rep_zone: str = "UTC"
+        self,
+        email: str,
+        contact_fields: ContactFieldMap = IDENTITY_MAP,
+        rep_zone: str = "UTC",
+        kinds: frozenset[str] = BOTH_KINDS,
     ) -> RepMailbox:
         """The rep's default calendar and contacts folder, created where missing; its
         contacts sync the fields of ``contact_fields``, floating times read in ``rep_zone``.
+        On a DAV server only the folders of ``kinds`` ("contacts", "events") are opened.
 
-        Raises `AuthenticationFailed`, `FolderMissing` or `ServerUnavailable`.
+        Raises `AuthenticationFailed` (`RepSignInMissing` when per-rep sign-in has no
+        login for the rep), `FolderMissing` or `ServerUnavailable`.
         """
         method = self.settings.connection_method
         if method is ConnectionMethod.EWS:
@@ -114,14 +151,69 @@ class MailServer:
                 connection=self.connection,
                 create_folder=not self.read_only,
             )
-        return open_mailbox(self.connection, self.settings, email, contact_fields, rep_zone)
+        if per_rep_sign_in(self.settings) and self.connection is None:
+            credentials, connection = self._rep_connection(email)
+            return open_mailbox(
+                connection,
+                self.settings,
+                email,
+                contact_fields,
+                rep_zone,
+                login=credentials.login,
+                signed_in_as_rep=True,
+                kinds=kinds,
+                cache=self.discovery,
+            )
+        return open_mailbox(
+            self.connection,
+            self.settings,
+            email,
+            contact_fields,
+            rep_zone,
+            kinds=kinds,
+            cache=self.discovery,
+        )
+
+    def _rep_connection(self, email: str) -> tuple[RepCredentials, DavConnection]:
+        key = email.casefold()
+        credentials = self._rep_credentials(email) if self._rep_credentials else None
+        if credentials is None:
+            raise RepSignInMissing(
+                f"no login is stored for {email}, and this org signs in with each rep's own",
+                "Enter the rep's login and an app password on the rep's page (or the API, or "
+                "`crmsync config apply` with reps: ... password_env).",
+            )
+        redact(credentials.password)
+        known = self._rep_connections.get(key)
+        same = (credentials.login, credentials.password)
+        if known is not None and (known[0].login, known[0].password) == same:
+            return known
+        if known is not None:
+            known[1].close()
+        connection = DavConnection(
+            self.settings.server_url,
+            credentials.login,
+            credentials.password,
+            retry=self.retry,
+            read_only=self.read_only,
+            who=f"the login {credentials.login!r} of {email}",
+            fix="Check the rep's login and app password on the rep's page; an app password "
+            "revoked or changed on the server must be entered again.",
+        )
+        self._rep_connections[key] = (credentials, connection)
+        return credentials, connection
 
     @property
     def requests_made(self) -> int:
-        return int(getattr(self.connection, "requests_made", 0))
+        own = int(getattr(self.connection, "requests_made", 0))
+        return own + sum(c.requests_made for _, c in self._rep_connections.values())
 
     def close(self) -> None:
-        self.connection.close()
+        if self.connection is not None:
+            self.connection.close()
+        for _, connection in self._rep_connections.values():
+            connection.close()
+        self._rep_connections.clear()
 
 
 def ews_config(settings: OrgSettings, password: str) -> Any:

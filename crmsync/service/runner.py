@@ -37,6 +37,7 @@ from crmsync.service.deployment import Deployment
 from crmsync.service.domains import NotInDomains, mailbox_in_domains
 from crmsync.service.mailboxes import SERVICE_PASSWORD, MailServer, RepMailbox
 from crmsync.service.policies import direction_of, policy_for
+from crmsync.service.rep_sign_in import RepSignIn, note_failure, parked_because, sign_in_of
 from crmsync.store import FLOWS, ConfigConflict, ResetStatus, StateStore, SyncStatus
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class SyncService:
         self.store = StateStore(deployment.state_url, deployment.secrets_key_path)
         self._org_crm = OrgCrm(deployment, self.store, crm_poll_interval)
         self._server: MailServer | None = None
+        # The settings and password the mail server was made with (None: given from
+        # outside by `use_mail_server`, kept as it is).
+        self._server_key: tuple[OrgSettings, str | None] | None = None
         self._elsewhere: dict[str, tuple[str, str]] = {}
         self._elsewhere_read_at: float | None = None
 
@@ -116,10 +120,11 @@ class SyncService:
         return self._org_crm.crm
 
     def refresh(self) -> None:
-        """Drop the mail server connection, so a long-lived service sees the current
-        settings and password, and the CRM section and key. (Other orgs' claims refresh
-        on their own clock.)"""
-        if self._server is not None:
+        """Make a long-lived service see the current settings and password, and the CRM
+        section and key. The mail server connection is kept while its settings and
+        password are unchanged: what it discovered makes a quiet cycle cheap. (Other
+        orgs' claims refresh on their own clock.)"""
+        if self._server is not None and self._server_key not in (None, self._mail_key()):
             self._server.close()
             self._server = None
         self._org_crm.refresh()
@@ -174,10 +179,28 @@ class SyncService:
 
     def mail_server(self) -> MailServer:
         if self._server is None:
+            self._server_key = settings, password = self._mail_key()
             self._server = MailServer(
-                self.org_settings(), self.store.get_secret(SERVICE_PASSWORD), self.retry
+                settings, password, self.retry, rep_credentials=self.store.rep_credentials
             )
         return self._server
+
+    def _mail_key(self) -> tuple[OrgSettings, str | None]:
+        return self.org_settings(), self.store.get_secret(SERVICE_PASSWORD)
+
+    # -- per-rep sign-in (DAV) -----------------------------------------------------------
+    def set_rep_sign_in(self, email: str, login: str, password: str) -> None:
+        """Store the rep's own login and app password (encrypted); a rep that needed
+        attention is tried again at once."""
+        self.store.set_rep_credentials(email, login, password)
+        user = self.crm.get_user_by_email(email)
+        if user is not None:
+            self.store.set_rep_checks(user.id, recognized=None)
+            self.store.set_next_due(user.id, None)
+
+    def rep_sign_in(self, email: str) -> RepSignIn:
+        """The rep's stored login and whether the server refused it (never the password)."""
+        return sign_in_of(self.store, email)
 
     # -- configurations ------------------------------------------------------------------
     def contact_fields(self, config: SyncConfig) -> ContactFieldMap:
@@ -331,14 +354,18 @@ class SyncService:
         settings = self.org_settings()
         try:
             server = MailServer(
-                settings, self.store.get_secret(SERVICE_PASSWORD), self.retry, read_only=True
+                settings,
+                self.store.get_secret(SERVICE_PASSWORD),
+                self.retry,
+                read_only=True,
+                rep_credentials=self.store.rep_credentials,
             )
         except SyncError as failure:
             preview.note = f"{failure.message} ({failure.suggestion})"
             return preview
         try:
             fields = self.contact_fields(config)
-            mailbox = server.open(user.email, fields, user.time_zone)
+            mailbox = server.open(user.email, fields, user.time_zone, _kinds(config))
             guard = self._delete_guard(user, settings)
             for kind in KINDS:
                 if direction_of(config, kind) is Direction.NONE:
@@ -427,6 +454,10 @@ class SyncService:
             for kind in KINDS:
                 self._set_flows(user, kind, Direction.NONE)
             return report
+        parked = parked_because(self.store, self.org_settings(), user.email, self.clock())
+        if parked is not None:
+            report.error = parked  # no request to the server, no new error row
+            return report
         self.store.cycle_started(user.id)
         calls_before = self._org_crm.api_state()
         try:
@@ -434,6 +465,7 @@ class SyncService:
             self._run(user, config, report, on_action)
         except SyncError as failure:
             report.error = failure.message
+            note_failure(self.store, self.org_settings(), user.email, failure)
             self._record(
                 user, None, "sync", failure.error_type, failure.message, failure.suggestion
             )
@@ -485,7 +517,8 @@ class SyncService:
             )
         fields = self.contact_fields(config)
         try:
-            mailbox = self.mail_server().open(user.email, fields, user.time_zone)
+            kinds = _kinds(config)
+            mailbox = self.mail_server().open(user.email, fields, user.time_zone, kinds)
         except FolderMissing as missing:
             check = _FOLDER_CHECKS.get(missing.folder)
             if check:
@@ -495,12 +528,13 @@ class SyncService:
             recognized = failure.error_type is not ErrorType.AUTHENTICATION
             self.store.set_rep_checks(user.id, recognized=recognized)
             raise
+        # A folder a kind that does not sync was not looked for: its check stays unknown.
         self.store.set_rep_checks(
             user.id,
             recognized=True,
             mailbox_supported=True,
-            contacts_folder_found=True,
-            calendar_found=True,
+            contacts_folder_found=True if "contacts" in kinds else None,
+            calendar_found=True if "events" in kinds else None,
         )
         listener = on_action(user) if on_action else None
         confirmed = self.store.deletes_confirmed(user.id)
@@ -574,6 +608,15 @@ class SyncService:
 
 class InvalidConfiguration(SyncError):
     error_type = ErrorType.CONFIGURATION
+
+
+def _kinds(config: SyncConfig) -> frozenset[str]:
+    """The mail folders a configuration syncs: "contacts", "events" (DAV opens no other)."""
+    return frozenset(
+        name
+        for kind, name in ((ItemKind.CONTACT, "contacts"), (ItemKind.EVENT, "events"))
+        if direction_of(config, kind) is not Direction.NONE
+    )
 
 
 def _flows(direction: Direction) -> tuple[Direction, ...]:

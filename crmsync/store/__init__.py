@@ -16,6 +16,7 @@ from crmsync.store.exceptions import (
     StoreError,
 )
 from crmsync.store.fencing import FencedState
+from crmsync.store.rep_credentials import RepCredentials
 from crmsync.store.state import StateStore
 from crmsync.store.status import CHECKS, FLOWS, RepStatus, ResetStatus, SyncStatus
 
@@ -28,6 +29,7 @@ __all__ = [
     "FencedState",
     "LeaseLost",
     "LinkConflict",
+    "RepCredentials",
     "RepStatus",
     "ResetStatus",
     "SchemaTooNew",

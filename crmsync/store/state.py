@@ -13,10 +13,10 @@ from crmsync.store.audit import AuditMixin
 from crmsync.store.configs import ConfigsMixin
 from crmsync.store.crm_settings import CrmSettingsMixin
 from crmsync.store.database import utc_now
-from crmsync.store.encrypted_secrets import SecretsMixin
 from crmsync.store.error_report import ErrorReportMixin
 from crmsync.store.fencing import FencedState, LeaseMixin
 from crmsync.store.links import LinksMixin
+from crmsync.store.rep_credentials import RepCredentialsMixin
 from crmsync.store.status import StatusMixin
 
 
@@ -28,7 +28,7 @@ class StateStore(
     ActivityMixin,
     ConfigsMixin,
     CrmSettingsMixin,
-    SecretsMixin,
+    RepCredentialsMixin,
     LeaseMixin,
     AccountsMixin,
 ):

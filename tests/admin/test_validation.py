@@ -93,10 +93,10 @@ def test_setup_commands_refuse_what_the_api_refuses(
             "--service-account",
             "svc",
             "--principal-path",
-            "/{user}/",
+            "/{email.upper}/",
         ],
     )
-    assert path.exit_code == 1 and "{email}" in path.output
+    assert path.exit_code == 1 and "{email}, {local}, {user}" in path.output
     ok = runner.invoke(app, ["setup", "dav", "https://dav.example.com", "--service-account", "svc"])
     assert ok.exit_code == 0, ok.output
 

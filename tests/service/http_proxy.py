@@ -29,9 +29,12 @@ class Request:
     method: str
     path: str
     body: bytes
+    # Whether the client sent credentials (an Authorization header).
+    signed_in: bool = False
 
 
-Rule = Callable[[Request], int | None]
+# A status to answer with, or (status, extra headers), e.g. a 401 with WWW-Authenticate.
+Rule = Callable[[Request], int | tuple[int, dict[str, str]] | None]
 Counting = Callable[[Request], object]
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -99,13 +102,22 @@ class RuleProxy:
         body = handler.rfile.read(length) if length else b""
         with self._lock:
             self.requests += 1
-            request = Request(self.requests, handler.command, handler.path, body)
-            status = self.rule(request)
+            request = Request(
+                self.requests,
+                handler.command,
+                handler.path,
+                body,
+                bool(handler.headers.get("Authorization")),
+            )
+            answer = self.rule(request)
+            status, extra = answer if isinstance(answer, tuple) else (answer, {})
             if status is not None:
                 self.answered.append((request, status))
         if status is not None:
             payload = f"answered {status} by the test proxy".encode()
             handler.send_response(status)
+            for key, value in extra.items():
+                handler.send_header(key, value)
             if status in (429, 503):
                 handler.send_header("Retry-After", "0")
             handler.send_header("Content-Type", "text/plain")

@@ -52,7 +52,7 @@ from tests.servers import (
     running_dav_server,
     start_radicale,
 )
-from tests.service.http_proxy import RuleProxy
+from tests.service.http_proxy import Request, Rule, RuleProxy
 
 __all__ = ["dav_server"]
 
@@ -443,7 +443,10 @@ def test_wrong_password_fails_the_service_account_step(radicale: DavServerInfo) 
 
     assert statuses(result) == ["passed", "failed", *LATER_STEPS_NOT_RUN]
     account = result.step(SERVICE_ACCOUNT)
-    assert "refused the service account 'crmsync-service' (HTTP 401)" in account.detail
+    assert (
+        "refused the service account 'crmsync-service' (HTTP 401; basic authentication)"
+        in account.detail
+    )
     assert "user name and password" in account.fix
     assert "try" not in account.fix  # a plain user name: no other format to suggest
     assert "not-the-password" not in json.dumps(result.as_dict())
@@ -456,25 +459,59 @@ def test_missing_password_fails_the_service_account_step(radicale: DavServerInfo
     assert "No password is stored" in result.step(SERVICE_ACCOUNT).detail
 
 
-def test_refused_domain_backslash_account_suggests_user_at_domain(
-    radicale: DavServerInfo,
+@pytest.mark.parametrize(
+    "challenge, suggested",
+    [
+        ("NTLM", "try crmsync-service@example.com"),  # Exchange-style: the format matters
+        ('Basic realm="dav"', None),  # a CalDAV server: no DOMAIN\\user guess
+    ],
+)
+def test_refused_domain_backslash_account_gets_a_format_hint_only_where_it_helps(
+    radicale: DavServerInfo, challenge: str, suggested: str | None
 ) -> None:
-    result = run(radicale.settings(service_account="example.com\\crmsync-service"), "x-pass")
+    proxy = RuleProxy(radicale.url, _refuse_with(challenge))
+    try:
+        settings = radicale.settings(
+            server_url=proxy.url, service_account="example.com\\crmsync-service"
+        )
+        result = run(settings, "x-pass")
+    finally:
+        proxy.close()
 
     account = result.step(SERVICE_ACCOUNT)
     assert account.status == "failed"
-    assert "try crmsync-service@example.com" in account.fix
+    assert challenge.split()[0].lower() in account.detail
+    if suggested:
+        assert suggested in account.fix
+    else:
+        assert "DOMAIN" not in account.fix and "try" not in account.fix
     assert result.step(REP_DOMAIN).status == "not_run"
 
 
-def test_refused_user_at_domain_account_suggests_domain_backslash(
+def test_refused_user_at_domain_account_on_ntlm_suggests_domain_backslash(
     radicale: DavServerInfo,
 ) -> None:
-    result = run(radicale.settings(service_account="crmsync-service@example.com"), "x-pass")
+    proxy = RuleProxy(radicale.url, _refuse_with("Negotiate"))
+    try:
+        settings = radicale.settings(
+            server_url=proxy.url, service_account="crmsync-service@example.com"
+        )
+        result = run(settings, "x-pass")
+    finally:
+        proxy.close()
 
     account = result.step(SERVICE_ACCOUNT)
     assert account.status == "failed"
     assert "try example.com\\crmsync-service" in account.fix
+
+
+def _refuse_with(challenge: str) -> Rule:
+    """A rule answering every signed-in request 401 with ``challenge``."""
+
+    def rule(request: Request) -> tuple[int, dict[str, str]] | None:
+        return (401, {"WWW-Authenticate": challenge}) if request.signed_in else None
+
+    return rule
 
 
 # -- domains and the rep's mailbox --------------------------------------------------------

@@ -46,6 +46,7 @@ def connection_test(
         email,
         retry=service.retry,
         service_account_only=service_account_only,
+        rep_credentials=service.store.rep_credentials(email) if email else None,
     ).as_dict()
     crm = service.crm_settings()
     if crm.is_salesforce and not service_account_only:

@@ -72,6 +72,10 @@ class WouldWrite(SyncError):
 class DavConnection:
     """A session with one DAV server as one account (Basic or Digest auth, whichever the
     server asks for; see `ChallengeAuth`).
+class SignInRefused(AuthenticationFailed):
+    """The server answered 401: the login or password (or the scheme) is refused."""
+
+
 
     ``requests_made`` counts every HTTP request sent, retries included. The password is
     never logged nor shown in ``repr``. ``who`` names the account in error messages (the
@@ -162,7 +166,7 @@ class DavConnection:
                 log.debug("%s %s -> %s", method, path, response.status_code)
                 if response.status_code == 401:
                     self.challenge = offered_schemes(response)
-                    raise AuthenticationFailed(
+                    raise SignInRefused(
                         f"{self.origin} refused {self.who} ({self._scheme_said()}HTTP 401 "
                         f"on {method} {path})",
                         self.fix,
