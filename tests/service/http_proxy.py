@@ -33,8 +33,11 @@ class Request:
     signed_in: bool = False
 
 
-# A status to answer with, or (status, extra headers), e.g. a 401 with WWW-Authenticate.
-Rule = Callable[[Request], int | tuple[int, dict[str, str]] | None]
+# A status to answer with, or (status, extra headers[, body]), e.g. a 401 with
+# WWW-Authenticate.
+Rule = Callable[
+    [Request], int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes] | None
+]
 Counting = Callable[[Request], object]
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -110,11 +113,13 @@ class RuleProxy:
                 bool(handler.headers.get("Authorization")),
             )
             answer = self.rule(request)
-            status, extra = answer if isinstance(answer, tuple) else (answer, {})
+            status, extra, body = (
+                (*answer, b"")[:3] if isinstance(answer, tuple) else (answer, {}, b"")
+            )
             if status is not None:
                 self.answered.append((request, status))
         if status is not None:
-            payload = f"answered {status} by the test proxy".encode()
+            payload = body or f"answered {status} by the test proxy".encode()
             handler.send_response(status)
             for key, value in extra.items():
                 handler.send_header(key, value)

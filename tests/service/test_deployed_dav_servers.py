@@ -23,9 +23,11 @@ from crmsync.domain.settings import (
 from crmsync.domain.sync import ErrorType
 from crmsync.groupware.dav import DavConnection, RetryPolicy, open_mailbox
 from crmsync.groupware.dav.mailbox import EVENTS
+from crmsync.service.connection_test import REP_LOGIN, run_connection_test
+from crmsync.service.connection_test import SERVICE_ACCOUNT as ACCOUNT_STEP
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
-from crmsync.store import SyncStatus
+from crmsync.store import RepCredentials, SyncStatus
 from tests.sabredav import (
     PRINCIPAL_PATH,
     REPS,
@@ -35,6 +37,7 @@ from tests.sabredav import (
     sabredav_missing,
     start_sabredav,
 )
+from tests.service.http_proxy import Request, RuleProxy
 
 pytestmark = pytest.mark.skipif(sabredav_missing() is not None, reason=str(sabredav_missing()))
 
@@ -242,3 +245,61 @@ def test_quiet_cycles_cost_one_request_per_folder(nextcloud: Org) -> None:
         before = len(org.server.requests())
         assert org.sync(ANN) is None
         assert len(org.server.requests()) - before == 2  # the calendar's and the book's
+
+
+# -------------------------------------------------------------------- connection test
+
+
+def test_the_connection_test_signs_in_as_the_rep_and_names_digest(tmp_path: Path) -> None:
+    server = start_sabredav(tmp_path / "sabre", "digest", "none")
+    try:
+        settings = _per_rep(server)
+        good = run_connection_test(
+            settings, None, ANN, rep_credentials=RepCredentials(ANN, REPS[ANN])
+        )
+        assert good.passed, good.as_dict()
+        assert "Digest" in good.step(REP_LOGIN).detail
+        bad = run_connection_test(settings, None, ANN, rep_credentials=RepCredentials(ANN, "nope"))
+        step = bad.step(REP_LOGIN)
+        assert step.status == "failed" and "Digest" in step.detail
+        assert "Digest" in step.fix and "DOMAIN" not in step.fix and "\\" not in step.fix
+        missing = run_connection_test(settings, None, BOB)
+        assert "No login is stored" in missing.step(REP_LOGIN).detail
+    finally:
+        server.stop()
+
+
+_UNAUTHENTICATED = (
+    b'<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/</d:href>'
+    b"<d:propstat><d:prop><d:current-user-principal><d:unauthenticated/>"
+    b"</d:current-user-principal></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>"
+    b"</d:response></d:multistatus>"
+)
+
+
+def test_the_connection_test_judges_the_server_by_its_signed_in_answers(tmp_path: Path) -> None:
+    # A front that answers anonymous requests itself: OPTIONS without a DAV header, and a
+    # PROPFIND granting nothing (an unauthenticated principal), as some proxies do.
+    server = start_sabredav(tmp_path / "sabre", "basic", "admin")
+
+    def anonymous(request: Request) -> tuple[int, dict[str, str], bytes] | None:
+        if request.signed_in:
+            return None
+        if request.method == "OPTIONS":
+            return (200, {}, b"")
+        if request.method == "PROPFIND":
+            return (207, {"Content-Type": "application/xml"}, _UNAUTHENTICATED)
+        return None
+
+    proxy = RuleProxy(server.url, anonymous)
+    try:
+        settings = OrgSettings(
+            server_url=proxy.url, service_account=SERVICE_ACCOUNT, principal_path=PRINCIPAL_PATH
+        )
+        result = run_connection_test(settings, SERVICE_PASSWORD, ANN)
+        assert result.steps[0].status == "passed"
+        account = result.step(ACCOUNT_STEP)
+        assert account.status == "passed", account  # no "anyone can read" warning
+    finally:
+        proxy.close()
+        server.stop()
