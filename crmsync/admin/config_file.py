@@ -42,8 +42,10 @@ _HEADER = (
     "# Apply with `crmsync config apply FILE`. The service account's password is never\n"
     f"# written here; to set it, add `{PASSWORD_ENV_KEY}: VARIABLE` under `org` and put the\n"
     "# password in that environment variable (the Salesforce key or secret likewise:\n"
-    f"# `{SECRET_ENV_KEY}: VARIABLE` under `crm`).\n"
+    f"# `{SECRET_ENV_KEY}: VARIABLE` under `crm`). With per-rep sign-in each rep's login is\n"
+    "# listed under `reps`; give its app password with `password_env: VARIABLE` there.\n"
 )
+REP_PASSWORD_ENV_KEY = "password_env"
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Document:
     # None: the document leaves the CRM section (and its secret) as saved.
     crm: CrmSettings | None = None
     crm_secret: str | None = None
+    # Per-rep sign-in (DAV): (email, login, app password) to store.
+    rep_logins: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
 
 class DocumentError(ValueError):
@@ -87,6 +91,9 @@ def _dump(
     if crm != CrmSettings():
         data["crm"] = to_json(crm)
     data["configurations"] = [_configuration(config, *names) for config in configs]
+    logins = [(e, service.store.rep_credentials(e)) for e in service.store.reps_with_credentials()]
+    if logins:  # the logins only: app passwords are never written out
+        data["reps"] = [{"email": e, "login": c.login} for e, c in logins if c is not None]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -156,7 +163,8 @@ def read_document(service: SyncService, text: str) -> Document:
     """The document's values; raises `DocumentError` with every problem found."""
     data = _load(text)
     problems: list[str] = []
-    _unknown_keys(data, {"org", "crm", "configurations"}, "", problems)
+    _unknown_keys(data, {"org", "crm", "configurations", "reps"}, "", problems)
+    rep_logins = _rep_logins(service, data.get("reps"), problems)
     crm, crm_secret = _crm_section(service, data.get("crm"), problems)
     if problems:
         raise DocumentError(problems)
@@ -168,7 +176,40 @@ def read_document(service: SyncService, text: str) -> Document:
         problems.append(f"crm: {failure.message} ({failure.suggestion})")
     if problems:
         raise DocumentError(problems)
-    return Document(org, configs, password, crm, crm_secret)
+    return Document(org, configs, password, crm, crm_secret, rep_logins)
+
+
+def _rep_logins(
+    service: SyncService, section: Any, problems: list[str]
+) -> list[tuple[str, str, str]]:
+    """``reps: [{email, login, password_env}]``: each rep's own sign-in. Without
+    ``password_env`` the stored app password is kept (it is never exported)."""
+    found: list[tuple[str, str, str]] = []
+    for index, item in enumerate(section or []):
+        where = f"reps[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected a mapping with email, login, password_env")
+            continue
+        _unknown_keys(item, {"email", "login", REP_PASSWORD_ENV_KEY}, where, problems)
+        email, login = str(item.get("email") or "").strip(), str(item.get("login") or "").strip()
+        if not email or not login:
+            problems.append(f"{where}: email and login are required")
+            continue
+        password = _secret(item.get(REP_PASSWORD_ENV_KEY), where, REP_PASSWORD_ENV_KEY, problems)
+        if password is None and item.get(REP_PASSWORD_ENV_KEY) is None:
+            stored = service.store.rep_credentials(email)
+            if stored is None:
+                problems.append(
+                    f"{where}: no app password is stored for {email}: add "
+                    f"{REP_PASSWORD_ENV_KEY}: VARIABLE"
+                )
+                continue
+            if stored.login == login:
+                continue  # as saved
+            password = stored.password
+        if password:
+            found.append((email, login, password))
+    return found
 
 
 def _load(text: str) -> dict[str, Any]:
@@ -371,4 +412,6 @@ def apply_document(service: SyncService, document: Document) -> dict[str, list[s
         service.configure_server(document.org, document.password)
     else:
         service.store.save_org_settings(document.org)
+    for email, login, password in document.rep_logins:
+        service.set_rep_sign_in(email, login, password)
     return service.replace_configs(document.configs)

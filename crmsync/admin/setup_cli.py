@@ -20,7 +20,7 @@ from crmsync.domain.crm_settings import (
     CrmSettings,
     SalesforceFlow,
 )
-from crmsync.domain.settings import ConnectionMethod, ExchangeAuth, OrgSettings
+from crmsync.domain.settings import ConnectionMethod, DavSignIn, ExchangeAuth, OrgSettings
 from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -35,13 +35,24 @@ setup_app = typer.Typer(
 @setup_app.command("dav")
 def setup_dav(
     url: Annotated[str, typer.Argument(help="The CalDAV/CardDAV server's base URL.")],
-    service_account: Annotated[str, typer.Option(help="Service account user name.")],
+    service_account: Annotated[
+        str, typer.Option(help="Service account user name (none with --per-rep).")
+    ] = "",
     password_env: Annotated[
         str, typer.Option(help="Environment variable holding the service account's password.")
     ] = ("CRMSYNC_SERVICE_PASSWORD"),
     principal_path: Annotated[
-        str, typer.Option(help="Where a rep's principal lives, with {email}.")
+        str,
+        typer.Option(help="Where a rep's principal lives, with {email}, {local} or {user}."),
     ] = "/{email}/",
+    per_rep: Annotated[
+        bool,
+        typer.Option(
+            "--per-rep",
+            help="Sign in with each rep's own login and app password (Nextcloud, Baïkal, "
+            "iCloud, Fastmail); set them with `crmsync setup rep-login`.",
+        ),
+    ] = False,
     contacts_folder: Annotated[str, typer.Option(help="Address book reps sync.")] = "CRM_Sync",
     additional_domains: Annotated[
         str, typer.Option(help="Comma-separated rep email domains besides the service account's.")
@@ -53,19 +64,40 @@ def setup_dav(
         server_url=url.rstrip("/"),
         service_account=service_account,
         principal_path=principal_path,
+        dav_sign_in=DavSignIn.PER_REP if per_rep else DavSignIn.SERVICE_ACCOUNT,
         contacts_folder=contacts_folder,
         additional_domains=_domains(additional_domains),
     )
-    _save_setup(settings, password_env)
-    console.print(f"Saved the connection to {settings.server_url} as {service_account}.")
+    _save_setup(settings, password_env, password_needed=not per_rep)
+    who = "each rep's own login" if per_rep else service_account
+    console.print(f"Saved the connection to {settings.server_url} as {who}.")
 
 
-def _save_setup(settings: OrgSettings, password_env: str) -> None:
+@setup_app.command("rep-login")
+def setup_rep_login(
+    email: Annotated[str, typer.Argument(help="The rep's email address.")],
+    login: Annotated[str, typer.Option(help="The rep's user name on the DAV server.")],
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the rep's app password.")
+    ] = "CRMSYNC_REP_PASSWORD",
+) -> None:
+    """Store a rep's own login and app password (per-rep sign-in), encrypted; it is never
+    shown again. A rep that needed attention is synced again at once."""
+    password = os.environ.get(password_env)
+    if not password or not login.strip():
+        console.print(f"[red]error:[/red] set {password_env} to the rep's app password")
+        raise typer.Exit(1)
+    with SyncService(Deployment.from_env()) as service:
+        service.set_rep_sign_in(email.strip(), login.strip(), password)
+    console.print(f"Saved the login {login.strip()!r} for {email.strip()}.")
+
+
+def _save_setup(settings: OrgSettings, password_env: str, *, password_needed: bool = True) -> None:
     """Save ``settings`` with the password from ``password_env``, if the rules the API and
     the console apply allow it; otherwise print every problem and exit 1."""
-    password = os.environ.get(password_env)
+    password = os.environ.get(password_env) or ""
     problems = org_settings_problems(settings, password_known=True)
-    if not password:
+    if not password and password_needed:
         problems.append(("password", f"set {password_env} to the password (or app secret)"))
     if problems:
         for name, problem in problems:

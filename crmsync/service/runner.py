@@ -142,7 +142,8 @@ class SyncService:
     def configure_server(self, settings: OrgSettings, password: str) -> None:
         """Save how to reach the mail server; the password is stored encrypted."""
         self.store.save_org_settings(settings)
-        self.store.set_secret(SERVICE_PASSWORD, password)
+        if password:  # per-rep sign-in (DAV) has none: each rep's own login is used
+            self.store.set_secret(SERVICE_PASSWORD, password)
         self._server = None
 
     def crm_settings(self) -> CrmSettings:

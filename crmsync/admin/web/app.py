@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from crmsync.admin.web import api, crm_setup, pages
+from crmsync.admin.web import api, crm_setup, pages, rep_sign_in
 from crmsync.admin.web.deps import Forbidden, NotSignedIn, not_signed_in_response, signed_in
 from crmsync.admin.web.limits import (
     DEFAULT_MAX_BODY_BYTES,
@@ -91,6 +91,8 @@ def create_app(
     app.include_router(crm_setup.api_router)
     app.include_router(pages.router)
     app.include_router(crm_setup.page_router)
+    app.include_router(rep_sign_in.api_router)
+    app.include_router(rep_sign_in.page_router)
     # The last added runs first: the client's address is known before anything else.
     app.add_middleware(
         BodyGuard,

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from crmsync.admin.validation import NUMBER_BOUNDS
-from crmsync.admin.web import api, crm_setup, views
+from crmsync.admin.web import api, crm_setup, rep_sign_in, views
 from crmsync.admin.web.deps import check_csrf, get_service, optional_principal, require
 from crmsync.admin.web.schemas import ErrorFilters, SetupIn, SetupOut
 from crmsync.admin.web.security import (
@@ -35,6 +35,7 @@ from crmsync.domain.settings import (
     ConnectionMethod,
     ContactOwnership,
     ContactSettings,
+    DavSignIn,
     Direction,
     EventSelection,
     EventSettings,
@@ -177,6 +178,7 @@ def save_setup(
     server_url: Annotated[str, Form(max_length=2000)] = "",
     service_account: Annotated[str, Form(max_length=500)] = "",
     principal_path: Annotated[str, Form(max_length=500)] = "/{email}/",
+    dav_sign_in: Annotated[DavSignIn, Form()] = DavSignIn.SERVICE_ACCOUNT,
     additional_domains: Annotated[str, Form(max_length=20_000)] = "",
     contacts_folder: Annotated[str, Form(max_length=200)] = "CRM_Sync",
     event_category: Annotated[str, Form(max_length=200)] = "CRM",
@@ -197,6 +199,7 @@ def save_setup(
         "server_url": server_url.strip(),
         "service_account": service_account.strip(),
         "principal_path": principal_path.strip() or "/{email}/",
+        "dav_sign_in": dav_sign_in,
         "additional_domains": [d for d in additional_domains.replace("\n", ",").split(",")],
         "contacts_folder": contacts_folder.strip(),
         "event_category": event_category.strip(),
@@ -528,6 +531,8 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
         check_labels=views.CHECK_LABELS,
         flow_labels=views.FLOW_LABELS,
         marked=request.query_params.get("marked"),
+        signed_in=request.query_params.get("signed_in"),
+        **rep_sign_in.sign_in_context(service, user.email),
     )
 
 

@@ -23,6 +23,7 @@ from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import (
     ConnectionMethod,
     ContactSettings,
+    DavSignIn,
     EventSettings,
     ExchangeAuth,
 )
@@ -112,14 +113,18 @@ class Setup(BaseModel):
     Required per connection method: ``dav`` needs ``server_url`` and ``service_account``;
     ``ews`` needs ``service_account`` (an empty ``server_url`` means Autodiscover);
     ``graph`` needs ``graph_tenant_id`` and ``graph_client_id``. A ``server_url`` is an
-    http:// or https:// URL with a host; ``principal_path`` contains ``{email}``; a
-    password must be given unless one is stored.
+    http:// or https:// URL with a host; ``principal_path`` contains a placeholder
+    (``{email}``, ``{local}`` or ``{user}``) and no other; a password must be given unless
+    one is stored. With ``dav_sign_in`` ``per_rep`` (Nextcloud, Baïkal, iCloud, Fastmail)
+    no service account or password is needed: each rep's login is set at
+    ``/api/v1/reps/{email}/sign-in``.
     """
 
     connection_method: ConnectionMethod = ConnectionMethod.DAV
     server_url: str = Field("", max_length=2000)
     service_account: str = Field("", max_length=500)
     principal_path: str = Field("/{email}/", max_length=500)
+    dav_sign_in: DavSignIn = DavSignIn.SERVICE_ACCOUNT
     additional_domains: list[Annotated[str, Field(max_length=253)]] = Field(
         default_factory=list, max_length=200
     )
