@@ -113,13 +113,13 @@ class RuleProxy:
                 bool(handler.headers.get("Authorization")),
             )
             answer = self.rule(request)
-            status, extra, body = (
+            status, extra, content = (
                 (*answer, b"")[:3] if isinstance(answer, tuple) else (answer, {}, b"")
             )
             if status is not None:
                 self.answered.append((request, status))
         if status is not None:
-            payload = body or f"answered {status} by the test proxy".encode()
+            payload = content or f"answered {status} by the test proxy".encode()
             handler.send_response(status)
             for key, value in extra.items():
                 handler.send_header(key, value)
