@@ -129,11 +129,16 @@ class Component:
     def all(self, name: str) -> list[Property]:
         """Every property called ``name`` (case-insensitive, any group), in order."""
         name = name.upper()
-        return [p for p in self.properties if p.name == name]
+        # One pass over the children, the name compared first: reading and rendering an
+        # item look properties up dozens of times (a fifth of their CPU went here).
+        return [c for c in self.children if c.name == name and isinstance(c, Property)]
 
     def first(self, name: str) -> Property | None:
-        found = self.all(name)
-        return found[0] if found else None
+        name = name.upper()
+        for c in self.children:
+            if c.name == name and isinstance(c, Property):
+                return c
+        return None
 
     def value(self, name: str) -> str | None:
         """The raw (escaped) value of the first property ``name``, or ``None``."""
@@ -148,11 +153,13 @@ class Component:
         if before is not None:
             self.children.insert(self._index(before), prop)
             return
-        last_prop = max(
-            (i for i, c in enumerate(self.children) if isinstance(c, Property)), default=-1
-        )
-        at = len(self.children) if isinstance(prop, Component) else last_prop + 1
-        self.children.insert(at, prop)
+        children = self.children
+        at = len(children)
+        if isinstance(prop, Property):
+            # After the last property (at 0 when there is none), searched from the end.
+            while at and not isinstance(children[at - 1], Property):
+                at -= 1
+        children.insert(at, prop)
 
     def remove(self, child: Property | Component) -> None:
         del self.children[self._index(child)]

@@ -7,6 +7,7 @@ Only what the backend uses: PROPFIND, sync-collection (RFC 6578), calendar-multi
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -18,6 +19,13 @@ CARDDAV = "urn:ietf:params:xml:ns:carddav"
 # Apple's CalendarServer namespace: getctag, the collection's change tag.
 CALENDARSERVER = "http://calendarserver.org/ns/"
 _PREFIXES = {DAV: "d", CALDAV: "c", CARDDAV: "a", CALENDARSERVER: "cs"}
+_MULTISTATUS = f"{{{DAV}}}multistatus"
+_RESPONSE = f"{{{DAV}}}response"
+_HREF = f"{{{DAV}}}href"
+_STATUS = f"{{{DAV}}}status"
+_PROPSTAT = f"{{{DAV}}}propstat"
+_PROP = f"{{{DAV}}}prop"
+_SYNC_TOKEN = f"{{{DAV}}}sync-token"
 
 
 class MultistatusError(ValueError):
@@ -141,23 +149,65 @@ def parse_multistatus(content: bytes) -> Multistatus:
         root = ET.fromstring(content)
     except ET.ParseError as exc:
         raise MultistatusError(f"the server sent unreadable XML: {exc}") from exc
-    if root.tag != tag(DAV, "multistatus"):
+    if root.tag != _MULTISTATUS:
         raise MultistatusError(f"expected a DAV multistatus, got {root.tag}")
-    responses: list[Response] = []
-    for element in root.findall(tag(DAV, "response")):
-        href = element.findtext(tag(DAV, "href"), "").strip()
-        response = Response(
-            canonical_path(href), _status_code(element.findtext(tag(DAV, "status")))
-        )
-        for propstat in element.findall(tag(DAV, "propstat")):
-            if _status_code(propstat.findtext(tag(DAV, "status"))) != 200:
-                continue
-            prop = propstat.find(tag(DAV, "prop"))
-            for child in prop if prop is not None else ():
-                response.props[child.tag] = child
-        responses.append(response)
+    responses = [_response(element) for element in root.findall(_RESPONSE)]
     token = root.findtext(tag(DAV, "sync-token"))
     return Multistatus(responses, token.strip() if token is not None else None)
+
+
+def read_multistatus(
+    content: bytes, each: Callable[[Response], None], chunk: int = 1 << 16
+) -> str | None:
+    """Read a 207 body ``<response>`` by ``<response>``: ``each`` gets every one as soon
+    as it is read, and its elements are dropped after; returns the sync-token, if any.
+
+    For long listings (a sync-collection of every item): the whole tree of 50,000
+    responses took several times the body's size at once. Raises `MultistatusError` as
+    `parse_multistatus` does (``each`` may have been called for the responses before the
+    error).
+    """
+    parser = ET.XMLPullParser(events=("start", "end"))
+    root: ET.Element | None = None
+    depth = 0
+    token: str | None = None
+    try:
+        for start in range(0, len(content), chunk):
+            parser.feed(content[start : start + chunk])
+            for event, element in parser.read_events():
+                if event == "start":
+                    depth += 1
+                    if root is None:
+                        root = element
+                        if root.tag != _MULTISTATUS:
+                            raise MultistatusError(f"expected a DAV multistatus, got {root.tag}")
+                    continue
+                depth -= 1
+                if depth != 1 or root is None:
+                    continue
+                if element.tag == _RESPONSE:
+                    each(_response(element))
+                    root.remove(element)
+                elif element.tag == _SYNC_TOKEN:
+                    token = (element.text or "").strip()
+        parser.close()
+    except ET.ParseError as exc:
+        raise MultistatusError(f"the server sent unreadable XML: {exc}") from exc
+    if root is None:
+        raise MultistatusError("the server sent an empty body")
+    return token
+
+
+def _response(element: ET.Element) -> Response:
+    href = element.findtext(_HREF, "").strip()
+    response = Response(canonical_path(href), _status_code(element.findtext(_STATUS)))
+    for propstat in element.findall(_PROPSTAT):
+        if _status_code(propstat.findtext(_STATUS)) != 200:
+            continue
+        prop = propstat.find(_PROP)
+        for child in prop if prop is not None else ():
+            response.props[child.tag] = child
+    return response
 
 
 def error_conditions(content: bytes) -> list[str]:
