@@ -1,18 +1,24 @@
-"""Initial sync of a seeded built-in CRM to a DAV server, beside the raw PUT limit and vdirsyncer.
+"""Initial sync of a seeded built-in CRM to a DAV server, paired with the raw PUT limit.
 
     python bench/initial_sync.py --server radicale|xandikos [--reps N] [--items M]
-        [--url URL] [--no-vdirsyncer] [--profile FILE]
+        [--pairs P] [--url URL] [--no-vdirsyncer] [--profile FILE]
 
-Seeds reps x M contacts and M events into the built-in CRM (SQLite in a temp dir), runs
-`SyncService.sync_all()` once, then, against the same server, a bare httpx PUT loop writing
-the same items (rendered by crmsync's own renderers) into empty collections, then
-vdirsyncer uploading the same contacts from a local vdir. See bench/README.md.
+Seeds reps x M contacts and M events into the built-in CRM (SQLite in a temp dir) once,
+then runs P interleaved pairs (crmsync, raw; raw, crmsync; ...), each phase in a fresh
+Python process writing into empty collections of the same server: crmsync's
+`SyncService.sync_all()` from a fresh copy of the seeded databases, and a bare httpx PUT
+loop writing the same items (rendered by crmsync's own renderers). Each phase's
+collections are deleted before the next phase. Then, once, vdirsyncer uploading the same
+contacts from a local vdir (for scale, no ratio). See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import json
+import random
 import shutil
 import subprocess
 import sys
@@ -23,106 +29,193 @@ from pathlib import Path
 from typing import Any
 
 import common
+import pairs
+import psutil
 
-from crmsync.domain.records import ItemKind
+RATE_TARGET = 0.9  # crmsync items/s >= 0.9 x the raw loop's
+CPU_TARGET = 1.0  # crmsync client CPU/item <= the raw loop's
 
 
 def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0], items=2000)
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--no-vdirsyncer", action="store_true", help="skip the vdirsyncer run")
-    parser.add_argument("--profile", help="write a cProfile of sync_all() to this file")
+    parser.add_argument("--profile", help="write a cProfile (CPU time) of the first crmsync "
+                        "phase's sync_all() to this file")
+    parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--server-json", help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    parser.add_argument("--tag", default="0", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
-        run(args, Path(tmp))
+    if args.child == "crmsync":
+        child_crmsync(args)
+    elif args.child == "raw":
+        child_raw(args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
+            run(args, Path(tmp))
+
+
+# ------------------------------------------------------------------------------ parent
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
     emails = common.rep_emails(args.reps)
     with common.dav_server(args, workdir, emails) as server:
-        service = common.open_service(workdir / "home")
+        template = workdir / "template"
+        service = common.open_service(template)
         t0 = time.perf_counter()
         seeded = common.seed_crm(service.crm, emails, args.items, args.seed)
         common.configure(service, server, seeded.reps)
+        service.close()
+        ids = workdir / "ids.json"
+        ids.write_text(json.dumps({
+            "contacts": [[i for i, _ in v] for v in seeded.contacts.values()],
+            "events": [[i for i, _ in v] for v in seeded.events.values()],
+        }))
         print(f"seeded {len(seeded.reps)} rep(s) x {args.items} contacts + {args.items} events "
               f"in {time.perf_counter() - t0:.1f} s; server {server.name} at {server.url}",
               flush=True)
-        ours, total = sync_measured(service, server, args.profile)
-        service.close()
-        raw = raw_loop(server, seeded)
+        info = pairs.server_json(server, workdir / "server.json")
+        base = ["--server", server.name, "--server-json", str(info), "--seed", str(args.seed),
+                "--items", str(args.items), "--reps", str(args.reps)]
+
+        def crmsync_phase(k: int) -> pairs.Phase:
+            home = workdir / f"crmsync-{k}"
+            shutil.copytree(template, home)
+            extra = ["--profile", args.profile] if args.profile and k == 0 else []
+            result = pairs.run_child(__file__, [*base, "--child", "crmsync", "--home",
+                                                str(home), *extra], f"crmsync {k + 1}")
+            delete_collections(server, result["collections"])
+            shutil.rmtree(home)
+            return result
+
+        def raw_phase(k: int) -> pairs.Phase:
+            result = pairs.run_child(__file__, [*base, "--child", "raw", "--ids", str(ids),
+                                                "--tag", str(k)], f"raw {k + 1}")
+            delete_collections(server, result["collections"])
+            return result
+
+        found = []
+        for ours, raw, order in pairs.interleaved(args.pairs, crmsync_phase, raw_phase):
+            found.append((ours, raw, order))
+            print(f"pair {len(found)} ({order}): crmsync {ours['items']} items "
+                  f"{ours['wall']:.1f} s, {ours['cpu'] / max(ours['items'], 1) * 1000:.2f} "
+                  f"ms CPU/item; raw {raw['items']} items {raw['wall']:.1f} s, "
+                  f"{raw['cpu'] / max(raw['items'], 1) * 1000:.2f} ms CPU/item; load "
+                  f"{ours['load']:.1f} / {raw['load']:.1f}", flush=True)
         vdir = None
         if not args.no_vdirsyncer:
             vdir = vdirsyncer(server, seeded, workdir / "vdirsyncer")
-        report(args, server, ours, total, raw, vdir)
+        report(args, server, found, vdir)
 
 
-# ------------------------------------------------------------------------------ crmsync
+def delete_collections(server: common.Server, paths: list[str]) -> None:
+    """Empty the server of a phase's collections, so the next phase starts alike."""
+    with common.raw_client(server) as client:
+        for path in paths:
+            client.request("DELETE", server.url + path)
 
 
-def sync_measured(service: Any, server: common.Server, profile: str | None
-                  ) -> tuple[dict[ItemKind, common.Measured], common.Measured]:
-    """Run sync_all() once; per-kind figures come from wrapping the engine's sync_kind."""
+# ------------------------------------------------------------------------------ children
+
+
+def child_crmsync(args: argparse.Namespace) -> None:
+    """One timed `sync_all()` from a fresh copy of the seeded databases."""
+    server = pairs.load_server(args.server_json)
+    service = common.open_service(Path(args.home))
+
     def requests() -> int:
         return service.mail_server().requests_made
 
     # CPU time, not wall time: the client CPU per item is what the profile should explain.
-    profiler = cProfile.Profile(time.process_time) if profile else None
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     with common.per_kind_meter(service, server) as per_kind, \
-            common.measure("total", 0, server, requests) as total:
+            pairs.TimedBlock(server, requests) as total:
         if profiler:
             profiler.enable()
         reports = service.sync_all()
         if profiler:
             profiler.disable()
-    if profiler and profile:
-        profiler.dump_stats(profile)
-        print(f"cProfile of sync_all() written to {profile}")
-    total.items = sum(r.writes for r in reports)
-    failed = [r for r in reports if r.error]
+    if profiler:
+        profiler.dump_stats(args.profile)
+        print(f"cProfile of sync_all() written to {args.profile}")
+    failed = [r.error for r in reports if r.error]
     errors = sum(k.errors for r in reports for k in r.kinds.values())
     if failed or errors:
-        print(f"WARNING: {len(failed)} rep(s) failed, {errors} item error(s): "
-              f"{[r.error for r in failed][:3]}")
-    for row in service.store.errors()[:5]:
-        print("  error row:", row)
-    return per_kind, total
+        print(f"WARNING: {len(failed)} rep(s) failed, {errors} item error(s): {failed[:3]}")
+    collections = []
+    for rep in service.reps():
+        facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
+        collections += [facts.addressbook, facts.calendar]
+    service.close()
+    kinds = {kind.value: {"items": m.items, "wall": m.wall, "cpu": m.cpu,
+                          "server_cpu": m.server_cpu, "requests": m.requests}
+             for kind, m in per_kind.items()}
+    pairs.emit({**total.as_dict(), "items": sum(r.writes for r in reports), "kinds": kinds,
+                "collections": collections})
 
 
-# ------------------------------------------------------------------------------ raw loop
-
-
-def raw_loop(server: common.Server, seeded: common.Seeded) -> dict[str, common.Measured]:
+def child_raw(args: argparse.Namespace) -> None:
     """The same items PUT sequentially by one bare httpx client into empty collections.
 
-    Rendering happens inside the timed loop (crmsync has to render too); the render-only
-    CPU is measured apart, before, for the breakdown.
-    """
-    results: dict[str, common.Measured] = {}
-    client = common.raw_client(server)
+    Rendering happens inside the timed loop (crmsync has to render too); a render-only pass
+    runs after it, for the breakdown."""
+    server = pairs.load_server(args.server_json)
+    ids = json.loads(Path(args.ids).read_text())
+    records = regenerate(args.reps, args.items, args.seed)
     plans = (
-        ("contacts", seeded.contacts, common.render_contact, common.VCARD_TYPE),
-        ("events", seeded.events, common.render_event, common.ICAL_TYPE),
+        ("contact", ids["contacts"], records["contacts"], common.render_contact,
+         common.VCARD_TYPE),
+        ("event", ids["events"], records["events"], common.render_event, common.ICAL_TYPE),
     )
-    for kind, per_rep, render, content_type in plans:
-        n = sum(len(v) for v in per_rep.values())
-        cpu0 = time.process_time()
-        for records in per_rep.values():
-            for crm_id, record in records:
-                render(crm_id, record)
-        results[f"render {kind}"] = common.Measured(f"render {kind}", n,
-                                                    cpu=time.process_time() - cpu0)
-        paths = [common.make_collection(client, server, f"raw-{kind}-{i}", kind)
-                 for i in range(len(per_rep))]
-        sent = 0
-        with common.measure(kind, n, server) as m:
-            for path, records in zip(paths, per_rep.values(), strict=True):
-                sent += common.put_items(
-                    client, server, path,
-                    (render(crm_id, record) for crm_id, record in records), content_type)
-        m.requests = sent
-        results[kind] = m
-        print(f"raw {kind}: {n} items in {m.wall:.1f} s", flush=True)
+    client = common.raw_client(server)
+    work = []
+    for kind, per_rep_ids, per_rep_records, render, content_type in plans:
+        for rep, (rep_ids, rep_records) in enumerate(zip(per_rep_ids, per_rep_records,
+                                                         strict=True)):
+            path = common.make_collection(client, server, f"raw-{kind}s-{args.tag}-{rep}",
+                                          f"{kind}s")
+            work.append((kind, path, list(zip(rep_ids, rep_records, strict=True)), render,
+                         content_type))
     client.close()
-    return results
+    kinds: dict[str, dict[str, Any]] = {}
+    # The client is made before the clock starts, as crmsync's connection is.
+    client = common.raw_client(server)
+    with pairs.TimedBlock(server) as total:
+        sent = 0
+        for kind, path, items, render, content_type in work:
+            with pairs.TimedBlock(server) as part:
+                sent_here = common.put_items(client, server, path,
+                                             (render(i, r) for i, r in items), content_type)
+            sent += sent_here
+            acc = kinds.setdefault(kind, {"items": 0, "wall": 0.0, "cpu": 0.0,
+                                          "server_cpu": 0.0, "requests": 0})
+            acc["items"] += sent_here
+            acc["requests"] += sent_here
+            for key in ("wall", "cpu", "server_cpu"):
+                acc[key] += getattr(part, key)
+    client.close()
+    total.requests = sent
+    render_cpu = {}
+    for kind, _, items, render, _ in work:
+        cpu0 = time.process_time()
+        for i, r in items:
+            render(i, r)
+        render_cpu[kind] = render_cpu.get(kind, 0.0) + time.process_time() - cpu0
+    pairs.emit({**total.as_dict(), "items": sent, "kinds": kinds, "render_cpu": render_cpu,
+                "collections": [path for _, path, *_ in work]})
+
+
+def regenerate(reps: int, items: int, seed: int) -> dict[str, list[list[Any]]]:
+    """The records `common.seed_crm` seeded, generated again in the same order."""
+    rng = random.Random(seed)
+    out: dict[str, list[list[Any]]] = {"contacts": [], "events": []}
+    for email in common.rep_emails(reps):
+        out["contacts"].append([common.make_contact(rng, n) for n in range(items)])
+        out["events"].append([common.make_event(rng, n, email) for n in range(items)])
+    return out
 
 
 # ------------------------------------------------------------------------------ vdirsyncer
@@ -173,12 +266,20 @@ def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
     command = [exe, "-c", str(config_path)]
     subprocess.run([*command, "discover"], check=True, capture_output=True, input=b"")
     cpu0 = common.children_cpu()
+    peak = 0
     with common.measure("vdirsyncer", n, server) as m:
-        done = subprocess.run([*command, "sync"], capture_output=True, text=True)
+        # Its RSS sampled every 10 ms (its ru_maxrss would start at ours: vfork + exec).
+        process = psutil.Popen([*command, "sync"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        while process.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, process.memory_info().rss)
+            time.sleep(0.01)
+        _, stderr = process.communicate()
     m.cpu = common.children_cpu() - cpu0  # the subprocess's CPU, not ours
-    m.peak_rss = common.child_max_rss_mb()
-    if done.returncode != 0:
-        print("vdirsyncer sync failed:", done.stderr[-2000:])
+    m.peak_rss = peak / 2**20
+    if process.returncode != 0:
+        print("vdirsyncer sync failed:", stderr[-2000:])
     print(f"vdirsyncer: {n} contacts in {m.wall:.1f} s", flush=True)
     return m
 
@@ -186,65 +287,69 @@ def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
 # ------------------------------------------------------------------------------ output
 
 
+def _per_item(phase: dict[str, Any], key: str) -> float:
+    return phase[key] / phase["items"] if phase["items"] else float("nan")
+
+
+def _rate(phase: dict[str, Any]) -> float:
+    return phase["items"] / phase["wall"] if phase["wall"] else float("nan")
+
+
 def report(args: argparse.Namespace, server: common.Server,
-           ours: dict[ItemKind, common.Measured], total: common.Measured,
-           raw: dict[str, common.Measured], vdir: common.Measured | None) -> None:
-    raw_total = common.Measured("raw total", raw["contacts"].items + raw["events"].items)
-    for key in ("contacts", "events"):
-        m = raw[key]
-        raw_total.wall += m.wall
-        raw_total.cpu += m.cpu
-        raw_total.server_cpu = (0.0 if raw_total.server_cpu != raw_total.server_cpu
-                                else raw_total.server_cpu) + m.server_cpu
-        raw_total.requests = (raw_total.requests or 0) + (m.requests or 0)
-        raw_total.load = m.load if raw_total.load != raw_total.load \
-            else (raw_total.load + m.load) / 2
-        raw_total.peak_rss = m.peak_rss if raw_total.peak_rss != raw_total.peak_rss \
-            else max(raw_total.peak_rss, m.peak_rss)
-    pairs = [
-        ("contacts: crmsync", ours[ItemKind.CONTACT], raw["contacts"]),
-        ("contacts: raw PUT", raw["contacts"], raw["contacts"]),
-    ]
-    if vdir is not None:
-        pairs.append(("contacts: vdirsyncer", vdir, raw["contacts"]))
-    pairs += [
-        ("events: crmsync", ours[ItemKind.EVENT], raw["events"]),
-        ("events: raw PUT", raw["events"], raw["events"]),
-        ("total: crmsync", total, raw_total),
-        ("total: raw PUT", raw_total, raw_total),
-    ]
+           found: list[tuple[pairs.Phase, pairs.Phase, str]],
+           vdir: common.Measured | None) -> None:
     rows = []
-    for label, m, base in pairs:
-        rows.append([
-            label, common.fmt(m.items), common.fmt(m.wall), common.fmt(m.rate),
-            common.fmt(m.rate / base.rate), common.fmt(m.cpu_per_item * 1000),
-            common.fmt(m.cpu_per_item / base.cpu_per_item),
-            common.fmt(m.server_cpu_per_item * 1000), common.fmt(m.requests_per_item),
-            common.fmt(m.peak_rss), common.fmt(m.load, 1),
-        ])
+    for k, (ours, raw, order) in enumerate(found, 1):
+        for phase, name in ((ours, "crmsync"), (raw, "raw PUT")) if order == "A,B" else (
+                (raw, "raw PUT"), (ours, "crmsync")):
+            kinds = phase["kinds"]
+            rows.append([
+                f"pair {k}: {name}", common.fmt(phase["items"]), common.fmt(phase["wall"]),
+                common.fmt(_rate(phase)), common.fmt(_per_item(phase, "cpu") * 1000),
+                " / ".join(common.fmt(_per_item(kinds[kind], "cpu") * 1000)
+                           for kind in ("contact", "event")),
+                common.fmt(_per_item(phase, "server_cpu") * 1000),
+                common.fmt(_per_item(phase, "requests")), common.fmt(phase["peak_rss"]),
+                common.fmt(phase["load"], 1),
+            ])
+    if vdir is not None:
+        rows.append(["vdirsyncer (contacts, once)", common.fmt(vdir.items),
+                     common.fmt(vdir.wall), common.fmt(vdir.rate),
+                     common.fmt(vdir.cpu_per_item * 1000), "",
+                     common.fmt(vdir.server_cpu_per_item * 1000), "n/a",
+                     common.fmt(vdir.peak_rss), common.fmt(vdir.load, 1)])
     common.print_table(
         f"Initial sync: {args.reps} rep(s) x {args.items} contacts + {args.items} events, "
-        f"{server.name}",
-        ["run", "items", "wall s", "items/s", "x raw rate", "client CPU ms/item",
-         "x raw CPU", "server CPU ms/item", "req/item", "peak RSS MB",
-         "load"],
+        f"{server.name}; phases in run order, each a fresh process into empty collections",
+        ["phase", "items", "wall s", "items/s", "client CPU ms/item",
+         "contacts / events", "server CPU ms/item", "req/item", "peak RSS MB", "load"],
         rows,
     )
-    render = [raw["render contacts"], raw["render events"]]
-    print("render-only CPU (inside the raw loop's figure): " + ", ".join(
-        f"{m.label} {m.cpu_per_item * 1000:.2f} ms/item" for m in render))
-    print(f"client process peak RSS over the whole run (ru_maxrss): {common.max_rss_mb():.0f} MB")
-    print(common.machine_note())
-    rate_ratio = total.rate / raw_total.rate
-    cpu_ratio = total.cpu_per_item / raw_total.cpu_per_item
-    print(
-        f"SUMMARY initial sync ({server.name}): rate {rate_ratio:.2f} x raw (target >= 0.9: "
-        f"{common.verdict(rate_ratio >= 0.9)}); client CPU/item {cpu_ratio:.2f} x raw loop's "
-        f"(target <= 1.5: {common.verdict(cpu_ratio <= 1.5)}); "
-        f"{total.requests_per_item:.2f} requests/item"
-        + (f"; vdirsyncer {vdir.rate:.1f} items/s, {vdir.cpu_per_item * 1000:.2f} ms CPU/item"
-           if vdir else "")
-    )
+    ratios = [
+        pairs.Ratio("items/s", [_rate(o) / _rate(r) for o, r, _ in found], RATE_TARGET,
+                    at_most=False),
+        pairs.Ratio("client CPU/item", [_per_item(o, "cpu") / _per_item(r, "cpu")
+                                        for o, r, _ in found], CPU_TARGET),
+    ]
+    for kind in ("contact", "event"):
+        ratios.append(pairs.Ratio(
+            f"client CPU/item, {kind}s",
+            [_per_item(o["kinds"][kind], "cpu") / _per_item(r["kinds"][kind], "cpu")
+             for o, r, _ in found]))
+    ratios.append(pairs.Ratio("server CPU/item", [
+        _per_item(o, "server_cpu") / _per_item(r, "server_cpu") for o, r, _ in found]))
+    pairs.print_ratios("Pairwise ratios, crmsync / raw PUT loop", ratios)
+    raw_phases = [r for _, r, _ in found]
+    render = {kind: sorted(r["render_cpu"][kind] / r["kinds"][kind]["items"] * 1000
+                           for r in raw_phases) for kind in ("contact", "event")}
+    print("render-only CPU (part of the raw loop's figure), median of the raw phases: "
+          + ", ".join(f"{kind}s {v[len(v) // 2]:.2f} ms/item" for kind, v in render.items()))
+    phases = [p for o, r, _ in found for p in (o, r)]
+    print(pairs.load_note(phases))
+    print(f"SUMMARY initial sync ({server.name}, {args.items} + {args.items} items, "
+          f"{len(found)} pairs): " + "; ".join(r.summary() for r in ratios[:2])
+          + f"; {sum(_per_item(o, 'requests') for o, _, _ in found) / len(found):.2f} "
+          "requests/item")
 
 
 if __name__ == "__main__":

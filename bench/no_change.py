@@ -1,83 +1,220 @@
-"""Cost of a sync cycle when nothing changed, at M items per collection and at 100.
+"""Cost of a sync cycle when nothing changed, paired with the raw sync-collection REPORTs.
 
-    python bench/no_change.py --server radicale|xandikos [--items M] [--cycles K] [--url URL]
+    python bench/no_change.py [--servers radicale,xandikos,sabredav] [--items M]
+        [--small S] [--sabredav-items M] [--pairs P] [--url URL]
 
-Setup (per size, fresh server and databases): one rep with M contacts and M events in the
-built-in CRM; the same items, rendered by crmsync and stamped with their CRM ids, put on
-the server (Radicale: files written straight into its storage folder; otherwise the raw
-PUT loop); a first cycle lists and downloads everything and pairs the items by marker.
-Then K no-change cycles are timed. See bench/README.md.
+Setup (per server and size, fresh server and databases): one rep with M contacts and M
+events in the built-in CRM; the same items, rendered by crmsync and stamped with their CRM
+ids, put on the server (Radicale: files written straight into its storage folder;
+Xandikos: one git commit into the collection; otherwise the raw PUT loop); a first cycle
+lists and downloads everything and pairs the items by marker. Then P interleaved pairs,
+each phase a fresh Python process: one crmsync no-change cycle (`sync_all()`, discovery
+included), and the raw limit: one bare httpx client sending each collection's
+sync-collection REPORT with the token crmsync saved. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import common
+import pairs
 
 from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import Side
+from crmsync.groupware.dav.multistatus import sync_collection_body
+
+TIME_TARGET = 1.2  # a no-change cycle's wall time <= 1.2 x the raw REPORTs'
+REQUEST_TARGET = 2  # requests per collection per no-change cycle
+KINDS = ((ItemKind.CONTACT, "address book"), (ItemKind.EVENT, "calendar"))
 
 
 def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0], items=10_000)
-    parser.add_argument("--cycles", type=int, default=3, help="no-change cycles to time")
+    parser.add_argument("--servers", default=",".join(common.SERVERS),
+                        help="servers to run, comma-separated (SabreDAV is skipped with the "
+                        "reason where it cannot run)")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--small", type=int, default=100, help="the comparison size")
+    parser.add_argument("--sabredav-items", type=int, default=2000,
+                        help="M for SabreDAV (seeded over HTTP, one PUT per item)")
+    parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--server-json", help=argparse.SUPPRESS)
+    parser.add_argument("--collections", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = [args.items] if args.items == args.small else [args.items, args.small]
+    if args.child == "crmsync":
+        child_crmsync(args)
+        return
+    if args.child == "raw":
+        child_raw(args)
+        return
     rows: list[list[str]] = []
-    worst = 0.0
-    for items in sizes:
-        with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
-            found, per_collection = scenario(args, Path(tmp), items)
-        rows.extend(found)
-        worst = max(worst, per_collection)
+    summaries: list[str] = []
+    phases: list[pairs.Phase] = []
+    for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
+        if name == "sabredav" and not args.url and (missing := common.sabredav_missing()):
+            print(f"SabreDAV skipped: {missing}")
+            summaries.append(f"sabredav skipped ({missing})")
+            continue
+        big = args.sabredav_items if name == "sabredav" else args.items
+        sizes = [big] if big == args.small else [big, args.small]
+        for items in sizes:
+            with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
+                found = scenario(args, name, Path(tmp), items)
+            rows.extend(table_rows(name, items, found))
+            phases += [p for pair in found for p in pair[:2]]
+            ratio = whole_ratio(found)
+            worst = max(k["requests"] for o, _, _ in found for k in o["kinds"].values())
+            summaries.append(f"{name} {items:,}: {worst} request(s)/collection "
+                             f"({common.verdict(worst <= REQUEST_TARGET)}), "
+                             + ratio.summary())
     common.print_table(
-        f"No-change cycle ({args.server}, 1 rep, last of {args.cycles} cycles; per collection)",
-        ["items/collection", "collection", "requests", "wall s", "client CPU s",
-         "server CPU s", "peak RSS MB"],
+        f"No-change cycle vs raw sync-collection REPORTs (1 rep; {args.pairs} interleaved "
+        "pairs, each phase a fresh process; times are medians over the pairs)",
+        ["server", "items/coll.", "collection", "requests (raw)", "wall s (raw)",
+         "x raw time: median (spread)", "verdict", "client CPU s (raw)", "server CPU s",
+         "peak RSS MB", "load"],
         rows,
     )
-    print(common.machine_note())
-    print(f"SUMMARY no-change ({args.server}): at most {worst:.0f} request(s) per collection "
-          f"per cycle at sizes {', '.join(map(str, sizes))} (target <= 2: "
-          f"{common.verdict(worst <= 2)})")
+    print(pairs.load_note(phases))
+    print(f"SUMMARY no-change (target <= {REQUEST_TARGET} requests per collection and "
+          f"<= {TIME_TARGET} x the raw REPORTs' wall time): " + "; ".join(summaries))
 
 
-def scenario(args: argparse.Namespace, workdir: Path, items: int
-             ) -> tuple[list[list[str]], float]:
-    with common.dav_server(args, workdir, common.rep_emails(1)) as server:
+# ------------------------------------------------------------------------------ parent
+
+
+def scenario(args: argparse.Namespace, name: str, workdir: Path, items: int
+             ) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
+    args = argparse.Namespace(**{**vars(args), "server": name})
+    emails = common.rep_emails(1, name)
+    with common.dav_server(args, workdir, emails) as server:
         linked = common.linked_setup(server, workdir / "home", items, args.seed)
         service = linked.service
-        print(f"[{items}] server seeded in {linked.server_seed.wall:.1f} s ({linked.how}); "
-              f"first (pairing) cycle {linked.pairing.wall:.1f} s, "
+        rep = linked.seeded.reps[0]
+        facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
+        collections = workdir / "collections.json"
+        collections.write_text(json.dumps({ItemKind.CONTACT.value: facts.addressbook,
+                                           ItemKind.EVENT.value: facts.calendar}))
+        service.close()
+        print(f"[{name} {items}] server seeded in {linked.server_seed.wall:.1f} s "
+              f"({linked.how}); first (pairing) cycle {linked.pairing.wall:.1f} s, "
               f"{linked.pairing.requests} requests, client CPU {linked.pairing.cpu:.1f} s, "
               f"peak RSS {linked.pairing.peak_rss:.0f} MB", flush=True)
+        base = ["--server", name, "--server-json",
+                str(pairs.server_json(server, workdir / "server.json")),
+                "--home", str(workdir / "home"), "--collections", str(collections)]
+        found = []
+        for ours, raw, order in pairs.interleaved(
+                args.pairs,
+                lambda k: pairs.run_child(__file__, [*base, "--child", "crmsync"],
+                                          f"{name} {items} crmsync {k + 1}"),
+                lambda k: pairs.run_child(__file__, [*base, "--child", "raw"],
+                                          f"{name} {items} raw {k + 1}")):
+            found.append((ours, raw, order))
+            print(f"[{name} {items}] pair {len(found)} ({order}): crmsync {ours['wall']:.3f} s "
+                  f"{ours['requests']} req, raw {raw['wall']:.3f} s {raw['requests']} req; "
+                  f"load {ours['load']:.1f} / {raw['load']:.1f}", flush=True)
+        return found
 
-        def requests() -> int:
-            return service.mail_server().requests_made
 
-        worst = 0.0
-        for _ in range(args.cycles):
-            with common.per_kind_meter(service, server) as kinds, \
-                    common.measure("cycle", 0, server, requests) as total:
-                reports = service.sync_all()
-            if any(r.error or r.writes for r in reports):
-                print(f"WARNING: a no-change cycle wrote or failed: {reports}")
-            worst = max(worst, *(float(k.requests or 0) for k in kinds.values()))
-        service.close()
+def whole_ratio(found: list[tuple[pairs.Phase, pairs.Phase, str]]) -> pairs.Ratio:
+    return pairs.Ratio("wall time", [o["wall"] / r["wall"] for o, r, _ in found], TIME_TARGET)
+
+
+def table_rows(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
+               ) -> list[list[str]]:
+    def median(values: list[float]) -> float:
+        return pairs.Ratio("", values).median
+
+    loads = [p["load"] for o, r, _ in found for p in (o, r)]
+    load = f"{min(loads):.1f}-{max(loads):.1f}"
     rows = []
-    for kind, label in ((ItemKind.CONTACT, "address book"), (ItemKind.EVENT, "calendar")):
-        m = kinds[kind]
-        rows.append([common.fmt(items), label, common.fmt(m.requests), common.fmt(m.wall),
-                     common.fmt(m.cpu), common.fmt(m.server_cpu), common.fmt(m.peak_rss)])
-    discovery = (total.requests or 0) - sum(k.requests or 0 for k in kinds.values())
-    rows.append([common.fmt(items), "whole cycle (incl. discovery: "
-                 f"{discovery} req)", common.fmt(total.requests), common.fmt(total.wall),
-                 common.fmt(total.cpu), common.fmt(total.server_cpu),
-                 common.fmt(total.peak_rss)])
-    return rows, worst
+    for kind, label in KINDS:
+        ours = [o["kinds"][kind.value] for o, _, _ in found]
+        raws = [r["kinds"][kind.value] for _, r, _ in found]
+        ratio = pairs.Ratio("", [o["wall"] / r["wall"] for o, r in zip(ours, raws,
+                                                                       strict=True)],
+                            TIME_TARGET)
+        rows.append([name, common.fmt(items), label,
+                     _both(max(o["requests"] for o in ours), max(r["requests"] for r in raws)),
+                     _both(median([o["wall"] for o in ours]), median([r["wall"] for r in raws])),
+                     f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})", "",
+                     _both(median([o["cpu"] for o in ours]), median([r["cpu"] for r in raws])),
+                     common.fmt(median([o["server_cpu"] for o in ours]), 3), "", load])
+    whole = whole_ratio(found)
+    ours_all = [o for o, _, _ in found]
+    raws_all = [r for _, r, _ in found]
+    discovery = max(o["requests"] - sum(k["requests"] for k in o["kinds"].values())
+                    for o in ours_all)
+    rows.append([name, common.fmt(items), f"whole cycle ({discovery} discovery req)",
+                 _both(max(o["requests"] for o in ours_all),
+                       max(r["requests"] for r in raws_all)),
+                 _both(median([o["wall"] for o in ours_all]),
+                       median([r["wall"] for r in raws_all])),
+                 f"{whole.median:.2f} ({whole.low:.2f}-{whole.high:.2f})", whole.verdict(),
+                 _both(median([o["cpu"] for o in ours_all]), median([r["cpu"] for r in raws_all])),
+                 common.fmt(median([o["server_cpu"] for o in ours_all]), 3),
+                 common.fmt(max(o["peak_rss"] for o in ours_all)), load])
+    return rows
+
+
+def _both(ours: float, raw: float) -> str:
+    return f"{common.fmt(ours, 3)} ({common.fmt(raw, 3)})"
+
+
+# ------------------------------------------------------------------------------ children
+
+
+def child_crmsync(args: argparse.Namespace) -> None:
+    """One no-change cycle in a fresh process (discovery included: nothing is cached)."""
+    server = pairs.load_server(args.server_json)
+    service = common.open_service(Path(args.home))
+
+    def requests() -> int:
+        return service.mail_server().requests_made
+
+    with common.per_kind_meter(service, server) as per_kind, \
+            pairs.TimedBlock(server, requests) as total:
+        reports = service.sync_all()
+    if any(r.error or r.writes for r in reports):
+        print(f"WARNING: a no-change cycle wrote or failed: {reports}")
+    service.close()
+    kinds = {kind.value: {"wall": m.wall, "cpu": m.cpu, "server_cpu": m.server_cpu,
+                          "requests": m.requests or 0} for kind, m in per_kind.items()}
+    pairs.emit({**total.as_dict(), "kinds": kinds})
+
+
+def child_raw(args: argparse.Namespace) -> None:
+    """One sync-collection REPORT per collection with crmsync's saved token, read whole."""
+    server = pairs.load_server(args.server_json)
+    paths: dict[str, str] = json.loads(Path(args.collections).read_text())
+    service = common.open_service(Path(args.home))
+    rep = service.reps()[0]
+    tokens = {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or ""
+              for kind, _ in KINDS}
+    service.close()
+    kinds: dict[str, Any] = {}
+    headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
+    # The client is made before the clock starts, as crmsync's connection is.
+    client = common.raw_client(server)
+    with pairs.TimedBlock(server) as total:
+        for kind, path in paths.items():
+            with pairs.TimedBlock(server) as part:
+                response = client.request("REPORT", server.url + path, headers=headers,
+                                          content=sync_collection_body(tokens[kind]).encode())
+                if response.status_code != 207:
+                    raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
+            kinds[kind] = {"wall": part.wall, "cpu": part.cpu, "server_cpu": part.server_cpu,
+                           "requests": 1, "bytes": len(response.content)}
+    client.close()
+    total.requests = len(paths)
+    pairs.emit({**total.as_dict(), "kinds": kinds})
 
 
 if __name__ == "__main__":
