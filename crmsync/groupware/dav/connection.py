@@ -72,6 +72,10 @@ _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_.~/-]*")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
 
 
+class SignInRefused(AuthenticationFailed):
+    """The server answered 401: the login or password (or the scheme) is refused."""
+
+
 class WouldWrite(SyncError):
     """A read-only connection was asked to change the server."""
 
@@ -79,10 +83,6 @@ class WouldWrite(SyncError):
 class DavConnection:
     """A session with one DAV server as one account (Basic or Digest auth, whichever the
     server asks for; see `ChallengeAuth`).
-class SignInRefused(AuthenticationFailed):
-    """The server answered 401: the login or password (or the scheme) is refused."""
-
-
 
     ``requests_made`` counts every HTTP request sent, retries included. The password is
     never logged nor shown in ``repr``. ``who`` names the account in error messages (the
