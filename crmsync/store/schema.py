@@ -82,6 +82,8 @@ links = Table(
     Column("mail_version", Text, nullable=False),
     Column("crm_hash", Text, nullable=False),
     Column("mail_hash", Text, nullable=False),
+    # The side whose item is gone when a deletion was not carried over (see `Link`).
+    Column("detached", String(16), nullable=True),
     Column("synced_at", UTCDateTime, nullable=False),
     UniqueConstraint("rep_id", "kind", "crm_id"),
     UniqueConstraint("rep_id", "kind", "mail_id"),
