@@ -24,7 +24,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from crmsync.admin.web import api, crm_setup, pages, rep_sign_in
-from crmsync.admin.web.deps import Forbidden, NotSignedIn, not_signed_in_response, signed_in
+from crmsync.admin.web.deps import (
+    Forbidden,
+    NotSignedIn,
+    not_signed_in_response,
+    optional_principal,
+    signed_in,
+)
 from crmsync.admin.web.limits import (
     DEFAULT_MAX_BODY_BYTES,
     BodyGuard,
@@ -32,7 +38,7 @@ from crmsync.admin.web.limits import (
     too_large_response,
 )
 from crmsync.admin.web.proxies import ForwardedHeaders, TrustedProxies
-from crmsync.admin.web.security import ERROR_REPORT, MANAGE
+from crmsync.admin.web.security import ERROR_REPORT, MANAGE, Principal
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 
@@ -112,6 +118,17 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _wants_a_page(request):
+            # A route's own reason ("no CRM user has the email ...") says more than ours.
+            message = (
+                f"There is no page at {request.url.path}: check the address, or start again "
+                "from the crmsync link at the top."
+                if exc.detail == "Not Found"
+                else f"{str(exc.detail)[:1].upper()}{str(exc.detail)[1:]}."
+            )
+            return _message_page(
+                request, optional_principal(request), 404, "Page not found", message
+            )
         if exc.status_code == 405:
             # Starlette's Allow names the methods of the first route matching the path
             # only; GET and POST on one path are two routes here.
@@ -124,18 +141,7 @@ def create_app(
         message = f"This needs the permissions {needed}."
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message}, status_code=403)
-        return app.state.templates.TemplateResponse(
-            request,
-            "message.html",
-            {
-                "principal": exc.principal,
-                "MANAGE": MANAGE,
-                "ERROR_REPORT": ERROR_REPORT,
-                "title": "Not allowed",
-                "message": message,
-            },
-            status_code=403,
-        )
+        return _message_page(request, exc.principal, 403, "Not allowed", message)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:
@@ -149,6 +155,30 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _message_page(
+    request: Request, principal: Principal | None, status_code: int, title: str, message: str
+) -> Response:
+    return request.app.state.templates.TemplateResponse(
+        request,
+        "message.html",
+        {
+            "principal": principal,
+            "MANAGE": MANAGE,
+            "ERROR_REPORT": ERROR_REPORT,
+            "title": title,
+            "message": message,
+        },
+        status_code=status_code,
+    )
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not a stylesheet or a script)."""
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _allowed(app: FastAPI, request: Request) -> list[str]:
