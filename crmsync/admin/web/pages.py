@@ -10,15 +10,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from crmsync.admin.validation import NUMBER_BOUNDS
-from crmsync.admin.web import api, crm_setup, rep_sign_in, views
-from crmsync.admin.web.deps import check_csrf, get_service, optional_principal, require
-from crmsync.admin.web.schemas import ErrorFilters, SetupIn, SetupOut
+from crmsync.admin.web import api, rep_sign_in, setup_page, views
+from crmsync.admin.web.deps import check_csrf, optional_principal
+from crmsync.admin.web.rendering import (
+    Csrf,
+    ErrorReader,
+    Manager,
+    Service,
+    back,
+    messages,
+    not_found,
+    render,
+)
+from crmsync.admin.web.schemas import ErrorFilters
 from crmsync.admin.web.security import (
     ERROR_REPORT,
     MANAGE,
@@ -32,53 +41,23 @@ from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import (
     ConflictBehaviour,
-    ConnectionMethod,
     ContactOwnership,
     ContactSettings,
-    DavSignIn,
     Direction,
     EventSelection,
     EventSettings,
     EventWindow,
-    ExchangeAuth,
     SyncConfig,
     configuration_warnings,
 )
 from crmsync.domain.sync import ErrorType
-from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store import ErrorSort
 
+__all__ = ["render", "router"]
+
 router = APIRouter(include_in_schema=False)
-Manager = Annotated[Principal, Depends(require(MANAGE))]
-ErrorReader = Annotated[Principal, Depends(require(ERROR_REPORT))]
-Service = Annotated[SyncService, Depends(get_service)]
-Csrf = Annotated[str, Form()]
-
-
-def render(
-    request: Request,
-    template: str,
-    principal: Principal | None,
-    status_code: int = 200,
-    **context: Any,
-) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(
-        request,
-        template,
-        {"principal": principal, "MANAGE": MANAGE, "ERROR_REPORT": ERROR_REPORT, **context},
-        status_code=status_code,
-    )
-
-
-def not_found(request: Request, principal: Principal, message: str) -> HTMLResponse:
-    return render(
-        request, "message.html", principal, status_code=404, title="Not found", message=message
-    )
-
-
-def back(path: str, **query: str) -> RedirectResponse:
-    return RedirectResponse(path + (f"?{urlencode(query)}" if query else ""), status_code=303)
+router.include_router(setup_page.router)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------
@@ -152,91 +131,6 @@ def home(request: Request) -> Response:
 
 
 # ---- setup and connection test --------------------------------------------------------------
-
-
-@router.get("/setup")
-def setup_page(request: Request, principal: Manager, service: Service) -> HTMLResponse:
-    return render(
-        request,
-        "setup.html",
-        principal,
-        setup=api.setup_out(service),
-        methods=list(ConnectionMethod),
-        saved=request.query_params.get("saved"),
-        account_check=None,
-        **crm_setup.crm_context(service),
-    )
-
-
-@router.post("/setup")
-def save_setup(
-    request: Request,
-    principal: Manager,
-    service: Service,
-    csrf_token: Csrf,
-    connection_method: Annotated[ConnectionMethod, Form()],
-    server_url: Annotated[str, Form(max_length=2000)] = "",
-    service_account: Annotated[str, Form(max_length=500)] = "",
-    principal_path: Annotated[str, Form(max_length=500)] = "/{email}/",
-    dav_sign_in: Annotated[DavSignIn, Form()] = DavSignIn.SERVICE_ACCOUNT,
-    additional_domains: Annotated[str, Form(max_length=20_000)] = "",
-    contacts_folder: Annotated[str, Form(max_length=200)] = "CRM_Sync",
-    event_category: Annotated[str, Form(max_length=200)] = "CRM",
-    password: Annotated[str, Form(max_length=20_000)] = "",
-    exchange_auth: Annotated[ExchangeAuth, Form()] = ExchangeAuth.NTLM,
-    graph_tenant_id: Annotated[str, Form(max_length=200)] = "",
-    graph_client_id: Annotated[str, Form(max_length=200)] = "",
-    graph_certificate_thumbprint: Annotated[str, Form(max_length=200)] = "",
-    notify_attendees_on_crm_edits: Annotated[bool, Form()] = False,
-) -> Response:
-    """Save through the API's code path, so the same rules refuse the same setups."""
-    check_csrf(principal, csrf_token)
-    saved = service.org_settings()
-    entered: dict[str, Any] = {
-        # Not on the page (set with `config apply`): kept as saved, not reset to defaults.
-        **{name: getattr(saved, name) for name, *_ in NUMBER_BOUNDS},
-        "connection_method": connection_method,
-        "server_url": server_url.strip(),
-        "service_account": service_account.strip(),
-        "principal_path": principal_path.strip() or "/{email}/",
-        "dav_sign_in": dav_sign_in,
-        "additional_domains": [d for d in additional_domains.replace("\n", ",").split(",")],
-        "contacts_folder": contacts_folder.strip(),
-        "event_category": event_category.strip(),
-        "exchange_auth": exchange_auth,
-        "graph_tenant_id": graph_tenant_id.strip(),
-        "graph_client_id": graph_client_id.strip(),
-        "graph_certificate_thumbprint": graph_certificate_thumbprint.strip(),
-        "notify_attendees_on_crm_edits": notify_attendees_on_crm_edits,
-    }
-    try:
-        api.save_setup(service, SetupIn(**entered, password=password or None))
-    except (ValidationError, RequestValidationError) as invalid:
-        # What the admin typed, to correct (never the password: it is not sent back).
-        stored = service.store.get_secret(SERVICE_PASSWORD) is not None
-        return render(
-            request,
-            "setup.html",
-            principal,
-            status_code=422,
-            setup=SetupOut.model_construct(**entered, password_stored=stored),
-            methods=list(ConnectionMethod),
-            errors=_messages(invalid),
-            account_check=None,
-            saved=None,
-            **crm_setup.crm_context(service),
-        )
-    check = views.service_account_check(service)
-    return render(
-        request,
-        "setup.html",
-        principal,
-        setup=api.setup_out(service),
-        methods=list(ConnectionMethod),
-        saved="1",
-        account_check=check,
-        **crm_setup.crm_context(service),
-    )
 
 
 @router.get("/connection-test")
@@ -366,7 +260,7 @@ async def post_configuration(request: Request, principal: Manager, service: Serv
         if action != "preview":
             api.check_name(config.name, replacing=original)
     except (ValueError, ValidationError, RequestValidationError) as invalid:
-        problems = [str(invalid)] if isinstance(invalid, ValueError) else _messages(invalid)
+        problems = [str(invalid)] if isinstance(invalid, ValueError) else messages(invalid)
         return _config_form(
             request,
             principal,
@@ -406,7 +300,7 @@ async def post_configuration(request: Request, principal: Manager, service: Serv
         if isinstance(refused, HTTPException):
             problems, status = [str(refused.detail)], refused.status_code
         else:
-            problems, status = _messages(refused), 422
+            problems, status = messages(refused), 422
         return _config_form(
             request,
             principal,
@@ -492,17 +386,6 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _messages(invalid: ValidationError | RequestValidationError) -> list[str]:
-    """One line per problem, named after the field (without the API's "body" prefix)."""
-    lines = []
-    for error in invalid.errors():
-        loc = [str(p) for p in error["loc"]]
-        if isinstance(invalid, RequestValidationError) and loc[:1] == ["body"]:
-            loc = loc[1:]
-        lines.append(f"{'.'.join(loc)}: {error['msg']}" if loc else error["msg"])
-    return lines
-
-
 # ---- statuses --------------------------------------------------------------------------------
 
 
@@ -555,7 +438,7 @@ def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
     try:
         return ErrorFilters(**params), []
     except ValidationError as invalid:
-        return ErrorFilters(), _messages(invalid)
+        return ErrorFilters(), messages(invalid)
 
 
 @router.get("/errors")
