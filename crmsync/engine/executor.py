@@ -11,6 +11,10 @@ partner's id and idempotent per that marker, so even a lost state pairs instead 
 creating twice.
 Per-item failures become error-report rows and the cycle goes on (rule 7); only a failure
 of the whole rep (authentication, missing folder) stops it.
+
+A target side that offers `BatchWrites` gets a batch's creates, updates and deletes in
+one call per operation, made first within the same bracket; each action then takes its
+item's outcome from that call instead of writing, and goes on as if it had written.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from crmsync.domain.records import ItemKind
+from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
     AuditEntry,
     AuthenticationFailed,
@@ -52,7 +57,7 @@ from crmsync.engine.planner import (
     Update,
     plan,
 )
-from crmsync.engine.ports import ItemSide, SyncState
+from crmsync.engine.ports import BatchWrites, ItemSide, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,19 @@ class KindReport:
     @property
     def total_writes(self) -> int:
         return sum(self.writes.values())
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """One item's outcome of a batch call made ahead of its action: what the side
+    returned for it, or the exception that stands for it."""
+
+    outcome: Written | Exception | None
+
+    def result(self) -> Written | None:
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
 
 
 class LinkBatch:
@@ -168,10 +186,61 @@ class Executor:
         if written:
             self.state.record_intents(self.rep_id, self.kind, written)
         try:
-            for action, intent in zip(batch, intents, strict=True):
-                self._run_one(action, intent, may_replan=True)
+            ahead = self._write_ahead(batch)
+            for index, (action, intent) in enumerate(zip(batch, intents, strict=True)):
+                self._run_one(action, intent, may_replan=True, ahead=ahead.get(index))
         finally:
             self.links.flush()
+
+    def _write_ahead(self, batch: Sequence[Action]) -> dict[int, Ahead]:
+        """The batch's creates, updates and deletes to sides offering `BatchWrites`, one
+        call per operation and side; each item's outcome by its position in ``batch``."""
+        ahead: dict[int, Ahead] = {}
+        for target, side in self.sides.items():
+            if not isinstance(side, BatchWrites):
+                continue
+            creates: list[tuple[int, tuple[Record, str]]] = []
+            updates: list[tuple[int, tuple[str, str, Record]]] = []
+            deletes: list[tuple[int, tuple[str, str]]] = []
+            for index, action in enumerate(batch):
+                match action:
+                    case Create(target=t, source=source) if t is target:
+                        assert source.record is not None
+                        creates.append((index, (source.record, source.id)))
+                    case Update(target=t, link=link, source=source) if t is target:
+                        assert source.record is not None
+                        item = (link.id_on(target), action.expected, source.record)
+                        updates.append((index, item))
+                    case Delete(target=t, link=link) if t is target:
+                        deletes.append((index, (link.id_on(target), action.expected)))
+            for pending, write_many in (
+                (creates, side.create_many),
+                (updates, side.update_many),
+                (deletes, side.delete_many),
+            ):
+                if pending:
+                    items = [item for _, item in pending]
+                    outcomes = self._call_ahead(target, write_many, items)
+                    ahead.update((i, Ahead(o)) for (i, _), o in zip(pending, outcomes, strict=True))
+        return ahead
+
+    def _call_ahead(
+        self, target: Side, write_many: Callable[[list[Any]], Sequence[Any]], items: list[Any]
+    ) -> Sequence[Written | Exception | None]:
+        try:
+            outcomes: Sequence[Written | Exception | None] = write_many(items)
+        except (AuthenticationFailed, FolderMissing):
+            raise
+        except Exception as failure:  # the whole call failed, so did each of its items
+            return [failure] * len(items)
+        if len(outcomes) != len(items):
+            wrong = SyncError(
+                f"the {SIDE_NAMES[target]} answered {len(outcomes)} outcomes to "
+                f"{len(items)} writes",
+                "This is a crmsync bug: report it with this row.",
+            )
+            return [wrong] * len(items)
+        return outcomes
 
     def _intent(self, action: Action) -> WriteIntent | None:
         planned = None
@@ -182,14 +251,20 @@ class Executor:
             return None
         return replace(intent, target_cursor=self.read_cursors.get(intent.target))
 
-    def _run_one(self, action: Action, intent: WriteIntent | None, may_replan: bool) -> None:
+    def _run_one(
+        self,
+        action: Action,
+        intent: WriteIntent | None,
+        may_replan: bool,
+        ahead: Ahead | None = None,
+    ) -> None:
         error: str | None = None
         created: str | None = None
         # Whether the write's outcome is known (done, refused or stale): only then may its
         # intent be settled; after a timeout or a crash the next cycle looks at the target.
         known_outcome = True
         try:
-            created = self._apply(action)
+            created = self._apply(action, ahead)
             self._outage_streak = 0
         except ServerUnavailable as failure:
             known_outcome = False
@@ -267,12 +342,16 @@ class Executor:
         entries, self._audit = self._audit, []
         self.state.record_audit(entries)
 
-    def _apply(self, action: Action) -> str | None:
-        """Carry out ``action``; returns the new item's id for a create."""
+    def _apply(self, action: Action, ahead: Ahead | None = None) -> str | None:
+        """Carry out ``action`` (or take its outcome from a batch call made ``ahead``);
+        returns the new item's id for a create."""
         match action:
             case Create(target=target, source=source, replaces=replaces):
                 assert source.record is not None
-                written = self.sides[target].create(source.record, marker=source.id)
+                if ahead is None:
+                    written = self.sides[target].create(source.record, marker=source.id)
+                else:
+                    written = _written(ahead)
                 if content_hash(written.record) != content_hash(source.record):
                     # An earlier, interrupted cycle created it with older content.
                     written = self.sides[target].update(written.id, written.version, source.record)
@@ -283,13 +362,19 @@ class Executor:
                 return written.id
             case Update(target=target, link=link, source=source):
                 assert source.record is not None
-                written = self.sides[target].update(
-                    link.id_on(target), action.expected, source.record
-                )
+                if ahead is None:
+                    written = self.sides[target].update(
+                        link.id_on(target), action.expected, source.record
+                    )
+                else:
+                    written = _written(ahead)
                 self.links.save(self._link(source, written, target))
                 self.report.writes["update", target] += 1
             case Delete(target=target, link=link):
-                self.sides[target].delete(link.id_on(target), action.expected)
+                if ahead is None:
+                    self.sides[target].delete(link.id_on(target), action.expected)
+                else:
+                    ahead.result()
                 self.links.drop(link.crm_id)
                 self.report.writes["delete", target] += 1
             case Pair(crm=crm, mail=mail, then=then, replaces=replaces):
@@ -418,6 +503,12 @@ class Executor:
                 self.clock(),
             )
         )
+
+
+def _written(ahead: Ahead) -> Written:
+    written = ahead.result()
+    assert written is not None, "a side's batch create or update answered nothing"
+    return written
 
 
 def _describe(action: Action) -> tuple[str | None, str]:

@@ -6,7 +6,7 @@ Nothing here is imported by a backend: they only build the values of `crmsync.do
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
@@ -16,6 +16,7 @@ from crmsync.domain.sync import (
     Link,
     Seen,
     Side,
+    SyncError,
     WriteIntent,
     Written,
 )
@@ -58,6 +59,33 @@ class ItemSide(Protocol):
 
     def delete(self, item_id: str, version: str) -> None:
         """Remove the item; an item already gone is not an error."""
+        ...
+
+
+@runtime_checkable
+class BatchWrites(Protocol):
+    """What an `ItemSide` may offer besides: many writes of one operation per request
+    (Salesforce's sObject Collections take 200 records a call).
+
+    Each method answers one outcome per item, in order: what the item-by-item method would
+    have returned, or the `SyncError` it would have raised (a refused record does not fail
+    the others). An exception raised by the call itself stands for every item's outcome.
+    The executor calls them inside a batch of `LinkBatch.SIZE` actions, between recording
+    the batch's intents and saving its links, as it calls the single-item methods.
+    """
+
+    def create_many(self, items: Sequence[tuple[Record, str]]) -> Sequence[Written | SyncError]:
+        """`ItemSide.create` of each ``(record, marker)``."""
+        ...
+
+    def update_many(
+        self, items: Sequence[tuple[str, str, Record]]
+    ) -> Sequence[Written | SyncError]:
+        """`ItemSide.update` of each ``(item_id, version, record)``."""
+        ...
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> Sequence[SyncError | None]:
+        """`ItemSide.delete` of each ``(item_id, version)``."""
         ...
 
 

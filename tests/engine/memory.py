@@ -8,8 +8,9 @@ are log positions, creates are idempotent per marker, stale versions raise
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
@@ -20,6 +21,7 @@ from crmsync.domain.sync import (
     Seen,
     ServerUnavailable,
     Side,
+    SyncError,
     VersionConflict,
     WriteIntent,
     Written,
@@ -158,6 +160,35 @@ class MemorySide:
     def _seen(self, item_id: str) -> Seen:
         stored = self.items[item_id]
         return Seen(item_id, str(stored.version), stored.record, stored.marker)
+
+
+class BatchingMemorySide(MemorySide):
+    """A `MemorySide` that also takes many writes per call (`BatchWrites`), as Salesforce's
+    sObject Collections do: one outcome per item, a refused item failing alone.
+    ``batch_calls`` counts the calls; a crash inside one leaves the items before it landed."""
+
+    def __init__(self, prefix: str, planned_ids: bool = False) -> None:
+        super().__init__(prefix, planned_ids)
+        self.batch_calls: list[tuple[str, int]] = []
+
+    def create_many(self, items: Sequence[tuple[Record, str]]) -> list[Written | SyncError]:
+        self.batch_calls.append(("create", len(items)))
+        return [_outcome(self.create, *item) for item in items]
+
+    def update_many(self, items: Sequence[tuple[str, str, Record]]) -> list[Written | SyncError]:
+        self.batch_calls.append(("update", len(items)))
+        return [_outcome(self.update, *item) for item in items]
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> list[SyncError | None]:
+        self.batch_calls.append(("delete", len(items)))
+        return [_outcome(self.delete, *item) for item in items]
+
+
+def _outcome(write: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return write(*args)
+    except SyncError as failure:
+        return failure
 
 
 @dataclass

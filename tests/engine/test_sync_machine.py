@@ -3,17 +3,24 @@
 People create, edit, delete and "touch" (new version, same content) items on either side
 between syncs; writes may fail for a passing reason, and a cycle may crash at any write,
 before it reaches the side or just after it landed (nothing after the crash reaches the
-state store). After every successful sync: both sides converge, a second sync writes
-nothing, no item exists twice on a side, and no edit is lost except to the configured
-conflict behaviour; an edit or deletion a person made after a crashed cycle's write
-landed wins.
+state store). Either side may take a batch's writes in one call per operation (as
+Salesforce's collections do) or one by one. After every successful sync: both sides
+converge, a second sync writes nothing, no item exists twice on a side, and no edit is
+lost except to the configured conflict behaviour; an edit or deletion a person made after
+a crashed cycle's write landed wins.
 """
 
 from __future__ import annotations
 
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.settings import ConflictBehaviour
@@ -22,7 +29,7 @@ from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import KindReport
 from crmsync.engine.hashing import content_hash
 from crmsync.engine.planner import Policy
-from tests.engine.memory import Crash, MemorySide, MemoryState
+from tests.engine.memory import BatchingMemorySide, Crash, MemorySide, MemoryState
 
 REP = "rep-1"
 KIND = ItemKind.CONTACT
@@ -53,6 +60,14 @@ class SyncMachine(RuleBasedStateMachine):
         # After a crash, a person's change to an item the crashed write landed on:
         # (side, id) -> the record they left, or None for a deletion.
         self.after_crash: dict[tuple[Side, str], Contact | None] = {}
+
+    @initialize(crm_batches=st.booleans(), mail_batches=st.booleans())
+    def choose_batch_writes(self, crm_batches: bool, mail_batches: bool) -> None:
+        """Either side may take a batch's writes in one call (`BatchWrites`) or one by one."""
+        self.sides = {
+            Side.CRM: BatchingMemorySide("c") if crm_batches else MemorySide("c"),
+            Side.MAIL: BatchingMemorySide("m") if mail_batches else MemorySide("m"),
+        }
 
     @rule(conflict=st.sampled_from(list(ConflictBehaviour)))
     def choose_conflict(self, conflict: ConflictBehaviour) -> None:
