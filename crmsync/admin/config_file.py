@@ -252,7 +252,9 @@ def _org_and_configurations(
         # The same rules as the Setup page and the API; org settings the file leaves as
         # they are saved (e.g. a new deployment's empty ones) are not saved anew.
         password_known = bool(password) or service.store.get_secret(SERVICE_PASSWORD) is not None
-        for name, problem in org_settings_problems(org, password_known=password_known):
+        for name, problem in org_settings_problems(
+            org, password_known=password_known, password=password
+        ):
             problems.append(f"org.{name}: {problem}")
     stored_names = {config.name for config in service.store.configs()}
     configs = []

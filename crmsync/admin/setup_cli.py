@@ -96,9 +96,13 @@ def _save_setup(settings: OrgSettings, password_env: str, *, password_needed: bo
     """Save ``settings`` with the password from ``password_env``, if the rules the API and
     the console apply allow it; otherwise print every problem and exit 1."""
     password = os.environ.get(password_env) or ""
-    problems = org_settings_problems(settings, password_known=True)
-    if not password and password_needed:
-        problems.append(("password", f"set {password_env} to the password (or app secret)"))
+    _save_checked(settings, password, password_needed, f"set {password_env} to the password")
+
+
+def _save_checked(settings: OrgSettings, password: str, needed: bool, how: str) -> None:
+    problems = org_settings_problems(settings, password_known=True, password=password or None)
+    if not password and needed:
+        problems.append(("password", how))
     if problems:
         for name, problem in problems:
             console.print(f"[red]error:[/red] {name}: {problem}", highlight=False)
@@ -175,6 +179,48 @@ def setup_m365(
     )
     _save_setup(settings, secret_env)
     console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
+
+
+@setup_app.command("google")
+def setup_google(
+    key_file: Annotated[
+        Path, typer.Option(help="The service account's JSON key, as the Cloud console saved it.")
+    ],
+    domain: Annotated[
+        list[str], typer.Option(help="A Workspace email domain of the reps (repeat for more).")
+    ],
+    event_color: Annotated[
+        str,
+        typer.Option(
+            help="Google event colour id (1-11) that marks an event for the CRM "
+            "(\"Events users select\"); empty: none."
+        ),
+    ] = "",
+    contacts_folder: Annotated[str, typer.Option(help="Contact group reps sync.")] = "CRM_Sync",
+    notify_attendees_on_crm_edits: Annotated[
+        bool, typer.Option(help="Let CRM edits update meetings (Google mails attendees).")
+    ] = False,
+) -> None:
+    """Save the Google Workspace connection: a service account with domain-wide delegation.
+
+    The key is stored encrypted and never shown again."""
+    try:
+        key_json = key_file.read_text()
+    except OSError as exc:
+        _fail([("key_file", f"cannot read {key_file}: {exc.strerror or exc}")])
+    settings = OrgSettings(
+        connection_method=ConnectionMethod.GOOGLE,
+        additional_domains=_domains(",".join(domain)),
+        google_event_color=event_color.strip(),
+        contacts_folder=contacts_folder,
+        notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
+    )
+    _save_checked(settings, key_json, True, "the key file is empty")
+    console.print(
+        f"Saved the Google Workspace connection for {', '.join(settings.additional_domains)}. "
+        "Check it with `crmsync connection-test --rep EMAIL`.",
+        highlight=False,
+    )
 
 
 @setup_app.command("salesforce")

@@ -57,15 +57,21 @@ _REQUIRED = {
         "graph_tenant_id": "the Microsoft Entra tenant id (or domain) is required",
         "graph_client_id": "the app registration's client id is required",
     },
+    ConnectionMethod.GOOGLE: {},
 }
+GOOGLE_COLORS = tuple(str(n) for n in range(1, 12))
 
 
-def org_settings_problems(settings: OrgSettings, *, password_known: bool) -> list[tuple[str, str]]:
+def org_settings_problems(
+    settings: OrgSettings, *, password_known: bool, password: str | None = None
+) -> list[tuple[str, str]]:
     """Why ``settings`` cannot be saved, as (setting, problem) pairs (empty: they can).
 
     ``password_known``: a password (or app secret) is given with the settings or already
     stored; without one no connection method can sign in, except DAV with per-rep sign-in
-    (each rep's login and app password are entered per rep).
+    (each rep's login and app password are entered per rep). ``password``, when given
+    with the settings, is checked where its form is known (Google: a service account's
+    JSON key; the problem never quotes it).
     """
     problems: list[tuple[str, str]] = []
     method = settings.connection_method
@@ -86,6 +92,8 @@ def org_settings_problems(settings: OrgSettings, *, password_known: bool) -> lis
         problems += [
             ("principal_path", p) for p in principal_path_problems(settings.principal_path)
         ]
+    if method is ConnectionMethod.GOOGLE:
+        problems += _google_problems(settings, password)
     for name in ("contacts_folder", "event_category"):
         if not getattr(settings, name).strip():
             problems.append((name, "must not be empty"))
@@ -129,4 +137,30 @@ def _number_problems(settings: OrgSettings) -> list[tuple[str, str]]:
         elif value < low or (high is not None and value > high):
             bounds = f"{low} to {high}" if high is not None else f"at least {low}"
             problems.append((name, f"must be {bounds}, not {value}"))
+    return problems
+
+
+def _google_problems(settings: OrgSettings, key_json: str | None) -> list[tuple[str, str]]:
+    problems = []
+    if not any(d.strip() for d in settings.additional_domains):
+        problems.append(
+            ("additional_domains", "list the Workspace's email domain(s) the reps' addresses use")
+        )
+    for domain in settings.additional_domains:
+        if "@" in domain or " " in domain.strip() or "." not in domain:
+            problems.append(("additional_domains", f"{domain!r} is not an email domain"))
+    if settings.google_event_color and settings.google_event_color not in GOOGLE_COLORS:
+        problems.append(("google_event_color", "a Google event colour id, 1 to 11 (empty: none)"))
+    url = settings.server_url.strip()
+    if url and urlsplit(url).scheme == "http" and urlsplit(url).hostname != "127.0.0.1":
+        # An address override exists for test doubles only; Google is reached over https.
+        problems.append(("server_url", "leave it empty for Google (http only for 127.0.0.1)"))
+    if key_json:
+        from crmsync.domain.sync import SyncError
+        from crmsync.groupware.google import parse_key
+
+        try:
+            parse_key(key_json)
+        except SyncError as refused:
+            problems.append(("password", f"{refused.message}. {refused.suggestion}"))
     return problems

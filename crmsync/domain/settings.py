@@ -176,8 +176,15 @@ class OrgSettings:
     graph_client_id: str = ""
     graph_certificate_thumbprint: str = ""
     # Graph mails the attendees of a meeting on every change: off, crmsync leaves
-    # meetings that have attendees alone when the CRM changes them.
+    # meetings that have attendees alone when the CRM changes them. Google: on, writes
+    # carry sendUpdates=all (Google mails the attendees), off sendUpdates=none.
     notify_attendees_on_crm_edits: bool = False
+    # Google Workspace (a service account with domain-wide delegation; the stored service
+    # password is its JSON key, the additional domains are the Workspace's domains).
+    # Google has no categories: an event with this colour ("1" to "11", Google's event
+    # colour ids) is one the rep selected for the CRM ("Events users select"); empty,
+    # colours mean nothing to crmsync.
+    google_event_color: str = ""
 
 
 def configuration_problems(config: SyncConfig, custom_types: Mapping[str, FieldType]) -> list[str]:

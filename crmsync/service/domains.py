@@ -3,13 +3,17 @@ additional domains."""
 
 from __future__ import annotations
 
-from crmsync.domain.settings import OrgSettings
+from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.domain.sync import ErrorType, SyncError
 
 
 def domains_of(settings: OrgSettings) -> set[str]:
     """The email domains the service account may serve; empty means any."""
     domains = {d.strip().casefold() for d in settings.additional_domains if d.strip()}
+    if settings.connection_method is ConnectionMethod.GOOGLE:
+        # A Google service account's address is in its Cloud project's domain
+        # (iam.gserviceaccount.com), never the reps': the Workspace domains are listed.
+        return domains
     if "@" in settings.service_account:
         domains.add(settings.service_account.rsplit("@", 1)[1].casefold())
     elif "\\" in settings.service_account:

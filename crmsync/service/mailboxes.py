@@ -112,11 +112,18 @@ class MailServer:
                     "on the Setup page.",
                 ) from None
             self.connection = GraphConnection(config)
+        elif method is ConnectionMethod.GOOGLE:
+            from crmsync.groupware.google import GoogleConnection
+
+            # One connection per Workspace: it holds every rep's tokens, the project's
+            # and users' limiters, and the reps Google parked (usage limits).
+            self.connection = GoogleConnection(google_config(settings, password, retry))
         else:
             raise BackendNotAvailable(
                 f"the connection method {method.value!r} is not available in this version "
                 "of crmsync",
-                "Choose CalDAV/CardDAV, Exchange Server or Microsoft 365 in the setup.",
+                "Choose CalDAV/CardDAV, Exchange Server, Microsoft 365 or Google Workspace "
+                "in the setup.",
             )
 
     def open(
@@ -144,6 +151,17 @@ class MailServer:
             from crmsync.groupware.graph import open_graph_mailbox
 
             return open_graph_mailbox(
+                self.connection.config,
+                email,
+                contact_fields,
+                rep_zone,
+                connection=self.connection,
+                create_folder=not self.read_only,
+            )
+        if method is ConnectionMethod.GOOGLE:
+            from crmsync.groupware.google import open_google_mailbox
+
+            return open_google_mailbox(
                 self.connection.config,
                 email,
                 contact_fields,
@@ -203,6 +221,12 @@ class MailServer:
         self._rep_connections[key] = (credentials, connection)
         return credentials, connection
 
+    def retry_after(self, email: str) -> float:
+        """Seconds before the rep's mailbox may be asked anything again (0: now): Google
+        parks a rep whose calendar hit its usage limits for hours."""
+        parked_for = getattr(self.connection, "parked_for", None)
+        return float(parked_for(email)) if parked_for is not None else 0.0
+
     @property
     def requests_made(self) -> int:
         own = int(getattr(self.connection, "requests_made", 0))
@@ -244,4 +268,40 @@ def graph_config(settings: OrgSettings, secret: str) -> Any:
         certificate_thumbprint=settings.graph_certificate_thumbprint,
         contacts_folder=settings.contacts_folder,
         notify_attendees_on_crm_edits=settings.notify_attendees_on_crm_edits,
+    )
+
+
+def google_config(settings: OrgSettings, key_json: str, retry: RetryPolicy | None = None) -> Any:
+    """The Google backend's configuration from the org settings; ``key_json`` is the
+    service account's JSON key. A ``server_url`` stands in for Google's addresses (its
+    ``/token``, ``/calendar/v3`` and ``/v1``): a test double, never a production setting."""
+    from crmsync.groupware.google import GoogleConfig
+    from crmsync.groupware.google import RetryPolicy as GoogleRetry
+
+    base = settings.server_url.strip().rstrip("/")
+    addresses = (
+        {
+            "token_uri": f"{base}/token",
+            "calendar_url": f"{base}/calendar/v3",
+            "people_url": f"{base}/v1",
+        }
+        if base
+        else {}
+    )
+    options: dict[str, Any] = {}
+    if retry is not None:
+        options["retry"] = GoogleRetry(
+            max_attempts=retry.max_attempts,
+            base_delay=retry.base_delay,
+            max_delay=retry.max_delay,
+            sleep=retry.sleep,
+        )
+    return GoogleConfig(
+        key_json=key_json,
+        contacts_folder=settings.contacts_folder,
+        notify_attendees_on_crm_edits=settings.notify_attendees_on_crm_edits,
+        category_color=settings.google_event_color,
+        event_category=settings.event_category,
+        **addresses,
+        **options,
     )

@@ -3,6 +3,8 @@ the console's forms are tested in tests/admin/web)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from crmsync.admin.validation import configuration_name_problem, org_settings_pr
 from crmsync.domain.settings import ConnectionMethod, OrgSettings, SyncConfig
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
+from tests.groupware.google.fake_google import service_account_key
 
 
 @pytest.fixture
@@ -72,7 +75,24 @@ def test_org_settings_rules_per_connection_method() -> None:
     ]
     assert fields(OrgSettings(ConnectionMethod.EWS, service_account="svc")) == []
     assert fields(OrgSettings(ConnectionMethod.GRAPH)) == ["graph_tenant_id", "graph_client_id"]
-    assert fields(OrgSettings(ConnectionMethod.GOOGLE)) == ["connection_method"]
+    assert fields(OrgSettings(ConnectionMethod.GOOGLE)) == ["additional_domains"]
+    google = OrgSettings(ConnectionMethod.GOOGLE, additional_domains=("example.com",))
+    assert fields(google) == [] and fields(google, password=False) == ["password"]
+    assert fields(dataclasses.replace(google, google_event_color="12")) == ["google_event_color"]
+    assert fields(dataclasses.replace(google, server_url="http://google.test")) == ["server_url"]
+
+
+def test_a_google_key_is_checked_and_never_quoted() -> None:
+    google = OrgSettings(ConnectionMethod.GOOGLE, additional_domains=("example.com",))
+    key = service_account_key()
+    assert org_settings_problems(google, password_known=True, password=key) == []
+    oauth_client = json.dumps({**json.loads(key), "type": "authorized_user"})
+    ((name, problem),) = org_settings_problems(google, password_known=True, password=oauth_client)
+    assert name == "password" and "not a service account key" in problem
+    private = json.loads(key)["private_key"].splitlines()[1]
+    assert private not in problem
+    ((name, problem),) = org_settings_problems(google, password_known=True, password="{not json")
+    assert name == "password" and "not JSON" in problem
 
 
 def test_setup_commands_refuse_what_the_api_refuses(

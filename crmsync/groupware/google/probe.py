@@ -98,3 +98,44 @@ def check_contacts(connection: GoogleConnection, email: str, group: str) -> Outc
         return True, f"contacts answer; the group {group!r} is created on first sync", ""
     return True, f"contacts and the group {group!r} found", ""
 
+
+# A full listing returns the sync token on its last page only; beyond this many pages of
+# contacts the test stops reading and says the token was not checked.
+_TOKEN_PAGES = 5
+
+
+def check_contact_sync_tokens(connection: GoogleConnection, email: str) -> Outcome:
+    """A full listing of the rep's contacts (metadata only) ends with a sync token, which
+    Google then accepts; ``passed`` with a detail starting "Not checked" when the listing
+    is longer than the test reads."""
+    params = {"personFields": "metadata", "pageSize": "1000", "requestSyncToken": "true"}
+    try:
+        for _ in range(_TOKEN_PAGES):
+            answer = connection.request(
+                "people",
+                email,
+                "GET",
+                "/people/me/connections",
+                params=params,
+                what="list contacts",
+            )
+            if answer.status != 200 or not isinstance(answer.body, dict):
+                problem = connection.problem(answer, people_api.API, email, "list contacts")
+                return False, problem.message, problem.suggestion
+            if answer.body.get("nextPageToken"):
+                params["pageToken"] = str(answer.body["nextPageToken"])
+                continue
+            token = answer.body.get("nextSyncToken")
+            if not token:
+                return (
+                    False,
+                    "Google ended the contact listing without a sync token",
+                    "Report this.",
+                )
+            people_api.list_connections(connection, email, str(token))
+            return True, "the contacts' sync tokens are issued and accepted", ""
+    except people_api.SyncTokenExpired:
+        return False, "Google refused a contacts sync token it had just issued", "Try again later."
+    except SyncError as exc:
+        return False, exc.message, exc.suggestion
+    return True, f"Not checked: the rep has more than {_TOKEN_PAGES * 1000} contacts", ""

@@ -1,7 +1,7 @@
 """The admin's connection test: can crmsync reach the mail server and one rep's folders?
 
 `run_connection_test` walks the path a sync cycle takes for one rep with the org's
-backend (`dav`, `microsoft` for Exchange Server and Microsoft 365) and reports each check
+backend (`dav`, `microsoft` for Exchange Server and Microsoft 365, `google`) and reports each check
 as a `Step` saying what it found and, when something is wrong, what the admin can do
 about it.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.connection_test.dav import DavProbe
+from crmsync.service.connection_test.google import GoogleProbe
 from crmsync.service.connection_test.microsoft import ExchangeProbe, GraphProbe
 from crmsync.service.connection_test.probe import ConnectionProbe, shown_url
 from crmsync.service.connection_test.result import (
@@ -27,6 +28,11 @@ from crmsync.service.connection_test.result import (
     CONTACTS_FOLDER,
     DEFAULT_CALENDAR,
     EXCHANGE_VERSION,
+    GOOGLE_CALENDAR,
+    GOOGLE_CONTACTS,
+    GOOGLE_DELEGATION,
+    GOOGLE_KEY,
+    GOOGLE_USER,
     GRAPH_DELTA,
     GRAPH_MAILBOX,
     GRAPH_TOKEN,
@@ -47,6 +53,11 @@ __all__ = [
     "CONTACTS_FOLDER",
     "DEFAULT_CALENDAR",
     "EXCHANGE_VERSION",
+    "GOOGLE_CALENDAR",
+    "GOOGLE_CONTACTS",
+    "GOOGLE_DELEGATION",
+    "GOOGLE_KEY",
+    "GOOGLE_USER",
     "GRAPH_DELTA",
     "GRAPH_MAILBOX",
     "GRAPH_TOKEN",
@@ -92,6 +103,8 @@ def run_connection_test(
         probe = ExchangeProbe(settings, password, email, retry, timeout)
     elif settings.connection_method is ConnectionMethod.GRAPH:
         probe = GraphProbe(settings, password, email, retry, timeout)
+    elif settings.connection_method is ConnectionMethod.GOOGLE:
+        probe = GoogleProbe(settings, password, email, retry, timeout)
     else:
         probe = DavProbe(settings, password, email, retry, timeout, rep_credentials)
     try:

@@ -19,6 +19,12 @@ IMPERSONATION = "Service account may impersonate the rep"
 GRAPH_TOKEN = "App registration recognized (token with admin consent)"
 GRAPH_MAILBOX = "Rep's calendar and contacts folder reachable"
 GRAPH_DELTA = "Delta queries supported"
+# Google Workspace steps (SYNC_TOKENS and REP_DOMAIN as above).
+GOOGLE_KEY = "Service account key valid"
+GOOGLE_DELEGATION = "Domain-wide delegation granted for each scope"
+GOOGLE_USER = "Rep is a user of the Workspace"
+GOOGLE_CALENDAR = "Primary calendar reachable"
+GOOGLE_CONTACTS = "Contact group found or can be created"
 # The DAV steps, in order.
 STEP_NAMES = (
     SERVER_ADDRESS,
@@ -30,7 +36,7 @@ STEP_NAMES = (
     SYNC_TOKENS,
 )
 # The steps that test the service account itself, whichever the backend.
-ACCOUNT_STEPS = (SERVER_ADDRESS, SERVICE_ACCOUNT, REP_LOGIN, GRAPH_TOKEN)
+ACCOUNT_STEPS = (SERVER_ADDRESS, SERVICE_ACCOUNT, REP_LOGIN, GRAPH_TOKEN, GOOGLE_KEY)
 
 
 @dataclass(frozen=True)
