@@ -7,15 +7,14 @@ repeats it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from crmsync.admin.web import api, rep_sign_in, setup_page, views
+from crmsync.admin.web import api, configuration_pages, rep_sign_in, setup_page, views
 from crmsync.admin.web.deps import check_csrf, optional_principal
 from crmsync.admin.web.rendering import (
     Csrf,
@@ -33,31 +32,18 @@ from crmsync.admin.web.security import (
     MANAGE,
     SESSION_COOKIE,
     SESSION_LIFETIME,
-    Principal,
     SignInRefused,
     sign_in,
 )
-from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.records import ItemKind
-from crmsync.domain.settings import (
-    ConflictBehaviour,
-    ContactOwnership,
-    ContactSettings,
-    Direction,
-    EventSelection,
-    EventSettings,
-    EventWindow,
-    SyncConfig,
-    configuration_warnings,
-)
 from crmsync.domain.sync import ErrorType
-from crmsync.service.runner import SyncService
 from crmsync.store import ErrorSort
 
 __all__ = ["render", "router"]
 
 router = APIRouter(include_in_schema=False)
 router.include_router(setup_page.router)
+router.include_router(configuration_pages.router)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------
@@ -149,241 +135,6 @@ def run_connection_test(
     check_csrf(principal, csrf_token)
     result = views.connection_test(service, email.strip())
     return render(request, "connection_test.html", principal, result=result, email=email)
-
-
-# ---- configurations ------------------------------------------------------------------------
-
-
-@router.get("/configurations")
-def configurations_page(request: Request, principal: Manager, service: Service) -> HTMLResponse:
-    rows = [{"config": c, "warnings": configuration_warnings(c)} for c in service.store.configs()]
-    return render(
-        request,
-        "configurations.html",
-        principal,
-        rows=rows,
-        saved=request.query_params.get("saved"),
-        deleted=request.query_params.get("deleted"),
-    )
-
-
-def _form_choices() -> dict[str, Any]:
-    return {
-        "directions": list(Direction),
-        "conflicts": list(ConflictBehaviour),
-        "ownerships": list(ContactOwnership),
-        "windows": list(EventWindow),
-        "selections": list(EventSelection),
-    }
-
-
-def _config_form(
-    request: Request,
-    principal: Principal,
-    service: SyncService,
-    form: dict[str, Any],
-    *,
-    original: str | None,
-    status_code: int = 200,
-    **extra: Any,
-) -> HTMLResponse:
-    return render(
-        request,
-        "configuration.html",
-        principal,
-        status_code=status_code,
-        form=form,
-        original=original,
-        profiles=service.crm.list_profiles(),
-        **_form_choices(),
-        **extra,
-    )
-
-
-def _form_of(service: SyncService, config: SyncConfig) -> dict[str, Any]:
-    emails = {u.id: u.email for u in service.crm.list_users()}
-    names = {p.id: p.name for p in service.crm.list_profiles()}
-    return {
-        "name": config.name,
-        "active": config.active,
-        "description": config.description,
-        "users": "\n".join(sorted(emails.get(i, i) for i in config.user_ids)),
-        "profiles": [names.get(i, i) for i in config.profile_ids],
-        "contacts": config.contacts,
-        "events": config.events,
-        "filters": "\n".join(f.text for f in config.contacts.filters),
-        "mappings": "\n".join(m.text for m in config.contacts.field_mappings),
-    }
-
-
-@router.get("/configurations/new")
-def new_configuration(request: Request, principal: Manager, service: Service) -> HTMLResponse:
-    return _config_form(
-        request, principal, service, _form_of(service, SyncConfig("")), original=None
-    )
-
-
-# The rest of the path is the name: names with a "/" saved before names were checked
-# stay reachable (links encode it as %2F).
-@router.get("/configurations/{name:path}")
-def edit_configuration(
-    name: str, request: Request, principal: Manager, service: Service
-) -> HTMLResponse:
-    config = service.store.config(name)
-    if config is None:
-        return not_found(request, principal, f"There is no configuration named {name!r}.")
-    return _config_form(
-        request,
-        principal,
-        service,
-        _form_of(service, config),
-        original=name,
-        warnings=configuration_warnings(config),
-    )
-
-
-@router.post("/configurations")
-async def post_configuration(request: Request, principal: Manager, service: Service) -> Response:
-    """Save (create or replace), preview without saving, or delete; ``original`` names the
-    configuration being edited (empty for a new one)."""
-    form = await request.form()
-    check_csrf(principal, str(form.get("csrf_token", "")))
-    action = str(form.get("action", "save"))
-    original = str(form.get("original", "")) or None
-    if action == "delete" and original:
-        service.store.delete_config(original)
-        return back("/configurations", deleted=original)
-    values = {k: str(v) for k, v in form.items() if k != "profiles"}
-    values["profiles"] = [str(p) for p in form.getlist("profiles")]
-    try:
-        config = _config_from_form(service, values)
-        if action != "preview":
-            api.check_name(config.name, replacing=original)
-    except (ValueError, ValidationError, RequestValidationError) as invalid:
-        problems = [str(invalid)] if isinstance(invalid, ValueError) else messages(invalid)
-        return _config_form(
-            request,
-            principal,
-            service,
-            _echo(values),
-            original=original,
-            status_code=422,
-            errors=problems,
-        )
-    if action == "preview":
-        previews = [
-            views.preview(service.preview_rep(u, config))
-            for u in api.reps_of(service, config, None)
-        ]
-        return _config_form(
-            request,
-            principal,
-            service,
-            _form_of(service, config),
-            original=original,
-            previews=previews,
-            warnings=configuration_warnings(config),
-        )
-    if original is None and service.store.config(config.name) is not None:
-        return _config_form(
-            request,
-            principal,
-            service,
-            _form_of(service, config),
-            original=None,
-            status_code=409,
-            errors=[f"A configuration named {config.name!r} exists already."],
-        )
-    try:
-        api.save_config(service, config, replacing=original)
-    except (HTTPException, RequestValidationError) as refused:
-        if isinstance(refused, HTTPException):
-            problems, status = [str(refused.detail)], refused.status_code
-        else:
-            problems, status = messages(refused), 422
-        return _config_form(
-            request,
-            principal,
-            service,
-            _form_of(service, config),
-            original=original,
-            status_code=status,
-            errors=problems,
-        )
-    return back("/configurations", saved=config.name)
-
-
-def _config_from_form(service: SyncService, form: dict[str, Any]) -> SyncConfig:
-    users = {u.email.casefold(): u.id for u in service.crm.list_users()}
-    profiles = {p.name: p.id for p in service.crm.list_profiles()}
-    emails = [e.strip() for e in form.get("users", "").replace(",", "\n").splitlines() if e.strip()]
-    unknown = [e for e in emails if e.casefold() not in users]
-    if unknown:
-        raise ValueError(f"no CRM user has the email {', '.join(unknown)}")
-    contacts = ContactSettings(
-        direction=Direction(form.get("contacts_direction", "both")),
-        conflict=ConflictBehaviour(form.get("contacts_conflict", "crm_wins")),
-        propagate_deletions="contacts_propagate_deletions" in form,
-        ownership=ContactOwnership(form.get("contacts_ownership", "users_records")),
-        filters=tuple(ContactFilter.parse(t) for t in _lines(form.get("filters", ""))),
-        field_mappings=tuple(FieldMapping.parse(t) for t in _lines(form.get("mappings", ""))),
-    )
-    events = EventSettings(
-        direction=Direction(form.get("events_direction", "both")),
-        conflict=ConflictBehaviour(form.get("events_conflict", "crm_wins")),
-        sync_private="events_sync_private" in form,
-        delete_synced_events="events_delete_synced_events" in form,
-        sync_series="events_sync_series" in form,
-        window=EventWindow(form.get("events_window", "today")),
-        window_days=_int(form.get("events_window_days"), 30),
-        selection=EventSelection(form.get("events_selection", "all")),
-        auto_relate="events_auto_relate" in form,
-    )
-    name = form.get("name", "").strip()
-    if not name:
-        raise ValueError("Give the configuration a name.")
-    return SyncConfig(
-        name=name,
-        active="active" in form,
-        description=form.get("description", "").strip(),
-        user_ids=tuple(users[e.casefold()] for e in emails),
-        profile_ids=tuple(profiles[p] for p in form.get("profiles", []) if p in profiles),
-        contacts=contacts,
-        events=events,
-    )
-
-
-def _int(text: str | None, default: int) -> int:
-    try:
-        return int(text) if text else default
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-
-
-def _echo(form: dict[str, Any]) -> dict[str, Any]:
-    """The submitted form, to show again with the problems."""
-    try:
-        contacts = ContactSettings(
-            direction=Direction(form.get("contacts_direction", "both")),
-            ownership=ContactOwnership(form.get("contacts_ownership", "users_records")),
-        )
-    except ValueError:
-        contacts = ContactSettings()
-    return {
-        "name": form.get("name", ""),
-        "active": "active" in form,
-        "description": form.get("description", ""),
-        "users": form.get("users", ""),
-        "profiles": form.get("profiles", []),
-        "contacts": contacts,
-        "events": EventSettings(),
-        "filters": form.get("filters", ""),
-        "mappings": form.get("mappings", ""),
-    }
-
-
-def _lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 # ---- statuses --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 
 class _FormReader(HTMLParser):
@@ -62,3 +63,11 @@ def form_fields(html: str, action: str) -> list[tuple[str, str]]:
     reader = _FormReader(action)
     reader.feed(html)
     return reader.fields
+
+
+def encoded(fields: list[tuple[str, str]]) -> dict[str, object]:
+    """Request arguments posting ``fields`` (a name may repeat) as a browser does."""
+    return {
+        "content": urlencode(fields),
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    }

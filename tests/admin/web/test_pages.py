@@ -71,7 +71,7 @@ def test_a_configuration_is_created_edited_previewed_and_deleted(console: Consol
     assert [c.name for c in console.service.store.configs()] == ["DACH"]
     deleted = console.client.post(
         "/configurations",
-        data={"csrf_token": csrf, "action": "delete", "original": "DACH"},
+        data={"csrf_token": csrf, "action": "confirm_delete", "original": "DACH"},
         follow_redirects=False,
     )
     assert deleted.status_code == 303 and console.service.store.configs() == []
