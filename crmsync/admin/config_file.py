@@ -251,9 +251,9 @@ def _org_and_configurations(
     if org != service.org_settings() or password is not None:
         # The same rules as the Setup page and the API; org settings the file leaves as
         # they are saved (e.g. a new deployment's empty ones) are not saved anew.
-        password_known = bool(password) or service.store.get_secret(SERVICE_PASSWORD) is not None
+        effective = password or service.store.get_secret(SERVICE_PASSWORD)
         for name, problem in org_settings_problems(
-            org, password_known=password_known, password=password
+            org, password_known=bool(effective), password=effective
         ):
             problems.append(f"org.{name}: {problem}")
     stored_names = {config.name for config in service.store.configs()}

@@ -87,7 +87,7 @@ def save_setup(service: SyncService, body: SetupIn) -> None:
     settings = OrgSettings(**values)
     password = body.password or service.store.get_secret(SERVICE_PASSWORD)
     problems = org_settings_problems(
-        settings, password_known=bool(password), password=body.password
+        settings, password_known=bool(password), password=password
     )
     if problems:
         raise invalid(problems)

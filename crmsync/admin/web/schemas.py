@@ -112,7 +112,9 @@ class Setup(BaseModel):
 
     Required per connection method: ``dav`` needs ``server_url`` and ``service_account``;
     ``ews`` needs ``service_account`` (an empty ``server_url`` means Autodiscover);
-    ``graph`` needs ``graph_tenant_id`` and ``graph_client_id``. A ``server_url`` is an
+    ``graph`` needs ``graph_tenant_id`` and ``graph_client_id``; ``google`` needs the
+    Workspace's domains in ``additional_domains`` and takes ``google_event_color`` ("1" to
+    "11", the colour that marks "events users select"; empty: none). A ``server_url`` is an
     http:// or https:// URL with a host; ``principal_path`` contains a placeholder
     (``{email}``, ``{local}`` or ``{user}``) and no other; a password must be given unless
     one is stored. With ``dav_sign_in`` ``per_rep`` (Nextcloud, Baïkal, iCloud, Fastmail)
@@ -139,6 +141,7 @@ class Setup(BaseModel):
     graph_client_id: str = Field("", max_length=200)
     graph_certificate_thumbprint: str = Field("", max_length=200)
     notify_attendees_on_crm_edits: bool = Field(False, strict=True)
+    google_event_color: str = Field("", max_length=2)
 
 
 class SetupIn(Setup):
@@ -146,7 +149,8 @@ class SetupIn(Setup):
         None,
         max_length=20_000,
         description="The service account's password (Microsoft 365: the app's client secret "
-        "or, with a certificate thumbprint, its PEM private key); omit to keep it.",
+        "or, with a certificate thumbprint, its PEM private key; Google Workspace: the "
+        "service account's JSON key, the whole file); omit to keep it.",
     )
 
 

@@ -93,7 +93,8 @@ async def save_setup(request: Request, principal: Manager, service: Service) -> 
     form = await request.form()
     check_csrf(principal, str(form.get("csrf_token", "")))
     entered = entered_setup(service.org_settings(), form)
-    password = str(form.get("password", "")) or None
+    # Google's key comes in its own box (a JSON file, pasted); the others' in "password".
+    password = str(form.get("google_key", "")).strip() or str(form.get("password", "")) or None
     try:
         api.save_setup(service, SetupIn(**entered, password=password))
     except (ValidationError, RequestValidationError) as invalid:
