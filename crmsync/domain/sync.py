@@ -94,7 +94,12 @@ class Written:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """One synced pair: the truth of pairing (DESIGN rule 1)."""
+    """One synced pair: the truth of pairing (DESIGN rule 1).
+
+    ``detached`` names the side whose item was deleted when the deletion was not carried
+    to the other side (deletions not propagated, or the direction forbids it): the pair no
+    longer syncs, and the link remains so the surviving item is never taken for a new one.
+    """
 
     rep_id: str
     kind: ItemKind
@@ -104,6 +109,7 @@ class Link:
     mail_version: str
     crm_hash: str
     mail_hash: str
+    detached: Side | None = None
 
     def id_on(self, side: Side) -> str:
         return self.crm_id if side is Side.CRM else self.mail_id

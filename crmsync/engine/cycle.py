@@ -61,7 +61,7 @@ def sync_kind(
                     "delete",
                     ErrorType.MASS_DELETE,
                     f"{held} deletions held back: more than the mass-delete guard allows "
-                    f"of {len(links)} synced {kind.value}s.",
+                    f"of {_synced(links)} synced {kind.value}s.",
                     "Check why so many items disappeared (a moved folder, a changed filter). "
                     "If the deletions are wanted, run `crmsync confirm-deletes --rep EMAIL`; "
                     "if not, restore the items or reset the rep's sync.",
@@ -105,17 +105,13 @@ def _read_and_plan(
     """
     links = state.links(rep_id, kind)
     changes = {
-        side: sides[side].changes(
-            saved[side], {link.id_on(side): link.version_on(side) for link in links}
-        )
+        side: sides[side].changes(saved[side], _known(links, side))
         for side in (Side.CRM, Side.MAIL)
     }
     intents = state.pending_intents(rep_id, kind)
     if intents:
         since_read = {
-            (side, cursor): sides[side].changes(
-                cursor, {link.id_on(side): link.version_on(side) for link in links}
-            )
+            (side, cursor): sides[side].changes(cursor, _known(links, side))
             for side, cursor in sorted(
                 {(i.target, i.target_cursor) for i in intents if i.target_cursor is not None}
             )
@@ -132,8 +128,18 @@ def _read_and_plan(
         links = settlement.links
         changes = {side: _listing_settled(changes[side], settlement.saves, side) for side in sides}
     actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
-    actions, held = hold_mass_deletes(actions, len(links), policy.delete_guard)
+    actions, held = hold_mass_deletes(actions, _synced(links), policy.delete_guard)
     return links, changes, actions, held
+
+
+def _known(links: list[Link], side: Side) -> dict[str, str]:
+    """The versions last synced of ``side``'s linked items; a detached pair's deleted item
+    is not asked after (a full listing would report it gone every time)."""
+    return {link.id_on(side): link.version_on(side) for link in links if link.detached is not side}
+
+
+def _synced(links: list[Link]) -> int:
+    return sum(1 for link in links if link.detached is None)
 
 
 def _listing_settled(changes: Changes, saves: list[Link], side: Side) -> Changes:

@@ -12,9 +12,14 @@ Decision table for a linked pair (c = changed in the CRM, m = changed on the mai
 | changed    | unchanged  | update mail if the direction allows, else remember version |
 | unchanged  | changed    | update CRM if the direction allows, else remember version  |
 | changed    | changed    | equal content: relink; else the conflict behaviour decides |
-| deleted    | unchanged  | delete on mail if deletions propagate, else unlink         |
-| deleted    | changed    | the edit wins: recreate in the CRM if allowed, else unlink |
+| deleted    | unchanged  | delete on mail if deletions propagate, else detach         |
+| deleted    | changed    | the edit wins: recreate in the CRM if allowed, else detach |
 | deleted    | deleted    | drop the link                                              |
+
+(and the same with the sides swapped). A detached pair no longer syncs: the survivor's
+new versions are remembered so that neither an edit nor a full listing nor a reset takes it
+for a new item, and the link goes when the survivor is deleted too. Should the deleted
+item come back readable (a left-out event restored), the pair syncs again.
 """
 
 from __future__ import annotations
@@ -233,6 +238,7 @@ def _relinked(link: Link, crm: Seen | None, mail: Seen | None) -> Link:
         mail_version=mail.version if mail else link.mail_version,
         crm_hash=content_hash(crm.record) if crm and crm.record else link.crm_hash,
         mail_hash=content_hash(mail.record) if mail and mail.record else link.mail_hash,
+        detached=link.detached,
     )
 
 
@@ -242,6 +248,11 @@ def _plan_linked(
     policy: Policy,
     recreated: dict[Side, dict[str, Seen]],
 ) -> list[Action]:
+    if link.detached is not None:
+        returned = views[link.detached].changed.get(link.id_on(link.detached))
+        if returned is None or returned.record is None:
+            return _plan_detached(link, views[link.detached.other])
+        link = replace(link, detached=None)
     crm_state, crm_seen = _state(link, views[Side.CRM])
     mail_state, mail_seen = _state(link, views[Side.MAIL])
     states = {Side.CRM: (crm_state, crm_seen), Side.MAIL: (mail_state, mail_seen)}
@@ -273,7 +284,15 @@ def _plan_linked(
         if policy.propagate_deletions and policy.may_write(other):
             expected = other_seen.version if other_seen else link.version_on(other)
             return [Delete(other, link, deleted, expected)]
-        return [Unlink(link, f"{deleted}; deletions do not propagate")]
+        why = (
+            "the direction does not sync it"
+            if policy.propagate_deletions
+            else "deletions do not propagate"
+        )
+        detached = replace(_relinked(link, crm_seen, mail_seen), detached=side)
+        return [
+            Relink(detached, f"{deleted}; {why}: the {other.value} copy stays, no longer synced")
+        ]
 
     changed = {side for side, (state, _) in states.items() if state == "changed"}
     if not changed:
@@ -309,6 +328,25 @@ def _plan_linked(
         Relink(
             _relinked(link, crm_seen, mail_seen),
             f"changed in {source_side.value}; direction does not sync it",
+        )
+    ]
+
+
+def _plan_detached(link: Link, survivor: _SideView) -> list[Action]:
+    """A detached pair: only the surviving item's fate matters, and nothing is written."""
+    state, seen = _state(link, survivor)
+    gone = link.detached
+    assert gone is not None
+    if state == "deleted":
+        return [Unlink(link, f"deleted in {survivor.side.value} too (it was detached)")]
+    if state == "same":
+        return []
+    found = {Side.CRM: None, Side.MAIL: None, survivor.side: seen}
+    return [
+        Relink(
+            _relinked(link, found[Side.CRM], found[Side.MAIL]),
+            f"changed in {survivor.side.value}; not synced: its partner was deleted in "
+            f"{gone.value} and the deletion was not carried over",
         )
     ]
 

@@ -41,17 +41,23 @@ class LinksMixin(StoreBase):
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         """Every link of the rep and kind, in one query, ordered by CRM id."""
         stmt = (
-            select(*(_L.c[f] for f in _LINK_FIELDS))
+            select(*(_L.c[f] for f in _LINK_FIELDS), _L.c.detached)
             .where(_L.c.rep_id == rep_id, _L.c.kind == kind.value)
             .order_by(_L.c.crm_id)
         )
         with self._read() as conn:
             rows = conn.execute(stmt).all()
-        return [Link(rep_id, kind, *row) for row in rows]
+        return [
+            Link(rep_id, kind, *row[:-1], detached=Side(row[-1]) if row[-1] else None)
+            for row in rows
+        ]
 
     def count_links(self, rep_id: str, kind: ItemKind) -> int:
-        """The spec's "Records in sync": how many links the rep has for the kind."""
-        stmt = select(func.count()).where(_L.c.rep_id == rep_id, _L.c.kind == kind.value)
+        """The spec's "Records in sync": how many pairs of the rep and kind still sync
+        (detached ones left out)."""
+        stmt = select(func.count()).where(
+            _L.c.rep_id == rep_id, _L.c.kind == kind.value, _L.c.detached.is_(None)
+        )
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
@@ -125,10 +131,12 @@ class LinksMixin(StoreBase):
     def clear_rep(self, rep_id: str) -> None:
         """Reset sync (DESIGN rule 9): drop the rep's links and cursors, nothing else.
 
-        Statuses, errors, settings and other reps are untouched; one transaction.
+        Detached links stay: a reset restores the connections between items, and must not
+        bring back a record whose deletion was deliberately not carried over. Statuses,
+        errors, settings and other reps are untouched; one transaction.
         """
         with self._write() as conn:
-            conn.execute(delete(_L).where(_L.c.rep_id == rep_id))
+            conn.execute(delete(_L).where(_L.c.rep_id == rep_id, _L.c.detached.is_(None)))
             conn.execute(delete(_C).where(_C.c.rep_id == rep_id))
             conn.execute(delete(_I).where(_I.c.rep_id == rep_id))
 
@@ -151,6 +159,7 @@ class LinksMixin(StoreBase):
                 "rep_id": rep_id,
                 "kind": kind.value,
                 **{f: getattr(link, f) for f in _LINK_FIELDS},
+                "detached": link.detached.value if link.detached else None,
                 "synced_at": now,
             }
             for link in saves
@@ -239,7 +248,7 @@ def _upsert_link(conn: Connection) -> Executable:
         ins = insert_for(conn)(_L)
         stmt = ins.on_conflict_do_update(
             index_elements=["rep_id", "kind", "crm_id"],
-            set_={c: ins.excluded[c] for c in (*_LINK_FIELDS[1:], "synced_at")},
+            set_={c: ins.excluded[c] for c in (*_LINK_FIELDS[1:], "detached", "synced_at")},
         )
         _UPSERTS[dialect] = stmt
     return stmt

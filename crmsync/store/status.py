@@ -197,8 +197,10 @@ class StatusMixin(StoreBase):
     def _rep_statuses(self, where: ColumnElement[bool] | None) -> list[RepStatus]:
         reps_q = select(_R).order_by(_R.c.rep_id)
         statuses_q = select(_S)
-        counts_q = select(schema.links.c.rep_id, schema.links.c.kind, func.count()).group_by(
-            schema.links.c.rep_id, schema.links.c.kind
+        counts_q = (
+            select(schema.links.c.rep_id, schema.links.c.kind, func.count())
+            .where(schema.links.c.detached.is_(None))
+            .group_by(schema.links.c.rep_id, schema.links.c.kind)
         )
         if where is not None:
             reps_q = reps_q.where(where)

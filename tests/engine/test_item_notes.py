@@ -5,7 +5,7 @@ pair means the item is gone."""
 from __future__ import annotations
 
 from crmsync.domain.records import Contact, ItemKind
-from crmsync.domain.sync import Seen
+from crmsync.domain.sync import Seen, Side
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.planner import Policy
 from tests.engine.memory import MemorySide, MemoryState
@@ -65,7 +65,7 @@ def test_an_item_left_out_by_a_rule_is_skipped_with_that_rule_and_no_error() -> 
 def test_a_synced_item_later_left_out_is_deleted_per_the_delete_setting() -> None:
     for propagate, action, consequence in (
         (True, "delete", "treated as deleted"),
-        (False, "unlink", "deletions do not propagate"),
+        (False, "relink", "deletions do not propagate"),
     ):
         crm, mail, state = MemorySide("c"), NotingSide("m"), MemoryState()
         item = mail.put(Contact(first_name="Ann", last_name="Lee"))
@@ -78,7 +78,10 @@ def test_a_synced_item_later_left_out_is_deleted_per_the_delete_setting() -> Non
         sync_kind(REP, KIND, crm, mail, state, policy)
 
         assert len(crm.items) == (0 if propagate else 1)
-        assert state.links(REP, KIND) == []
+        # Not carried over: the pair stays, detached, so the CRM copy is never re-created.
+        assert [link.detached for link in state.links(REP, KIND)] == (
+            [] if propagate else [Side.MAIL]
+        )
         (rule,) = _rules(state, action)
         assert "STATUS:CANCELLED" in rule and consequence in rule, rule
         assert state.errors == []

@@ -74,7 +74,7 @@ def test_a_synced_event_cancelled_later_is_deleted_per_the_delete_setting(
         kept = world.crm_records(ItemKind.EVENT)
         assert [e.subject for e in kept] == ([] if propagate else ["Client call 2"])
         last = _history(world, ItemKind.EVENT, "meeting.ics")[-1]
-        assert last.action == ("delete" if propagate else "unlink")
+        assert last.action == ("delete" if propagate else "relink")
         assert CANCELLED in last.rule and "treated as deleted" in last.rule
         assert world.service.store.errors() == []
         assert world.sync().writes == 0

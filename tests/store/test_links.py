@@ -28,10 +28,11 @@ def link(
     mail_id: str = "m1",
     rep_id: str = "rep-1",
     kind: ItemKind = CONTACT,
+    detached: Side | None = None,
     **versions: str,
 ) -> Link:
     values = {"crm_version": "cv1", "mail_version": "mv1", "crm_hash": "ch", "mail_hash": "mh"}
-    return Link(rep_id, kind, crm_id, mail_id, **(values | versions))
+    return Link(rep_id, kind, crm_id, mail_id, **(values | versions), detached=detached)
 
 
 def test_store_has_every_sync_state_method() -> None:
@@ -111,6 +112,22 @@ def test_clear_rep_drops_only_that_reps_links_and_cursors(store: StateStore) -> 
     assert store.count_links("rep-2", CONTACT) == 1 and store.count_links("rep-2", EVENT) == 1
     assert store.cursor("rep-2", CONTACT, Side.MAIL) == "token"
     assert store.rep_status("rep-1").last_error == "boom"
+
+
+def test_a_detached_link_survives_a_reset_and_is_not_counted_in_sync(store: StateStore) -> None:
+    detached = link("c2", "m2", detached=Side.CRM)
+    store.apply_links("rep-1", CONTACT, [link(), detached], [])
+    store.cycle_finished("rep-1")
+    assert store.links("rep-1", CONTACT)[1] == detached
+    assert store.count_links("rep-1", CONTACT) == 1
+    assert store.rep_status("rep-1").records_in_sync[CONTACT] == 1
+
+    store.clear_rep("rep-1")
+
+    assert store.links("rep-1", CONTACT) == [detached]
+    # Synced again, the pair is an ordinary link once more.
+    store.save_link(replace(detached, detached=None))
+    assert store.count_links("rep-1", CONTACT) == 1
 
 
 def test_synced_at_is_stamped(store: StateStore, clock: Clock) -> None:
