@@ -222,6 +222,17 @@ class Executor:
                     items = [item for _, item in pending]
                     outcomes = self._call_ahead(target, write_many, items)
                     ahead.update((i, Ahead(o)) for (i, _), o in zip(pending, outcomes, strict=True))
+            # Creates that hold other content than their source (see `_apply`), brought
+            # up to date in one call too.
+            stale = [
+                (i, (o.id, o.version, record))
+                for i, (record, _) in creates
+                if isinstance(o := ahead[i].outcome, Written)
+                and content_hash(o.record) != content_hash(record)
+            ]
+            if stale:
+                outcomes = self._call_ahead(target, side.update_many, [item for _, item in stale])
+                ahead.update((i, Ahead(o)) for (i, _), o in zip(stale, outcomes, strict=True))
         return ahead
 
     def _call_ahead(
@@ -348,13 +359,16 @@ class Executor:
         match action:
             case Create(target=target, source=source, replaces=replaces):
                 assert source.record is not None
-                if ahead is None:
-                    written = self.sides[target].create(source.record, marker=source.id)
+                if ahead is not None:
+                    written = _written(ahead)  # brought up to date ahead too
                 else:
-                    written = _written(ahead)
-                if content_hash(written.record) != content_hash(source.record):
-                    # An earlier, interrupted cycle created it with older content.
-                    written = self.sides[target].update(written.id, written.version, source.record)
+                    written = self.sides[target].create(source.record, marker=source.id)
+                    if content_hash(written.record) != content_hash(source.record):
+                        # An earlier, interrupted cycle created it with older content (or
+                        # the side keeps less than the record holds).
+                        written = self.sides[target].update(
+                            written.id, written.version, source.record
+                        )
                 if replaces is not None:
                     self.links.drop(replaces.crm_id)
                 self.links.save(self._link(source, written, target))
