@@ -1,15 +1,16 @@
 """One rep's Salesforce contacts (person accounts among them) as a sync side (`ItemSide`).
 
 Reads come from the org's shared `ObjectFeed` (incremental) or one query per rep (full
-listing); writes are sObject Collections calls of one record (the engine writes item by
-item), creates an upsert on the marker field so a create repeated after a crash finds its
+listing). Writes are sObject Collections calls of up to 200 records: the engine hands a
+batch to `create_many` / `update_many` / `delete_many` (one item is a batch of one).
+Creates are an upsert on the marker field, so a create repeated after a crash finds its
 first attempt. A person account's fields are written through its Account. Versions are
-checked by reading the record first: the REST collections have no conditional update.
+checked by reading the records first: the REST collections have no conditional update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmsync.crm.salesforce import sobject_collections as collections
@@ -17,8 +18,8 @@ from crmsync.crm.salesforce.contact_map import crm_values, write_fields
 from crmsync.crm.salesforce.errors import EntityIsDeleted
 from crmsync.crm.salesforce.feed import owned_rows
 from crmsync.crm.salesforce.markers import marker_of, marker_value
-from crmsync.crm.salesforce.query import plain, query, quote
-from crmsync.crm.salesforce.upsert import upsert_one
+from crmsync.crm.salesforce.query import in_groups, plain, query, quote, quote_list
+from crmsync.crm.salesforce.upsert import upsert_many
 from crmsync.crm.salesforce.versions import cursor_watermark, row_version
 from crmsync.domain.contact_fields import (
     IDENTITY_MAP,
@@ -32,6 +33,7 @@ from crmsync.domain.sync import (
     ItemProblem,
     RejectedWrite,
     Seen,
+    SyncError,
     VersionConflict,
     Written,
 )
@@ -123,15 +125,8 @@ class ContactSide:
         deleted = tuple(sorted(i for i in known if i not in present))
         return Changes(items, deleted, cursor=cursor, full=True)
 
-    def _row(self, condition: str) -> dict[str, Any] | None:
-        owner = self._owner_condition()
-        where = " AND ".join(p for p in (condition, owner) if p)
-        soql = f"SELECT {', '.join(self.crm.contact_fields())} FROM Contact WHERE {where} LIMIT 2"
-        rows = [plain(r) for r in query(self.conn, soql)]
-        return rows[0] if rows else None
-
     def fetch(self, item_id: str) -> Seen | None:
-        row = self._row(f"Id = {quote(item_id)}")
+        row = self._rows_in("Id", [item_id]).get(item_id)
         return None if row is None else self._seen(row)
 
     # ---------------------------------------------------------------- writing
@@ -150,23 +145,30 @@ class ContactSide:
         writable = {k: v for k, v in values.items() if k not in _NOT_WRITTEN}
         return write_fields(writable, person=person)
 
-    def _account_id(self, name: str) -> str | None:
-        """The one business account with exactly this name, if there is one."""
-        if name not in self._accounts:
-            soql = f"SELECT Id FROM Account WHERE Name = {quote(name)} LIMIT 2"
+    def _find_accounts(self, names: Iterable[str]) -> None:
+        """Look up the business accounts of these names not looked up yet (one query per
+        group of names): each name keeps the one account of that name, or none."""
+        wanted = sorted({n for n in names if n and n not in self._accounts})
+        for group in in_groups(wanted):
+            soql = f"SELECT Id, Name FROM Account WHERE Name IN {quote_list(group)}"
             if self.crm.person_accounts():
-                soql = soql.replace(" LIMIT", " AND IsPersonAccount = false LIMIT")
-            found = [str(r["Id"]) for r in query(self.conn, soql)]
-            self._accounts[name] = found[0] if len(found) == 1 else None
-        return self._accounts[name]
+                soql += " AND IsPersonAccount = false"
+            found: dict[str, list[str]] = {}
+            for row in query(self.conn, soql):
+                found.setdefault(str(row.get("Name")), []).append(str(row["Id"]))
+            for name in group:
+                ids = found.get(name, [])
+                self._accounts[name] = ids[0] if len(ids) == 1 else None
 
     def _with_account(self, payload: dict[str, Any], record: Contact, current: str) -> None:
         """Link the contact to the account the mail side names, when Salesforce has
-        exactly one account of that name and the mapping syncs it."""
+        exactly one account of that name and the mapping syncs it (`_find_accounts`
+        first)."""
         if self.field_map.crm_field_of("account_name") != "account_name":
             return
         if record.account_name and record.account_name != current:
-            account = self._account_id(record.account_name)
+            self._find_accounts([record.account_name])
+            account = self._accounts[record.account_name]
             if account is not None:
                 payload["AccountId"] = account
 
@@ -175,16 +177,137 @@ class ContactSide:
         return None
 
     def create(self, record: Record, marker: str) -> Written:
-        payload = self._payload(record, person=False)
-        assert isinstance(record, Contact)
-        key = marker_value(self.rep_id, marker)
-        existing = self._row(f"{self.crm.marker_field} = {quote(key)}")
-        if existing is not None:
-            return self._written(existing)
-        self._with_account(payload, record, "")
-        payload["OwnerId"] = self.rep_id
-        result = upsert_one(self.conn, "Contact", self.crm.marker_field, key, payload)
-        return self._written_by_id(result.id or "")
+        return _one(self.create_many([(record, marker)]))
+
+    def update(self, item_id: str, version: str, record: Record) -> Written:
+        return _one(self.update_many([(item_id, version, record)]))
+
+    def delete(self, item_id: str, version: str) -> None:
+        (outcome,) = self.delete_many([(item_id, version)])
+        if outcome is not None:
+            raise outcome
+
+    # Many at once (`crmsync.engine.ports.BatchWrites`): a few queries and one collection
+    # call per 200 records, whatever the number of records.
+
+    def create_many(self, items: Sequence[tuple[Record, str]]) -> list[Written | SyncError]:
+        """Create each contact as its owner's, stamped with its marker: one query finds
+        those a crashed create already made, one upsert on the marker field per 200
+        creates the others (so a repeat still cannot duplicate), one query reads them."""
+        outcomes: list[Written | SyncError | None] = [None] * len(items)
+        keys = [marker_value(self.rep_id, marker) for _, marker in items]
+        existing = self._rows_in(self.crm.marker_field, keys)
+        pending: list[tuple[int, dict[str, Any]]] = []
+        for index, (record, _) in enumerate(items):
+            try:
+                row = existing.get(keys[index])
+                if row is not None:
+                    outcomes[index] = self._written(row)
+                else:
+                    pending.append((index, self._payload(record, person=False)))
+            except SyncError as failure:
+                outcomes[index] = failure
+        self._find_accounts(_account_names(items[i][0] for i, _ in pending))
+        records = []
+        for index, payload in pending:
+            self._with_account(payload, items[index][0], "")  # type: ignore[arg-type]
+            records.append({**payload, "OwnerId": self.rep_id, self.crm.marker_field: keys[index]})
+        results = upsert_many(self.conn, "Contact", self.crm.marker_field, records)
+        written = {}
+        for (index, _), result in zip(pending, results, strict=True):
+            if result.error is not None:
+                outcomes[index] = result.error
+            else:
+                written[index] = str(result.id)
+        return self._read_back(written, outcomes)
+
+    def update_many(self, items: Sequence[tuple[str, str, Record]]) -> list[Written | SyncError]:
+        """Update each contact whose version is still the one given (one query), its
+        mapped fields only: one collection call per 200 contacts (and one per 200 person
+        accounts, written through their Account), one query reads them back."""
+        outcomes: list[Written | SyncError | None] = [None] * len(items)
+        rows = self._rows_in("Id", [item_id for item_id, _, _ in items])
+        pending: dict[str, list[tuple[int, dict[str, Any]]]] = {"Contact": [], "Account": []}
+        self._find_accounts(_account_names(record for _, _, record in items))
+        for index, (item_id, version, record) in enumerate(items):
+            try:
+                row = self._current(item_id, version, rows.get(item_id))
+                person = bool(row.get("IsPersonAccount"))
+                payload = self._payload(record, person=person)
+            except SyncError as failure:
+                outcomes[index] = failure
+                continue
+            if person:
+                pending["Account"].append((index, {"Id": row.get("AccountId"), **payload}))
+            else:
+                account = row.get("Account") or {}
+                self._with_account(payload, record, str(account.get("Name") or ""))  # type: ignore[arg-type]
+                pending["Contact"].append((index, {"Id": item_id, **payload}))
+        written = {}
+        for sobject, writes in pending.items():
+            results = collections.update(self.conn, sobject, [fields for _, fields in writes])
+            for (index, _), result in zip(writes, results, strict=True):
+                if result.error is not None:
+                    outcomes[index] = result.error
+                else:
+                    written[index] = items[index][0]
+        return self._read_back(written, outcomes)
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> list[SyncError | None]:
+        """Delete each contact whose version is still the one given (one query; a person
+        account's contact goes with its Account): one collection call per 200."""
+        outcomes: list[SyncError | None] = [None] * len(items)
+        rows = self._rows_in("Id", [item_id for item_id, _ in items])
+        targets: list[tuple[int, str]] = []
+        for index, (item_id, version) in enumerate(items):
+            row = rows.get(item_id)
+            if row is None:
+                continue  # already gone
+            if row_version(row) != version:
+                outcomes[index] = VersionConflict(
+                    f"contact {item_id} changed in Salesforce since it was read",
+                    "The record changed in the CRM; the next cycle decides again.",
+                )
+                continue
+            person = row.get("IsPersonAccount")
+            targets.append((index, str(row["AccountId"]) if person else item_id))
+        results = collections.delete(self.conn, [target for _, target in targets])
+        for (index, _), result in zip(targets, results, strict=True):
+            if result.error is not None and not isinstance(result.error, EntityIsDeleted):
+                outcomes[index] = result.error
+        return outcomes
+
+    def _rows_in(self, field: str, values: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The rep's contacts whose ``field`` is one of ``values``, by that value."""
+        found: dict[str, dict[str, Any]] = {}
+        owner = self._owner_condition()
+        select = ", ".join(self.crm.contact_fields())
+        for group in in_groups(list(dict.fromkeys(values))):
+            where = " AND ".join(p for p in (f"{field} IN {quote_list(group)}", owner) if p)
+            for row in query(self.conn, f"SELECT {select} FROM Contact WHERE {where}"):
+                found.setdefault(str(row.get(field)), plain(row))
+        return found
+
+    def _read_back(
+        self, written: dict[int, str], outcomes: list[Written | SyncError | None]
+    ) -> list[Written | SyncError]:
+        """``outcomes`` completed with the contacts written (index → contact id) as they
+        are now."""
+        rows = self._rows_in("Id", list(written.values()))
+        for index, record_id in written.items():
+            row = rows.get(record_id)
+            if row is None:
+                outcomes[index] = VersionConflict(
+                    f"contact {record_id} vanished right after it was written",
+                    "Someone deleted it in Salesforce; the next cycle decides again.",
+                )
+                continue
+            try:
+                outcomes[index] = self._written(row)
+            except SyncError as failure:
+                outcomes[index] = failure
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
 
     def _written(self, row: Mapping[str, Any]) -> Written:
         seen = self._seen(row)
@@ -193,17 +316,7 @@ class ContactSide:
             raise RejectedWrite(seen.problem.message, seen.problem.suggestion)
         return Written(seen.id, seen.version, seen.record)
 
-    def _written_by_id(self, record_id: str) -> Written:
-        row = self._row(f"Id = {quote(record_id)}")
-        if row is None:
-            raise VersionConflict(
-                f"contact {record_id} vanished right after it was written",
-                "Someone deleted it in Salesforce; the next cycle decides again.",
-            )
-        return self._written(row)
-
-    def _current(self, item_id: str, version: str) -> dict[str, Any]:
-        row = self._row(f"Id = {quote(item_id)}")
+    def _current(self, item_id: str, version: str, row: dict[str, Any] | None) -> dict[str, Any]:
         if row is None:
             raise VersionConflict(
                 f"contact {item_id} is gone from Salesforce (or now someone else's)",
@@ -216,33 +329,13 @@ class ContactSide:
             )
         return row
 
-    def update(self, item_id: str, version: str, record: Record) -> Written:
-        row = self._current(item_id, version)
-        person = bool(row.get("IsPersonAccount"))
-        payload = self._payload(record, person=person)
-        assert isinstance(record, Contact)
-        if person:
-            target, sobject = row.get("AccountId"), "Account"
-        else:
-            target, sobject = item_id, "Contact"
-            account = row.get("Account") or {}
-            self._with_account(payload, record, str(account.get("Name") or ""))
-        (result,) = collections.update(self.conn, sobject, [{"Id": target, **payload}])
-        if result.error is not None:
-            raise result.error
-        return self._written_by_id(item_id)
 
-    def delete(self, item_id: str, version: str) -> None:
-        row = self._row(f"Id = {quote(item_id)}")
-        if row is None:
-            return
-        if row_version(row) != version:
-            raise VersionConflict(
-                f"contact {item_id} changed in Salesforce since it was read",
-                "The record changed in the CRM; the next cycle decides again.",
-            )
-        # A person account's contact goes with its Account.
-        target = str(row["AccountId"]) if row.get("IsPersonAccount") else item_id
-        (result,) = collections.delete(self.conn, [target])
-        if result.error is not None and not isinstance(result.error, EntityIsDeleted):
-            raise result.error
+def _account_names(records: Iterable[Record]) -> list[str]:
+    return [r.account_name for r in records if isinstance(r, Contact) and r.account_name]
+
+
+def _one(outcomes: Sequence[Written | SyncError]) -> Written:
+    (outcome,) = outcomes
+    if isinstance(outcome, SyncError):
+        raise outcome
+    return outcome

@@ -146,7 +146,7 @@ def to_sync_error(error: dict[str, Any], what: str) -> SyncError:
         return EntityIsDeleted(
             text, "The record was deleted in Salesforce; the sync decides again."
         )
-    if code == "DUPLICATE_VALUE" or code == "DUPLICATES_DETECTED":
+    if code in ("DUPLICATE_VALUE", "DUPLICATES_DETECTED", "DUPLICATE_EXTERNAL_ID"):
         return DuplicateValue(
             text,
             "Another Salesforce record holds the same unique value (the crmsync marker or a "

@@ -6,9 +6,9 @@ occurrence rows). Invitees' child copies (``IsChild``) and Classic recurring eve
 created by posting its first occurrence with the pattern; Salesforce generates the other
 occurrences, then cancelled ones are deleted and changed ones updated. A series whose
 pattern changes is deleted and created again, with a new item id (Salesforce would
-regenerate its rows anyway). With ``auto_relate``, events written from the mail server
-are related to the contacts whose email matches an attendee (``EventWhoIds`` with Shared
-Activities, ``WhoId`` without), or to one unconverted lead.
+regenerate its rows anyway). Single events are written up to 200 per collection call
+(`create_many` ...). With ``auto_relate``, events written from the mail server are
+related to their people (`crmsync.crm.salesforce.relations`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmsync.crm.salesforce import sobject_collections as collections
-from crmsync.crm.salesforce.errors import EntityIsDeleted, FieldRejected
+from crmsync.crm.salesforce.errors import EntityIsDeleted
 from crmsync.crm.salesforce.event_map import event_fields, row_event
 from crmsync.crm.salesforce.feed import owned_rows
 from crmsync.crm.salesforce.markers import marker_of, marker_value
-from crmsync.crm.salesforce.query import datetime_literal, plain, query, quote, quote_list
+from crmsync.crm.salesforce.query import (
+    datetime_literal,
+    in_groups,
+    plain,
+    query,
+    quote,
+    quote_list,
+)
+from crmsync.crm.salesforce.relations import relate
 from crmsync.crm.salesforce.series import (
     parse_series_key,
     row_updates,
@@ -224,33 +232,36 @@ class EventSide:
         return None
 
     def create(self, record: Record, marker: str) -> Written:
-        if not isinstance(record, Event):
-            raise TypeError(f"an event side cannot store a {type(record).__name__}")
-        key = marker_value(self.rep_id, marker)
-        existing = self._by_marker(key)
-        if existing is not None:
-            return self._written(existing)
-        fields = {**event_fields(record), "OwnerId": self.rep_id, self.crm.marker_field: key}
-        if record.recurrence is not None:
-            if record.recurrence.rdates:
-                raise RejectedWrite(
-                    "the series has extra dates (RDATE), which a Salesforce series cannot hold",
-                    "Turn the extra dates into events of their own on the mail server.",
-                )
-            fields["Recurrence2PatternText"] = "RRULE:" + record.recurrence.rule
+        return _one(self.create_many([(record, marker)]))
+
+    def update(self, item_id: str, version: str, record: Record) -> Written:
+        return _one(self.update_many([(item_id, version, record)]))
+
+    def delete(self, item_id: str, version: str) -> None:
+        (outcome,) = self.delete_many([(item_id, version)])
+        if outcome is not None:
+            raise outcome
+
+    def _create_series(self, event: Event, key: str) -> Written:
+        """Post the first occurrence with the pattern; Salesforce makes the others, then
+        cancelled ones are deleted and changed ones updated."""
+        assert event.recurrence is not None
+        if event.recurrence.rdates:
+            raise RejectedWrite(
+                "the series has extra dates (RDATE), which a Salesforce series cannot hold",
+                "Turn the extra dates into events of their own on the mail server.",
+            )
+        fields = {**event_fields(event), "OwnerId": self.rep_id, self.crm.marker_field: key}
+        fields["Recurrence2PatternText"] = "RRULE:" + event.recurrence.rule
         (result,) = collections.create(self.conn, "Event", [fields])
         if result.error is not None:
             raise result.error
-        if record.recurrence is not None:
-            created = self._by_marker(key)
-            if created is None:
-                raise VersionConflict("the new series vanished", "The next cycle decides again.")
-            self._edit_series(created.id, record)
-            item_id = created.id
-        else:
-            item_id = str(result.id)
-        self._relate(item_id, record)
-        return self._reread(item_id)
+        created = self._by_marker(key)
+        if created is None:
+            raise VersionConflict("the new series vanished", "The next cycle decides again.")
+        self._edit_series(created.id, event)
+        self._relate(created.id, event)
+        return self._reread(created.id)
 
     def _reread(self, item_id: str) -> Written:
         seen = self.fetch(item_id)
@@ -288,7 +299,10 @@ class EventSide:
             raise failures[0]
 
     def _current(self, item_id: str, version: str) -> list[Row]:
-        rows = self._item_rows(item_id)
+        return self._checked(item_id, version, self._item_rows(item_id))
+
+    def _checked(self, item_id: str, version: str, rows: Sequence[Row]) -> Sequence[Row]:
+        """``rows`` (the item's) when they are still at ``version``."""
         if not rows:
             raise VersionConflict(
                 f"event {item_id} is gone from Salesforce (or now someone else's)",
@@ -301,23 +315,16 @@ class EventSide:
             )
         return rows
 
-    def update(self, item_id: str, version: str, record: Record) -> Written:
-        if not isinstance(record, Event):
-            raise TypeError(f"an event side cannot store a {type(record).__name__}")
+    def _update_series(self, item_id: str, version: str, event: Event) -> Written:
+        """A series edited in place when its pattern stays; otherwise (a new pattern, a
+        single event turned series, or back) deleted and created anew."""
         rows = self._current(item_id, version)
-        is_series = parse_series_key(item_id) is not None
-        if not is_series and record.recurrence is None:
-            wanted = event_fields(record)
-            changed = {k: v for k, v in wanted.items() if not same_value(k, rows[0].get(k), v)}
-            if changed:  # what Salesforce cannot hold (attendees ...) costs no write
-                (result,) = collections.update(self.conn, "Event", [{"Id": item_id, **changed}])
-                if result.error is not None:
-                    raise result.error
-        elif is_series and same_pattern(series_view(rows, self._zone), record):
-            self._edit_series(item_id, record)
-        else:
-            return self._recreate(rows, record)
-        self._relate(item_id, record)
+        if parse_series_key(item_id) is None or not same_pattern(
+            series_view(rows, self._zone), event
+        ):
+            return self._recreate(rows, event)
+        self._edit_series(item_id, event)
+        self._relate(item_id, event)
         return self._reread(item_id)
 
     def _recreate(self, rows: Sequence[Row], record: Event) -> Written:
@@ -329,53 +336,147 @@ class EventSide:
     def _delete_rows(self, rows: Sequence[Row]) -> None:
         self._apply([], [str(r["Id"]) for r in rows])
 
-    def delete(self, item_id: str, version: str) -> None:
-        rows = self._item_rows(item_id)
-        if not rows:
-            return
-        if self._seen_of(item_id, rows).version != version:
-            raise VersionConflict(
-                f"event {item_id} changed in Salesforce since it was read",
-                "The event changed in the CRM; the next cycle decides again.",
-            )
-        self._delete_rows(rows)
-
-    # ---------------------------------------------------------------- relations
-
     def _relate(self, item_id: str, record: Event) -> None:
-        emails = sorted({a.email.lower() for a in record.attendees if a.email})
-        if not self.auto_relate or not emails:
-            return
-        contacts = [
-            str(r["Id"])
-            for r in query(
-                self.conn,
-                f"SELECT Id FROM Contact WHERE Email IN {quote_list(emails)} ORDER BY Id LIMIT 50",
-            )
-        ]
-        if not contacts:
-            leads = query(
-                self.conn,
-                f"SELECT Id FROM Lead WHERE Email IN {quote_list(emails)} "
-                "AND IsConverted = false ORDER BY Id LIMIT 1",
-            )
-            who = [str(r["Id"]) for r in leads]
-            if not who:
-                return
-            fields: dict[str, Any] = {"WhoId": who[0]}
-        elif self.crm.shared_activities():
-            fields = {"EventWhoIds": contacts}
-        else:
-            fields = {"WhoId": contacts[0]}
-        row_ids = [str(r["Id"]) for r in self._item_rows(item_id)]
-        results = collections.update(self.conn, "Event", [{"Id": i, **fields} for i in row_ids])
-        for result in results:
-            if isinstance(result.error, FieldRejected) and "EventWhoIds" in result.error.message:
-                # Shared Activities turned off since we looked: one contact, as WhoId.
-                self.crm.forget_shared_activities()
-                again = [{"Id": i, "WhoId": contacts[0]} for i in row_ids]
-                collections.update(self.conn, "Event", again)
-                return
+        if self.auto_relate:
+            relate(self.crm, [([str(r["Id"]) for r in self._item_rows(item_id)], record)])
+
+    # ---------------------------------------------------------------- many at once
+
+    # `crmsync.engine.ports.BatchWrites`: single events take a few queries and one
+    # collection call per 200, whatever their number; series (a handful of rows each,
+    # regenerated by Salesforce) are written one at a time.
+
+    def _rows_in(self, field: str, values: Sequence[str]) -> dict[str, list[Row]]:
+        """The rep's synced rows whose ``field`` is one of ``values``, by that value."""
+        found: dict[str, list[Row]] = defaultdict(list)
+        for group in in_groups(list(dict.fromkeys(values))):
+            for row in self._rows(f"{field} IN {quote_list(group)}"):
+                found[str(row.get(field))].append(row)
+        return found
+
+    def create_many(self, items: Sequence[tuple[Record, str]]) -> list[Written | SyncError]:
+        """Create each event stamped with its marker: one query finds those a crashed
+        create already made, one collection call per 200 creates the single ones, one
+        query reads them back."""
+        outcomes: list[Written | SyncError | None] = [None] * len(items)
+        keys = [marker_value(self.rep_id, marker) for _, marker in items]
+        existing = self._rows_in(self.crm.marker_field, keys)
+        pending: list[tuple[int, dict[str, Any]]] = []
+        for index, (record, _) in enumerate(items):
+            event = _event(record)
+            rows = existing.get(keys[index])
+            try:
+                if rows:
+                    outcomes[index] = self._written(self._seen_items(rows)[0])
+                elif event.recurrence is not None:
+                    outcomes[index] = self._create_series(event, keys[index])
+                else:
+                    fields = {**event_fields(event), "OwnerId": self.rep_id}
+                    pending.append((index, {**fields, self.crm.marker_field: keys[index]}))
+            except SyncError as failure:
+                outcomes[index] = failure
+        results = collections.create(self.conn, "Event", [fields for _, fields in pending])
+        written = {}
+        for (index, _), result in zip(pending, results, strict=True):
+            if result.error is not None:
+                outcomes[index] = result.error
+            else:
+                written[index] = str(result.id)
+        return self._read_back([record for record, _ in items], written, outcomes)
+
+    def update_many(self, items: Sequence[tuple[str, str, Record]]) -> list[Written | SyncError]:
+        """Update each single event whose version is still the one given (one query), the
+        fields that changed only: one collection call per 200, one query reads them back."""
+        outcomes: list[Written | SyncError | None] = [None] * len(items)
+        singles = [i for i, _, _ in items if parse_series_key(i) is None]
+        rows = self._rows_in("Id", singles)
+        pending: list[tuple[int, dict[str, Any]]] = []
+        written = {}
+        for index, (item_id, version, record) in enumerate(items):
+            event = _event(record)
+            found = [r for r in rows.get(item_id, []) if series_key(r) is None]
+            try:
+                if parse_series_key(item_id) is not None or event.recurrence is not None:
+                    outcomes[index] = self._update_series(item_id, version, event)
+                    continue
+                (row,) = self._checked(item_id, version, found)
+                wanted = event_fields(event)
+                changed = {k: v for k, v in wanted.items() if not same_value(k, row.get(k), v)}
+            except SyncError as failure:
+                outcomes[index] = failure
+                continue
+            written[index] = item_id
+            if changed:  # what Salesforce cannot hold (attendees ...) costs no write
+                pending.append((index, {"Id": item_id, **changed}))
+        results = collections.update(self.conn, "Event", [fields for _, fields in pending])
+        for (index, _), result in zip(pending, results, strict=True):
+            if result.error is not None:
+                outcomes[index] = result.error
+                del written[index]
+        return self._read_back([record for _, _, record in items], written, outcomes)
+
+    def delete_many(self, items: Sequence[tuple[str, str]]) -> list[SyncError | None]:
+        """Delete each event (a series: all its rows) whose version is still the one
+        given: one query for the single ones, one collection call per 200 rows."""
+        outcomes: list[SyncError | None] = [None] * len(items)
+        rows = self._rows_in("Id", [i for i, _ in items if parse_series_key(i) is None])
+        doomed: dict[str, int] = {}
+        for index, (item_id, version) in enumerate(items):
+            if parse_series_key(item_id) is not None:
+                found = self._series_rows(item_id)
+            else:
+                found = [r for r in rows.get(item_id, []) if series_key(r) is None]
+            if not found:
+                continue  # already gone
+            try:
+                self._checked(item_id, version, found)
+            except SyncError as failure:
+                outcomes[index] = failure
+                continue
+            doomed.update((str(r["Id"]), index) for r in found)
+        for row_id, result in zip(doomed, collections.delete(self.conn, list(doomed)), strict=True):
+            if result.error is not None and not isinstance(result.error, EntityIsDeleted):
+                outcomes[doomed[row_id]] = result.error
+        return outcomes
+
+    def _read_back(
+        self,
+        records: Sequence[Record],
+        written: dict[int, str],
+        outcomes: list[Written | SyncError | None],
+    ) -> list[Written | SyncError]:
+        """``outcomes`` completed with the single events written (index → row id): related
+        to their people (with auto-relate), then read as they are now."""
+        if self.auto_relate:
+            relate(self.crm, [([written[i]], _event(records[i])) for i in written])
+        rows = self._rows_in("Id", list(written.values()))
+        for index, row_id in written.items():
+            found = rows.get(row_id)
+            if not found:
+                outcomes[index] = VersionConflict(
+                    f"event {row_id} vanished right after it was written",
+                    "Someone deleted it in Salesforce; the next cycle decides again.",
+                )
+                continue
+            try:
+                outcomes[index] = self._written(self._seen_single(found[0]))
+            except SyncError as failure:
+                outcomes[index] = failure
+        assert all(o is not None for o in outcomes)
+        return outcomes  # type: ignore[return-value]
+
+
+def _one(outcomes: Sequence[Written | SyncError]) -> Written:
+    (outcome,) = outcomes
+    if isinstance(outcome, SyncError):
+        raise outcome
+    return outcome
+
+
+def _event(record: Record) -> Event:
+    if not isinstance(record, Event):
+        raise TypeError(f"an event side cannot store a {type(record).__name__}")
+    return record
 
 
 def without_relations(event: Event) -> Event:

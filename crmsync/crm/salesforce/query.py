@@ -11,7 +11,7 @@ Literals are built with `quote` / `datetime_literal`, never by pasting text into
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from crmsync.crm.salesforce.connection import SalesforceConnection
@@ -36,6 +36,22 @@ def quote(text: str) -> str:
 
 def quote_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(quote(v) for v in values) + ")"
+
+
+def in_groups(values: Sequence[str], room: int = MAX_SOQL // 2) -> Iterator[list[str]]:
+    """``values`` in groups whose `quote_list` fits in ``room`` characters, for the
+    ``IN`` lists of statements that look up a batch of records."""
+    group: list[str] = []
+    used = 2
+    for value in values:
+        size = len(quote(value)) + 2
+        if group and used + size > room:
+            yield group
+            group, used = [], 2
+        group.append(value)
+        used += size
+    if group:
+        yield group
 
 
 def datetime_literal(value: dt.datetime) -> str:

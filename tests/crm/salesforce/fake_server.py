@@ -391,7 +391,8 @@ class FakeSalesforce:
                 except FakeError as exc:
                     results.append(
                         self._result(
-                            None, {"statusCode": exc.code, "message": exc.message, "fields": []}
+                            None,
+                            {"statusCode": exc.code, "message": exc.message, "fields": exc.fields},
                         )
                     )
                     continue
