@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import AuditEntry, Side
@@ -56,16 +56,23 @@ class AuditMixin(StoreBase):
             ).mappings()
             return [_entry(r) for r in rows]
 
-    def rep_history(self, rep_id: str, limit: int = 50) -> list[AuditEntry]:
-        """The rep's newest entries, newest first."""
+    def rep_history(self, rep_id: str, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
+        """The rep's newest entries, newest first, from the ``offset``-th."""
         with self._read() as conn:
             rows = conn.execute(
                 select(_A)
                 .where(_A.c.rep_id == rep_id)
                 .order_by(_A.c.at.desc(), _A.c.id.desc())
                 .limit(limit)
+                .offset(offset)
             ).mappings()
             return [_entry(r) for r in rows]
+
+    def count_rep_history(self, rep_id: str) -> int:
+        with self._read() as conn:
+            return conn.execute(
+                select(func.count()).select_from(_A).where(_A.c.rep_id == rep_id)
+            ).scalar_one()
 
     def prune_audit(self, older_than: dt.datetime) -> int:
         """Drop entries older than ``older_than`` (the retention setting); returns how many."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, and_, case, delete, func, insert, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
@@ -13,6 +15,7 @@ from crmsync.store import schema
 from crmsync.store.database import Fence, StoreBase
 
 _E = schema.errors
+_R = schema.reps
 
 
 class ErrorSort(StrEnum):
@@ -23,6 +26,19 @@ class ErrorSort(StrEnum):
     KIND = "kind"
     ERROR_TYPE = "error_type"
     OPERATION = "operation"
+
+
+@dataclass(frozen=True)
+class RepErrors:
+    """A rep's rows in the error report, and what its latest cycle left failing."""
+
+    total: int = 0
+    # Items that failed in the rep's latest cycle (rows about one item, that cycle's).
+    failing_items: int = 0
+    # Deletions the mass-delete guard held back in the latest cycle (0: none).
+    held_deletes: bool = False
+    # An admin confirmed the held-back deletions; the next cycle carries them out.
+    deletes_confirmed: bool = False
 
 
 class ErrorReportMixin(StoreBase):
@@ -45,15 +61,7 @@ class ErrorReportMixin(StoreBase):
         offset: int = 0,
     ) -> list[ErrorEntry]:
         """Rows matching every given filter (``since`` inclusive), sorted, paged."""
-        stmt = select(_E)
-        if rep_id is not None:
-            stmt = stmt.where(_E.c.rep_id == rep_id)
-        if kind is not None:
-            stmt = stmt.where(_E.c.kind == kind.value)
-        if error_type is not None:
-            stmt = stmt.where(_E.c.error_type == error_type.value)
-        if since is not None:
-            stmt = stmt.where(_E.c.at >= since)
+        stmt = _filtered(select(_E), rep_id, kind, error_type, since)
         keys = [_E.c[sort.value], _E.c.at, _E.c.id]
         # NULLS LAST on both databases (they disagree by default) for the nullable kind.
         stmt = stmt.order_by(*((k.desc() if descending else k.asc()).nulls_last() for k in keys))
@@ -75,6 +83,55 @@ class ErrorReportMixin(StoreBase):
             )
             for r in rows
         ]
+
+    def error_totals(
+        self,
+        *,
+        rep_id: str | None = None,
+        kind: ItemKind | None = None,
+        error_type: ErrorType | None = None,
+        since: dt.datetime | None = None,
+    ) -> tuple[int, dict[str, int], dict[ErrorType, int]]:
+        """How many rows match the filters: in all, by rep id and by error type."""
+        by: dict[str, Any] = {"rep_id": {}, "error_type": {}}
+        with self._read() as conn:
+            for column in by:
+                stmt = select(_E.c[column], func.count()).group_by(_E.c[column])
+                for key, count in conn.execute(_filtered(stmt, rep_id, kind, error_type, since)):
+                    by[column][key] = count
+        by_type = {ErrorType(key): count for key, count in by["error_type"].items()}
+        return sum(by["rep_id"].values()), by["rep_id"], by_type
+
+    def rep_errors(self) -> dict[str, RepErrors]:
+        """Per rep id (reps with rows only): its rows, and what its latest cycle left
+        failing (rows recorded since that cycle started)."""
+        latest = _E.c.at >= _R.c.last_cycle_started
+        held = and_(latest, _E.c.error_type == ErrorType.MASS_DELETE.value)
+        failing = and_(
+            latest, _E.c.item_id.is_not(None), _E.c.error_type != ErrorType.MASS_DELETE.value
+        )
+        stmt = (
+            select(
+                _E.c.rep_id,
+                func.count(),
+                func.sum(case((failing, 1), else_=0)),
+                func.max(case((held, _E.c.at), else_=None)),
+                func.max(_R.c.deletes_confirmed_at),
+            )
+            .select_from(_E.outerjoin(_R, _R.c.rep_id == _E.c.rep_id))
+            .group_by(_E.c.rep_id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        return {
+            rep_id: RepErrors(
+                total=total,
+                failing_items=int(failing_count or 0),
+                held_deletes=held_at is not None,
+                deletes_confirmed=held_at is not None and confirmed is not None,
+            )
+            for rep_id, total, failing_count, held_at, confirmed in rows
+        }
 
     def prune_errors(self, older_than: dt.datetime) -> int:
         """Delete rows recorded before ``older_than`` (retention); returns how many."""
@@ -123,3 +180,21 @@ class ErrorReportMixin(StoreBase):
                     occurrences=1,
                 )
             )
+
+
+def _filtered(
+    stmt: Select[Any],
+    rep_id: str | None,
+    kind: ItemKind | None,
+    error_type: ErrorType | None,
+    since: dt.datetime | None,
+) -> Select[Any]:
+    if rep_id is not None:
+        stmt = stmt.where(_E.c.rep_id == rep_id)
+    if kind is not None:
+        stmt = stmt.where(_E.c.kind == kind.value)
+    if error_type is not None:
+        stmt = stmt.where(_E.c.error_type == error_type.value)
+    if since is not None:
+        stmt = stmt.where(_E.c.at >= since)
+    return stmt

@@ -8,13 +8,13 @@ repeats it.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from crmsync.admin.web import api, configuration_pages, rep_sign_in, setup_page, views
+from crmsync.admin.web import api, configuration_pages, setup_page, status_pages, views
 from crmsync.admin.web.deps import check_csrf, optional_principal
 from crmsync.admin.web.rendering import (
     Csrf,
@@ -23,7 +23,6 @@ from crmsync.admin.web.rendering import (
     Service,
     back,
     messages,
-    not_found,
     render,
 )
 from crmsync.admin.web.schemas import ErrorFilters
@@ -44,6 +43,7 @@ __all__ = ["render", "router"]
 router = APIRouter(include_in_schema=False)
 router.include_router(setup_page.router)
 router.include_router(configuration_pages.router)
+router.include_router(status_pages.router)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------
@@ -120,8 +120,9 @@ def home(request: Request) -> Response:
 
 
 @router.get("/connection-test")
-def connection_test_page(request: Request, principal: Manager) -> HTMLResponse:
-    return render(request, "connection_test.html", principal, result=None, email="")
+def connection_test_page(request: Request, principal: Manager, email: str = "") -> HTMLResponse:
+    """The form, filled in with ``email`` when a rep's page links here."""
+    return render(request, "connection_test.html", principal, result=None, email=email[:320])
 
 
 @router.post("/connection-test")
@@ -135,50 +136,6 @@ def run_connection_test(
     check_csrf(principal, csrf_token)
     result = views.connection_test(service, email.strip())
     return render(request, "connection_test.html", principal, result=result, email=email)
-
-
-# ---- statuses --------------------------------------------------------------------------------
-
-
-@router.get("/status")
-def status_page(request: Request, principal: Manager, service: Service) -> HTMLResponse:
-    now = service.clock()
-    return render(
-        request,
-        "status.html",
-        principal,
-        org=views.org_status(service, now),
-        reps=[views.rep_summary(service, u) for u in views.reps_shown(service)],
-    )
-
-
-@router.get("/status/{email}")
-def rep_page(email: str, request: Request, principal: Manager, service: Service) -> HTMLResponse:
-    user = service.crm.get_user_by_email(email)
-    if user is None:
-        return not_found(request, principal, f"No CRM user has the email {email}.")
-    return render(
-        request,
-        "rep.html",
-        principal,
-        rep=views.rep_status(service, user),
-        check_labels=views.CHECK_LABELS,
-        flow_labels=views.FLOW_LABELS,
-        marked=request.query_params.get("marked"),
-        signed_in=request.query_params.get("signed_in"),
-        **rep_sign_in.sign_in_context(service, user.email),
-    )
-
-
-@router.post("/status/{email}/reset")
-def reset_rep(
-    email: str, request: Request, principal: Manager, service: Service, csrf_token: Csrf
-) -> Response:
-    check_csrf(principal, csrf_token)
-    user = service.crm.get_user_by_email(email)
-    if user is not None:
-        service.mark_for_reset(user)
-    return back(f"/status/{quote(email)}", marked="1")
 
 
 # ---- error report ----------------------------------------------------------------------------

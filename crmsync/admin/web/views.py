@@ -12,6 +12,7 @@ import io
 from typing import Any
 
 from crmsync.admin.reports import subject_of
+from crmsync.admin.web.coverage import effective_configs
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction
 from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
@@ -67,13 +68,16 @@ def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def org_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
+def org_status(
+    service: SyncService, now: dt.datetime, reps: list[User] | None = None
+) -> dict[str, Any]:
     """The spec's Tables 1-3: setup, then contacts and events activity; and 24 hours of
-    records synced per hour."""
+    records synced per hour. ``reps``: the CRM's active users, if already read."""
     settings = service.org_settings()
     store = service.store
     crm = crm_status(service, now)
-    reps = reps_shown(service)
+    if reps is None:
+        reps = reps_shown(service)
     statuses = {s.rep_id: s for s in store.rep_statuses()}
     known = [statuses[u.id] for u in reps if u.id in statuses]
     recognized = None if not known else any(s.recognized for s in known)
@@ -96,9 +100,7 @@ def org_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
             "service_account_recognized": recognized,
             "event_category": settings.event_category,
             "reps": len(reps),
-            "reps_with_a_configuration": sum(
-                1 for u in reps if store.effective_config(u) is not None
-            ),
+            "reps_with_a_configuration": len(effective_configs(store.configs(), reps)),
             "linked_users": sum(1 for s in known if s.addresses_linked),
         },
         "contacts": kinds[ItemKind.CONTACT.value],
