@@ -8,24 +8,19 @@ repeats it.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 
-from crmsync.admin.web import api, configuration_pages, setup_page, status_pages, views
+from crmsync.admin.web import configuration_pages, error_pages, setup_page, status_pages, views
 from crmsync.admin.web.deps import check_csrf, optional_principal
 from crmsync.admin.web.rendering import (
     Csrf,
-    ErrorReader,
     Manager,
     Service,
     back,
-    messages,
     render,
 )
-from crmsync.admin.web.schemas import ErrorFilters
 from crmsync.admin.web.security import (
     ERROR_REPORT,
     MANAGE,
@@ -34,9 +29,6 @@ from crmsync.admin.web.security import (
     SignInRefused,
     sign_in,
 )
-from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import ErrorType
-from crmsync.store import ErrorSort
 
 __all__ = ["render", "router"]
 
@@ -44,6 +36,7 @@ router = APIRouter(include_in_schema=False)
 router.include_router(setup_page.router)
 router.include_router(configuration_pages.router)
 router.include_router(status_pages.router)
+router.include_router(error_pages.router)
 
 
 # ---- sign-in ---------------------------------------------------------------------------------
@@ -136,45 +129,3 @@ def run_connection_test(
     check_csrf(principal, csrf_token)
     result = views.connection_test(service, email.strip())
     return render(request, "connection_test.html", principal, result=result, email=email)
-
-
-# ---- error report ----------------------------------------------------------------------------
-
-
-def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
-    params = {k: v for k, v in request.query_params.items() if v != ""}
-    try:
-        return ErrorFilters(**params), []
-    except ValidationError as invalid:
-        return ErrorFilters(), messages(invalid)
-
-
-@router.get("/errors")
-def errors_page(request: Request, principal: ErrorReader, service: Service) -> HTMLResponse:
-    filters, problems = _filters(request)
-    rows = api.error_rows(service, filters)
-    query = urlencode({k: v for k, v in request.query_params.items() if v})
-    return render(
-        request,
-        "errors.html",
-        principal,
-        rows=rows,
-        filters=filters,
-        problems=problems,
-        kinds=list(ItemKind),
-        error_types=list(ErrorType),
-        sorts=list(ErrorSort),
-        reps=[u.email for u in service.crm.list_users()],
-        csv_query=query,
-        columns=views.ERROR_COLUMNS,
-    )
-
-
-@router.get("/errors.csv")
-def errors_csv(request: Request, principal: ErrorReader, service: Service) -> Response:
-    filters, _ = _filters(request)
-    return Response(
-        views.errors_csv(api.error_rows(service, filters)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="crmsync-errors.csv"'},
-    )

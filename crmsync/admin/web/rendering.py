@@ -3,6 +3,7 @@ POST → 303 → GET answer, and the route dependencies of the pages."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -70,3 +71,18 @@ def by_field(problems: list[tuple[str, str]]) -> dict[str, list[str]]:
     for field, problem in problems:
         grouped.setdefault(field, []).append(problem)
     return grouped
+
+
+def paging(page: int, per_page: int, total: int) -> dict[str, Any]:
+    """Where a page is in a list: "51-100 of 2,000", and how many pages."""
+    pages = max(1, math.ceil(total / per_page))
+    page = min(page, pages)
+    first = (page - 1) * per_page
+    return {
+        "page": page,
+        "pages": pages,
+        "offset": first,
+        "total": total,
+        "first": first + 1 if total else 0,
+        "last": min(first + per_page, total),
+    }

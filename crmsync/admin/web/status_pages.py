@@ -9,7 +9,6 @@ per rep: an org of thousands of reps renders in one page view (bench/console_sta
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -20,7 +19,7 @@ from crmsync.admin.web import rep_sign_in, views
 from crmsync.admin.web.coverage import effective_configs
 from crmsync.admin.web.deps import check_csrf
 from crmsync.admin.web.item_names import ItemNames
-from crmsync.admin.web.rendering import Csrf, Manager, Service, back, not_found, render
+from crmsync.admin.web.rendering import Csrf, Manager, Service, back, not_found, paging, render
 from crmsync.domain.records import ItemKind, User
 from crmsync.service.runner import SyncService
 from crmsync.store import FLOWS, RepStatus
@@ -49,21 +48,6 @@ def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
 def _page_of(request: Request) -> int:
     text = request.query_params.get("page", "1")
     return max(1, int(text)) if text.isdigit() else 1
-
-
-def paging(page: int, per_page: int, total: int) -> dict[str, Any]:
-    """Where a page is in a list: "51-100 of 2,000", and how many pages."""
-    pages = max(1, math.ceil(total / per_page))
-    page = min(page, pages)
-    first = (page - 1) * per_page
-    return {
-        "page": page,
-        "pages": pages,
-        "offset": first,
-        "total": total,
-        "first": first + 1 if total else 0,
-        "last": min(first + per_page, total),
-    }
 
 
 def attention(status: RepStatus, errors: RepErrors) -> list[str]:

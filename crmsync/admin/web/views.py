@@ -285,10 +285,10 @@ ERROR_COLUMNS = (
 )
 
 
-def errors_csv(rows: list[dict[str, Any]]) -> str:
+def errors_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = ERROR_COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ERROR_COLUMNS)
+    writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in ERROR_COLUMNS})
+        writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
     return out.getvalue()
