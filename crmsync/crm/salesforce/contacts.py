@@ -20,7 +20,7 @@ from crmsync.crm.salesforce.feed import owned_rows
 from crmsync.crm.salesforce.markers import marker_of, marker_value
 from crmsync.crm.salesforce.query import in_groups, plain, query, quote, quote_list
 from crmsync.crm.salesforce.upsert import upsert_many
-from crmsync.crm.salesforce.versions import cursor_watermark, row_version
+from crmsync.crm.salesforce.versions import cursor_watermark, older_than, row_version
 from crmsync.domain.contact_fields import (
     IDENTITY_MAP,
     ContactFieldMap,
@@ -109,6 +109,8 @@ class ContactSide:
         items, deleted = [], []
         for row in piece.rows:
             row_id = str(row["Id"])
+            if older_than(row, known.get(row_id)):
+                continue  # polled before our own write of it
             if self._in_scope(row):
                 if known.get(row_id) != row_version(row):
                     items.append(self._seen(row))

@@ -42,6 +42,7 @@ from crmsync.crm.salesforce.series import (
 )
 from crmsync.crm.salesforce.versions import (
     cursor_watermark,
+    older_than,
     parse_instant,
     row_version,
     rows_version,
@@ -156,6 +157,8 @@ class EventSide:
             if key is not None:
                 if row.get("OwnerId") == self.rep_id or key in known:
                     touched.add(key)
+            elif older_than(row, known.get(str(row["Id"]))):
+                continue  # polled before our own write of it
             elif self._synced(row):
                 singles.append(row)
             elif str(row["Id"]) in known:

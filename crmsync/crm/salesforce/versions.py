@@ -26,6 +26,16 @@ def row_version(row: Mapping[str, Any]) -> str:
     return f"{row.get('SystemModstamp', '')}~{digest}"
 
 
+def older_than(row: Mapping[str, Any], known: str | None) -> bool:
+    """Whether ``row`` predates ``known``, a version of the same record we read later:
+    the feed's copy from a poll before our own write, which is no change."""
+    if not known or "~" not in known:
+        return False
+    ours = parse_instant(known.partition("~")[0])
+    theirs = parse_instant(row.get("SystemModstamp"))
+    return ours is not None and theirs is not None and theirs < ours
+
+
 def rows_version(rows: Iterable[Mapping[str, Any]]) -> str:
     parts = sorted(f"{row.get('Id')}={row_version(row)}" for row in rows)
     return (

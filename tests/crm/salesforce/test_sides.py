@@ -15,10 +15,13 @@ from crmsync.crm.salesforce.errors import ConfigurationProblem
 from crmsync.crm.salesforce.versions import cursor_text
 from crmsync.domain.contact_fields import FieldMapping, FieldType, contact_field_map
 from crmsync.domain.records import Attendee, Event, EventTiming, ItemKind, ShowAs
-from crmsync.domain.sync import RejectedWrite
+from crmsync.domain.sync import RejectedWrite, Side
+from crmsync.engine.cycle import sync_kind
+from crmsync.engine.planner import Policy
 from tests.crm.contract import contact, timed_event
 from tests.crm.salesforce.fake_org import FakeOrg
 from tests.crm.salesforce.harness import OrgHarness, fake_harness
+from tests.engine.memory import MemorySide, MemoryState
 
 UTC = dt.UTC
 
@@ -60,6 +63,33 @@ def test_one_feed_query_per_object_per_interval_serves_every_rep() -> None:
         for rep, side in sides.items():
             side.changes(seen[rep].cursor, {})
         assert len(harness.fake.calls) == before
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize("kind", [ItemKind.CONTACT, ItemKind.EVENT])
+def test_the_feed_polled_before_our_write_does_not_undo_it_on_the_mail_side(
+    kind: ItemKind,
+) -> None:
+    """The engine's settling round after a write reads the feed again within the same
+    interval: the feed's copy of the record predates our write, and is no change."""
+    clock = Clock()
+    harness = fake_harness(poll_interval=60.0, clock=clock)
+    try:
+        crm, rep = harness.crm, harness.rep.id
+        mail, state = MemorySide("m"), MemoryState()
+        sample = contact() if kind is ItemKind.CONTACT else timed_event()
+        item = mail.put(sample)
+        sync_kind(rep, kind, crm.side(rep, kind), mail, state, Policy())
+        clock.now += 60
+        crm.side(rep, kind).changes(state.cursor(rep, kind, Side.CRM), {})  # a poll
+        edited = dataclasses.replace(sample, description="after the poll")
+        mail.put(edited, item)
+
+        report = sync_kind(rep, kind, crm.side(rep, kind), mail, state, Policy())
+
+        assert report.writes == {("update", Side.CRM): 1}
+        assert mail.items[item].record == edited
     finally:
         harness.close()
 
