@@ -200,6 +200,9 @@ def setup_google(
     notify_attendees_on_crm_edits: Annotated[
         bool, typer.Option(help="Let CRM edits update meetings (Google mails attendees).")
     ] = False,
+    api_url: Annotated[
+        str, typer.Option(hidden=True, help="One address standing in for Google's (tests).")
+    ] = "",
 ) -> None:
     """Save the Google Workspace connection: a service account with domain-wide delegation.
 
@@ -210,6 +213,7 @@ def setup_google(
         _fail([("key_file", f"cannot read {key_file}: {exc.strerror or exc}")])
     settings = OrgSettings(
         connection_method=ConnectionMethod.GOOGLE,
+        server_url=api_url.strip(),
         additional_domains=_domains(",".join(domain)),
         google_event_color=event_color.strip(),
         contacts_folder=contacts_folder,

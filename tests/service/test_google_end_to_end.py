@@ -5,7 +5,8 @@ with the fake Salesforce.
 The rep's own edits reach Google through a second connection (`GoogleWorld.mailbox`), as
 Google Calendar's or Contacts' would. Dates are in 2030, inside every event window
 whatever today is. With the CRMSYNC_GOOGLE_* variables set (README, "Live Google"), the
-tests marked ``live`` run against that Workspace instead of the fake.
+tests not marked ``fake_only`` (the connection test and one event round trip) run against
+that Workspace instead of the fake.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def weekly_series(subject: str = "Weekly pipeline") -> Event:
     )
 
 
+@fake_only
 def test_initial_sync_both_ways_then_a_quiet_cycle(world: GoogleWorld) -> None:
     world.crm.create_contact(world.rep.id, Contact("Ada", "Lovelace", email="ada@example.org"))
     world.crm.create_event(world.rep.id, Event("Kick-off", EventTiming(START, START + HOUR)))
@@ -88,6 +90,7 @@ def test_initial_sync_both_ways_then_a_quiet_cycle(world: GoogleWorld) -> None:
     assert {status.sync_status(k, f) for k in ItemKind for f in FLOWS} == {SyncStatus.IN_SYNC}
 
 
+@fake_only
 def test_edits_and_deletions_reach_the_other_side_both_ways(world: GoogleWorld) -> None:
     ada = world.crm.create_contact(world.rep.id, Contact("Ada", "Lovelace"))
     gone = world.crm.create_event(world.rep.id, Event("Gone", EventTiming(START, START + HOUR)))
