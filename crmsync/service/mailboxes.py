@@ -113,11 +113,11 @@ class MailServer:
                 ) from None
             self.connection = GraphConnection(config)
         elif method is ConnectionMethod.GOOGLE:
-            from crmsync.groupware.google import GoogleConnection
+            from crmsync.service import google_workspaces
 
-            # One connection per Workspace: it holds every rep's tokens, the project's
-            # and users' limiters, and the reps Google parked (usage limits).
-            self.connection = GoogleConnection(google_config(settings, password, retry))
+            # One connection per Workspace in the process: every rep's tokens, and the
+            # reps Google parked (usage limits), whichever worker runs them.
+            self.connection = google_workspaces.acquire(google_config(settings, password, retry))
         else:
             raise BackendNotAvailable(
                 f"the connection method {method.value!r} is not available in this version "
@@ -233,7 +233,11 @@ class MailServer:
         return own + sum(c.requests_made for _, c in self._rep_connections.values())
 
     def close(self) -> None:
-        if self.connection is not None:
+        if self.settings.connection_method is ConnectionMethod.GOOGLE and self.connection:
+            from crmsync.service import google_workspaces
+
+            google_workspaces.release(self.connection)
+        elif self.connection is not None:
             self.connection.close()
         for _, connection in self._rep_connections.values():
             connection.close()

@@ -26,6 +26,8 @@ from crmsync.service.connection_test import (
     REP_DOMAIN,
     run_connection_test,
 )
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
 from crmsync.store import FLOWS, SyncStatus
 from tests.groupware.google.fake_google import CALENDAR_SCOPE, CONTACTS_SCOPE, FakeGoogle
 from tests.groupware.google.fake_server import FakeGoogleServer
@@ -175,6 +177,21 @@ def test_usage_limits_park_the_rep_with_a_clear_status_and_no_request(world: Goo
     assert again.error is not None and "read-only" in again.error
     assert len(world.fake.api_requests("calendar")) == asked  # parked: nothing sent
     assert world.service.mail_server().retry_after(world.email) > 3600
+
+
+@fake_only
+def test_the_services_of_a_process_share_one_token_source(world: GoogleWorld) -> None:
+    world.crm.create_event(world.rep.id, Event("Kick-off", EventTiming(START, START + HOUR)))
+    world.sync()
+    other = SyncService(Deployment.from_env(world.home), retry=world.service.retry)
+    try:
+        assert other.mail_server().connection is world.service.mail_server().connection
+        minted = world.fake.tokens_issued
+        assert other.sync_rep(world.rep).error is None
+        assert world.fake.tokens_issued == minted  # the rep's tokens, minted once
+    finally:
+        other.close()
+    assert world.sync().writes == 0  # the first service's connection is still open
 
 
 @fake_only
