@@ -26,6 +26,7 @@ from crmsync.service.connection_test import (
     REP_DOMAIN,
     run_connection_test,
 )
+from crmsync.service.connection_test.google import GoogleProbe
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 from crmsync.store import FLOWS, SyncStatus
@@ -239,6 +240,9 @@ def test_connection_test_failures_name_the_fix(tmp_path: Path) -> None:
         assert run_connection_test(world.settings, world.key, world.email).passed
         private_line = world.key.split("\\n")[1]
         assert all(private_line not in s.detail + s.fix for s in result.steps)
+        # A server or library message echoing the key would be shown redacted.
+        probe = GoogleProbe(world.settings, world.key, world.email, None, 10.0)
+        assert probe.redact(f"bad key {private_line}") == "bad key ***"
     finally:
         world.close()
 

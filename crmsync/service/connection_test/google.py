@@ -7,6 +7,8 @@ missing contact group is reported as made by the first sync.
 
 from __future__ import annotations
 
+import json
+
 from crmsync.domain.sync import FolderMissing, SyncError
 from crmsync.groupware.google import probe
 from crmsync.groupware.google.config import SCOPES
@@ -48,9 +50,13 @@ class GoogleProbe(ConnectionProbe):
         ]
 
     def secrets(self) -> list[str | None]:
-        # The key's private key is one long secret; any of its lines would do.
-        lines = (self.password or "").replace("\\n", "\n").splitlines()
-        return super().secrets() + [line for line in lines if len(line) >= 16]
+        # The key's private key is the secret; any line of it would give it away.
+        try:
+            private = str(json.loads(self.password or "{}").get("private_key") or "")
+        except (ValueError, AttributeError):
+            private = ""
+        lines = [line for line in private.splitlines() if len(line) >= 16]
+        return [*super().secrets(), *lines]
 
     def _key(self) -> Outcome:
         if not self.password:
