@@ -135,7 +135,7 @@ def test_an_admin_sets_up_syncs_finds_an_error_and_resets(served) -> None:
         page.click("text=Configurations")
         page.click("text=New configuration")
         page.fill("#name", "Sales")
-        page.fill("#users", REP)
+        page.check(f"input[name=users][value='{REP}']")
         page.check("input[name=active]")
         page.click("button[value=preview]")
         expect(page.locator("#preview")).to_contain_text(REP)

@@ -7,13 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from sqlalchemy import update
-
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import AuditEntry, ErrorEntry, ErrorType, Side
-from crmsync.store import schema
-from crmsync.store.database import ensure_rep
 from tests.admin.web.conftest import Console
+from tests.admin.web.seeding import stamp_cycle
 
 # Any instant will do: the pages measure "ago" from the service's clock.
 DASH = "\N{EN DASH}"  # between a page's first and last line number
@@ -21,19 +18,7 @@ NOW = dt.datetime(2031, 3, 4, 15, 30, tzinfo=dt.UTC)
 
 
 def _cycle(console: Console, rep_id: str, started: dt.datetime, error: str | None = None) -> None:
-    """The rep's latest cycle ran from ``started`` to one minute later."""
-    store = console.service.store
-    with store._write() as conn:
-        ensure_rep(conn, rep_id)
-        conn.execute(
-            update(schema.reps)
-            .where(schema.reps.c.rep_id == rep_id)
-            .values(
-                last_cycle_started=started,
-                last_cycle_finished=started + dt.timedelta(minutes=1),
-                last_error=error,
-            )
-        )
+    stamp_cycle(console.service.store, rep_id, started, error)
 
 
 def _error(rep_id: str, at: dt.datetime, item: str | None, error_type: ErrorType) -> ErrorEntry:
