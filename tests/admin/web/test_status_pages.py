@@ -58,7 +58,9 @@ def test_held_deletions_and_failing_items_show_on_the_list_and_the_rep_page(
         )
     }
     assert "Deletions held" in rows["hal%40example.com"]
+    assert 'action="/status/hal%40example.com/confirm-deletes"' in rows["hal%40example.com"]
     assert "200 items failing" in rows["fay%40example.com"]
+    assert "confirm-deletes" not in rows["fay%40example.com"]
     assert "failing" not in rows["fin%40example.com"] and "held" not in rows["fin%40example.com"]
     # Each rep's error count links to the report filtered to the rep.
     assert '<a class="error-count" href="/errors?rep=fay%40example.com">200</a>' in listing
