@@ -17,6 +17,7 @@ from crmsync.admin.web.rendering import ErrorReader, Service, messages, paging, 
 from crmsync.admin.web.schemas import ErrorFilters
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorType
+from crmsync.service.runner import SyncService
 from crmsync.store import ErrorSort
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +33,7 @@ def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
         return ErrorFilters(), messages(invalid)
 
 
-def _named(service: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _named(service: SyncService, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = ItemNames(service.crm)
     return [
         {**row, "item_name": names.of(ItemKind(row["kind"]) if row["kind"] else None, row["item"])}

@@ -158,8 +158,8 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
         return not_found(request, principal, f"No CRM user has the email {email}.")
     now = service.clock()
     store = service.store
-    (row,) = rep_rows(service, [user], now)
     status = store.rep_status(user.id)
+    (row,) = rep_rows(service, [user], now, {user.id: status})
     where = paging(_page_of(request), ACTIVITY_PER_PAGE, store.count_rep_history(user.id))
     names = ItemNames(service.crm)
     activity = [
