@@ -63,8 +63,9 @@ def sync_kind(
                     f"{held} deletions held back: more than the mass-delete guard allows "
                     f"of {_synced(links)} synced {kind.value}s.",
                     "Check why so many items disappeared (a moved folder, a changed filter). "
-                    "If the deletions are wanted, run `crmsync confirm-deletes --rep EMAIL`; "
-                    "if not, restore the items or reset the rep's sync.",
+                    "If the deletions are wanted, confirm them: Confirm deletions on the "
+                    "rep's status page, or `crmsync confirm-deletes --rep EMAIL`; if not, "
+                    "restore the items or reset the rep's sync.",
                     clock(),
                 )
             )
