@@ -239,3 +239,48 @@ def _walk(page, url: str, width: int, shots: Path) -> None:  # type: ignore[no-u
     _fits(page, width, "13-new-configuration", shots)
     page.goto(url + "/no-such-page")
     _fits(page, width, "14-not-found", shots)
+
+
+def test_without_javascript_every_fieldset_shows_and_finding_members_still_works(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    _seed(home)
+    expect = sync_api.expect
+    with serving(home) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
+        try:
+            context = browser.new_context(
+                viewport={"width": 390, "height": 900}, java_script_enabled=False
+            )
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(url + "/login")
+            page.fill("#username", "admin")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.goto(url + "/setup")
+            # 11: every method's fieldset shows, each legend naming its method.
+            for field in ("#principal_path", "#exchange_auth", "#graph_tenant_id"):
+                expect(page.locator(field)).to_be_visible()
+            expect(page.locator("fieldset[data-values=ews] legend")).to_contain_text("only")
+            _fits(page, 390, "nojs-setup", tmp_path)
+            # 10: Find re-renders the form with the search applied and the entries kept.
+            page.goto(url + "/configurations/Sales")
+            page.fill("#description", "typed, not saved")
+            page.fill("#member_search", "rep 07")
+            page.click("button[value=search]")
+            expect(page.locator("#available-members li")).to_have_count(1)
+            expect(page.locator("#available-members")).to_contain_text("rep07@example.com")
+            expect(page.locator("#description")).to_have_value("typed, not saved")
+            _fits(page, 390, "nojs-configuration", tmp_path)
+            # 3: deleting asks first, without a script.
+            page.goto(url + "/configurations/Pilot")
+            page.click("button[value=delete]")
+            page.click("button[value=confirm_delete]")
+            expect(page.locator("[role=status]")).to_contain_text("Deleted “Pilot”")
+            context.close()
+        finally:
+            browser.close()
