@@ -14,7 +14,7 @@ from typing import Any
 
 import msal
 
-from crmsync.domain.sync import AuthenticationFailed
+from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable
 from crmsync.groupware.graph.config import DEFAULT_AUTHORITY, GRAPH_SCOPE, GraphConfig
 
 # Entra ID error codes (AADSTSnnnn) an admin can act on, with the fix.
@@ -89,6 +89,8 @@ class GraphTokens:
                 f"Entra ID tenant {config.tenant_id!r} cannot be used: {exc}",
                 token_fix(str(exc)),
             ) from exc
+        except OSError as exc:  # msal looks the tenant up at once (requests' errors)
+            raise _unreachable(config, exc) from exc
         self.acquired = 0
 
     def token(self) -> str:
@@ -103,6 +105,8 @@ class GraphTokens:
                 raise AuthenticationFailed(
                     f"could not get a token from Entra ID: {exc}", token_fix(str(exc))
                 ) from exc
+            except OSError as exc:
+                raise _unreachable(self.config, exc) from exc
         if "access_token" not in result:
             description = str(result.get("error_description") or result.get("error") or "")
             raise AuthenticationFailed(
@@ -121,3 +125,13 @@ class GraphTokens:
             for entry in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
                 if entry.get("secret") == token:
                     cache.remove_at(entry)
+
+
+def _unreachable(config: GraphConfig, failure: OSError) -> ServerUnavailable:
+    """Entra ID could not be reached (DNS, firewall, proxy): a passing failure, not a
+    refusal, so the rep is tried again next cycle."""
+    return ServerUnavailable(
+        f"cannot reach Entra ID at {config.authority_url}: {type(failure).__name__}",
+        f"Check that this machine can resolve and reach {config.authority_url} over HTTPS "
+        "(DNS, firewall, outgoing proxy: HTTPS_PROXY).",
+    )
