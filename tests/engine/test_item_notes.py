@@ -104,3 +104,21 @@ def test_a_left_out_item_and_a_crm_edit_keep_the_edit() -> None:
     assert len(created) == 1 and mail.items[created[0]].record.title == "CFO"
     assert any(GROUP in rule for rule in _rules(state, "create"))
     assert len(state.links(REP, KIND)) == 1
+
+
+def test_a_left_out_item_that_returns_syncs_again() -> None:
+    """Detached because it was cancelled (deletions kept), it syncs once it reads again."""
+    crm, mail, state = MemorySide("c"), NotingSide("m"), MemoryState()
+    item = mail.put(Contact(first_name="Ann", last_name="Lee"))
+    policy = Policy(propagate_deletions=False)
+    sync_kind(REP, KIND, crm, mail, state, policy)
+    mail.left_out[item] = GROUP
+    mail.touch(item)
+    sync_kind(REP, KIND, crm, mail, state, policy)
+
+    del mail.left_out[item]
+    mail.put(Contact(first_name="Ann", last_name="Lee", title="CFO"), item)
+    sync_kind(REP, KIND, crm, mail, state, policy)
+
+    assert [stored.record.title for stored in crm.items.values()] == ["CFO"]
+    assert [link.detached for link in state.links(REP, KIND)] == [None]
