@@ -16,6 +16,14 @@ from crmsync.admin import config_file
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
 from crmsync.admin.web import views
 from crmsync.admin.web.deps import check_csrf, get_service, require
+from crmsync.admin.web.response_models import (
+    ConnectionTestAnswer,
+    ErrorRow,
+    OrgStatus,
+    RepPreviewAnswer,
+    RepStatus,
+    RepSummary,
+)
 from crmsync.admin.web.schemas import (
     SIGNED_IN,
     WITH_BODY,
@@ -96,7 +104,12 @@ def save_setup(service: SyncService, body: SetupIn) -> None:
     service.configure_server(settings, password or "")
 
 
-@router.post("/connection-test", tags=["setup"], responses=WITH_BODY)
+@router.post(
+    "/connection-test",
+    tags=["setup"],
+    responses=WITH_BODY,
+    response_model=ConnectionTestAnswer,
+)
 def connection_test(
     body: ConnectionTestIn, request: Request, principal: Manager, service: Service
 ) -> dict[str, Any]:
@@ -243,6 +256,7 @@ def delete_configuration(
     responses=answers(
         404, e404="No configuration has this name, or no CRM user has the email given as rep."
     ),
+    response_model=list[RepPreviewAnswer],
 )
 def preview_configuration(
     name: str,
@@ -272,13 +286,16 @@ def reps_of(service: SyncService, config: SyncConfig, rep: str | None) -> list[U
 # ---- statuses -------------------------------------------------------------------------------
 
 
-@router.get("/status", tags=["statuses"])
+# The CRM section's Salesforce fields are left out for the built-in CRM.
+@router.get(
+    "/status", tags=["statuses"], response_model=OrgStatus, response_model_exclude_unset=True
+)
 def org_status(principal: Manager, service: Service) -> dict[str, Any]:
     """The org's setup and activity (the spec's Tables 1-3), and records synced per hour."""
     return views.org_status(service, service.clock())
 
 
-@router.get("/reps", tags=["statuses"])
+@router.get("/reps", tags=["statuses"], response_model=list[RepSummary])
 def list_reps(principal: Manager, service: Service) -> list[dict[str, Any]]:
     return [views.rep_summary(service, user) for user in service.reps()]
 
@@ -293,13 +310,19 @@ def _rep(service: SyncService, email: str) -> User:
 REP_NOT_FOUND = answers(404, e404="No CRM user has this email.")
 
 
-@router.get("/reps/{email}", tags=["statuses"], responses=REP_NOT_FOUND)
+@router.get("/reps/{email}", tags=["statuses"], responses=REP_NOT_FOUND, response_model=RepStatus)
 def get_rep(email: str, principal: Manager, service: Service) -> dict[str, Any]:
     """One rep's statuses (the spec's Tables 4-6) and recent audit trail."""
     return views.rep_status(service, _rep(service, email))
 
 
-@router.post("/reps/{email}/reset", status_code=202, tags=["statuses"], responses=REP_NOT_FOUND)
+@router.post(
+    "/reps/{email}/reset",
+    status_code=202,
+    tags=["statuses"],
+    responses=REP_NOT_FOUND,
+    response_model=RepSummary,
+)
 def reset_rep(email: str, request: Request, principal: Manager, service: Service) -> dict[str, Any]:
     """Mark the rep for reset: the next cycle re-pairs its items, changing no record."""
     _csrf(request, principal)
@@ -309,7 +332,11 @@ def reset_rep(email: str, request: Request, principal: Manager, service: Service
 
 
 @router.post(
-    "/reps/{email}/confirm-deletes", status_code=202, tags=["statuses"], responses=REP_NOT_FOUND
+    "/reps/{email}/confirm-deletes",
+    status_code=202,
+    tags=["statuses"],
+    responses=REP_NOT_FOUND,
+    response_model=RepSummary,
 )
 def confirm_deletes(
     email: str, request: Request, principal: Manager, service: Service
@@ -341,7 +368,7 @@ def error_rows(service: SyncService, filters: ErrorFilters) -> list[dict[str, An
     )
 
 
-@router.get("/errors", tags=["error report"])
+@router.get("/errors", tags=["error report"], response_model=list[ErrorRow])
 def errors(
     principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
 ) -> list[dict[str, Any]]:

@@ -17,11 +17,13 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from swagger_ui_bundle import swagger_ui_path
 
 from crmsync.admin.web import api, crm_setup, pages, rep_sign_in
 from crmsync.admin.web.deps import (
@@ -80,7 +82,7 @@ def create_app(
         version="1",
         summary="Admin API of a crmsync deployment (CRM ↔ mail and calendar sync).",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # served below, from this package's assets rather than a CDN
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -93,6 +95,7 @@ def create_app(
     templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
     app.state.templates = templates
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_path), name="api-docs-assets")
     app.include_router(api.router)
     app.include_router(crm_setup.api_router)
     app.include_router(pages.router)
@@ -149,6 +152,17 @@ def create_app(
             return Response("metrics are off\n", media_type="text/plain", status_code=404)
         body, content_type = metrics.render()  # type: ignore[attr-defined]
         return Response(body, media_type=content_type)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        """Swagger UI for the API document; works offline (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "",
+            title="crmsync API",
+            swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/api/docs/assets/favicon-32x32.png",
+        )
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

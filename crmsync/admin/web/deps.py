@@ -4,10 +4,12 @@ permission and CSRF checks every route runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Security
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from crmsync.admin.web.security import SESSION_COOKIE, Permission, Principal, principal_from
 from crmsync.service.runner import SyncService
@@ -55,10 +57,31 @@ def not_signed_in_response(request: Request) -> Response:
     return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", status_code=303)
 
 
-def require(needed: frozenset[Permission]) -> Callable[[Request], Principal]:
+# How a caller signs in, as the OpenAPI document declares it (either one). They only
+# declare: `principal_from` reads the header and the cookie itself.
+API_TOKEN = HTTPBearer(
+    scheme_name="apiToken",
+    description="An API token made with `crmsync admin token USERNAME NAME`.",
+    auto_error=False,
+)
+SESSION = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="consoleSession",
+    description="The console's session cookie; a change also sends the session's CSRF "
+    "token as the X-CSRF-Token header.",
+    auto_error=False,
+)
+
+
+def require(needed: frozenset[Permission]) -> Callable[..., Principal]:
     """A dependency: the signed-in principal, if it holds every permission in ``needed``."""
 
-    def check(request: Request) -> Principal:
+    def check(
+        request: Request,
+        token: Annotated[HTTPAuthorizationCredentials | None, Security(API_TOKEN)],
+        session: Annotated[str | None, Security(SESSION)],
+    ) -> Principal:
+        del token, session  # declared for the API document; read by principal_from
         principal = optional_principal(request)
         if principal is None:
             raise NotSignedIn()
