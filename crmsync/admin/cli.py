@@ -14,12 +14,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import make_url
 
 from crmsync.admin import config_file
 from crmsync.admin.accounts_cli import admin_app
 from crmsync.admin.crm_cli import crm_app
+from crmsync.admin.demo_hint import demo_hint
 from crmsync.admin.reports import preview_table, print_report, status_table
 from crmsync.admin.setup_cli import setup_app
 from crmsync.admin.validation import configuration_name_problem
@@ -546,6 +548,10 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    if note := demo_hint(sys.argv[1:]):
+        Console(stderr=True).print(
+            f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True
+        )
     try:
         app()
     except (LookupError, ConfigConflict, ValueError) as refused:

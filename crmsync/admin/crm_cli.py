@@ -8,12 +8,14 @@ an import that skipped bad lines exits with status 1 after importing the rest.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
@@ -23,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from crmsync.crm.builtin import BuiltinCrm, CrmError, EventRelations, OwnedKind, jsonl
 from crmsync.crm.builtin.jsonl import BadLine, ProfileLine, RecordLine, UserLine
 from crmsync.domain.contact_fields import FieldType
-from crmsync.domain.records import Event, Profile, User
+from crmsync.domain.records import Event, EventTiming, Profile, User
 from crmsync.service.deployment import Deployment
 from crmsync.store import StateStore
 
@@ -356,24 +358,24 @@ def _table(crm: BuiltinCrm, kind: str, owner: str | None) -> Table:
     if owner is not None and kind in ("user", "profile"):
         raise CliFailure(f"{kind}s have no owner")
     if kind == "profile":
-        table = Table("id", "name", title="profiles")
+        table = _records_table("profiles", "name")
         for p in crm.list_profiles():
             table.add_row(p.id, p.name)
-        return table
+        return _ids_whole(table)
     users = crm.list_users()
     if kind == "user":
         profiles = {p.id: p.name for p in crm.list_profiles()}
-        table = Table("id", "email", "name", "profile", "time zone", "active", title="users")
+        table = _records_table("users", "email", "name", "profile", "time zone", "active")
         for u in users:
             profile = profiles.get(u.profile_id or "", "")
             table.add_row(u.id, u.email, u.name, profile, u.time_zone, "yes" if u.active else "no")
-        return table
+        return _ids_whole(table)
     emails = {u.id: u.email for u in users}
     owner_id = None if owner is None else _owner_id(crm, owner)
     owned = OwnedKind(kind)
     records = crm.iter_records(owned, owner_id=owner_id)
     if owned is OwnedKind.CONTACT:
-        table = Table("id", "owner", "name", "email", "account", "person account", title="contacts")
+        table = _records_table("contacts", "owner", "name", "email", "account", "person account")
         for s in records:
             c = s.record
             table.add_row(
@@ -385,26 +387,66 @@ def _table(crm: BuiltinCrm, kind: str, owner: str | None) -> Table:
                 "yes" if c.is_person_account else "",
             )
     elif owned is OwnedKind.LEAD:
-        table = Table("id", "owner", "name", "company", "email", "status", title="leads")
+        table = _records_table("leads", "owner", "name", "company", "email", "status")
         for s in records:
             ld = s.record
             name = " ".join(p for p in (ld.first_name, ld.last_name) if p)
             table.add_row(s.id, emails[s.owner_id], name, ld.company, ld.email, ld.status)
     else:
-        table = Table("id", "owner", "subject", "start", "end", "zone", "repeats", title="events")
+        table = _records_table("events", "owner", "subject", "start", "end", "zone", "repeats")
         for s in records:
             ev = s.record
-            zone = "all day" if ev.timing.all_day else (ev.timing.tzid or "UTC")
+            start, end, zone = _local_times(ev.timing)
             table.add_row(
                 s.id,
                 emails[s.owner_id],
                 ev.subject,
-                ev.timing.start.isoformat(),
-                ev.timing.end.isoformat(),
+                start,
+                end,
                 zone,
                 ev.recurrence.rule if ev.recurrence else "",
             )
+    return _ids_whole(table)
+
+
+def _records_table(title: str, *columns: str) -> Table:
+    """A table whose first column is the record's id: never wrapped nor cut, so it can be
+    copied into `crmsync crm edit`; the other columns wrap (fold) rather than lose text."""
+    table = Table(title=title)
+    table.add_column("id", no_wrap=True)
+    for column in columns:
+        table.add_column(column, overflow="fold")
     return table
+
+
+def _ids_whole(table: Table) -> Table:
+    ids = table.columns[0]
+    ids.min_width = max((len(str(cell)) for cell in ids.cells), default=2)
+    return table
+
+
+def _local_times(timing: EventTiming) -> tuple[str, str, str]:
+    """Start, end and zone as a person reads them: a timed event's wall-clock times in its
+    own zone (the end in the end's zone), an all-day event's dates (the end exclusive, as
+    stored and as `crm edit` takes it)."""
+    if timing.all_day:
+        return timing.start.isoformat(), timing.end.isoformat(), "all day"
+    start_zone = timing.tzid or "UTC"
+    end_zone = timing.end_zone or "UTC"
+    start = _wall_clock(timing.start, start_zone)
+    end = _wall_clock(timing.end, end_zone)
+    zone = start_zone if end_zone == start_zone else f"{start_zone} → {end_zone}"
+    return start, end, zone
+
+
+def _wall_clock(instant: dt.date, zone: str) -> str:
+    assert isinstance(instant, dt.datetime)
+    try:
+        local = instant.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = instant.astimezone(dt.UTC)  # an unknown zone name: say UTC rather than guess
+        return local.strftime("%Y-%m-%d %H:%M UTC")
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 fields_app = typer.Typer(help="Custom contact fields.", no_args_is_help=True)

@@ -35,11 +35,14 @@ class Deployment:
     crm_url: str
     org: str = DEFAULT_ORG
 
+    @staticmethod
+    def home_from_env() -> Path:
+        """``CRMSYNC_HOME``, else the user's state directory (which may not exist yet)."""
+        return Path(os.environ.get("CRMSYNC_HOME") or platformdirs.user_state_dir("crmsync"))
+
     @classmethod
     def from_env(cls, home: Path | None = None, org: str | None = None) -> Deployment:
-        home = home or Path(
-            os.environ.get("CRMSYNC_HOME") or platformdirs.user_state_dir("crmsync")
-        )
+        home = home or cls.home_from_env()
         home.mkdir(parents=True, exist_ok=True)
         org = org or os.environ.get("CRMSYNC_ORG") or DEFAULT_ORG
         if org != DEFAULT_ORG:

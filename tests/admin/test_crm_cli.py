@@ -189,3 +189,36 @@ def test_crm_commands_say_they_edit_only_the_builtin_crm_of_a_salesforce_org(
     result = runner.invoke(crm_app, ["list", "contacts"])
     assert result.exit_code == 1
     assert "built-in CRM only" in result.stderr and "acme.my.salesforce.com" in result.stderr
+
+
+def test_a_narrow_list_keeps_whole_ids_and_shows_events_in_their_own_zone(
+    home: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    user_id = run(runner, "add", "user", "email=ann@example.com", "name=Ann").strip()
+    contact = ("first_name=Ada", "last_name=Lovelace", "account_name=Analytical Engines Ltd")
+    contact_id = run(runner, "add", "contact", "--owner", "ann@example.com", *contact).strip()
+    timed = {"subject": "Review", "start": "2024-05-02T09:00", "end": "2024-05-02T10:30"}
+    flight = {**timed, "end": "2024-05-02T13:00", "end_tzid": "America/New_York"}
+    ids = [
+        run(
+            runner,
+            "add",
+            "event",
+            "--owner",
+            "ann@example.com",
+            "--json",
+            json.dumps({**fields, "tzid": "Europe/Paris"}),
+        ).strip()
+        for fields in (timed, flight)
+    ]
+    # Every id is printed whole, on one line: it can be copied into `crm edit`.
+    for kind, record_id in (("users", user_id), ("contacts", contact_id), ("events", ids[0])):
+        assert record_id in run(runner, "list", kind), kind
+    monkeypatch.setenv("COLUMNS", "200")
+    events = run(runner, "list", "events")
+    # Wall-clock times in the event's zone (07:00 UTC is 09:00 in Paris), not UTC.
+    assert "2024-05-02 09:00" in events and "2024-05-02 10:30" in events
+    assert "07:00" not in events and "+00:00" not in events
+    assert "2024-05-02 13:00" in events  # the flight lands at 13:00 New York time
+    assert "Europe/Paris → America/New_York" in events
