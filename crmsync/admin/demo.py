@@ -60,19 +60,27 @@ def run_demo(
         port=port if _port_free(port) else free_port(),
     )
     with server, SyncService(deployment) as service:
-        service.configure_server(
-            OrgSettings(
-                server_url=server.url, service_account=SERVICE_ACCOUNT, principal_path="/{email}/"
-            ),
-            passwords[SERVICE_ACCOUNT],
-        )
-        if not service.crm.list_users():
-            seed_sample_org(service)
+        if set_up_demo_org(service, server.url, passwords[SERVICE_ACCOUNT]):
             console.print("Created a sample org: 3 reps, their contacts, leads and events.")
         _initial_sync(service, console)
         console.print(status_table(service, service.reps()))
         _print_access(console, server.url, passwords)
         _live(service, console, cycles, interval)
+
+
+def set_up_demo_org(service: SyncService, server_url: str, password: str) -> bool:
+    """Point ``service``'s org at the demo's DAV server and, on the first run, create the
+    sample org; whether it was created."""
+    service.configure_server(
+        OrgSettings(
+            server_url=server_url, service_account=SERVICE_ACCOUNT, principal_path="/{email}/"
+        ),
+        password,
+    )
+    if service.crm.list_users():
+        return False
+    seed_sample_org(service)
+    return True
 
 
 def _initial_sync(service: SyncService, console: Console) -> None:
