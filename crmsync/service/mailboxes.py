@@ -7,6 +7,7 @@ interface: `MailServer.open` gives a rep's contacts and events as engine sides. 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -71,10 +72,13 @@ class MailServer:
         read_only: bool = False,
         connection: Any = None,
         rep_credentials: RepCredentialsLookup | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         """``connection``: a backend connection made elsewhere (a shared Graph connection,
         one with its own HTTP transport) instead of one made from the settings.
-        ``rep_credentials``: each rep's login by email, for per-rep sign-in."""
+        ``rep_credentials``: each rep's login by email, for per-rep sign-in. ``clock``:
+        what a Microsoft 365 calendar's window of events is counted from (default: now)."""
+        self.clock = clock
         self.settings = settings
         self.read_only = read_only
         self.retry = retry
@@ -157,6 +161,7 @@ class MailServer:
                 rep_zone,
                 connection=self.connection,
                 create_folder=not self.read_only,
+                now=self.clock,
             )
         if method is ConnectionMethod.GOOGLE:
             from crmsync.groupware.google import open_google_mailbox

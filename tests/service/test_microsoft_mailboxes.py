@@ -202,15 +202,18 @@ def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Pat
     connection = GraphConnection(
         config, client, msal_http_client=MsalHttpAdapter(client), limiter=TenantLimiter("t")
     )
-    start = dt.datetime(2026, 12, 4, 9, tzinfo=dt.UTC)
-    # The event window starts today: the service's clock is fixed the day before the event.
+    # Far from any today: the configuration's event window (from TODAY) and the calendar's
+    # (calendarView, a year back) both count from the service's clock, fixed the day before
+    # the event; a window counted from the wall clock would leave the event out.
+    start = dt.datetime(2001, 3, 5, 9, tzinfo=dt.UTC)
 
     def clock() -> dt.datetime:
         return start - dt.timedelta(days=1)
 
     with SyncService(Deployment.from_env(tmp_path), clock=clock) as service:
         service.configure_server(settings, fake.client_secret)
-        service.use_mail_server(MailServer(settings, fake.client_secret, connection=connection))
+        server = MailServer(settings, fake.client_secret, connection=connection, clock=clock)
+        service.use_mail_server(server)
         rep = service.crm.create_user(REP, "Rita Rep")
         service.save_config(SyncConfig("Sales", user_ids=(rep.id,)))
         service.crm.create_contact(rep.id, Contact("Ada", "Lovelace", email="ada@example.org"))
@@ -221,6 +224,13 @@ def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Pat
         assert first.error is None, first.error
         assert first.writes == 2
         assert service.sync_rep(rep).writes == 0
+        # The rep renames the meeting in Outlook: the calendar's listing has it, so the
+        # next cycle brings the new subject to the CRM.
+        (event_id,) = fake.users[REP]["events"].items
+        fake.foreign_patch(REP, event_id, {"subject": "Pipeline review (moved room)"})
+        assert service.sync_rep(rep).writes == 1
+        (event,) = service.crm.list_events(owner_id=rep.id)
+        assert event.record.subject == "Pipeline review (moved room)"
         assert service.store.rep_status(rep.id).records_in_sync == {
             ItemKind.CONTACT: 1,
             ItemKind.EVENT: 1,

@@ -3,6 +3,8 @@ named ``GraphConfig.contacts_folder`` (created when missing)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -84,6 +86,10 @@ def find_contacts_folder(
     return str(response.json()["id"]), True
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def open_graph_mailbox(
     config: GraphConfig,
     email: str,
@@ -93,6 +99,7 @@ def open_graph_mailbox(
     *,
     connection: GraphConnection | None = None,
     create_folder: bool = True,
+    now: Callable[[], dt.datetime] | None = None,
     **connection_options: Any,
 ) -> GraphMailbox:
     """The rep's calendar and contacts folder (created where missing unless
@@ -101,7 +108,8 @@ def open_graph_mailbox(
     Pass one shared ``connection`` per tenant in production (it holds the token cache and
     the throttling limiter); ``client`` is an httpx client for a new connection.
     ``rep_zone`` is accepted for symmetry with the DAV backend: Graph has no floating
-    times, so it is not needed. Raises `AuthenticationFailed`, `FolderMissing` or
+    times, so it is not needed. ``now``: the clock the calendar's window of events is
+    counted from (the service's clock). Raises `AuthenticationFailed`, `FolderMissing` or
     `ServerUnavailable`.
     """
     del rep_zone
@@ -122,6 +130,7 @@ def open_graph_mailbox(
             email,
             notify_attendees=config.notify_attendees_on_crm_edits,
             window=(config.window_days_past, config.window_days_future),
+            now=now or _utc_now,
         ),
         contacts_folder_created=created,
     )

@@ -76,6 +76,8 @@ class FakeGraph:
             u.lower(): {"folders": {}, "events": Collection()} for u in users
         }
         self.delta_tokens: dict[str, tuple[int, tuple[str, ...], int]] = {}
+        # The calendarView window each events delta chain was started with.
+        self.delta_windows: dict[tuple[str, ...], tuple[dt.datetime, dt.datetime]] = {}
         self.seq = itertools.count(1)
         self.ids = itertools.count(1)
         self.throttles: list[tuple[int, str]] = []
@@ -411,6 +413,11 @@ class FakeGraph:
             if events and not ("startDateTime" in query and "endDateTime" in query):
                 return _error(400, "ErrorInvalidParameter", "startDateTime/endDateTime needed")
             since, offset = 0, 0
+            if events:
+                self.delta_windows[key] = (
+                    _instant(query["startDateTime"]),
+                    _instant(query["endDateTime"]),
+                )
         last_seq = coll.log[-1][0] if coll.log else 0
         changed = list(dict.fromkeys(i for s, i in coll.log if s > since))
         rows: list[dict[str, Any]] = []
@@ -419,6 +426,10 @@ class FakeGraph:
             if item.get("_deleted"):
                 if since:  # a first round lists only what exists
                     rows.append({"id": item_id, "@removed": {"reason": "deleted"}})
+            elif events and not self._in_window(item, key):
+                # https://learn.microsoft.com/graph/api/event-delta: calendarView/delta
+                # lists the events that occur within the chain's date range only.
+                continue
             elif events and item.get("recurrence"):
                 rows += [
                     {
@@ -445,6 +456,15 @@ class FakeGraph:
             return 200, {}, {"value": page, "@odata.nextLink": f"{base}?$skiptoken={token}"}
         self.delta_tokens[token] = (last_seq, key, 0)
         return 200, {}, {"value": page, "@odata.deltaLink": f"{base}?$deltatoken={token}"}
+
+    def _in_window(self, item: dict[str, Any], key: tuple[str, ...]) -> bool:
+        if item.get("recurrence"):
+            return True  # a series reaches into the window through its occurrences
+        start, end = self.delta_windows[key]
+        zone = zoneinfo.ZoneInfo(item["start"].get("timeZone") or "UTC")
+        begins = dt.datetime.fromisoformat(item["start"]["dateTime"][:19]).replace(tzinfo=zone)
+        ends = dt.datetime.fromisoformat(item["end"]["dateTime"][:19]).replace(tzinfo=zone)
+        return begins < end and ends > start
 
     # ---------------------------------------------------------------- series
 
@@ -568,6 +588,12 @@ def _fresh_attendee(a: dict[str, Any]) -> dict[str, Any]:
         "type": a.get("type", "required"),
         "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
     }
+
+
+def _instant(value: str) -> dt.datetime:
+    """A query's ``startDateTime`` / ``endDateTime`` (UTC unless it says otherwise)."""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _utc(value: dict[str, str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ contacts folder is a fresh ``CRM_Sync test <random>`` folder).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
 from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 
 REP = "rep@example.com"
+# The calendar window (a year back, two ahead) is counted from here, not from today: the
+# contract's sample events (2026) stay in it whatever the date.
+SAMPLES_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 LIVE_VARS = (
     "CRMSYNC_GRAPH_TENANT",
     "CRMSYNC_GRAPH_CLIENT_ID",
@@ -96,7 +100,7 @@ class GraphHarness:
                 limiter=TenantLimiter(self.fake.tenant),
             )
         self.mailbox: GraphMailbox = open_graph_mailbox(
-            self.config, self.rep, connection=self.connection
+            self.config, self.rep, connection=self.connection, now=lambda: SAMPLES_NOW
         )
         self.contacts = self.mailbox.contacts
         self.events = self.mailbox.events
