@@ -548,6 +548,9 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def main() -> None:
+    from crmsync.service import shared_rate_limits
+
+    shared_rate_limits.configure(Deployment.redis_url_from_env())
     if note := demo_hint(sys.argv[1:]):
         Console(stderr=True).print(
             f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True

@@ -63,10 +63,24 @@ class TenantLimiter:
 
 _LIMITERS: dict[str, TenantLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
+_make_limiter: Callable[[str], TenantLimiter] = TenantLimiter
 
 
 def limiter_for(tenant_id: str) -> TenantLimiter:
     """The process-wide limiter of ``tenant_id`` (one object per scope; callers name
     the scope so that different servers never share one: ``google:<project>`` ...)."""
     with _LIMITERS_LOCK:
-        return _LIMITERS.setdefault(tenant_id.lower(), TenantLimiter(tenant_id))
+        key = tenant_id.lower()
+        if key not in _LIMITERS:
+            _LIMITERS[key] = _make_limiter(tenant_id)
+        return _LIMITERS[key]
+
+
+def use_limiters(make: Callable[[str], TenantLimiter] | None) -> None:
+    """Make the process's limiters with ``make`` from now on, e.g. ones whose state every
+    worker process shares (``crmsync.service.shared_rate_limits``); ``None``: in-process
+    ones. Call it at process start: limiters handed out before are forgotten here."""
+    global _make_limiter
+    with _LIMITERS_LOCK:
+        _make_limiter = make or TenantLimiter
+        _LIMITERS.clear()

@@ -28,6 +28,8 @@ class Deployment:
     files and the secrets key; ``CRMSYNC_STATE_URL`` and ``CRMSYNC_CRM_URL`` point the
     default org's databases elsewhere, e.g. ``postgresql+psycopg://...``. Other orgs live
     in ``HOME/orgs/NAME/`` (their URLs in its ``org.json``); ``CRMSYNC_ORG`` picks one.
+    ``CRMSYNC_REDIS_URL`` (``redis://host:6379/0``), for every org, makes the rate limits
+    per Microsoft 365 tenant and Google project shared by every crmsync process.
     """
 
     home: Path
@@ -39,6 +41,11 @@ class Deployment:
     def home_from_env() -> Path:
         """``CRMSYNC_HOME``, else the user's state directory (which may not exist yet)."""
         return Path(os.environ.get("CRMSYNC_HOME") or platformdirs.user_state_dir("crmsync"))
+
+    @staticmethod
+    def redis_url_from_env() -> str | None:
+        """``CRMSYNC_REDIS_URL``: where the shared rate limits live (unset: in-process)."""
+        return os.environ.get("CRMSYNC_REDIS_URL") or None
 
     @classmethod
     def from_env(cls, home: Path | None = None, org: str | None = None) -> Deployment:
