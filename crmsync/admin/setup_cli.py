@@ -13,6 +13,8 @@ from rich.console import Console
 
 from crmsync.admin.crm_validation import crm_settings_problems
 from crmsync.admin.validation import org_settings_problems
+from crmsync.crm.salesforce import SalesforceCrm
+from crmsync.crm.salesforce.field_setup import create_marker_fields
 from crmsync.domain.crm_settings import (
     SALESFORCE_API_VERSION,
     SALESFORCE_MARKER_FIELD,
@@ -21,6 +23,7 @@ from crmsync.domain.crm_settings import (
     SalesforceFlow,
 )
 from crmsync.domain.settings import ConnectionMethod, DavSignIn, ExchangeAuth, OrgSettings
+from crmsync.domain.sync import SyncError
 from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -252,6 +255,13 @@ def setup_salesforce(
     marker_field: Annotated[
         str, typer.Option(help="External-id field for crmsync's marker on Contact and Event.")
     ] = SALESFORCE_MARKER_FIELD,
+    create_fields: Annotated[
+        bool,
+        typer.Option(
+            help="Create the marker field on Contact and Event (Tooling API) and give the "
+            "integration user read and edit access to it (a permission set)."
+        ),
+    ] = False,
 ) -> None:
     """Sync a Salesforce org: the key or secret is stored encrypted, never shown again.
 
@@ -283,11 +293,28 @@ def setup_salesforce(
                 problems.append(("secret", f"give it with {how}"))
             _fail(problems)
         service.configure_crm(settings, secret)
-    console.print(
-        f"Saved the Salesforce org {settings.my_domain_url} ({flow.value}). "
-        "Check it with `crmsync connection-test --rep EMAIL`.",
-        highlight=False,
-    )
+        console.print(
+            f"Saved the Salesforce org {settings.my_domain_url} ({flow.value}).", highlight=False
+        )
+        crm = service.crm
+        if create_fields and isinstance(crm, SalesforceCrm):
+            _create_marker_fields(crm)
+    console.print("Check it with `crmsync connection-test --rep EMAIL`.", highlight=False)
+
+
+def _create_marker_fields(crm: SalesforceCrm) -> None:
+    try:
+        steps = create_marker_fields(crm)
+    except SyncError as failure:
+        _fail(
+            [
+                ("create-fields", failure.message),
+                ("create-fields", failure.suggestion),
+                ("create-fields", "or create the fields by hand: admin guide, section 5a"),
+            ]
+        )
+    for step in steps:
+        console.print(f"  {step.name}: {step.detail}", highlight=False)
 
 
 @setup_app.command("builtin-crm")

@@ -35,6 +35,9 @@ PREFIXES = {
     "Profile": "00e",
     "Lead": "00Q",
     "Event": "00U",
+    "PermissionSet": "0PS",
+    "FieldPermissions": "01k",
+    "PermissionSetAssignment": "0Pa",
 }
 PERSON_TO_CONTACT = {
     "FirstName": "FirstName",
@@ -95,6 +98,7 @@ class FakeOrg:
         person_accounts: bool = True,
         shared_activities: bool = True,
         marker_field: str = "CrmSync_Key__c",
+        marker_fields: bool = True,
         custom_contact_fields: Mapping[str, str] | None = None,
     ) -> None:
         self.lock = threading.RLock()
@@ -106,9 +110,15 @@ class FakeOrg:
             "Event": schema.event_fields(shared_activities),
             "User": schema.user_fields(),
             "Profile": schema.profile_fields(),
+            "PermissionSet": schema.permission_set_fields(),
+            "FieldPermissions": schema.field_permissions_fields(),
+            "PermissionSetAssignment": schema.permission_set_assignment_fields(),
         }
+        # Fields created through the Tooling API that no permission set grants yet.
+        self.hidden_fields: set[tuple[str, str]] = set()
         for sobject, unique in (("Contact", True), ("Account", True), ("Event", False)):
-            self.schema[sobject][marker_field] = schema.marker_spec(unique)
+            if marker_fields:
+                self.schema[sobject][marker_field] = schema.marker_spec(unique)
         for name, kind in (custom_contact_fields or {}).items():
             self.add_custom_field(name, kind)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in self.schema}

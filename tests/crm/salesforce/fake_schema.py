@@ -191,3 +191,29 @@ def profile_fields() -> dict[str, Spec]:
 
 def marker_spec(unique: bool) -> Spec:
     return Spec("string", 255, custom=True, external_id=unique, unique=unique)
+
+
+def permission_set_fields() -> dict[str, Spec]:
+    # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_permissionset.htm
+    return {**_system(), "Name": Spec("string", 80, unique=True), "Label": Spec("string", 80)}
+
+
+def field_permissions_fields() -> dict[str, Spec]:
+    # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_fieldpermissions.htm
+    return {
+        **_system(),
+        "ParentId": Spec("reference", 18, updateable=False),
+        "SobjectType": Spec("string", 40, updateable=False),
+        "Field": Spec("string", 80, updateable=False),
+        "PermissionsRead": Spec("boolean"),
+        "PermissionsEdit": Spec("boolean"),
+    }
+
+
+def permission_set_assignment_fields() -> dict[str, Spec]:
+    # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_permissionsetassignment.htm
+    return {
+        **_system(),
+        "AssigneeId": Spec("reference", 18, updateable=False),
+        "PermissionSetId": Spec("reference", 18, updateable=False),
+    }

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.crm.salesforce.fake_org import FakeError, FakeOrg
+from tests.crm.salesforce.fake_setup import create_custom_field, visible_fields
 
 API = "/services/data/v"
 MAX_COLLECTION = 200
@@ -189,6 +190,8 @@ class FakeSalesforce:
         handler = routes.get((method, segments[0]))
         if handler is not None:
             return handler()
+        if segments == ["tooling", "sobjects", "CustomField"] and method == "POST":
+            return create_custom_field(self.org, body)
         if segments[:2] == ["composite", "sobjects"]:
             return self._collection(method, segments[2:], params, body)
         if segments[0] == "sobjects" and len(segments) == 3 and segments[2] == "describe":
@@ -307,9 +310,9 @@ class FakeSalesforce:
 
     # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
     def _describe(self, sobject: str) -> Answer:
-        fields = self.org.schema.get(sobject)
-        if fields is None:
+        if sobject not in self.org.schema:
             return _refusal(404, "NOT_FOUND", "The requested resource does not exist")
+        fields = visible_fields(self.org, sobject)
         return 200, {
             "name": sobject,
             "createable": True,

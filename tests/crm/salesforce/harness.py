@@ -4,7 +4,8 @@ Live mode runs when CRMSYNC_SF_URL (My Domain URL), CRMSYNC_SF_CLIENT_ID, CRMSYN
 and either CRMSYNC_SF_KEY_FILE (JWT bearer: the certificate's PEM private key) or
 CRMSYNC_SF_CLIENT_SECRET (client credentials) are set; CRMSYNC_SF_SANDBOX=1 for a sandbox.
 The rep is the integration user (CRMSYNC_SF_USERNAME) unless CRMSYNC_SF_REP_EMAIL names
-another user. The org needs the marker field (CrmSync_Key__c) on Contact, Account and Event.
+another user. The org needs the marker field (CrmSync_Key__c) on Contact and Event
+(`crmsync setup salesforce --create-fields` makes them).
 Tests that need the fake's controls (sessions, locks, limits) skip in live mode.
 """
 
