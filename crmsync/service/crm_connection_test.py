@@ -142,7 +142,9 @@ class _CrmTest:
         # Event holds the marker as plain text (upsert is not dependable for events).
         keyed = sobject != "Event"
         how = (
-            f"In Setup > Object Manager > {sobject} > Fields & Relationships, create a Text "
+            "Run `crmsync setup salesforce ... --create-fields`, or by hand: "
+            f"in Setup > Object Manager > {'Activity' if sobject == 'Event' else sobject} > "
+            "Fields & Relationships, create a Text "
             f"field of length 255 named {field.removesuffix('__c')} ({field})"
             + (", tick External ID and Unique," if keyed else "")
             + " and give the integration user read and edit access to it (field-level "

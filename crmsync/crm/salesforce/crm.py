@@ -182,7 +182,9 @@ class SalesforceCrm:
             raise ConfigurationProblem(
                 f"{sobject} has no {self.marker_field} field for crmsync's marker (or the "
                 "integration user cannot see it)",
-                f"Create it on {sobject} (Setup > Object Manager > {sobject} > Fields & "
+                "Run `crmsync setup salesforce ... --create-fields`, or create it by hand on "
+                f"{sobject} (Setup > Object Manager > "
+                f"{'Activity' if sobject == 'Event' else sobject} > Fields & "
                 "Relationships: Text, length 255"
                 + (", External ID, Unique" if sobject != "Event" else "")
                 + ") and give the integration user read and edit access to it, as the "
