@@ -1,0 +1,359 @@
+"""Steady state at N reps: a no-change pass and a 1 % churn pass over every rep, each paired
+with the raw loop of the same sync-collection REPORTs, GETs and PUTs.
+
+    python bench/steady_state.py [--reps 100,300] [--items 100] [--churn 0.01] [--pairs 3]
+
+`--reps 100,300,1000` and `--items 100,500` add the larger sizes. One Radicale per M is
+seeded once with max(N) reps x M contacts and M events (files written into its storage,
+then one pairing cycle through crmsync); every N uses the first N of those reps. SabreDAV
+is not run: its test setup (tests/sabredav.py) has two principals, not hundreds.
+
+Passes (each phase a fresh Python process; pairs interleaved, bench/pairs.py):
+- no-change: crmsync runs `SyncService.sync_rep` for each of the N reps, discovery warmed
+  first (as in a long-running `serve`, which keeps it); raw sends each rep's two
+  sync-collection REPORTs with the tokens crmsync saved.
+- churn: the same state is restored before each phase (Radicale's folder and both
+  databases copied back, Radicale restarted on its port): per rep, 1 % of the contacts and
+  of the events were edited on the server (a rep's edits) and another 1 % in the CRM.
+  crmsync syncs the N reps; raw sends the REPORTs, GETs each item the REPORT names, and
+  PUTs the CRM-edited items (rendered before its clock starts) with If-Match.
+SQL statements and commits are counted on the state store's engine (SQLAlchemy events).
+This measures whatever crmsync's current code does, scheduler and leases included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import common
+import pairs
+from sqlalchemy import event
+
+from crmsync.crm.builtin.rows import OwnedKind
+from crmsync.domain.records import ItemKind
+from crmsync.domain.sync import Side
+from crmsync.groupware.dav.local_server import LocalRadicale
+from crmsync.groupware.dav.multistatus import sync_collection_body
+
+TIME_TARGET = 1.5  # a pass <= 1.5 x the raw loop (issue 16, at 1,000 reps)
+KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
+REPORT_HEADERS = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
+CONTENT_TYPES = {ItemKind.CONTACT: common.VCARD_TYPE, ItemKind.EVENT: common.ICAL_TYPE}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", default="100,300", help="N values, comma-separated")
+    parser.add_argument("--items", default="100", help="M values (contacts per rep, and as "
+                        "many events), comma-separated")
+    parser.add_argument("--churn", type=float, default=0.01, help="share of items edited")
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--state", choices=("linked", "churned"), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    reps = sorted(int(n) for n in args.reps.split(","))
+    rows: list[list[str]] = []
+    phases: list[pairs.Phase] = []
+    summaries: list[str] = []
+    for items in (int(m) for m in args.items.split(",")):
+        with tempfile.TemporaryDirectory(prefix="crmsync-steady-") as tmp:
+            world = World(Path(tmp), max(reps), items, args)
+            try:
+                world.seed()
+                for n in reps:
+                    for state in ("linked", "churned"):
+                        found = world.pairs(n, state, args.pairs)
+                        phases += [p for o, r, _ in found for p in (o, r)]
+                        ratio = pairs.Ratio("wall", [o["wall"] / r["wall"] for o, r, _ in found],
+                                            TIME_TARGET)
+                        rows.append(table_row(items, n, state, found, ratio))
+                        summaries.append(f"{n} reps x {items} {PASS_NAMES[state]}: "
+                                         + ratio.summary())
+            finally:
+                world.stop()
+    common.print_table(
+        f"Steady state on one Radicale vs the raw loop ({args.pairs} interleaved pairs, fresh "
+        "processes; medians over the pairs; per rep = divided by N)",
+        ["M items", "N reps", "pass", "wall s crmsync (raw)", "x raw: median (spread)",
+         "requests/rep (raw)", "SQL stmts/rep", "commits/rep", "client CPU s (raw)",
+         "server CPU s (raw)", "writes", "load"],
+        rows)
+    print(pairs.load_note(phases))
+    print(f"SUMMARY steady state (target <= {TIME_TARGET} x raw): " + "; ".join(summaries))
+
+
+PASS_NAMES = {"linked": "no change", "churned": "churn"}
+
+
+def table_row(items: int, n: int, state: str, found: list[tuple[pairs.Phase, pairs.Phase, str]],
+              ratio: pairs.Ratio) -> list[str]:
+    def med(side: int, key: str) -> float:
+        return pairs.Ratio("", [pair[side][key] for pair in found]).median
+
+    loads = [p["load"] for o, r, _ in found for p in (o, r)]
+    return [common.fmt(items), common.fmt(n), PASS_NAMES[state],
+            f"{med(0, 'wall'):.2f} ({med(1, 'wall'):.2f})",
+            f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})",
+            f"{med(0, 'requests') / n:.1f} ({med(1, 'requests') / n:.1f})",
+            f"{med(0, 'statements') / n:.1f}", f"{med(0, 'commits') / n:.2f}",
+            f"{med(0, 'cpu'):.2f} ({med(1, 'cpu'):.2f})",
+            f"{med(0, 'server_cpu'):.2f} ({med(1, 'server_cpu'):.2f})",
+            f"{med(0, 'writes'):.0f}", f"{min(loads):.1f}-{max(loads):.1f}"]
+
+
+# ------------------------------------------------------------------------------ parent
+
+
+class World:
+    """One Radicale and one deployment home under ``work``, with snapshots to restore."""
+
+    def __init__(self, work: Path, reps: int, items: int, args: argparse.Namespace) -> None:
+        self.work = work
+        self.reps = reps
+        self.items = items
+        self.args = args
+        self.emails = common.rep_emails(reps)
+        users = {common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
+                 **dict.fromkeys(self.emails, common.REP_PASSWORD)}
+        self.radicale = LocalRadicale(work / "live" / "radicale", users, common.SERVICE_ACCOUNT)
+        self.server: common.Server | None = None
+
+    @property
+    def live(self) -> Path:
+        return self.work / "live"
+
+    def start(self) -> common.Server:
+        self.radicale.start(timeout=120)
+        self.server = common.Server(
+            "radicale", self.radicale.url, common.SERVICE_ACCOUNT, common.SERVICE_PASSWORD,
+            "/{email}/", common._child_listening_on(self.radicale.port), self.radicale.data_dir,
+            self.radicale.stop)
+        pairs.server_json(self.server, self.work / "server.json")
+        return self.server
+
+    def stop(self) -> None:
+        self.radicale.stop()
+
+    def seed(self) -> None:
+        """Seed, pair (first cycle), snapshot 'linked'; churn, snapshot 'churned'."""
+        server = self.start()
+        home = self.live / "home"
+        t0 = time.perf_counter()
+        service = common.open_service(home)
+        seeded = common.seed_crm(service.crm, self.emails, self.items, self.args.seed)
+        common.configure(service, server, seeded.reps)
+        collections: dict[str, dict[str, str]] = {}
+        for rep in seeded.reps:
+            facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
+            collections[rep.email] = {ItemKind.CONTACT.value: facts.addressbook,
+                                      ItemKind.EVENT.value: facts.calendar}
+            common.write_server_items(
+                server, facts.addressbook,
+                [common.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
+                common.VCARD_TYPE)
+            common.write_server_items(
+                server, facts.calendar,
+                [common.render_event(i, e) for i, e in seeded.events[rep.id]], common.ICAL_TYPE)
+        (self.work / "collections.json").write_text(json.dumps(collections))
+        t1 = time.perf_counter()
+        for rep in seeded.reps:
+            report = service.sync_rep(rep)
+            if report.error:
+                raise SystemExit(f"pairing cycle of {rep.email} failed: {report.error}")
+        links = sum(service.store.count_links(r.id, k) for r in seeded.reps for k in KINDS)
+        print(f"[M={self.items}] seeded {self.reps} reps x {self.items} contacts + events in "
+              f"{t1 - t0:.0f} s, paired by a first cycle in {time.perf_counter() - t1:.0f} s "
+              f"({links:,} links)", flush=True)
+        service.close()
+        self.snapshot("linked")
+        self.churn(seeded)
+        self.snapshot("churned")
+
+    def churn(self, seeded: common.Seeded) -> None:
+        """Per rep, edit ``churn`` of the items on the server and as many others in the CRM;
+        write what the raw loop PUTs for the CRM edits (rendered, with the link's ETag)."""
+        server = self.server
+        assert server is not None
+        service = common.open_service(self.live / "home")
+        count = max(1, round(self.items * self.args.churn))
+        puts: dict[str, list[dict[str, str]]] = {}
+        with common.raw_client(server) as client:
+            for rep in seeded.reps:
+                puts[rep.email] = []
+                for kind in KINDS:
+                    links = sorted(service.store.links(rep.id, kind), key=lambda k: k.crm_id)
+                    for link in links[:count]:  # the rep's edits on the server
+                        url = server.url + link.mail_id
+                        text = edit_server_item(client.get(url).text, kind)
+                        response = client.put(url, content=text.encode(), headers={
+                            "Content-Type": CONTENT_TYPES[kind]})
+                        if response.status_code not in (200, 201, 204):
+                            raise SystemExit(f"churn PUT {url}: HTTP {response.status_code}")
+                    for link in links[count:2 * count]:  # edits in the CRM
+                        puts[rep.email].append(self.edit_in_crm(service, kind, link))
+        service.close()
+        (self.work / "puts.json").write_text(json.dumps(puts))
+
+    @staticmethod
+    def edit_in_crm(service: Any, kind: ItemKind, link: Any) -> dict[str, str]:
+        crm = service.crm
+        if kind is ItemKind.CONTACT:
+            contact = replace(crm.get_contact(link.crm_id).record, title="Churned title")
+            crm.update_record(OwnedKind.CONTACT, link.crm_id, contact)
+            _, text = common.render_contact(link.crm_id, contact)
+        else:
+            ev = replace(crm.get_event(link.crm_id).record, subject="Churned subject")
+            crm.update_record(OwnedKind.EVENT, link.crm_id, ev)
+            _, text = common.render_event(link.crm_id, ev)
+        return {"href": link.mail_id, "etag": link.mail_version, "kind": kind.value,
+                "text": text}
+
+    def snapshot(self, state: str) -> None:
+        self.radicale.stop()
+        shutil.copytree(self.live, self.work / state)
+        self.start()
+
+    def restore(self, state: str) -> None:
+        self.radicale.stop()
+        shutil.rmtree(self.live)
+        shutil.copytree(self.work / state, self.live)
+        self.start()
+
+    def pairs(self, n: int, state: str, count: int
+              ) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
+        base = ["--work", str(self.work), "--state", state, "--n", str(n)]
+
+        def phase(which: str, k: int) -> pairs.Phase:
+            if state == "churned":
+                self.restore("churned")
+            return pairs.run_child(__file__, [*base, "--child", which],
+                                   f"M={self.items} N={n} {PASS_NAMES[state]} {which} {k + 1}")
+
+        if state == "linked":
+            self.restore("linked")
+        found = []
+        for ours, raw, order in pairs.interleaved(count, lambda k: phase("crmsync", k),
+                                                  lambda k: phase("raw", k)):
+            found.append((ours, raw, order))
+            print(f"[M={self.items} N={n} {PASS_NAMES[state]}] pair {len(found)} ({order}): "
+                  f"crmsync {ours['wall']:.2f} s {ours['requests']} req "
+                  f"{ours['statements']} stmts {ours['commits']} commits, "
+                  f"raw {raw['wall']:.2f} s {raw['requests']} req; "
+                  f"load {ours['load']:.1f} / {raw['load']:.1f}", flush=True)
+        return found
+
+
+def edit_server_item(text: str, kind: ItemKind) -> str:
+    """A rep's edit: a new job title on a contact, a new subject on an event."""
+    lines = text.split("\r\n")
+    if kind is ItemKind.CONTACT:
+        lines = [line for line in lines if not line.startswith("TITLE")]
+        lines.insert(lines.index("END:VCARD"), f"TITLE:Edited on the server {time.time()}")
+    else:
+        at = next(i for i, line in enumerate(lines) if line.startswith("SUMMARY"))
+        lines[at] = f"SUMMARY:Edited on the server {time.time()}"
+    return "\r\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ children
+
+
+def child(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    server = pairs.load_server(work / "server.json")
+    service = common.open_service(work / "live" / "home")
+    reps = [service.rep_by_email(email) for email in common.rep_emails(args.n)]
+    if args.child == "crmsync":
+        result = child_crmsync(service, server, reps)
+    else:
+        result = child_raw(service, server, reps, work, args.state == "churned")
+    service.close()
+    pairs.emit(result)
+
+
+def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[str, Any]:
+    # Discovery warmed, as a running service keeps it (a day): the pass is the steady state.
+    mail = service.mail_server()
+    for rep in reps:
+        mail.open(rep.email)
+    counts = {"statements": 0, "commits": 0}
+
+    def statement(*_: Any) -> None:
+        counts["statements"] += 1
+
+    def commit(*_: Any) -> None:
+        counts["commits"] += 1
+
+    engine = service.store.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    writes = 0
+    with pairs.TimedBlock(server, lambda: mail.requests_made) as timed:
+        for rep in reps:
+            report = service.sync_rep(rep)
+            if report.error:
+                print(f"WARNING: {rep.email}: {report.error}")
+            writes += report.writes
+    return {**timed.as_dict(), **counts, "writes": writes}
+
+
+def child_raw(service: Any, server: common.Server, reps: list[Any], work: Path,
+              churned: bool) -> dict[str, Any]:
+    collections = json.loads((work / "collections.json").read_text())
+    puts = json.loads((work / "puts.json").read_text()) if churned else {}
+    plan = [(collections[rep.email],
+             {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
+             puts.get(rep.email, []))
+            for rep in reps]
+    client = common.raw_client(server)
+    requests = 0
+    with pairs.TimedBlock(server) as timed:
+        for paths, tokens, rep_puts in plan:
+            for kind, path in paths.items():
+                response = client.request("REPORT", server.url + path, headers=REPORT_HEADERS,
+                                          content=sync_collection_body(tokens[kind]).encode())
+                requests += 1
+                if response.status_code != 207:
+                    raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
+                for href in changed_hrefs(response.content, path):
+                    client.get(server.url + href)
+                    requests += 1
+            for put in rep_puts:
+                response = client.put(server.url + put["href"], content=put["text"].encode(),
+                                      headers={"Content-Type": CONTENT_TYPES[ItemKind(put["kind"])],
+                                               "If-Match": put["etag"]})
+                requests += 1
+                if response.status_code not in (200, 201, 204):
+                    raise SystemExit(f"PUT {put['href']}: HTTP {response.status_code}")
+    client.close()
+    timed.requests = requests
+    return {**timed.as_dict(), "statements": 0, "commits": 0, "writes": 0}
+
+
+def changed_hrefs(body: bytes, collection: str) -> list[str]:
+    """The items a sync-collection answer names as changed (not the removed ones)."""
+    found = []
+    for response in ET.fromstring(body).iter("{DAV:}response"):
+        href = response.findtext("{DAV:}href") or ""
+        status = response.findtext("{DAV:}status") or ""
+        if href.rstrip("/") != collection.rstrip("/") and " 404 " not in status:
+            found.append(href)
+    return found
+
+
+if __name__ == "__main__":
+    main()
