@@ -28,6 +28,7 @@ from crmsync.admin.validation import configuration_name_problem
 from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
 from crmsync.admin.web.proxies import TrustedProxies
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping
+from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.settings import (
     ConflictBehaviour,
     ContactOwnership,
@@ -281,11 +282,19 @@ def org_list() -> None:
             active = [c.name for c in service.store.configs() if c.active]
             table.add_row(
                 org.org,
-                _without_password(org.crm_url),
+                _crm_shown(service.crm_settings(), org.crm_url),
                 ", ".join(active),
                 str(len(service.claimed_mailboxes())),
             )
     console.print(table)
+
+
+def _crm_shown(settings: CrmSettings, builtin_url: str) -> str:
+    """The org's CRM: a Salesforce org by its My Domain URL, else the built-in CRM's
+    database."""
+    if settings.is_salesforce:
+        return f"Salesforce {settings.my_domain_url}" + (" (sandbox)" if settings.sandbox else "")
+    return f"built-in: {_without_password(builtin_url)}"
 
 
 def _without_password(url: str) -> str:

@@ -52,6 +52,8 @@ def test_from_a_fresh_install_to_in_sync(tmp_path: Path, monkeypatch: pytest.Mon
             run("config", "add", "Sales", "--profile", "Sales")
             run("sync", "--rep", dav.email)
             run("sync", "--rep", dav.email)
+            listed = run("org", "list")
+            assert f"Salesforce {fake.url}" in listed and "crm.sqlite" not in listed
             status = run("status", "--rep", dav.email)
             assert status.count("In sync    │") == 4, status  # both kinds, both ways
         finally:
