@@ -153,8 +153,8 @@ def create_app(
         body, content_type = metrics.render()  # type: ignore[attr-defined]
         return Response(body, media_type=content_type)
 
-    @app.get("/api/docs", include_in_schema=False)
-    def api_docs() -> Response:
+    # A plain route, as FastAPI's own docs page: public, like the document it shows.
+    async def api_docs(request: Request) -> Response:
         """Swagger UI for the API document; works offline (no CDN)."""
         return get_swagger_ui_html(
             openapi_url=app.openapi_url or "",
@@ -163,6 +163,8 @@ def create_app(
             swagger_css_url="/api/docs/assets/swagger-ui.css",
             swagger_favicon_url="/api/docs/assets/favicon-32x32.png",
         )
+
+    app.add_route("/api/docs", api_docs, include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:
