@@ -186,3 +186,32 @@ def test_a_spent_allocation_pauses_writes_shows_on_the_status_and_resumes(
     assert status["writes_paused"] is False and status["api_usage"]["limit"] == 100_000
     assert status["api_calls_last_24_hours"] > 0 and status["api_calls_per_cycle"] > 0
     assert "crmsync_crm_writes_paused 0.0" in metrics.render()[0].decode()
+
+
+def test_a_classic_series_stays_out_with_the_reason_and_a_too_long_event_is_a_row(
+    world: SalesforceWorld,
+) -> None:
+    classic, problem = world.org.create(
+        "Event",
+        {
+            "Subject": "Classic weekly",
+            "IsRecurrence": True,
+            "StartDateTime": sf_time(START),
+            "EndDateTime": sf_time(START + HOUR),
+            "OwnerId": world.rep_id,
+        },
+    )
+    assert problem is None and classic is not None
+    sabbatical = Event(
+        "Sabbatical", EventTiming(START.date(), (START + dt.timedelta(days=20)).date())
+    )
+    world.mailbox.events.create(sabbatical, marker="client-sabbatical")
+
+    report = world.sync_allowing_errors()
+
+    assert world.mail_records(ItemKind.EVENT) == [sabbatical]  # the Classic series stays out
+    (entry,) = [e for e in world.service.store.item_history(classic) if e.action == "skip"]
+    assert "Classic" in entry.rule and "Lightning Experience" in entry.rule
+    (row,) = world.service.store.errors(rep_id=world.rep.id)
+    assert "14-day" in row.message and row.item_id is not None
+    assert report.error is None and world.rows("Event", Subject="Sabbatical") == []
