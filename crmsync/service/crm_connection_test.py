@@ -2,9 +2,10 @@
 
 `run_crm_connection_test` walks what a cycle needs of the org, each a `Step` with what it
 found and, when something is wrong, what the admin can do: a token for the app, the API
-version, crmsync's marker field on Contact and Event, the day's API usage, and the rep as
-a Salesforce user. It only reads, with a `SalesforceCrm` of its own (a fresh token, no
-cached describe), and costs about six API calls. The key or secret appears in no step
+version, API access and the object permissions a cycle uses, crmsync's marker field on
+Contact and Event, whether Shared Activities is on, the day's API usage, and the rep as a
+Salesforce user. It only reads, with a `SalesforceCrm` of its own (a fresh token, no
+cached describe), and costs about eight API calls. The key or secret appears in no step
 and no log line.
 """
 
@@ -25,11 +26,26 @@ log = logging.getLogger(__name__)
 
 TOKEN = "Salesforce token minted"
 API_VERSION = "Salesforce API version available"
+OBJECT_ACCESS = "API access and object permissions"
 CONTACT_MARKER = "Marker field on Contact"
 EVENT_MARKER = "Marker field on Event"
+SHARED_ACTIVITIES = "Shared Activities"
 API_USAGE = "Salesforce API usage read (last 24 hours)"
 REP_USER = "Rep is a Salesforce user"
-CRM_STEP_NAMES = (TOKEN, API_VERSION, CONTACT_MARKER, EVENT_MARKER, API_USAGE, REP_USER)
+CRM_STEP_NAMES = (
+    TOKEN,
+    API_VERSION,
+    OBJECT_ACCESS,
+    CONTACT_MARKER,
+    EVENT_MARKER,
+    SHARED_ACTIVITIES,
+    API_USAGE,
+    REP_USER,
+)
+# What a cycle does to each object: contacts and person accounts (through Account) and
+# events are created, edited and deleted; leads are only read (auto-relate).
+WRITTEN_OBJECTS = ("Contact", "Account", "Event")
+READ_OBJECTS = ("Lead",)
 # Above this share of the daily allocation the usage step warns.
 USAGE_WARNING = 0.8
 _NOT_RUN = "Not run: an earlier step failed."
@@ -62,8 +78,10 @@ def run_crm_connection_test(
         checks: list[tuple[str, Callable[[], Outcome]]] = [
             (TOKEN, test.token),
             (API_VERSION, test.api_version),
+            (OBJECT_ACCESS, test.object_access),
             (CONTACT_MARKER, lambda: test.marker("Contact")),
             (EVENT_MARKER, lambda: test.marker("Event")),
+            (SHARED_ACTIVITIES, test.shared_activities),
             (API_USAGE, test.usage),
         ]
         if email.strip():
@@ -134,6 +152,55 @@ class _CrmTest:
             f"Set the API version to {newest} (or an older one it lists).",
             False,
         )
+
+    def object_access(self) -> Outcome:
+        """The first describe calls: an API-disabled user fails here (ApiDisabled)."""
+        missing = []
+        for sobject in WRITTEN_OBJECTS + READ_OBJECTS:
+            info = self.crm.describe.get(sobject)
+            if info is None:
+                missing.append(f"{sobject}: not visible")
+                continue
+            if sobject in WRITTEN_OBJECTS:
+                lacking = [
+                    verb
+                    for verb, allowed in (
+                        ("Create", info.createable),
+                        ("Edit", info.updateable),
+                        ("Delete", info.deletable),
+                    )
+                    if not allowed
+                ]
+                if lacking:
+                    missing.append(f"{sobject}: no {', '.join(lacking)}")
+        if missing:
+            return (
+                False,
+                "The integration user lacks object permissions: " + "; ".join(missing) + ".",
+                "Give the integration user (through a permission set) Read, Create, Edit and "
+                "Delete (with View All and Modify All) on Contact, Account and events, and "
+                "Read on Lead, as the admin guide's 'Connect Salesforce' section lists.",
+                False,
+            )
+        return (
+            True,
+            "API access works; the integration user may create, edit and delete contacts, "
+            "accounts and events, and read leads.",
+            "",
+            False,
+        )
+
+    def shared_activities(self) -> Outcome:
+        if self.crm.shared_activities():
+            detail = (
+                "On: an event from the mail server is related to up to 50 contacts (EventWhoIds)."
+            )
+        else:
+            detail = (
+                "Off: an event from the mail server is related to one contact (WhoId); "
+                "turn Shared Activities on in Setup > Activity Settings to relate more."
+            )
+        return True, detail, "", False
 
     def marker(self, sobject: str) -> Outcome:
         field = self.settings.marker_field

@@ -56,12 +56,27 @@ def test_a_missing_marker_says_how_to_create_it_and_the_other_steps_still_run() 
     assert found[steps.REP_USER].status == "passed"  # type: ignore[attr-defined]
 
 
+def test_missing_object_permissions_fail_and_shared_activities_is_reported() -> None:
+    org = FakeOrg(shared_activities=False)
+    org.read_only_objects.add("Event")
+    server, _, _ = fake_salesforce(REP, org=org)
+    try:
+        found = run(server)
+    finally:
+        server.stop()
+    access = found[steps.OBJECT_ACCESS]
+    assert access.status == "failed" and "Event: no Create, Edit, Delete" in access.detail  # type: ignore[attr-defined]
+    assert "Contact:" not in access.detail and "Modify All" in access.fix  # type: ignore[attr-defined]
+    shared = found[steps.SHARED_ACTIVITIES]
+    assert shared.status == "passed" and shared.detail.startswith("Off")  # type: ignore[attr-defined]
+
+
 def test_a_refused_token_stops_the_test_without_showing_the_key(fake: FakeSalesforce) -> None:
     settings = fake_crm_settings(fake.url, fake.client_id)
     other_key = new_key_pair()[0]  # not the key of the app's certificate
     found = run_crm_connection_test(settings, other_key, REP)
     assert found[0].status == "failed" and "PRIVATE" not in found[0].detail + found[0].fix
-    assert [s.status for s in found[1:]] == ["not_run"] * 5
+    assert [s.status for s in found[1:]] == ["not_run"] * (len(steps.CRM_STEP_NAMES) - 1)
     wrong_app = run(fake, client_id="someone-else")
     assert wrong_app[steps.TOKEN].status == "failed"  # type: ignore[attr-defined]
 
@@ -74,7 +89,8 @@ def test_an_api_version_the_org_lacks_names_the_newest(fake: FakeSalesforce) -> 
 
 
 def test_a_spent_allocation_and_an_unknown_rep_fail_with_a_fix(fake: FakeSalesforce) -> None:
-    fake.api_used = fake.api_limit - 3  # the describes and /limits spend the rest
+    # The describes and /limits spend the rest.
+    fake.api_used = fake.api_limit - len(steps.WRITTEN_OBJECTS + steps.READ_OBJECTS) - 1
     found = run(fake, email="ghost@example.com")
     assert found[steps.API_USAGE].status == "failed"  # type: ignore[attr-defined]
     assert "writes until usage drops" in found[steps.API_USAGE].fix  # type: ignore[attr-defined]
@@ -90,7 +106,7 @@ def test_the_console_runs_the_mail_steps_then_the_crm_steps(tmp_path: Path) -> N
         try:
             result = connection_test(world.service, server.email)
             names = [step["name"] for step in result["steps"]]
-            assert names[-6:] == list(steps.CRM_STEP_NAMES)
+            assert names[-len(steps.CRM_STEP_NAMES) :] == list(steps.CRM_STEP_NAMES)
             assert result["passed"] is True, result
             world.service.configure_crm(replace(world.service.crm_settings(), api_version="99.0"))
             assert connection_test(world.service, server.email)["passed"] is False

@@ -116,6 +116,8 @@ class FakeOrg:
         }
         # Fields created through the Tooling API that no permission set grants yet.
         self.hidden_fields: set[tuple[str, str]] = set()
+        # Objects the integration user may read but not create, edit or delete.
+        self.read_only_objects: set[str] = set()
         for sobject, unique in (("Contact", True), ("Account", True), ("Event", False)):
             if marker_fields:
                 self.schema[sobject][marker_field] = schema.marker_spec(unique)
@@ -286,6 +288,13 @@ class FakeOrg:
     def check(
         self, sobject: str, fields: Mapping[str, Any], creating: bool, record_id: str = ""
     ) -> dict[str, Any] | None:
+        if sobject in self.read_only_objects:
+            return error(
+                "INSUFFICIENT_ACCESS_OR_READONLY",
+                "insufficient access rights on object id"
+                if record_id
+                else f"insufficient access rights: cannot create {sobject}",
+            )
         specs = self.schema[sobject]
         for name, value in fields.items():
             spec = specs.get(name)

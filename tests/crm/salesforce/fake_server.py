@@ -313,11 +313,12 @@ class FakeSalesforce:
         if sobject not in self.org.schema:
             return _refusal(404, "NOT_FOUND", "The requested resource does not exist")
         fields = visible_fields(self.org, sobject)
+        writable = sobject not in self.org.read_only_objects
         return 200, {
             "name": sobject,
-            "createable": True,
-            "updateable": True,
-            "deletable": True,
+            "createable": writable,
+            "updateable": writable,
+            "deletable": writable,
             "fields": [spec.describe(name) for name, spec in fields.items()],
         }
 
