@@ -41,7 +41,7 @@ from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.deployment import Deployment
 from crmsync.service.metrics import SyncMetrics, outcome_of
 from crmsync.service.runner import RepReport, SyncService
-from crmsync.store import StateStore, schema
+from crmsync.store import LeaseLost, StateStore, schema
 
 log = logging.getLogger(__name__)
 
@@ -266,20 +266,21 @@ class Scheduler:
 
     def _renew_leases(self, store: StateStore) -> None:
         every = self.lease_ttl.total_seconds() / 3
-        with self._lock:  # held across the claims: a worker's release waits for them
-            for rep_id, lease in list(self._leases.items()):
-                if time.monotonic() - lease.renewed < every:
-                    continue
-                fence = store.claim_rep(rep_id, self.worker_id, self.lease_ttl)
-                if fence is None:
-                    log.warning(
-                        "lease of rep %s expired and was taken by another worker mid-cycle",
-                        rep_id,
-                        extra={"rep_id": rep_id, "worker": self.worker_id},
-                    )
-                    del self._leases[rep_id]
-                else:
-                    self._leases[rep_id] = _Lease(fence, time.monotonic())
+        with self._lock:
+            due = [
+                (rep_id, lease)
+                for rep_id, lease in self._leases.items()
+                if time.monotonic() - lease.renewed >= every
+            ]
+        for rep_id, lease in due:
+            if store.renew_lease(rep_id, lease.fence, self.lease_ttl):
+                lease.renewed = time.monotonic()
+            else:  # the cycle's fenced writes are refused from now on
+                log.warning(
+                    "lease of rep %s expired and was taken by another worker mid-cycle",
+                    rep_id,
+                    extra={"rep_id": rep_id, "worker": self.worker_id},
+                )
 
     def _housekeeping(self, service: SyncService) -> None:
         """Prune the audit trail to the retention setting, as `SyncService.sync_all` does,
@@ -297,53 +298,36 @@ class Scheduler:
     def _work_loop(self, service: SyncService) -> None:
         try:
             while (user := self._queue.get()) is not None:
+                closed = False
                 try:
                     if not self._stopping.is_set():  # queued but not started: dropped
-                        self._cycle(service, user)
+                        closed = self._cycle(service, user)
                 except Exception:
                     log.exception("scheduling rep %s failed", user.id)
                 finally:
-                    self._finish(service.store, user)
+                    self._finish(service.store, user, release=not closed)
         finally:
             service.close()
 
-    def _cycle(self, service: SyncService, user: User) -> None:
+    def _cycle(self, service: SyncService, user: User) -> bool:
+        """Run the rep's cycle under its lease; returns whether the lease was given up
+        (by the cycle's closing write, or lost to another worker)."""
+        with self._lock:
+            fence = self._leases[user.id].fence
         started_at = service.clock()
         started = time.monotonic()
         service.refresh()  # settings may have changed since this worker's last cycle
-        crash: ErrorEntry | None = None
+        closed = True
         try:
-            report = self.run_cycle(service, user)
+            report = self.run_cycle(service, user, fence)
         except Exception as bug:  # sync_rep records its own failures; this is worse
             log.exception("cycle of rep %s failed outside the sync", user.id)
             report = RepReport(user, error=f"{type(bug).__name__}: {bug}")
-            crash = ErrorEntry(
-                user.id,
-                None,
-                None,
-                "sync",
-                ErrorType.INTERNAL,
-                report.error or "",
-                "This is a crmsync bug: report it with this row.",
-                service.clock(),
-            )
+            closed = self._record_crash(service, user, fence, report)
         seconds = time.monotonic() - started
-        store = service.store
-        failures = 0
-        if report.configured and report.error is not None:
-            if crash is not None:
-                failures = store.cycle_finished(user.id, error=report.error)
-                store.record_error(crash)
-            else:
-                failures = store.rep_status(user.id).consecutive_failures
-            failures = max(failures, 1)
-        delay = delay_after(
-            failures, interval=self.interval, jitter=self.jitter, max_backoff=self.max_backoff
-        )
-        next_due = self.clock() + dt.timedelta(seconds=delay)
-        store.set_next_due(user.id, next_due)
         if self.metrics is not None:
-            self.metrics.observe(report, seconds, self._errors_of(store, report, started_at))
+            errors = self._errors_of(service.store, report, started_at)
+            self.metrics.observe(report, seconds, errors)
         # Reps no configuration covers come round every interval: keep them out of INFO.
         log.log(
             logging.INFO if report.configured else logging.DEBUG,
@@ -359,15 +343,50 @@ class Scheduler:
                 "duration_seconds": round(seconds, 3),
                 "writes": report.writes,
                 "error": report.error,
-                "consecutive_failures": failures,
-                "next_due": next_due.isoformat(),
+                "consecutive_failures": report.failures,
+                "next_due": report.next_due.isoformat() if report.next_due else None,
                 "worker": self.worker_id,
             },
         )
+        return closed
 
-    def run_cycle(self, service: SyncService, user: User) -> RepReport:
-        """One cycle of ``user`` (`SyncService.sync_rep`); a hook for subclasses."""
-        return service.sync_rep(user)
+    def run_cycle(self, service: SyncService, user: User, fence: int) -> RepReport:
+        """One cycle of ``user`` under its lease (`SyncService.sync_rep`), setting its
+        next-due time; a hook for subclasses."""
+        return service.sync_rep(user, fence=fence, next_due=self.next_due)
+
+    def next_due(self, failures: int) -> dt.datetime:
+        """When a rep with ``failures`` consecutive failed cycles is due next."""
+        delay = delay_after(
+            failures, interval=self.interval, jitter=self.jitter, max_backoff=self.max_backoff
+        )
+        return self.clock() + dt.timedelta(seconds=delay)
+
+    def _record_crash(
+        self, service: SyncService, user: User, fence: int, report: RepReport
+    ) -> bool:
+        """Note a cycle that broke outside the sync on the rep (under its lease); returns
+        whether that gave the lease up."""
+        state = service.store.fenced(user.id, fence)
+        try:
+            state.record_error(
+                ErrorEntry(
+                    user.id,
+                    None,
+                    None,
+                    "sync",
+                    ErrorType.INTERNAL,
+                    report.error or "",
+                    "This is a crmsync bug: report it with this row.",
+                    service.clock(),
+                )
+            )
+            report.failures = service.store.rep_status(user.id).consecutive_failures + 1
+            report.next_due = self.next_due(report.failures)
+            state.cycle_finished(user.id, error=report.error, next_due=report.next_due)
+        except LeaseLost:
+            return True
+        return False
 
     @staticmethod
     def _errors_of(store: StateStore, report: RepReport, since: dt.datetime) -> list[ErrorEntry]:
@@ -376,16 +395,15 @@ class Scheduler:
             return []
         return store.errors(rep_id=report.rep.id, since=since)
 
-    def _finish(self, store: StateStore, user: User) -> None:
+    def _finish(self, store: StateStore, user: User, *, release: bool) -> None:
         with self._lock:
             lease = self._leases.pop(user.id, None)
+            self._in_flight.discard(user.id)
+        if release and lease is not None:
             try:
-                if lease is not None:
-                    store.release_rep(user.id, lease.fence)
+                store.release_rep(user.id, lease.fence)
             except Exception:  # it expires after lease_ttl anyway
                 log.exception("could not release the lease of rep %s", user.id)
-            finally:
-                self._in_flight.discard(user.id)
         self._wake.set()
 
 

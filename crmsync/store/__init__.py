@@ -6,6 +6,7 @@ migrations in ``migrations/``. Imports only `crmsync.domain`. Open it with `Stat
 
 from crmsync.store.activity import hour_of
 from crmsync.store.configs import DEFAULT_ORG
+from crmsync.store.cycles import RepCycleRecord
 from crmsync.store.error_report import ErrorSort
 from crmsync.store.exceptions import (
     ConfigConflict,
@@ -30,6 +31,7 @@ __all__ = [
     "LeaseLost",
     "LinkConflict",
     "RepCredentials",
+    "RepCycleRecord",
     "RepStatus",
     "ResetStatus",
     "SchemaTooNew",

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select, update
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.settings import Direction
 from crmsync.domain.sync import AuditEntry, ErrorEntry, Link, Side, WriteIntent
 from crmsync.store import schema
+from crmsync.store.cycles import RepCycleRecord
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
-from crmsync.store.status import SyncStatus
 
 if TYPE_CHECKING:
     from crmsync.store.state import StateStore
@@ -56,6 +55,20 @@ class LeaseMixin(StoreBase):
             if claimed != 1:
                 return None
             return int(conn.execute(select(_R.c.fence).where(_R.c.rep_id == rep_id)).scalar_one())
+
+    def renew_lease(
+        self, rep_id: str, fence: int, ttl: dt.timedelta, now: dt.datetime | None = None
+    ) -> bool:
+        """Extend the lease ``fence`` holds by ``ttl`` from now, keeping the fence (the
+        holder's `FencedState` stays valid); ``False`` once another claim moved it."""
+        now = now or self._clock()
+        with self._write() as conn:
+            stmt = (
+                update(_R)
+                .where(_R.c.rep_id == rep_id, _R.c.fence == fence, _R.c.lease_owner.is_not(None))
+                .values(lease_expires=now + ttl)
+            )
+            return conn.execute(stmt).rowcount == 1
 
     def release_rep(self, rep_id: str, fence: int) -> bool:
         """Give the lease up if ``fence`` still holds it; returns whether it did."""
@@ -135,25 +148,6 @@ class FencedState:
     def record_error(self, entry: ErrorEntry) -> None:
         self._store._record_error(entry, self._own(entry.rep_id))
 
-    def set_sync_status(
-        self, rep_id: str, kind: ItemKind, direction: Direction, status: SyncStatus
-    ) -> None:
-        self._store._set_sync_status(rep_id, kind, direction, status, self._own(rep_id))
-
-    def mark_sync_started(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
-        return self._store._advance(rep_id, kind, direction, started=True, fence=self._own(rep_id))
-
-    def mark_sync_finished(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
-        return self._store._advance(rep_id, kind, direction, started=False, fence=self._own(rep_id))
-
-    def set_rep_checks(self, rep_id: str, **checks: bool | None) -> None:
-        self._store._set_rep_checks(rep_id, checks, self._own(rep_id))
-
-    def cycle_started(self, rep_id: str, at: dt.datetime | None = None) -> None:
-        self._store._update_rep(
-            rep_id, {"last_cycle_started": at or self._store._clock()}, self._own(rep_id)
-        )
-
     def cycle_finished(
         self,
         rep_id: str,
@@ -163,6 +157,27 @@ class FencedState:
         at: dt.datetime | None = None,
     ) -> int:
         return self._store._cycle_finished(rep_id, error, next_due, at, self._own(rep_id))
+
+    def write_statuses(self, record: RepCycleRecord) -> None:
+        self._own(record.rep_id)
+        self._store.write_statuses(record, fence=self.fence)
+
+    def close_cycle(
+        self,
+        record: RepCycleRecord,
+        *,
+        error: str | None = None,
+        next_due: dt.datetime | None = None,
+        ran: bool = True,
+    ) -> int:
+        """`StateStore.close_cycle` under the fence: the lease is given up with it."""
+        self._own(record.rep_id)
+        return self._store.close_cycle(
+            record, error=error, next_due=next_due, ran=ran, fence=self.fence
+        )
+
+    def clear_rep(self, rep_id: str) -> None:
+        self._store.clear_rep(rep_id, self._own(rep_id))
 
 
 __all__ = ["FencedState", "LeaseLost", "LeaseMixin"]

@@ -128,14 +128,14 @@ class LinksMixin(StoreBase):
         """Replace the cursor; ``None`` forgets it (the next read is a full listing)."""
         self._save_cursor(rep_id, kind, side, cursor, None)
 
-    def clear_rep(self, rep_id: str) -> None:
+    def clear_rep(self, rep_id: str, fence: Fence | None = None) -> None:
         """Reset sync (DESIGN rule 9): drop the rep's links and cursors, nothing else.
 
         Detached links stay: a reset restores the connections between items, and must not
         bring back a record whose deletion was deliberately not carried over. Statuses,
         errors, settings and other reps are untouched; one transaction.
         """
-        with self._write() as conn:
+        with self._write(fence) as conn:
             conn.execute(delete(_L).where(_L.c.rep_id == rep_id, _L.c.detached.is_(None)))
             conn.execute(delete(_C).where(_C.c.rep_id == rep_id))
             conn.execute(delete(_I).where(_I.c.rep_id == rep_id))

@@ -12,6 +12,7 @@ from crmsync.store.activity import ActivityMixin
 from crmsync.store.audit import AuditMixin
 from crmsync.store.configs import ConfigsMixin
 from crmsync.store.crm_settings import CrmSettingsMixin
+from crmsync.store.cycles import CycleMixin
 from crmsync.store.database import utc_now
 from crmsync.store.error_report import ErrorReportMixin
 from crmsync.store.fencing import FencedState, LeaseMixin
@@ -25,6 +26,7 @@ class StateStore(
     LinksMixin,
     ErrorReportMixin,
     StatusMixin,
+    CycleMixin,
     ActivityMixin,
     ConfigsMixin,
     CrmSettingsMixin,

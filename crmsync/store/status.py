@@ -131,27 +131,9 @@ class StatusMixin(StoreBase):
         """The status of every rep the store knows, ordered by rep id."""
         return self._rep_statuses(None)
 
-    def set_sync_status(
-        self, rep_id: str, kind: ItemKind, direction: Direction, status: SyncStatus
-    ) -> None:
-        """Set one direction's status outright (e.g. `SyncStatus.NOT_CONFIGURED`)."""
-        self._set_sync_status(rep_id, kind, direction, status, None)
-
-    def mark_sync_started(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
-        """Apply `SyncStatus.started` to the stored status; returns the new status."""
-        return self._advance(rep_id, kind, direction, started=True, fence=None)
-
-    def mark_sync_finished(self, rep_id: str, kind: ItemKind, direction: Direction) -> SyncStatus:
-        """Apply `SyncStatus.finished` to the stored status; returns the new status."""
-        return self._advance(rep_id, kind, direction, started=False, fence=None)
-
     def set_rep_checks(self, rep_id: str, **checks: bool | None) -> None:
         """Record setup checks by name (see `CHECKS`); checks not named stay as they are."""
         self._set_rep_checks(rep_id, checks, None)
-
-    def cycle_started(self, rep_id: str, at: dt.datetime | None = None) -> None:
-        """Stamp the start of a sync cycle (default: now)."""
-        self._update_rep(rep_id, {"last_cycle_started": at or self._clock()}, None)
 
     def cycle_finished(
         self,
@@ -188,10 +170,6 @@ class StatusMixin(StoreBase):
             ).scalar_one_or_none()
         return value is not None
 
-    def clear_deletes_confirmation(self, rep_id: str) -> None:
-        """A confirmation covers one cycle: the guard is armed again afterwards."""
-        self._update_rep(rep_id, {"deletes_confirmed_at": None}, None)
-
     # -- implementation, optionally under a rep's fence --
 
     def _rep_statuses(self, where: ColumnElement[bool] | None) -> list[RepStatus]:
@@ -210,11 +188,18 @@ class StatusMixin(StoreBase):
             rep_rows = conn.execute(reps_q).all()
             status_rows = conn.execute(statuses_q).all()
             count_rows = conn.execute(counts_q).all()
+        now = self._clock()
+        running = {
+            r.rep_id for r in rep_rows if r.lease_owner is not None and r.lease_expires > now
+        }
         sync: dict[str, dict[tuple[ItemKind, Direction], SyncStatus]] = {}
         for s in status_rows:
-            sync.setdefault(s.rep_id, {})[ItemKind(s.kind), Direction(s.direction)] = SyncStatus(
-                s.status
-            )
+            status = SyncStatus(s.status)
+            if s.rep_id in running and status is not SyncStatus.NOT_CONFIGURED:
+                # A cycle writes its flows' statuses once, at its end: while it runs (the
+                # rep's lease is held) each shows as started.
+                status = status.started()
+            sync.setdefault(s.rep_id, {})[ItemKind(s.kind), Direction(s.direction)] = status
         counts: dict[str, dict[ItemKind, int]] = {}
         for rep_id, kind, n in count_rows:
             counts.setdefault(rep_id, {})[ItemKind(kind)] = n
@@ -234,41 +219,6 @@ class StatusMixin(StoreBase):
             )
             for r in rep_rows
         ]
-
-    def _set_sync_status(
-        self,
-        rep_id: str,
-        kind: ItemKind,
-        direction: Direction,
-        status: SyncStatus,
-        fence: Fence | None,
-    ) -> None:
-        _check_flow(direction)
-        with self._write(fence) as conn:
-            _store_status(conn, rep_id, kind, direction, status)
-
-    def _advance(
-        self,
-        rep_id: str,
-        kind: ItemKind,
-        direction: Direction,
-        *,
-        started: bool,
-        fence: Fence | None,
-    ) -> SyncStatus:
-        _check_flow(direction)
-        with self._write(fence) as conn:
-            current = conn.execute(
-                select(_S.c.status).where(
-                    _S.c.rep_id == rep_id,
-                    _S.c.kind == kind.value,
-                    _S.c.direction == direction.value,
-                )
-            ).scalar_one_or_none()
-            old = SyncStatus(current) if current else SyncStatus.NOT_STARTED
-            new = old.started() if started else old.finished()
-            _store_status(conn, rep_id, kind, direction, new)
-        return new
 
     def _set_rep_checks(
         self, rep_id: str, checks: dict[str, bool | None], fence: Fence | None
@@ -309,15 +259,19 @@ class StatusMixin(StoreBase):
             )
 
 
-def _check_flow(direction: Direction) -> None:
+def check_flow(direction: Direction) -> None:
     if direction not in FLOWS:
         raise ValueError(f"a status is kept per direction, not for {direction!r}")
 
 
-def _store_status(
-    conn: Connection, rep_id: str, kind: ItemKind, direction: Direction, status: SyncStatus
+def store_status(
+    conn: Connection,
+    rep_id: str,
+    kind: ItemKind,
+    direction: Direction,
+    status: SyncStatus,
 ) -> None:
-    ensure_rep(conn, rep_id)
+    """Upsert one flow's status (the rep's row exists)."""
     stmt = insert_for(conn)(_S).values(
         rep_id=rep_id, kind=kind.value, direction=direction.value, status=status.value
     )

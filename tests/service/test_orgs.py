@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from crmsync.domain.settings import SyncConfig
-from crmsync.service import runner
+from crmsync.service import mailbox_claims
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 
@@ -24,12 +24,12 @@ def test_other_orgs_are_read_once_per_period_not_per_cycle(
     real = Deployment.orgs
     monkeypatch.setattr(Deployment, "orgs", lambda self: reads.append(1) or real(self))
     clock = [1000.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(mailbox_claims.time, "monotonic", lambda: clock[0])
     with SyncService(Deployment.from_env(home)) as service:
         for _ in range(3):
             service.refresh()  # what the scheduler does before each cycle
-            assert "rep@example.com" in service._claimed_elsewhere()
+            assert "rep@example.com" in service.claimed_elsewhere()
         assert len(reads) == 1
-        clock[0] += runner.CLAIMS_MAX_AGE + 1
-        service._claimed_elsewhere()
+        clock[0] += mailbox_claims.CLAIMS_MAX_AGE + 1
+        service.claimed_elsewhere()
         assert len(reads) == 2

@@ -86,7 +86,7 @@ class Recording(Scheduler):
         super().__init__(deployment, **options)  # type: ignore[arg-type]
         self.log = log
 
-    def run_cycle(self, service: SyncService, user: User) -> RepReport:
+    def run_cycle(self, service: SyncService, user: User, fence: int) -> RepReport:
         status = service.store.rep_status(user.id)
         gap = None
         if status.next_due is not None and status.last_cycle_finished is not None:
@@ -98,7 +98,7 @@ class Recording(Scheduler):
             )
         try:
             time.sleep(self.log.hold)
-            report = super().run_cycle(service, user)
+            report = super().run_cycle(service, user, fence)
         finally:
             with self.log.lock:
                 self.log.running[user.id] -= 1

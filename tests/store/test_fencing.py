@@ -50,11 +50,15 @@ def test_fenced_writes_pass_while_the_lease_holds(store: StateStore) -> None:
     assert state.links("rep-1", ItemKind.CONTACT) == [LINK]
     assert state.cursor("rep-1", ItemKind.CONTACT, Side.MAIL) == "token"
     fenced = store.fenced("rep-1", fence)
-    assert fenced.mark_sync_started("rep-1", ItemKind.CONTACT, Direction.CRM_TO_MAIL) is (
-        SyncStatus.INITIAL_SYNC_IN_PROGRESS
-    )
     fenced.drop_link("rep-1", ItemKind.CONTACT, "c1")
     assert store.count_links("rep-1", ItemKind.CONTACT) == 0
+    record = store.open_cycle("rep-1")
+    record.set_status(ItemKind.CONTACT, Direction.CRM_TO_MAIL, SyncStatus.IN_SYNC)
+    assert store.renew_lease("rep-1", fence, TTL)  # keeps the fence
+    fenced.close_cycle(record)
+    status = store.rep_status("rep-1")
+    assert status.sync_status(ItemKind.CONTACT, Direction.CRM_TO_MAIL) is SyncStatus.IN_SYNC
+    assert status.lease_owner is None  # the closing write gave the lease up
 
 
 def test_stale_worker_is_refused(store: StateStore, clock: Clock) -> None:
@@ -65,17 +69,17 @@ def test_stale_worker_is_refused(store: StateStore, clock: Clock) -> None:
     assert store.claim_rep("rep-1", "worker-b", TTL) is not None
 
     entry = ErrorEntry("rep-1", None, None, "cycle", ErrorType.INTERNAL, "m", "s", clock.now)
+    record = store.open_cycle("rep-1")
+    record.set_status(ItemKind.EVENT, Direction.MAIL_TO_CRM, SyncStatus.IN_SYNC)
+    record.set_checks(recognized=True)
     writes: list[Callable[[], object]] = [
         lambda: stale.save_link(LINK),
         lambda: stale.drop_link("rep-1", ItemKind.CONTACT, "c1"),
         lambda: stale.save_cursor("rep-1", ItemKind.CONTACT, Side.CRM, "t"),
         lambda: stale.record_error(entry),
-        lambda: stale.set_sync_status(
-            "rep-1", ItemKind.EVENT, Direction.MAIL_TO_CRM, SyncStatus.IN_SYNC
-        ),
-        lambda: stale.mark_sync_finished("rep-1", ItemKind.EVENT, Direction.MAIL_TO_CRM),
-        lambda: stale.set_rep_checks("rep-1", recognized=True),
-        lambda: stale.cycle_started("rep-1"),
+        lambda: stale.clear_rep("rep-1"),
+        lambda: stale.write_statuses(record),
+        lambda: stale.close_cycle(record, error="late"),
         lambda: stale.cycle_finished("rep-1", error="late"),
     ]
     for write in writes:
@@ -86,6 +90,8 @@ def test_stale_worker_is_refused(store: StateStore, clock: Clock) -> None:
     assert store.errors() == []
     status = store.rep_status("rep-1")
     assert status.sync == {} and status.recognized is None and status.last_error is None
+    assert status.last_cycle_finished is None
+    assert not store.renew_lease("rep-1", old, TTL)
 
 
 def test_fenced_state_serves_one_rep_only(store: StateStore) -> None:

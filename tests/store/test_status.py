@@ -63,28 +63,46 @@ def test_unknown_rep_reads_as_not_started(store: StateStore) -> None:
     assert store.rep_statuses() == []
 
 
-def test_stored_transitions_per_kind_and_direction(store: StateStore) -> None:
-    steps = [
-        (store.mark_sync_started, SyncStatus.INITIAL_SYNC_IN_PROGRESS),
-        (store.mark_sync_finished, SyncStatus.INITIAL_SYNC_COMPLETED),
-        (store.mark_sync_started, SyncStatus.SYNC_IN_PROGRESS),
-        (store.mark_sync_finished, SyncStatus.IN_SYNC),
-    ]
-    for step, expected in steps:
-        assert step("rep-1", ItemKind.CONTACT, TO_MAIL) is expected
-        assert store.rep_status("rep-1").sync_status(ItemKind.CONTACT, TO_MAIL) is expected
-    store.set_sync_status("rep-1", ItemKind.EVENT, TO_CRM, SyncStatus.NOT_CONFIGURED)
+def test_a_cycle_record_writes_only_what_changed(store: StateStore, clock: Clock) -> None:
+    record = store.open_cycle("rep-1")
+    assert record.status(ItemKind.CONTACT, TO_MAIL) is SyncStatus.NOT_STARTED
+    record.set_status(ItemKind.CONTACT, TO_MAIL, SyncStatus.INITIAL_SYNC_COMPLETED)
+    record.set_status(ItemKind.EVENT, TO_CRM, SyncStatus.NOT_CONFIGURED)
+    record.set_checks(recognized=True)
+    assert store.close_cycle(record) == 0
     status = store.rep_status("rep-1")
     assert status.sync == {
-        (ItemKind.CONTACT, TO_MAIL): SyncStatus.IN_SYNC,
+        (ItemKind.CONTACT, TO_MAIL): SyncStatus.INITIAL_SYNC_COMPLETED,
         (ItemKind.EVENT, TO_CRM): SyncStatus.NOT_CONFIGURED,
     }
+    assert status.recognized is True
+    assert status.last_cycle_started == status.last_cycle_finished == clock.now
     assert status.sync_status(ItemKind.CONTACT, TO_CRM) is SyncStatus.NOT_STARTED
+
+    again = store.open_cycle("rep-1")
+    again.set_status(ItemKind.EVENT, TO_CRM, SyncStatus.NOT_CONFIGURED)
+    again.set_checks(recognized=True)
+    assert again.changed == {} and again.changed_sync == {}
+
+
+def test_a_flow_shows_as_started_while_the_reps_lease_is_held(
+    store: StateStore, clock: Clock
+) -> None:
+    record = store.open_cycle("rep-1")
+    record.set_status(ItemKind.CONTACT, TO_MAIL, SyncStatus.IN_SYNC)
+    record.set_status(ItemKind.EVENT, TO_MAIL, SyncStatus.NOT_CONFIGURED)
+    store.close_cycle(record)
+    assert store.claim_rep("rep-1", "worker-a", dt.timedelta(minutes=5)) is not None
+    running = store.rep_status("rep-1")
+    assert running.sync_status(ItemKind.CONTACT, TO_MAIL) is SyncStatus.SYNC_IN_PROGRESS
+    assert running.sync_status(ItemKind.EVENT, TO_MAIL) is SyncStatus.NOT_CONFIGURED
+    clock.advance(minutes=6)  # the lease ran out: nothing runs any more
+    assert store.rep_status("rep-1").sync_status(ItemKind.CONTACT, TO_MAIL) is SyncStatus.IN_SYNC
 
 
 def test_status_is_kept_per_direction_only(store: StateStore) -> None:
     with pytest.raises(ValueError):
-        store.set_sync_status("rep-1", ItemKind.CONTACT, Direction.BOTH, SyncStatus.IN_SYNC)
+        store.open_cycle("rep-1").set_status(ItemKind.CONTACT, Direction.BOTH, SyncStatus.IN_SYNC)
 
 
 def test_checks_update_only_what_is_named(store: StateStore) -> None:
@@ -100,8 +118,10 @@ def test_checks_update_only_what_is_named(store: StateStore) -> None:
 
 
 def test_cycles_count_consecutive_failures(store: StateStore, clock: Clock) -> None:
-    store.cycle_started("rep-1")
+    record = store.open_cycle("rep-1")
+    assert store.close_cycle(record, error="gone") == 1
     assert store.rep_status("rep-1").last_cycle_started == clock.now
+    assert store.close_cycle(store.open_cycle("rep-1")) == 0
     due = clock.now + dt.timedelta(minutes=5)
     assert store.cycle_finished("rep-1", error="mailbox gone", next_due=due) == 1
     assert store.cycle_finished("rep-1", error="still gone") == 2
@@ -131,7 +151,9 @@ def test_reset_status_and_records_in_sync(store: StateStore) -> None:
 
 def test_all_reps(store: StateStore) -> None:
     store.set_rep_checks("rep-b", recognized=True)
-    store.mark_sync_started("rep-a", ItemKind.CONTACT, TO_MAIL)
+    record = store.open_cycle("rep-a")
+    record.set_status(ItemKind.CONTACT, TO_MAIL, SyncStatus.INITIAL_SYNC_IN_PROGRESS)
+    store.write_statuses(record)
     statuses = store.rep_statuses()
     assert [s.rep_id for s in statuses] == ["rep-a", "rep-b"]
     assert statuses[0].sync == {(ItemKind.CONTACT, TO_MAIL): SyncStatus.INITIAL_SYNC_IN_PROGRESS}
