@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crmsync.domain.records import Contact, Event, EventTiming, ItemKind, Recurrence
+from crmsync.domain.records import Contact, Event, EventTiming, ItemKind, Occurrence, Recurrence
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.groupware.graph import GraphConnection, TenantLimiter
 from crmsync.service.deployment import Deployment
@@ -165,20 +165,34 @@ def test_create_edit_and_delete_both_ways(world: GraphWorld) -> None:
     assert world.sync().writes == 0
 
 
-def test_a_series_from_outlook_becomes_a_salesforce_series_and_stays_in_step(
+def test_a_series_with_a_moved_and_a_cancelled_occurrence_from_outlook(
     world: GraphWorld,
 ) -> None:
+    week = dt.timedelta(days=7)
+    moved = START + week
     weekly = Event(
         "Weekly pipeline",
         EventTiming(START, START + HOUR, "Europe/Paris"),
-        recurrence=Recurrence(rule="FREQ=WEEKLY;COUNT=4;BYDAY=MO"),
+        recurrence=Recurrence(
+            rule="FREQ=WEEKLY;COUNT=4;BYDAY=MO",
+            exdates=(START + 2 * week,),
+            overrides=(
+                Occurrence(
+                    moved,
+                    EventTiming(moved + 2 * HOUR, moved + 3 * HOUR, "Europe/Paris"),
+                    "Weekly pipeline (moved)",
+                ),
+            ),
+        ),
     )
     world.outlook.events.create(weekly, "outlook-series")
 
     world.sync()
 
-    rows = world.rows("Event", Subject="Weekly pipeline")
-    assert len(rows) == 4 and all(r["IsRecurrence2"] for r in rows)
+    rows = world.rows("Event", IsRecurrence2=True)
+    assert len(rows) == 3  # one of the four cancelled
+    (moved_row,) = world.rows("Event", Subject="Weekly pipeline (moved)")
+    assert moved_row["StartDateTime"] == sf_time(moved + 2 * HOUR)
     assert world.sync().writes == 0
     # A change in Salesforce to the whole series (each occurrence's location) comes back.
     for row in rows:
