@@ -41,6 +41,7 @@ from crmsync.domain.settings import (
     configuration_warnings,
 )
 from crmsync.service.deployment import Deployment
+from crmsync.service.leased import IfBusy, default_worker_id, run_leased
 from crmsync.service.runner import SyncService
 from crmsync.store import ConfigConflict, StateStore
 
@@ -329,15 +330,46 @@ def configs_list() -> None:
 
 
 @app.command()
-def sync(rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None) -> None:
-    """Run one sync cycle for every rep (or one rep) and print what it did."""
+def sync(
+    rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None,
+    if_busy: Annotated[
+        IfBusy,
+        typer.Option(help="A rep whose cycle runs elsewhere (serve, a worker): wait or skip."),
+    ] = IfBusy.WAIT,
+    wait_at_most: Annotated[
+        float, typer.Option(help="Seconds to wait for a busy rep before skipping it.")
+    ] = 600.0,
+) -> None:
+    """Run one sync cycle for every rep (or one rep) and print what it did.
+
+    Each cycle takes the rep's lease, as `serve` and the workers do, so it never runs
+    beside another cycle of the same rep.
+    """
+    worker = default_worker_id("cli")
     with open_service() as service:
         reps = [service.rep_by_email(rep)] if rep else service.reps()
         failed = False
         for user in reps:
-            report = service.sync_rep(user)
-            print_report(console, report)
-            failed = failed or report.error is not None
+
+            def busy(owner: str, email: str = user.email) -> None:
+                doing = "waiting for it" if if_busy is IfBusy.WAIT else "skipping the rep"
+                console.print(f"{email}: a cycle runs elsewhere ({owner}); {doing}")
+
+            run = run_leased(
+                service,
+                user,
+                worker=worker,
+                if_busy=if_busy,
+                wait_at_most=wait_at_most,
+                on_busy=busy,
+            )
+            if run.report is None:
+                console.print(f"{user.email}: skipped, its cycle runs elsewhere ({run.busy_with})")
+                continue
+            if run.busy_with is not None:
+                console.print(f"{user.email}: waited {run.waited:.0f} s for the other cycle")
+            print_report(console, run.report)
+            failed = failed or run.report.error is not None
     if failed:
         raise typer.Exit(1)
 

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import queue
 import random
 import signal
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
@@ -39,6 +36,7 @@ from crmsync.domain.sync import ErrorEntry, ErrorType
 from crmsync.engine.executor import utc_now
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.deployment import Deployment
+from crmsync.service.leased import default_worker_id
 from crmsync.service.metrics import SyncMetrics, outcome_of
 from crmsync.service.runner import RepReport, SyncService
 from crmsync.store import LeaseLost, StateStore, schema
@@ -46,11 +44,6 @@ from crmsync.store import LeaseLost, StateStore, schema
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY = 3600.0  # seconds between audit-retention prunes
-
-
-def default_worker_id() -> str:
-    """``host:pid:random``: unique per scheduler, readable in the reps' lease owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def delay_after(
@@ -117,7 +110,7 @@ class Scheduler:
         self.poll = poll if poll is not None else min(interval, 5.0)
         self.clock = clock
         self.metrics = metrics
-        self.worker_id = worker_id or default_worker_id()
+        self.worker_id = worker_id or default_worker_id("serve")
         self.retry = retry
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
