@@ -19,6 +19,7 @@ from sqlalchemy import Table
 from crmsync.crm.builtin import tables
 from crmsync.crm.builtin.errors import InvalidRecord
 from crmsync.domain.records import (
+    NO_ADDRESS,
     Address,
     Attendee,
     AttendeeStatus,
@@ -144,11 +145,15 @@ def contact_to_row(contact: Contact) -> dict[str, Any]:
     return row
 
 
+def _address(plain: Mapping[str, str]) -> Address:
+    return Address(**plain) if any(plain.values()) else NO_ADDRESS
+
+
 def contact_from_row(row: Row) -> Contact:
     return Contact(
         **{name: row[name] for name in _CONTACT_SCALARS},
-        mailing_address=Address(**row["mailing_address"]),
-        other_address=Address(**row["other_address"]),
+        mailing_address=_address(row["mailing_address"]),
+        other_address=_address(row["other_address"]),
         birthdate=row["birthdate"],
         is_person_account=bool(row["is_person_account"]),
     )

@@ -28,7 +28,7 @@ class ContentLineError(ValueError):
     """The text is not a well-formed tree of content lines; the message says where."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Param:
     """One parameter: its name (upper-cased) and its values, decoded (no quotes, RFC 6868)."""
 
@@ -36,7 +36,7 @@ class Param:
     values: list[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class Property:
     """One content line: ``group.NAME;PARAM=...:value`` with the value still escaped.
 
@@ -109,7 +109,7 @@ class Property:
         return fold(text + ":" + value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Component:
     """``BEGIN:NAME`` ... ``END:NAME`` with its properties and sub-components in order."""
 
@@ -268,6 +268,8 @@ def _parse_line(number: int, lines: list[str], text: str) -> Property:
         raise ContentLineError(f"line {number}: no property name in {text[:40]!r}")
     group, _, name = m.group(0).rpartition(".")
     pos = m.end()
+    if text.startswith(":", pos):  # no parameters, as most lines
+        return Property(name.upper(), text[pos + 1 :], [], group, raw=lines)
     params: list[Param] = []
     while pos < len(text) and text[pos] == ";":
         pm = _NAME.match(text, pos + 1)
@@ -377,11 +379,17 @@ def escape_text(value: str) -> str:
 
 def unescape_text(value: str) -> str:
     """The text an escaped TEXT value stands for; unknown escapes keep their character."""
+    if "\\" not in value:  # most values: no escape, the same string (no copy)
+        return value
     return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
 
 
 def split_unescaped(value: str, sep: str) -> list[str]:
     """Split an escaped value at ``sep`` characters not preceded by a backslash."""
+    if "\\" not in value:
+        # No escape: str.split gives the same parts; the loop below builds each part a
+        # character at a time (6 % of parsing a downloaded item's CPU).
+        return value.split(sep)
     parts: list[str] = []
     current = ""
     i = 0

@@ -17,7 +17,7 @@ import datetime as dt
 import re
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
-from crmsync.domain.records import Address, Contact, Record
+from crmsync.domain.records import NO_ADDRESS, Address, Contact, Record
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
 from crmsync.groupware.dav.multistatus import CARDDAV, tag
@@ -114,7 +114,7 @@ def _components(prop: cl.Property | None, size: int) -> list[str]:
 
 def _address(prop: cl.Property | None) -> Address:
     if prop is None:
-        return Address()
+        return NO_ADDRESS
     parts = _components(prop, 7)
     # The CRM has street lines, not ADR's PO box and extended address (suite, building,
     # c/o): they follow the street, each on its own line.
