@@ -507,6 +507,13 @@ def serve(
         float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
     ] = 60.0,
     workers: Annotated[int, typer.Option(help="Cycles run at once at most.")] = 2,
+    max_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            help="PostgreSQL: the org's reps in a cycle at once at most, across every "
+            "serve process (default: no cap beyond --workers per process)."
+        ),
+    ] = None,
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark session cookies Secure (serve behind HTTPS).")
     ] = False,
@@ -560,7 +567,13 @@ def serve(
         )
     scheduler = None
     if not no_scheduler:
-        scheduler = Scheduler(deployment, interval=interval, workers=workers, metrics=metrics)
+        scheduler = Scheduler(
+            deployment,
+            interval=interval,
+            workers=workers,
+            metrics=metrics,
+            max_in_flight=max_in_flight,
+        )
     web = create_app(
         deployment,
         scheduler=scheduler,

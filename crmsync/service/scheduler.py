@@ -10,10 +10,14 @@ good cycle or a rep no configuration covers, ``interval * 2**(failures - 1)`` (c
 ``max_backoff``, jittered too) after the rep's consecutive failures. Each rep is a task of
 its own, so a failing or slow rep holds one worker and never delays the others' dispatch.
 
+On PostgreSQL the dispatcher leases due reps in batches instead (`StateStore.claim_due`:
+``FOR UPDATE SKIP LOCKED``, earliest due first, at most ``max_in_flight`` of the org's
+reps leased at once across all schedulers); on SQLite it claims rep by rep as above.
+
 `Scheduler.stop` (or a signal, see `install_signal_handlers`) ends dispatching at once,
-lets the cycles in flight finish and joins the threads. Writes of `SyncService.sync_rep`
-are not fenced: the lease is what keeps a second worker away, so the dispatcher renews
-the leases of long cycles before they expire.
+lets the cycles in flight finish and joins the threads. Every write of a cycle is fenced
+by its lease (a worker that lost it writes nothing more); the dispatcher renews the
+leases of long cycles before they expire, and the cycle's closing write gives it up.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from crmsync.service.deployment import Deployment
 from crmsync.service.leased import default_worker_id
 from crmsync.service.metrics import SyncMetrics, outcome_of
 from crmsync.service.runner import RepReport, SyncService
-from crmsync.store import LeaseLost, StateStore, schema
+from crmsync.store import CLAIM_BATCH, LeaseLost, StateStore, schema
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,7 @@ class Scheduler:
         metrics: SyncMetrics | None = None,
         worker_id: str | None = None,
         retry: RetryPolicy | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         if interval <= 0 or workers < 1 or lease_ttl <= 0 or not 0 <= jitter < 1:
             raise ValueError("need interval > 0, workers >= 1, lease_ttl > 0, 0 <= jitter < 1")
@@ -112,6 +117,8 @@ class Scheduler:
         self.metrics = metrics
         self.worker_id = worker_id or default_worker_id("serve")
         self.retry = retry
+        self.max_in_flight = max_in_flight
+        self._scheduled: set[str] = set()  # reps known to have a row (PostgreSQL claims)
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
         self._leases: dict[str, _Lease] = {}
@@ -215,6 +222,9 @@ class Scheduler:
         with self._lock:
             idle = self.workers - len(self._in_flight)
             busy = set(self._in_flight)
+        if store.engine.dialect.name == "postgresql":
+            self._claim_batches(store, service.reps(), idle)
+            return self.poll
         now = self.clock()
         due_times = _next_due_times(store)
         due: list[tuple[dt.datetime, User]] = []
@@ -236,6 +246,35 @@ class Scheduler:
         if soonest is None:
             return self.poll
         return max(0.0, min(self.poll, (soonest - self.clock()).total_seconds()))
+
+    def _claim_batches(self, store: StateStore, users: list[User], idle: int) -> None:
+        """PostgreSQL: lease due reps in batches (`StateStore.claim_due`, ``SKIP LOCKED``)
+        and queue their cycles; a claimed rep no longer active comes round next interval."""
+        by_id = {user.id: user for user in users}
+        new = sorted(by_id.keys() - self._scheduled)
+        if new:
+            store.schedule_reps(new)
+            self._scheduled.update(new)
+        while idle > 0 and not self._stopping.is_set():
+            claimed = store.claim_due(
+                self.worker_id,
+                self.lease_ttl,
+                limit=min(idle, CLAIM_BATCH),
+                max_in_flight=self.max_in_flight,
+            )
+            if not claimed:
+                return
+            idle -= len(claimed)
+            for rep_id, fence in claimed:
+                user = by_id.get(rep_id)
+                if user is None:
+                    store.set_next_due(rep_id, self.next_due(0))
+                    store.release_rep(rep_id, fence)
+                    continue
+                with self._lock:
+                    self._in_flight.add(rep_id)
+                    self._leases[rep_id] = _Lease(fence, time.monotonic())
+                self._queue.put(user)
 
     def _claim(self, store: StateStore, user: User) -> bool:
         """Take the rep's lease and queue its cycle; ``False`` if another worker holds it

@@ -16,13 +16,14 @@ from crmsync.store.exceptions import (
     SecretError,
     StoreError,
 )
-from crmsync.store.fencing import FencedState
+from crmsync.store.fencing import CLAIM_BATCH, FencedState
 from crmsync.store.rep_credentials import RepCredentials
 from crmsync.store.state import StateStore
 from crmsync.store.status import CHECKS, FLOWS, RepStatus, ResetStatus, SyncStatus
 
 __all__ = [
     "CHECKS",
+    "CLAIM_BATCH",
     "DEFAULT_ORG",
     "FLOWS",
     "ConfigConflict",

@@ -11,19 +11,25 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, text, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import AuditEntry, ErrorEntry, Link, Side, WriteIntent
 from crmsync.store import schema
 from crmsync.store.cycles import RepCycleRecord
-from crmsync.store.database import Fence, StoreBase, ensure_rep
+from crmsync.store.database import Fence, StoreBase, ensure_rep, insert_for
 from crmsync.store.exceptions import LeaseLost
 
 if TYPE_CHECKING:
     from crmsync.store.state import StateStore
 
 _R = schema.reps
+
+# Reps leased per claim: measured ~1,500 claims/s on 2 cores with 20 claimers at 25 on
+# PostgreSQL, against ~150/s one rep per claim (../shared research, scale-out §3.3).
+CLAIM_BATCH = 25
+# Any constant works; the same in every crmsync process (see `claim_due`).
+_CAPPED_CLAIM_LOCK = 0x63726D636C61696D
 
 
 class LeaseMixin(StoreBase):
@@ -55,6 +61,68 @@ class LeaseMixin(StoreBase):
             if claimed != 1:
                 return None
             return int(conn.execute(select(_R.c.fence).where(_R.c.rep_id == rep_id)).scalar_one())
+
+    def claim_due(
+        self,
+        worker: str,
+        ttl: dt.timedelta,
+        *,
+        limit: int = CLAIM_BATCH,
+        max_in_flight: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> list[tuple[str, int]]:
+        """Lease up to ``limit`` due reps at once, earliest due first; returns each rep id
+        with its new fence.
+
+        Due: never scheduled or due by now, and not leased (or the lease expired). On
+        PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so concurrent claimers
+        take disjoint batches without waiting for each other; on SQLite the write lock
+        serialises claimers. ``max_in_flight`` caps the reps leased at once in this
+        database, i.e. for the org (its CRM org and mail server), across all claimers.
+        """
+        now = now or self._clock()
+        free = or_(_R.c.lease_owner.is_(None), _R.c.lease_expires <= now)
+        due = or_(_R.c.next_due.is_(None), _R.c.next_due <= now)
+        with self._write() as conn:
+            if max_in_flight is not None:
+                if conn.dialect.name == "postgresql":
+                    # Counting and claiming must not interleave between capped claimers.
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CAPPED_CLAIM_LOCK}
+                    )
+                live = conn.execute(
+                    select(func.count()).where(
+                        _R.c.lease_owner.is_not(None), _R.c.lease_expires > now
+                    )
+                ).scalar_one()
+                limit = min(limit, max_in_flight - live)
+            if limit <= 0:
+                return []
+            picked = (
+                select(_R.c.rep_id)
+                .where(due, free)
+                .order_by(_R.c.next_due.asc().nulls_first(), _R.c.rep_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = conn.execute(
+                update(_R)
+                .where(_R.c.rep_id.in_(picked.scalar_subquery()))
+                .values(lease_owner=worker, lease_expires=now + ttl, fence=_R.c.fence + 1)
+                .returning(_R.c.rep_id, _R.c.fence)
+            ).all()
+        return [(rep_id, fence) for rep_id, fence in rows]
+
+    def schedule_reps(self, rep_ids: Sequence[str]) -> None:
+        """Give reps the store has no row for yet one, due at once (`claim_due` finds
+        only reps with a row)."""
+        with self._write() as conn:
+            for start in range(0, len(rep_ids), 500):
+                ins = insert_for(conn)(_R)
+                conn.execute(
+                    ins.on_conflict_do_nothing(index_elements=["rep_id"]),
+                    [{"rep_id": rep_id} for rep_id in rep_ids[start : start + 500]],
+                )
 
     def renew_lease(
         self, rep_id: str, fence: int, ttl: dt.timedelta, now: dt.datetime | None = None

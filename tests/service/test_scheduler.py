@@ -34,6 +34,7 @@ from crmsync.store import StateStore
 from tests.servers import DavServerInfo, running_dav_server
 from tests.service.http_proxy import Request, RuleProxy
 from tests.service.worlds import BOTH_WAYS, World
+from tests.store.conftest import POSTGRES_URL, postgres_database
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_RETRY = RetryPolicy(max_attempts=2, base_delay=0.01)
@@ -239,6 +240,48 @@ def test_one_rep_never_runs_twice_at_once_within_or_across_schedulers(
     assert dict(log.most_at_once) == dict.fromkeys(reps, 1)
     assert {c.worker for c in log.cycles} <= {"first", "second"}
     assert all(c.report.error is None for c in log.cycles)
+
+
+@pytest.fixture
+def postgres_world(
+    radicale: DavServerInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    """A world whose state store is a fresh PostgreSQL database (batch claims)."""
+    if not POSTGRES_URL:
+        pytest.skip("CRMSYNC_TEST_POSTGRES_URL is not set (see .ci/run): no PostgreSQL")
+    for url in postgres_database():
+        monkeypatch.setenv("CRMSYNC_STATE_URL", url)
+        w = World(radicale, tmp_path / "home", BOTH_WAYS, retry=FAST_RETRY)
+        yield w
+        w.close()
+
+
+def test_on_postgresql_schedulers_claim_reps_in_batches_and_never_run_one_twice(
+    postgres_world: World, running: list[Scheduler]
+) -> None:
+    world = postgres_world
+    world.crm.create_contact(world.rep.id, ada())
+    idle = [world.crm.create_user(f"idle{i}@example.com", f"Idle {i}") for i in range(4)]
+    reps = [world.rep.id] + [user.id for user in idle]
+    log = CycleLog(hold=0.03)
+    options = {"interval": 0.01, "jitter": 0.0, "workers": 4, "poll": 0.01}
+    # The cap: at most 3 of the org's reps leased at once, across both schedulers.
+    first = Recording(
+        Deployment.from_env(world.home), log, worker_id="first", max_in_flight=3, **options
+    )
+    second = Recording(
+        Deployment.from_env(world.home), log, worker_id="second", max_in_flight=3, **options
+    )
+    start(running, first)
+    start(running, second)
+
+    wait_until(lambda: all(log.count(rep) >= 5 for rep in reps), "every rep ran 5 cycles")
+    first.stop(DEADLINE)
+    second.stop(DEADLINE)
+    assert dict(log.most_at_once) == dict.fromkeys(reps, 1)
+    assert all(c.report.error is None for c in log.cycles)
+    assert world.mail_records(ItemKind.CONTACT) == [ada()]
+    assert all(s.lease_owner is None for s in world.service.store.rep_statuses())
 
 
 def test_a_failing_rep_backs_off_while_a_healthy_rep_keeps_its_interval(
