@@ -548,10 +548,10 @@ def per_kind_meter(service: SyncService, server: Server
                    ) -> Iterator[dict[ItemKind, Measured]]:
     """Measure each engine ``sync_kind`` call (one rep, one kind) while the block runs.
 
-    Wraps ``crmsync.service.runner.sync_kind`` for the block's duration (bench-only patch,
+    Wraps ``crmsync.service.rep_cycle.sync_kind`` for the block's duration (bench-only patch,
     no crmsync code changes); figures add up over reps; ``items`` counts writes.
     """
-    import crmsync.service.runner as runner
+    import crmsync.service.rep_cycle as runner
 
     def requests() -> int:
         return service.mail_server().requests_made

@@ -16,8 +16,11 @@ sync-collection REPORT with the token crmsync saved. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,7 @@ def main() -> None:
     rows: list[list[str]] = []
     summaries: list[str] = []
     phases: list[pairs.Phase] = []
+    breakdown: list[list[str]] = []
     for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
         if name == "sabredav" and not args.url and (missing := common.sabredav_missing()):
             print(f"SabreDAV skipped: {missing}")
@@ -67,12 +71,13 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
                 found = scenario(args, name, Path(tmp), items)
             rows.extend(table_rows(name, items, found))
+            breakdown.append(breakdown_row(name, items, found))
             phases += [p for pair in found for p in pair[:2]]
             ratio = whole_ratio(found)
             worst = max(k["requests"] for o, _, _ in found for k in o["kinds"].values())
             summaries.append(f"{name} {items:,}: {worst} request(s)/collection "
                              f"({common.verdict(worst <= REQUEST_TARGET)}), "
-                             + ratio.summary())
+                             + ratio.summary() + "; " + warm_ratio(found).summary())
     common.print_table(
         f"No-change cycle vs raw sync-collection REPORTs (1 rep; {args.pairs} interleaved "
         "pairs, each phase a fresh process; times are medians over the pairs)",
@@ -80,6 +85,13 @@ def main() -> None:
          "x raw time: median (spread)", "verdict", "client CPU s (raw)", "server CPU s",
          "peak RSS MB", "load"],
         rows,
+    )
+    common.print_table(
+        "Where a fresh-process no-change cycle's wall time goes (medians over the pairs)",
+        ["server", "items/coll.", "whole cycle s", "discovery PROPFINDs s",
+         "sync-collection REPORTs s", "rest s (state store, CRM, engine)", "raw REPORTs s",
+         "client CPU s"],
+        breakdown,
     )
     print(pairs.load_note(phases))
     print(f"SUMMARY no-change (target <= {REQUEST_TARGET} requests per collection and "
@@ -161,7 +173,41 @@ def table_rows(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase
                  _both(median([o["cpu"] for o in ours_all]), median([r["cpu"] for r in raws_all])),
                  common.fmt(median([o["server_cpu"] for o in ours_all]), 3),
                  common.fmt(max(o["peak_rss"] for o in ours_all)), load])
+    warm = warm_ratio(found)
+    warms = [o["warm"] for o in ours_all]
+    raw_warms = [r["warm"] for r in raws_all]
+    rows.append([name, common.fmt(items), "2nd cycle, same process (discovery cached)",
+                 _both(max(w["requests"] for w in warms), max(r["requests"] for r in raw_warms)),
+                 _both(median([w["wall"] for w in warms]),
+                       median([r["wall"] for r in raw_warms])),
+                 f"{warm.median:.2f} ({warm.low:.2f}-{warm.high:.2f})", warm.verdict(),
+                 _both(median([w["cpu"] for w in warms]), median([r["cpu"] for r in raw_warms])),
+                 common.fmt(median([w["server_cpu"] for w in warms]), 3), "", load])
     return rows
+
+
+def warm_ratio(found: list[tuple[pairs.Phase, pairs.Phase, str]]) -> pairs.Ratio:
+    return pairs.Ratio("warm cycle wall time",
+                       [o["warm"]["wall"] / r["warm"]["wall"] for o, r, _ in found],
+                       TIME_TARGET)
+
+
+def breakdown_row(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
+                  ) -> list[str]:
+    """Where the fresh cycle's wall time went (medians over the pairs): its discovery
+    PROPFINDs, its sync-collection REPORTs, and the rest (state store, CRM, engine)."""
+    def median(values: list[float]) -> float:
+        return pairs.Ratio("", values).median
+
+    ours = [o for o, _, _ in found]
+    walls = [o["request_walls"] for o in ours]
+    propfind = median([w.get("PROPFIND", 0.0) for w in walls])
+    report = median([w.get("REPORT", 0.0) for w in walls])
+    rest = median([o["wall"] - sum(w.values()) for o, w in zip(ours, walls, strict=True)])
+    raw = median([r["wall"] for _, r, _ in found])
+    return [name, common.fmt(items), common.fmt(median([o["wall"] for o in ours]), 3),
+            common.fmt(propfind, 3), common.fmt(report, 3), common.fmt(rest, 3),
+            common.fmt(raw, 3), common.fmt(median([o["cpu"] for o in ours]), 3)]
 
 
 def _both(ours: float, raw: float) -> str:
@@ -172,22 +218,50 @@ def _both(ours: float, raw: float) -> str:
 
 
 def child_crmsync(args: argparse.Namespace) -> None:
-    """One no-change cycle in a fresh process (discovery included: nothing is cached)."""
+    """One no-change cycle in a fresh process (discovery included: nothing is cached),
+    with the wall time of its DAV requests by method; then a second, warm cycle in the same
+    process, as the service's scheduler runs them (discovery cached, code warm)."""
     server = pairs.load_server(args.server_json)
     service = common.open_service(Path(args.home))
 
     def requests() -> int:
         return service.mail_server().requests_made
 
-    with common.per_kind_meter(service, server) as per_kind, \
+    with request_walls() as walls, common.per_kind_meter(service, server) as per_kind, \
             pairs.TimedBlock(server, requests) as total:
         reports = service.sync_all()
+    with pairs.TimedBlock(server, requests) as warm:
+        reports += service.sync_all()
     if any(r.error or r.writes for r in reports):
         print(f"WARNING: a no-change cycle wrote or failed: {reports}")
     service.close()
     kinds = {kind.value: {"wall": m.wall, "cpu": m.cpu, "server_cpu": m.server_cpu,
                           "requests": m.requests or 0} for kind, m in per_kind.items()}
-    pairs.emit({**total.as_dict(), "kinds": kinds})
+    pairs.emit({**total.as_dict(), "kinds": kinds, "request_walls": walls,
+                "warm": warm.as_dict()})
+
+
+@contextlib.contextmanager
+def request_walls() -> Iterator[dict[str, float]]:
+    """Wall seconds spent in ``DavConnection.request`` per HTTP method while the block runs
+    (a bench-only patch): PROPFIND is discovery, REPORT the collections' sync-collection."""
+    from crmsync.groupware.dav.connection import DavConnection
+
+    walls: dict[str, float] = {}
+    original = DavConnection.request
+
+    def timed(self: DavConnection, method: str, *rest: Any, **options: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(self, method, *rest, **options)
+        finally:
+            walls[method] = walls.get(method, 0.0) + time.perf_counter() - start
+
+    DavConnection.request = timed  # type: ignore[method-assign]
+    try:
+        yield walls
+    finally:
+        DavConnection.request = original  # type: ignore[method-assign]
 
 
 def child_raw(args: argparse.Namespace) -> None:
@@ -203,18 +277,24 @@ def child_raw(args: argparse.Namespace) -> None:
     headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
     # The client is made before the clock starts, as crmsync's connection is.
     client = common.raw_client(server)
-    with pairs.TimedBlock(server) as total:
-        for kind, path in paths.items():
-            with pairs.TimedBlock(server) as part:
-                response = client.request("REPORT", server.url + path, headers=headers,
-                                          content=sync_collection_body(tokens[kind]).encode())
-                if response.status_code != 207:
-                    raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
-            kinds[kind] = {"wall": part.wall, "cpu": part.cpu, "server_cpu": part.server_cpu,
-                           "requests": 1, "bytes": len(response.content)}
+    timed = []
+    # Twice: the first round is the fresh process's, the second the warm one (its client,
+    # connection and code already used), paired with crmsync's warm cycle.
+    for _ in range(2):
+        with pairs.TimedBlock(server) as total:
+            for kind, path in paths.items():
+                with pairs.TimedBlock(server) as part:
+                    response = client.request("REPORT", server.url + path, headers=headers,
+                                              content=sync_collection_body(tokens[kind]).encode())
+                    if response.status_code != 207:
+                        raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
+                kinds.setdefault(kind, {"wall": part.wall, "cpu": part.cpu,
+                                        "server_cpu": part.server_cpu, "requests": 1,
+                                        "bytes": len(response.content)})
+        total.requests = len(paths)
+        timed.append(total)
     client.close()
-    total.requests = len(paths)
-    pairs.emit({**total.as_dict(), "kinds": kinds})
+    pairs.emit({**timed[0].as_dict(), "kinds": kinds, "warm": timed[1].as_dict()})
 
 
 if __name__ == "__main__":
