@@ -105,6 +105,10 @@ def run_cycle(
             report.failures = record.failures_after(report.error)
         if next_due is not None:
             report.next_due = next_due(report.failures)
+            # A pause the mail server named (Google's usage limits) is waited out.
+            if waiting := service.mail_retry_after(user.email):
+                paused = service.clock() + dt.timedelta(seconds=waiting)
+                report.next_due = max(report.next_due, paused)
         if fence is None and not report.configured and report.next_due is None:
             state.write_statuses(record)  # nothing ran: no cycle to stamp
         else:

@@ -155,6 +155,11 @@ class SyncService:
             )
         return self._server
 
+    def mail_retry_after(self, email: str) -> float:
+        """Seconds before the rep's mailbox may be asked anything again (0: now): Google
+        parks a rep whose calendar hit its usage limits for hours."""
+        return self._server.retry_after(email) if self._server is not None else 0.0
+
     def _mail_key(self) -> tuple[OrgSettings, str | None]:
         return self.org_settings(), self.store.get_secret(SERVICE_PASSWORD)
 

@@ -178,6 +178,12 @@ def test_usage_limits_park_the_rep_with_a_clear_status_and_no_request(world: Goo
     assert again.error is not None and "read-only" in again.error
     assert len(world.fake.api_requests("calendar")) == asked  # parked: nothing sent
     assert world.service.mail_server().retry_after(world.email) > 3600
+    # The scheduler's next-due time waits the pause out, whatever the back-off says.
+    soon = world.service.clock() + dt.timedelta(minutes=1)
+    third = world.service.sync_rep(world.rep, next_due=lambda failures: soon)
+    assert third.next_due is not None
+    assert third.next_due - world.service.clock() > dt.timedelta(hours=2, minutes=59)
+    assert world.service.store.rep_status(world.rep.id).next_due == third.next_due
 
 
 @fake_only
