@@ -27,6 +27,7 @@ from crmsync.admin.setup_cli import setup_app
 from crmsync.admin.validation import configuration_name_problem
 from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
 from crmsync.admin.web.proxies import TrustedProxies
+from crmsync.admin.workers_cli import scheduler, worker
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.settings import (
@@ -52,6 +53,8 @@ app = typer.Typer(
 app.add_typer(crm_app, name="crm")
 app.add_typer(admin_app, name="admin")
 app.add_typer(setup_app, name="setup")
+app.command()(worker)
+app.command()(scheduler)
 console = Console()
 
 

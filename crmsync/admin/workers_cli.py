@@ -1,0 +1,83 @@
+"""`crmsync worker` and `crmsync scheduler`: cycles on Celery workers (issue 16).
+
+Both need PostgreSQL for the state database (the schedule's batch claims) and a Redis
+broker (``--broker`` or ``CRMSYNC_BROKER_URL``); `crmsync serve --no-scheduler` then serves
+only the console and the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from crmsync.service.deployment import Deployment
+
+BROKER_HELP = "The Redis broker's URL, e.g. redis://redis.internal:6379/1."
+DEFAULT_BROKER = "redis://127.0.0.1:6379/1"
+
+
+def worker(
+    broker: Annotated[str, typer.Option(help=BROKER_HELP, envvar="CRMSYNC_BROKER_URL")] = (
+        DEFAULT_BROKER
+    ),
+) -> None:
+    """Run the cycles the scheduler sends, a claimed batch at a time, its reps at once.
+
+    Run one per core (or machine); a killed worker's reps are taken by the others once
+    their leases expire.
+    """
+    from crmsync.service.logs import configure_logging
+    from crmsync.service.workers import celery_app
+
+    configure_logging()
+    # solo: one batch per process at a time; the batch's cycles run in its own threads.
+    celery_app(broker).worker_main(["worker", "--pool", "solo", "--loglevel", "INFO"])
+
+
+def scheduler(
+    broker: Annotated[str, typer.Option(help=BROKER_HELP, envvar="CRMSYNC_BROKER_URL")] = (
+        DEFAULT_BROKER
+    ),
+    interval: Annotated[
+        float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
+    ] = 60.0,
+    lease: Annotated[
+        float, typer.Option(help="Seconds a claimed rep stays leased unless renewed.")
+    ] = 300.0,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="The org's reps in a cycle at once at most.")
+    ] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between two claiming rounds.")] = 1.0,
+) -> None:
+    """Claim due reps from the state database in batches and send them to the workers.
+
+    One per org is enough; a second one is harmless (claims never overlap). SIGTERM or
+    Ctrl-C stops it after the round in flight.
+    """
+    from crmsync.service.logs import configure_logging
+    from crmsync.service.workers import TASK, Dispatcher, celery_app
+
+    configure_logging()
+    deployment = Deployment.from_env()
+    app = celery_app(broker)
+    cadence = {"interval": interval}
+
+    def send(batch: list[tuple[str, int]]) -> None:
+        args = [str(deployment.home), deployment.org, batch, cadence, lease]
+        app.send_task(TASK, args=args)
+
+    stop = threading.Event()
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: stop.set())
+    dispatcher = Dispatcher(
+        deployment,
+        send,
+        lease_ttl=dt.timedelta(seconds=lease),
+        max_in_flight=max_in_flight,
+        poll=poll,
+    )
+    dispatcher.run(stop.is_set)

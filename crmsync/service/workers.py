@@ -1,0 +1,181 @@
+"""Cycles on Celery workers: `crmsync scheduler` claims, `crmsync worker` runs (issue 16).
+
+The schedule stays in the state database (`StateStore.claim_due`): the scheduler leases
+due reps in batches and sends each batch as one task; a worker runs the batch's cycles
+concurrently, each under the lease the scheduler took (its fence travels in the task),
+renewed while the cycle runs and given up by the cycle's closing write. Celery only
+carries the batches: no beat, no ETA, late acknowledgement, one task reserved per worker
+process. A worker killed mid-batch loses no rep: the broker hands the unacknowledged
+task to another worker, or the leases expire and the scheduler claims the reps again
+(with new fences, so the dead worker's late writes, if any, are refused). A task that
+arrives after its leases moved on does nothing but read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery import Celery
+
+from crmsync.service.deployment import Deployment
+from crmsync.service.leased import DEFAULT_LEASE_TTL, LeaseKeeper, default_worker_id
+from crmsync.service.runner import SyncService
+from crmsync.service.scheduler import delay_after
+from crmsync.store import CLAIM_BATCH, StateStore
+
+log = logging.getLogger(__name__)
+
+TASK = "crmsync.sync_batch"
+
+# Cycles one worker process runs at once: a claimed batch runs all together.
+CYCLE_THREADS = CLAIM_BATCH
+
+_per_thread = threading.local()
+_pool_lock = threading.Lock()
+_cycle_pool: ThreadPoolExecutor | None = None
+
+
+def celery_app(broker_url: str) -> Celery:
+    """The Celery app of the scheduler and the workers, on ``broker_url`` (Redis)."""
+    app = Celery("crmsync", broker=broker_url)
+    app.conf.update(
+        task_acks_late=True,  # a task is acknowledged once its cycles ran, not before
+        task_reject_on_worker_lost=True,  # a killed worker's task goes back to the queue
+        worker_prefetch_multiplier=1,  # one batch reserved per worker process
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        # Longer than any batch, so the broker never redelivers one still running.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=TASK)(run_batch)
+    return app
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often a rep runs: the scheduler's ``interval``, ``jitter`` and backoff cap."""
+
+    interval: float = 60.0
+    jitter: float = 0.1
+    max_backoff: float = 3600.0
+
+    def next_due(self, failures: int) -> dt.datetime:
+        delay = delay_after(
+            failures, interval=self.interval, jitter=self.jitter, max_backoff=self.max_backoff
+        )
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+
+
+def run_batch(
+    home: str,
+    org: str,
+    batch: list[tuple[str, int]],
+    cadence: dict[str, float],
+    lease_seconds: float,
+) -> dict[str, str]:
+    """The task: run the cycles of ``batch`` (rep id, fence) of ``org`` concurrently;
+    returns each rep's outcome ("ok", "error", "not configured", "lease lost", "not
+    active")."""
+    deployment = Deployment.from_env(Path(home), org)
+    schedule = Cadence(**cadence)
+    ttl = dt.timedelta(seconds=lease_seconds)
+    outcomes = _pool().map(lambda item: _one_cycle(deployment, *item, schedule, ttl), batch)
+    return dict(zip((rep_id for rep_id, _ in batch), outcomes, strict=True))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's cycle threads (`CYCLE_THREADS`), kept with their services."""
+    global _cycle_pool
+    with _pool_lock:
+        if _cycle_pool is None:
+            _cycle_pool = ThreadPoolExecutor(CYCLE_THREADS, thread_name_prefix="crmsync-cycle")
+        return _cycle_pool
+
+
+def _service(deployment: Deployment) -> SyncService:
+    """This thread's service for ``deployment``, kept across tasks: a `SyncService` is not
+    shared between threads, and opening one per cycle would cost more than the cycle."""
+    services: dict[Deployment, SyncService] = _per_thread.__dict__.setdefault("services", {})
+    if deployment not in services:
+        services[deployment] = SyncService(deployment)
+    service = services[deployment]
+    service.refresh()  # settings may have changed since this thread's last cycle
+    return service
+
+
+def _one_cycle(
+    deployment: Deployment, rep_id: str, fence: int, schedule: Cadence, ttl: dt.timedelta
+) -> str:
+    service = _service(deployment)
+    try:
+        user = service.crm.get_user(rep_id)
+    except LookupError:
+        user = None
+    if user is None or not user.active:  # gone since it was scheduled: look next interval
+        service.store.set_next_due(rep_id, schedule.next_due(0))
+        service.store.release_rep(rep_id, fence)
+        return "not active"
+    with LeaseKeeper(service.store, rep_id, fence, ttl):
+        report = service.sync_rep(user, fence=fence, next_due=schedule.next_due)
+    if report.lease_lost:
+        return "lease lost"
+    if not report.configured:
+        return "not configured"
+    return "ok" if report.error is None else "error"
+
+
+class Dispatcher:
+    """`crmsync scheduler`: leases due reps in batches and sends them to the workers."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        send: Callable[[list[tuple[str, int]]], None],
+        *,
+        lease_ttl: dt.timedelta = DEFAULT_LEASE_TTL,
+        batch: int = CLAIM_BATCH,
+        max_in_flight: int | None = None,
+        poll: float = 1.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.send = send
+        self.lease_ttl = lease_ttl
+        self.batch = batch
+        self.max_in_flight = max_in_flight
+        self.poll = poll
+        self.worker_id = worker_id or default_worker_id("scheduler")
+        self._scheduled: set[str] = set()
+
+    def round(self, service: SyncService) -> int:
+        """Schedule new reps, claim and send every due batch; returns the reps sent."""
+        store: StateStore = service.store
+        new = sorted({user.id for user in service.reps()} - self._scheduled)
+        if new:
+            store.schedule_reps(new)
+            self._scheduled.update(new)
+        sent = 0
+        while claimed := store.claim_due(
+            self.worker_id, self.lease_ttl, limit=self.batch, max_in_flight=self.max_in_flight
+        ):
+            self.send(claimed)
+            sent += len(claimed)
+        return sent
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        """Rounds until ``stopping()``; a failed round (database away) is tried again."""
+        with SyncService(self.deployment) as service:
+            while not stopping():
+                try:
+                    self.round(service)
+                except Exception:
+                    log.exception("scheduling round of org %s failed", self.deployment.org)
+                time.sleep(self.poll)
