@@ -196,9 +196,6 @@ class FakeSalesforce:
             return self._collection(method, segments[2:], params, body)
         if segments[0] == "sobjects" and len(segments) == 3 and segments[2] == "describe":
             return self._describe(segments[1])
-        if segments[0] == "sobjects" and len(segments) == 4 and method == "PATCH":
-            status, answer = self.org.upsert(segments[1], segments[2], segments[3], body or {})
-            return status, answer
         if segments[0] == "sobjects" and len(segments) == 3 and method == "DELETE":
             problem = self.org.delete(segments[2])
             return (

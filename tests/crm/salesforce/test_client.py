@@ -18,7 +18,7 @@ from crmsync.crm.salesforce.errors import (
 )
 from crmsync.crm.salesforce.limits import daily_api_usage
 from crmsync.crm.salesforce.query import query, quote
-from crmsync.crm.salesforce.upsert import upsert_one
+from crmsync.crm.salesforce.upsert import upsert_many
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import AuthenticationFailed, RejectedWrite, ServerUnavailable
 from tests.crm.salesforce.harness import OrgHarness, fake_harness
@@ -191,16 +191,22 @@ def test_rows_locked_past_the_retries_are_transient_failures(org: OrgHarness) ->
 def test_upsert_creates_then_updates_and_refuses_several_matches(org: OrgHarness) -> None:
     assert org.fake is not None
     marker = org.crm.marker_field
-    created = upsert_one(org.crm.conn, "Contact", marker, "k/1", {"LastName": "One"})
-    again = upsert_one(org.crm.conn, "Contact", marker, "k/1", {"LastName": "Uno"})
+    (created,) = upsert_many(org.crm.conn, "Contact", marker, [{marker: "k/1", "LastName": "One"}])
+    (again,) = upsert_many(org.crm.conn, "Contact", marker, [{marker: "k/1", "LastName": "Uno"}])
     assert created.created and not again.created and created.id == again.id
     # Two records with one key can only come from outside (the field lost "Unique").
     org.fake.org.edit(
         str(collections.create(org.crm.conn, "Contact", [{"LastName": "Two"}])[0].id),
         **{marker: "k/1"},
     )
-    with pytest.raises(DuplicateValue):
-        upsert_one(org.crm.conn, "Contact", marker, "k/1", {"LastName": "Dos"})
+    (refused, fine) = upsert_many(
+        org.crm.conn,
+        "Contact",
+        marker,
+        [{marker: "k/1", "LastName": "Dos"}, {marker: "k/2", "LastName": "Three"}],
+    )
+    assert isinstance(refused.error, DuplicateValue)
+    assert fine.error is None and fine.created
 
 
 def test_spent_allocation_stops_writes_until_usage_drops(org: OrgHarness) -> None:
