@@ -27,6 +27,7 @@ For an org that syncs Salesforce (``crm_state`` given; read at each scrape, no A
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
@@ -168,6 +169,8 @@ class _RepsCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         # Describing must not read the store (it runs at registration).
         yield GaugeMetricFamily("crmsync_reps", _REPS_HELP, labels=["status"])
+        yield GaugeMetricFamily("crmsync_reps_due", _DUE_HELP)
+        yield GaugeMetricFamily("crmsync_oldest_due_age_seconds", _AGE_HELP)
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -182,9 +185,24 @@ class _RepsCollector(Collector):
         for state, n in counts.items():
             family.add_metric([state], n)
         yield family
+        # The schedule's backlog: reps due and not claimed yet, and how long the one
+        # waiting longest has been due (the claim lag).
+        now = dt.datetime.now(dt.UTC)
+        waiting = [s for s in statuses if s.lease_owner is None and _due(s, now)]
+        oldest = min((s.next_due for s in waiting if s.next_due is not None), default=now)
+        yield GaugeMetricFamily("crmsync_reps_due", _DUE_HELP, value=len(waiting))
+        yield GaugeMetricFamily(
+            "crmsync_oldest_due_age_seconds", _AGE_HELP, value=(now - oldest).total_seconds()
+        )
+
+
+def _due(status: RepStatus, now: dt.datetime) -> bool:
+    return status.next_due is None or status.next_due <= now
 
 
 _REPS_HELP = "Reps the state store knows, by sync state."
+_DUE_HELP = "Reps due for a cycle that no scheduler or worker has claimed yet."
+_AGE_HELP = "Seconds the longest-waiting unclaimed due rep has been due (0: none waits)."
 
 
 class _CrmCollector(Collector):

@@ -3,6 +3,7 @@ text the way Prometheus would parse it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -181,3 +182,19 @@ def test_a_scrape_answers_while_the_reps_statuses_cannot_be_read() -> None:
 def test_without_reps_every_status_reads_zero() -> None:
     found = samples(SyncMetrics(rep_statuses=list))
     assert by_label(found, "crmsync_reps", "status") == dict.fromkeys(REP_STATES, 0)
+
+
+def test_the_schedules_backlog_counts_unclaimed_due_reps_and_the_longest_wait() -> None:
+    now = dt.datetime.now(dt.UTC)
+    statuses = [
+        RepStatus("waiting", next_due=now - dt.timedelta(minutes=10)),
+        RepStatus("new"),  # never scheduled: due, no age
+        RepStatus("claimed", next_due=now - dt.timedelta(hours=1), lease_owner="worker"),
+        RepStatus("later", next_due=now + dt.timedelta(minutes=1)),
+    ]
+    found = samples(SyncMetrics(rep_statuses=lambda: statuses))
+    assert value(found, "crmsync_reps_due") == 2
+    assert 600 <= value(found, "crmsync_oldest_due_age_seconds") < 3600
+    idle = samples(SyncMetrics(rep_statuses=list))
+    assert value(idle, "crmsync_reps_due") == 0
+    assert value(idle, "crmsync_oldest_due_age_seconds") == 0
