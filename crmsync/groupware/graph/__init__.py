@@ -1,9 +1,10 @@
 """The Microsoft 365 backend: a rep's calendar and contacts folder through Microsoft Graph
 v1.0 (httpx for Graph, msal for app-only tokens)."""
 
+from crmsync.groupware.graph.calendar_folder import GraphEvents, WouldNotifyAttendees
 from crmsync.groupware.graph.config import GraphConfig
 from crmsync.groupware.graph.connection import GraphConnection
-from crmsync.groupware.graph.folders import GraphContacts, GraphEvents, WouldNotifyAttendees
+from crmsync.groupware.graph.contact_folder import GraphContacts
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
 from crmsync.groupware.graph.tokens import GraphTokens
 from crmsync.groupware.throttling import RetryPolicy, TenantLimiter, limiter_for

@@ -13,9 +13,10 @@ import httpx
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
 from crmsync.domain.sync import AuthenticationFailed, FolderMissing, ServerUnavailable
+from crmsync.groupware.graph.calendar_folder import GraphEvents
 from crmsync.groupware.graph.config import GraphConfig
 from crmsync.groupware.graph.connection import GraphConnection, error_code, error_message
-from crmsync.groupware.graph.folders import GraphContacts, GraphEvents
+from crmsync.groupware.graph.contact_folder import GraphContacts
 
 ACCESS_FIX = (
     "Grant the app the application permissions Calendars.ReadWrite and Contacts.ReadWrite "

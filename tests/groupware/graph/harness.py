@@ -20,7 +20,7 @@ from crmsync.domain.records import Record
 from crmsync.engine.ports import ItemSide
 from crmsync.groupware.graph import GraphConfig, GraphConnection, RetryPolicy, TenantLimiter
 from crmsync.groupware.graph.connection import READ_PREFER
-from crmsync.groupware.graph.folders import _GraphItems
+from crmsync.groupware.graph.item_folder import GraphItems
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
 from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 
@@ -115,7 +115,7 @@ class GraphHarness:
     def request_count(self) -> int:
         return self.connection.requests_made
 
-    def _current(self, side: _GraphItems, item_id: str) -> dict:
+    def _current(self, side: GraphItems, item_id: str) -> dict:
         response = self.connection.request(
             "GET", side.item_path(item_id), headers={"Prefer": READ_PREFER}
         )
@@ -123,7 +123,7 @@ class GraphHarness:
         return response.json()
 
     def foreign_edit(self, side: ItemSide, item_id: str, record: Record) -> None:
-        assert isinstance(side, _GraphItems)
+        assert isinstance(side, GraphItems)
         body = side._body(side._slots(record), self._current(side, item_id))
         if self.fake is not None:
             self.fake.foreign_patch(self.rep, item_id, body)
@@ -131,7 +131,7 @@ class GraphHarness:
             assert self.connection.request("PATCH", side.item_path(item_id), json=body).is_success
 
     def foreign_delete(self, side: ItemSide, item_id: str) -> None:
-        assert isinstance(side, _GraphItems)
+        assert isinstance(side, GraphItems)
         if self.fake is not None:
             self.fake.foreign_delete(self.rep, item_id)
         else:
