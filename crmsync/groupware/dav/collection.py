@@ -64,6 +64,10 @@ from crmsync.groupware.dav.scheduling import without_server_scheduling
 log = logging.getLogger(__name__)
 
 MULTIGET_BATCH = 100
+# How long a server may take to list a whole collection (a sync-collection from no
+# token, a Depth 1 PROPFIND of every ETag): Radicale took over 30 s, the connection's read
+# timeout, for 50,000 items on a busy 2-core machine, so that rep never synced.
+FULL_LISTING_TIMEOUT = 600.0
 LISTING_CURSOR = "listing:"
 _GETETAG = tag(DAV, "getetag")
 _GETCTAG = tag(CALENDARSERVER, "getctag")
@@ -184,6 +188,7 @@ class DavCollection:
                 body=sync_collection_body(token),
                 headers={"Depth": "0"},
                 xml=True,
+                read_timeout=None if token else FULL_LISTING_TIMEOUT,
             )
             if response.status_code != 207:
                 conditions = error_conditions(response.content)
@@ -245,6 +250,7 @@ class DavCollection:
             body=propfind_body(_GETETAG, _GETCTAG),
             headers={"Depth": "1"},
             xml=True,
+            read_timeout=FULL_LISTING_TIMEOUT,
         )
         if response.status_code != 207:
             self._unexpected(response, "list items")

@@ -147,10 +147,13 @@ class DavConnection:
         body: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
         xml: bool = False,
+        read_timeout: float | None = None,
     ) -> httpx.Response:
         """Send one request, retrying transient failures; any other status is returned.
 
-        ``xml`` sets the XML content type PROPFIND/REPORT bodies need. Raises
+        ``xml`` sets the XML content type PROPFIND/REPORT bodies need; ``read_timeout``
+        replaces the connection's for an answer the server may take long to compose
+        (the first listing of a big collection). Raises
         `ServerUnavailable` when every attempt timed out, failed to connect or got
         5xx/429, and `AuthenticationFailed` on HTTP 401.
         """
@@ -161,12 +164,19 @@ class DavConnection:
             send_headers["Content-Type"] = XML_CONTENT_TYPE
         content = body.encode("utf-8") if isinstance(body, str) else body
         url = self.url(path)
+        timeout = self._client.timeout
+        if read_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect, read=read_timeout, write=timeout.write, pool=timeout.pool
+            )
         last_problem = ""
         for attempt in range(1, self.retry.max_attempts + 1):
             self.requests_made += 1
             response: httpx.Response | None = None
             try:
-                response = self._client.request(method, url, content=content, headers=send_headers)
+                response = self._client.request(
+                    method, url, content=content, headers=send_headers, timeout=timeout
+                )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:

@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from crmsync.groupware.dav.collection import DavCollection
+from crmsync.groupware.dav.collection import FULL_LISTING_TIMEOUT, DavCollection
 from crmsync.groupware.dav.connection import DavConnection
 from crmsync.groupware.dav.vcard import VCardFormat, render_new_vcard
 from tests.groupware.contract import sample_contact
@@ -113,3 +113,21 @@ def test_the_body_cache_is_bounded_and_an_evicted_item_is_read_again_on_update()
     side.update(second.id, '"e"', replace(second.record, title="CFO"))  # cached: no GET
     side.update(first.id, '"e"', replace(first.record, title="CFO"))  # evicted: GET first
     assert requests == ["PUT", "GET", "PUT"]
+
+
+def test_a_full_listing_waits_longer_for_its_answer_than_other_requests() -> None:
+    # A sync-collection from no token lists the whole collection: Radicale took over the
+    # connection's 30 s for 50,000 items on a busy machine, and the rep never synced.
+    read_timeouts: dict[str, float] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.content.decode()
+        token = body.split("<d:sync-token>")[1].split("<")[0]
+        read_timeouts[token or "(none)"] = request.extensions["timeout"]["read"]
+        return _ms(_etag(BOOK + "a.vcf", '"e"'), "t1")
+
+    connection = DavConnection("http://fake", timeout=30.0, transport=httpx.MockTransport(handler))
+    collection = DavCollection(connection, BOOK, VCardFormat())
+    collection.changes(None, {BOOK + "a.vcf": '"e"'})
+    collection.changes("t1", {BOOK + "a.vcf": '"e"'})
+    assert read_timeouts == {"(none)": FULL_LISTING_TIMEOUT, "t1": 30.0}
