@@ -25,7 +25,8 @@ from crmsync.groupware.ews import (
 )
 from crmsync.groupware.ews.properties import PROPERTY_SET
 from tests.groupware.contract import sample_contact
-from tests.groupware.ews.fake_ews import FakeEwsServer, Fault, M, T
+from tests.groupware.ews.fake_ews import FakeEwsServer
+from tests.groupware.ews.fake_exchange import Fault, M, T
 from tests.groupware.ews.harness import PASSWORD, REP, SERVICE, EwsHarness
 
 
