@@ -2,6 +2,7 @@
 with the raw loop of the same sync-collection REPORTs, GETs and PUTs.
 
     python bench/steady_state.py [--reps 100,300] [--items 100] [--churn 0.01] [--pairs 3]
+        [--seeded DIR]
 
 `--reps 100,300,1000` and `--items 100,500` add the larger sizes. One Radicale per M is
 seeded once with max(N) reps x M contacts and M events (files written into its storage,
@@ -58,6 +59,9 @@ def main() -> None:
     parser.add_argument("--churn", type=float, default=0.01, help="share of items edited")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeded", help="run the passes on this folder, left by a run "
+                        "stopped after seeding (its snapshots 'linked' and 'churned' made), "
+                        "instead of seeding again; --items names its M")
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--state", choices=("linked", "churned"), help=argparse.SUPPRESS)
@@ -72,9 +76,17 @@ def main() -> None:
     summaries: list[str] = []
     for items in (int(m) for m in args.items.split(",")):
         with tempfile.TemporaryDirectory(prefix="crmsync-steady-") as tmp:
-            world = World(Path(tmp), max(reps), items, args)
+            work = Path(args.seeded or tmp)
+            port = None
+            if args.seeded:
+                url = json.loads((work / "server.json").read_text())["url"]
+                port = int(url.rsplit(":", 1)[1])
+            world = World(work, max(reps), items, args, port)
             try:
-                world.seed()
+                if args.seeded:
+                    world.start()
+                else:
+                    world.seed()
                 for n in reps:
                     for state in ("linked", "churned"):
                         found = world.pairs(n, state, args.pairs)
@@ -122,7 +134,8 @@ def table_row(items: int, n: int, state: str, found: list[tuple[pairs.Phase, pai
 class World:
     """One Radicale and one deployment home under ``work``, with snapshots to restore."""
 
-    def __init__(self, work: Path, reps: int, items: int, args: argparse.Namespace) -> None:
+    def __init__(self, work: Path, reps: int, items: int, args: argparse.Namespace,
+                 port: int | None = None) -> None:
         self.work = work
         self.reps = reps
         self.items = items
@@ -130,9 +143,10 @@ class World:
         self.emails = common.rep_emails(reps)
         users = {common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
                  **dict.fromkeys(self.emails, common.REP_PASSWORD)}
-        self.radicale = LocalRadicale(work / "live" / "radicale", users, common.SERVICE_ACCOUNT)
+        self.radicale = LocalRadicale(work / "live" / "radicale", users, common.SERVICE_ACCOUNT,
+                                      port=port)
         self.server: common.Server | None = None
-        self.restores = 0
+        self.restores = len(list(work.glob("used-*")))
 
     @property
     def live(self) -> Path:
