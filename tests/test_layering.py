@@ -15,8 +15,11 @@ ROOT = Path(crmsync.__file__).parent
 ALLOWED = {
     "domain": (),
     "engine": ("crmsync.domain",),
-    "crm": ("crmsync.domain",),
-    "groupware": ("crmsync.domain",),
+    # Below the backends: what CRM and groupware backends share (they may not import
+    # each other), such as reading a response with a size cap.
+    "transport": ("crmsync.domain",),
+    "crm": ("crmsync.domain", "crmsync.transport"),
+    "groupware": ("crmsync.domain", "crmsync.transport"),
     "store": ("crmsync.domain",),
     "service": (
         "crmsync.domain",
@@ -24,6 +27,7 @@ ALLOWED = {
         "crmsync.crm",
         "crmsync.groupware",
         "crmsync.store",
+        "crmsync.transport",
     ),
     "admin": ("crmsync.",),
 }

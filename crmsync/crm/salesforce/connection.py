@@ -34,6 +34,7 @@ from crmsync.crm.salesforce.errors import (
     to_sync_error,
 )
 from crmsync.domain.sync import ServerUnavailable
+from crmsync.transport.bounded import read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -224,10 +225,7 @@ class SalesforceConnection:
         with self._lock:
             self.calls_made += 1
         response = self.client.send(request, stream=True)
-        try:
-            raw = self._bounded_body(response)
-        finally:
-            response.close()
+        raw = read_bounded(response, self.config.max_response_bytes, "a Salesforce response")
         self._note_usage(response.headers.get("Sforce-Limit-Info"))
         body: Any = None
         if raw.strip():
@@ -239,24 +237,6 @@ class SalesforceConnection:
                         f"Salesforce answered {method} with a body that is not JSON", ""
                     ) from exc
         return Answer(response.status_code, body, response.headers)
-
-    def _bounded_body(self, response: httpx.Response) -> bytes:
-        limit = self.config.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise UnexpectedAnswer(
-                f"a Salesforce response of {declared} bytes exceeds crmsync's {limit}-byte cap",
-                "Report this: crmsync asks for pages far smaller than that.",
-            )
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise UnexpectedAnswer(
-                    f"a Salesforce response exceeded crmsync's {limit}-byte cap", ""
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     # ---------------------------------------------------------------- API usage
 

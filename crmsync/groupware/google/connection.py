@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 
 from crmsync.domain.sync import AuthenticationFailed, RejectedWrite, ServerUnavailable, SyncError
-from crmsync.groupware.google.bounded import read_bounded
 from crmsync.groupware.google.config import SCOPES, GoogleConfig
 from crmsync.groupware.google.errors import (
     RATE_LIMIT_REASONS,
@@ -37,6 +36,7 @@ from crmsync.groupware.google.errors import (
 from crmsync.groupware.google.tokens import DelegationMissing, GoogleTokens, delegation_fix
 from crmsync.groupware.http_headers import retry_after_seconds
 from crmsync.groupware.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
+from crmsync.transport.bounded import read_bounded
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from google.auth import transport
 from google.oauth2 import service_account
 
 from crmsync.domain.sync import AuthenticationFailed, FolderMissing, ServerUnavailable, SyncError
-from crmsync.groupware.google.bounded import read_bounded
 from crmsync.groupware.google.config import DELEGATION_PLACE, SCOPES, GoogleConfig
+from crmsync.transport.bounded import read_bounded
 
 TOKEN_RESPONSE_LIMIT = 64 * 1024
 

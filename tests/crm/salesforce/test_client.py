@@ -14,13 +14,13 @@ from crmsync.crm.salesforce.errors import (
     FieldRejected,
     RequestLimitExceeded,
     TokenRefused,
-    UnexpectedAnswer,
 )
 from crmsync.crm.salesforce.limits import daily_api_usage
 from crmsync.crm.salesforce.query import query, quote
 from crmsync.crm.salesforce.upsert import upsert_many
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import AuthenticationFailed, RejectedWrite, ServerUnavailable
+from crmsync.transport.bounded import ResponseTooLarge
 from tests.crm.salesforce.harness import OrgHarness, fake_harness
 
 
@@ -134,7 +134,7 @@ def test_response_bigger_than_the_cap_is_refused(org: OrgHarness) -> None:
         max_response_bytes=200,
     )
     collections.create(org.crm.conn, "Contact", _contacts(5, org.rep.id))
-    with SalesforceConnection(small) as conn, pytest.raises(UnexpectedAnswer):
+    with SalesforceConnection(small) as conn, pytest.raises(ResponseTooLarge):
         list(query(conn, "SELECT Id, LastName FROM Contact"))
 
 
