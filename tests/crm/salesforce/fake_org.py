@@ -20,14 +20,12 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from dateutil.rrule import rrulestr
 
 from tests.crm.salesforce import fake_schema as schema
+from tests.crm.salesforce.fake_events import FakeEventSeries
+from tests.crm.salesforce.fake_values import UTC, FakeError, error, parse_instant, sf_instant
 from tests.crm.salesforce.soql import MalformedQuery, parse
 
-UTC = dt.UTC
 PREFIXES = {
     "Account": "001",
     "Contact": "003",
@@ -61,37 +59,10 @@ PERSON_TO_CONTACT = {
         f"PersonOther{p}": f"Other{p}" for p in ("Street", "City", "State", "PostalCode", "Country")
     },
 }
-MAX_EVENT = dt.timedelta(days=14)
-MAX_GENERATED = 100  # occurrences generated for an open-ended pattern
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-class FakeError(Exception):
-    """A request-level refusal: HTTP status, errorCode, message."""
-
-    def __init__(
-        self, status: int, code: str, message: str, fields: list[str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.fields = fields or []
-
-
-def error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
-    return {"statusCode": code, "message": message, "fields": fields or []}
-
-
-def parse_instant(value: Any) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def sf_instant(value: dt.datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
-
-
-class FakeOrg:
+class FakeOrg(FakeEventSeries):
     def __init__(
         self,
         *,
@@ -535,117 +506,6 @@ class FakeOrg:
         contact["OwnerId"] = row.get("OwnerId")
         row["Name"] = " ".join(p for p in (row.get("FirstName"), row.get("LastName")) if p)
         contact["SystemModstamp"] = row["SystemModstamp"]
-
-    # ---------------------------------------------------------------- events
-
-    def _event_problem(
-        self, fields: Mapping[str, Any], row: Mapping[str, Any]
-    ) -> dict[str, Any] | None:
-        merged = {**row, **fields}
-        if "EventWhoIds" in fields and "EventWhoIds" not in self.schema["Event"]:
-            return error(
-                "INVALID_FIELD", "No such column 'EventWhoIds' on entity 'Event'", ["EventWhoIds"]
-            )
-        if merged.get("IsAllDayEvent"):
-            return None
-        try:
-            start, end = (
-                parse_instant(merged["StartDateTime"]),
-                parse_instant(merged["EndDateTime"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return error(
-                "REQUIRED_FIELD_MISSING",
-                "Required fields are missing: [EndDateTime]",
-                ["EndDateTime"],
-            )
-        if end < start or end - start > MAX_EVENT:
-            # [verify] the code Salesforce uses for an event longer than 14 days.
-            return error(
-                "FIELD_INTEGRITY_EXCEPTION", "Event duration cannot exceed 14 days", ["EndDateTime"]
-            )
-        return None
-
-    def _derive_event(self, row: dict[str, Any]) -> None:
-        if row.get("EventWhoIds"):
-            row["WhoId"] = row["EventWhoIds"][0]
-        row["ShowAs"] = row.get("ShowAs") or "Busy"
-        for flag in (
-            "IsChild",
-            "IsGroupEvent",
-            "IsRecurrence",
-            "IsRecurrence2",
-            "IsRecurrence2Exception",
-            "IsRecurrence2Exclusion",
-            "IsPrivate",
-            "IsAllDayEvent",
-        ):
-            row[flag] = bool(row.get(flag))
-        if not row["IsAllDayEvent"]:
-            start = parse_instant(row["StartDateTime"])
-            row["ActivityDateTime"] = row["StartDateTime"]
-            row["ActivityDate"] = start.date().isoformat()
-            row["DurationInMinutes"] = int(
-                (parse_instant(row["EndDateTime"]) - start).total_seconds() // 60
-            )
-
-    def _create_event(self, row: dict[str, Any]) -> str:
-        self._derive_event(row)
-        pattern = row.get("Recurrence2PatternText")
-        if not pattern:
-            self.rows["Event"][row["Id"]] = row
-            return str(row["Id"])
-        zone = self.rows["User"][row["OwnerId"]]["TimeZoneSidKey"]
-        rule = str(pattern).removeprefix("RRULE:")
-        all_day = row["IsAllDayEvent"]
-        if all_day:
-            first_day = dt.date.fromisoformat(row["ActivityDate"])
-            last = parse_instant(row["EndDateTime"]).date() if row.get("EndDateTime") else first_day
-            days = (last - first_day).days
-            starts = [
-                d.date()
-                for d in itertools.islice(
-                    rrulestr(rule, dtstart=dt.datetime.combine(first_day, dt.time())), MAX_GENERATED
-                )
-            ]
-            pattern_start: str = first_day.isoformat()
-        else:
-            start = parse_instant(row["StartDateTime"])
-            length = parse_instant(row["EndDateTime"]) - start
-            local = start.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-            starts = [
-                w.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-                for w in itertools.islice(rrulestr(rule, dtstart=local), MAX_GENERATED)
-            ]
-            pattern_start = sf_instant(start)
-        ids = []
-        for n, when in enumerate(starts):
-            occurrence = dict(row)
-            occurrence["Id"] = row["Id"] if n == 0 else self.new_id("Event")
-            occurrence |= {
-                "IsRecurrence2": True,
-                "IsRecurrence2Exception": False,
-                "Recurrence2PatternStartDate": pattern_start,
-                "Recurrence2PatternTimeZone": zone,
-                "Recurrence2PatternVersion": "1",
-                "SystemModstamp": self.stamp(),
-            }
-            if all_day:
-                assert isinstance(when, dt.date)
-                occurrence["ActivityDate"] = when.isoformat()
-                occurrence["StartDateTime"] = sf_instant(dt.datetime.combine(when, dt.time(), UTC))
-                occurrence["EndDateTime"] = sf_instant(
-                    dt.datetime.combine(when + dt.timedelta(days=days), dt.time(), UTC)
-                )
-            else:
-                assert isinstance(when, dt.datetime)
-                occurrence["StartDateTime"] = sf_instant(when)
-                occurrence["EndDateTime"] = sf_instant(when + length)
-                self._derive_event(occurrence)
-            self.rows["Event"][occurrence["Id"]] = occurrence
-            ids.append(occurrence["Id"])
-        self.series[ids[0]] = ids
-        return ids[0]
 
 
 def _sortable(value: Any) -> Any:
