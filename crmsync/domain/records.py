@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -54,6 +55,26 @@ class Address:
 # The empty address, shared (it is frozen): most contacts have no other address, and a
 # listing of 50,000 contacts held an empty Address object for each on each side.
 NO_ADDRESS = Address()
+
+
+def shared_text(value: str) -> str:
+    """One copy of a value many records repeat (a company, a city, a title), for readers
+    building records by the thousand: a full listing held a copy per record per side."""
+    return sys.intern(value) if value else value
+
+
+def shared_address(street: str, city: str, state: str, postal_code: str, country: str) -> Address:
+    """An address whose city, state, postal code and country are `shared_text`;
+    `NO_ADDRESS` when it is empty."""
+    if not (street or city or state or postal_code or country):
+        return NO_ADDRESS
+    return Address(
+        street,
+        shared_text(city),
+        shared_text(state),
+        shared_text(postal_code),
+        shared_text(country),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from sqlalchemy import Table
 from crmsync.crm.builtin import tables
 from crmsync.crm.builtin.errors import InvalidRecord
 from crmsync.domain.records import (
-    NO_ADDRESS,
     Address,
     Attendee,
     AttendeeStatus,
@@ -30,6 +29,8 @@ from crmsync.domain.records import (
     Occurrence,
     Recurrence,
     ShowAs,
+    shared_address,
+    shared_text,
     to_plain,
 )
 
@@ -146,12 +147,19 @@ def contact_to_row(contact: Contact) -> dict[str, Any]:
 
 
 def _address(plain: Mapping[str, str]) -> Address:
-    return Address(**plain) if any(plain.values()) else NO_ADDRESS
+    return shared_address(**plain)
+
+
+# Values many contacts repeat, held once (`shared_text`).
+_SHARED_CONTACT_FIELDS = ("salutation", "title", "department", "account_name")
 
 
 def contact_from_row(row: Row) -> Contact:
+    values = {name: row[name] for name in _CONTACT_SCALARS}
+    for name in _SHARED_CONTACT_FIELDS:
+        values[name] = shared_text(values[name])
     return Contact(
-        **{name: row[name] for name in _CONTACT_SCALARS},
+        **values,
         mailing_address=_address(row["mailing_address"]),
         other_address=_address(row["other_address"]),
         birthdate=row["birthdate"],

@@ -17,7 +17,14 @@ import datetime as dt
 import re
 
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap
-from crmsync.domain.records import NO_ADDRESS, Address, Contact, Record
+from crmsync.domain.records import (
+    NO_ADDRESS,
+    Address,
+    Contact,
+    Record,
+    shared_address,
+    shared_text,
+)
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
 from crmsync.groupware.dav.multistatus import CARDDAV, tag
@@ -119,9 +126,7 @@ def _address(prop: cl.Property | None) -> Address:
     # The CRM has street lines, not ADR's PO box and extended address (suite, building,
     # c/o): they follow the street, each on its own line.
     street = "\n".join(part for part in (parts[2], parts[1], parts[0]) if part)
-    return Address(
-        street=street, city=parts[3], state=parts[4], postal_code=parts[5], country=parts[6]
-    )
+    return shared_address(street, parts[3], parts[4], parts[5], parts[6])
 
 
 def _street_components(current: list[str], street: str) -> dict[int, str]:
@@ -271,10 +276,10 @@ def _read(card: cl.Component) -> Contact:
     return Contact(
         first_name=first,
         last_name=last,
-        salutation=n[3],
-        title=_text(sel["title"]),
-        department=org[1],
-        account_name=account,
+        salutation=shared_text(n[3]),
+        title=shared_text(_text(sel["title"])),
+        department=shared_text(org[1]),
+        account_name=shared_text(account),
         email=_text(sel["email"]),
         phone=_phone(sel["phone"]),
         mobile_phone=_phone(sel["mobile_phone"]),
