@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from crmsync.domain.records import Contact, Event, EventTiming, ItemKind
-from tests.service.crash_worker import worker_env
+from tests.service.crash_worker import run_worker
 from tests.service.google_world import GoogleWorld, live_google
 from tests.service.http_proxy import KillMoment, KillProxy, Request
 from tests.service.worlds import BOTH_WAYS
 
-WORKER = Path(__file__).with_name("crash_worker.py")
 START = dt.datetime(2030, 6, 3, 8, tzinfo=dt.UTC)
 
 pytestmark = pytest.mark.skipif(live_google(), reason="kills cycles against the fake only")
@@ -37,24 +33,6 @@ def is_create(request: Request) -> bool:
     return request.method == "POST" and (
         request.path.split("?")[0].endswith("/events") or ":createContact" in request.path
     )
-
-
-def run_worker(world: GoogleWorld, proxy: KillProxy | None = None, **arm: object) -> int:
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(world.home), world.email],
-        env=worker_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if proxy is not None:
-        proxy.arm(process.pid, counting=is_create, **arm)  # type: ignore[arg-type]
-    out, err = process.communicate(timeout=120)
-    if process.returncode not in (0, -9):
-        raise AssertionError(f"worker failed ({process.returncode}): {out}\n{err}")
-    if process.returncode == 0:
-        assert json.loads(out.splitlines()[-1])["error"] is None
-    return process.returncode
 
 
 @pytest.mark.parametrize("write", [1, 2], ids=["first-create", "second-create"])
@@ -77,9 +55,12 @@ def test_a_cycle_killed_mid_create_reruns_with_no_duplicate(
                 Event(f"Meeting {n}", EventTiming(start, start + dt.timedelta(hours=1))),
             )
 
-        assert run_worker(world, proxy, at_request=write, moment=moment) == -9
+        killed = run_worker(
+            world.home, world.email, proxy, is_create, at_request=write, moment=moment
+        )
+        assert killed == -9
         assert proxy.kills and is_create(proxy.kills[0].request)
-        assert run_worker(world) == 0
+        assert run_worker(world.home, world.email) == 0
 
         contacts = Counter(
             address["value"]
@@ -96,7 +77,7 @@ def test_a_cycle_killed_mid_create_reruns_with_no_duplicate(
         assert events == {"Meeting 0": 1, "Meeting 1": 1}
         for kind in ItemKind:
             assert len(world.crm_records(kind)) == 2
-        assert run_worker(world) == 0
+        assert run_worker(world.home, world.email) == 0
         assert world.sync().writes == 0
     finally:
         proxy.close()

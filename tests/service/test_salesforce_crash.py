@@ -12,9 +12,6 @@ is twice in the mailbox, and a further cycle writes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -23,35 +20,16 @@ import pytest
 
 from crmsync.domain.records import Contact, Event, EventTiming, ItemKind
 from tests.servers import running_dav_server
-from tests.service.crash_worker import worker_env
+from tests.service.crash_worker import run_worker
 from tests.service.http_proxy import KillMoment, KillProxy, Request
 from tests.service.salesforce_world import SalesforceWorld
 from tests.service.worlds import BOTH_WAYS
 
-WORKER = Path(__file__).with_name("crash_worker.py")
 START = dt.datetime(2030, 6, 3, 8, tzinfo=dt.UTC)
 
 
 def is_write(request: Request) -> bool:
     return request.method in ("POST", "PATCH", "DELETE") and "/services/data/" in request.path
-
-
-def run_worker(world: SalesforceWorld, proxy: KillProxy | None = None, **arm: object) -> int:
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(world.home), world.server.email],
-        env=worker_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if proxy is not None:
-        proxy.arm(process.pid, counting=is_write, **arm)  # type: ignore[arg-type]
-    out, err = process.communicate(timeout=120)
-    if process.returncode not in (0, -9):
-        raise AssertionError(f"worker failed ({process.returncode}): {out}\n{err}")
-    if process.returncode == 0:
-        assert json.loads(out.splitlines()[-1])["error"] is None
-    return process.returncode
 
 
 @pytest.mark.parametrize("write", [1, 2], ids=["first-write", "second-write"])
@@ -76,9 +54,12 @@ def test_a_cycle_killed_mid_create_reruns_with_no_duplicate(
                     marker=f"client-event-{n}",
                 )
 
-            assert run_worker(world, proxy, at_request=write, moment=moment) == -9
+            killed = run_worker(
+                world.home, world.server.email, proxy, is_write, at_request=write, moment=moment
+            )
+            assert killed == -9
             assert proxy.kills and is_write(proxy.kills[0].request)
-            assert run_worker(world) == 0
+            assert run_worker(world.home, world.server.email) == 0
 
             contacts = Counter(r["Email"] for r in world.rows("Contact", LastName="Kill"))
             events = Counter(r["Subject"] for r in world.rows("Event"))
@@ -86,7 +67,7 @@ def test_a_cycle_killed_mid_create_reruns_with_no_duplicate(
             assert events == {"Meeting 0": 1, "Meeting 1": 1}
             for kind in ItemKind:
                 assert len(world.mail_items(kind)) == 2
-            assert run_worker(world) == 0
+            assert run_worker(world.home, world.server.email) == 0
             assert world.sync().writes == 0
         finally:
             proxy.close()
