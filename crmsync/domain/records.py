@@ -180,6 +180,10 @@ class EventTiming:
         # One spelling per meaning: an end in the start's zone (or an all-day end) has none.
         if self.end_tzid == self.tzid or not isinstance(self.start, dt.datetime):
             object.__setattr__(self, "end_tzid", None)
+        elif self.end_tzid:
+            object.__setattr__(self, "end_tzid", shared_text(self.end_tzid))
+        if self.tzid:  # a few zones for thousands of events: held once (`shared_text`)
+            object.__setattr__(self, "tzid", shared_text(self.tzid))
 
     @property
     def all_day(self) -> bool:

@@ -24,6 +24,7 @@ item come back readable (a left-out event restored), the pair syncs again.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -426,7 +427,9 @@ def _deleted_in(side: Side, gone: Seen | None) -> str:
 
 def _noted(reason: str, *items: Seen) -> str:
     """``reason`` followed by what the sides noted while reading the items (repairs)."""
-    return "; ".join([reason, *(s.note for s in items if s.record is not None and s.note)])
+    notes = [s.note for s in items if s.record is not None and s.note]
+    # Without notes, one of a few phrases: held once, not once per action of a first sync.
+    return "; ".join([reason, *notes]) if notes else sys.intern(reason)
 
 
 def hold_mass_deletes(

@@ -265,7 +265,7 @@ def event_from_row(row: Row) -> Event:
         description=row["description"],
         is_private=bool(row["is_private"]),
         show_as=ShowAs(row["show_as"]),
-        categories=tuple(row["categories"]),
+        categories=tuple(shared_text(c) for c in row["categories"]),
         attendees=tuple(
             Attendee(
                 email=a["email"],
@@ -277,7 +277,7 @@ def event_from_row(row: Row) -> Event:
             )
             for a in row["attendees"]
         ),
-        organizer=row["organizer"],
+        organizer=shared_text(row["organizer"]),
         recurrence=recurrence,
     )
 

@@ -27,6 +27,7 @@ from crmsync.domain.records import (
     Record,
     Recurrence,
     ShowAs,
+    shared_text,
 )
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
@@ -78,7 +79,7 @@ def _show_as(vevent: cl.Component) -> ShowAs:
 
 def _categories(vevent: cl.Component) -> tuple[str, ...]:
     return tuple(
-        cl.unescape_text(part)
+        shared_text(cl.unescape_text(part))
         for prop in vevent.all("CATEGORIES")
         for part in cl.split_unescaped(prop.value, ",")
         if part
@@ -201,7 +202,7 @@ def _read(calendar: cl.Component, zones: Zones) -> Event:
         show_as=_show_as(master),
         categories=_categories(master),
         attendees=read_attendees(master),
-        organizer=mail_address(organizer) if organizer is not None else "",
+        organizer=shared_text(mail_address(organizer)) if organizer is not None else "",
         recurrence=recurrence,
     )
 
