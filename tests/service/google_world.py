@@ -17,7 +17,6 @@ from typing import Any
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import ConnectionMethod, OrgSettings, SyncConfig
-from crmsync.domain.sync import Seen
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.groupware.google import (
     GoogleConnection,
@@ -27,10 +26,11 @@ from crmsync.groupware.google import (
 )
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import google_config
-from crmsync.service.runner import RepReport, SyncService
+from crmsync.service.runner import SyncService
 from tests.groupware.google.fake_google import service_account_key
 from tests.groupware.google.fake_server import FakeGoogleServer
 from tests.service.salesforce_world import fake_crm_settings, fake_salesforce
+from tests.service.worlds import MailboxWorld
 
 REP = "rep@example.com"
 # The same variables as the contract suite's live mode (tests/groupware/google/harness.py).
@@ -51,7 +51,7 @@ def google_settings(url: str, domain: str = "example.com", **overrides: Any) -> 
     )
 
 
-class GoogleWorld:
+class GoogleWorld(MailboxWorld):
     """One org: a rep in the CRM, the rep's Google account, the service syncing them."""
 
     def __init__(
@@ -117,18 +117,6 @@ class GoogleWorld:
 
     def side(self, kind: ItemKind) -> Any:
         return self.mailbox.contacts if kind is ItemKind.CONTACT else self.mailbox.events
-
-    def sync(self) -> RepReport:
-        report = self.service.sync_rep(self.rep)
-        assert report.error is None, report.error
-        return report
-
-    def mail_items(self, kind: ItemKind) -> dict[str, Seen]:
-        listing = self.side(kind).changes(None, {})
-        return {seen.id: seen for seen in listing.items}
-
-    def mail_records(self, kind: ItemKind) -> list[object]:
-        return sorted((seen.record for seen in self.mail_items(kind).values()), key=repr)
 
     def crm_records(self, kind: ItemKind) -> list[object]:
         side = self.crm.side(self.rep.id, kind)

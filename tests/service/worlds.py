@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from crmsync.domain.records import ItemKind
+from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import ContactSettings, EventSettings, SyncConfig
 from crmsync.domain.sync import Seen
+from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import (
     DavCollection,
     DavConnection,
@@ -43,7 +44,30 @@ BOTH_WAYS = SyncConfig(
 )
 
 
-class World:
+class MailboxWorld:
+    """What every world reads back alike: a cycle that must end without an error, and the
+    rep's items as another client of the mail server lists them (through `side`)."""
+
+    service: SyncService
+    rep: User
+
+    def side(self, kind: ItemKind) -> ItemSide:
+        raise NotImplementedError
+
+    def sync(self) -> RepReport:
+        report = self.service.sync_rep(self.rep)
+        assert report.error is None, report.error
+        return report
+
+    def mail_items(self, kind: ItemKind) -> dict[str, Seen]:
+        listing = self.side(kind).changes(None, {})
+        return {seen.id: seen for seen in listing.items}
+
+    def mail_records(self, kind: ItemKind) -> list[object]:
+        return sorted((seen.record for seen in self.mail_items(kind).values()), key=repr)
+
+
+class World(MailboxWorld):
     """One org: a rep in the CRM, the rep's mailbox, and the service syncing them."""
 
     def __init__(
@@ -81,17 +105,7 @@ class World:
     def collection(self, kind: ItemKind) -> DavCollection:
         return self.mailbox.contacts if kind is ItemKind.CONTACT else self.mailbox.events
 
-    def sync(self) -> RepReport:
-        report = self.service.sync_rep(self.rep)
-        assert report.error is None, report.error
-        return report
-
-    def mail_items(self, kind: ItemKind) -> dict[str, Seen]:
-        listing = self.collection(kind).changes(None, {})
-        return {seen.id: seen for seen in listing.items}
-
-    def mail_records(self, kind: ItemKind) -> list[object]:
-        return sorted((seen.record for seen in self.mail_items(kind).values()), key=repr)
+    side = collection
 
     def crm_records(self, kind: ItemKind) -> list[object]:
         stored = (
