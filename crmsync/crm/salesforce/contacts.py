@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmsync.crm.salesforce import sobject_collections as collections
+from crmsync.crm.salesforce.batched_side import BatchedSide
 from crmsync.crm.salesforce.contact_map import crm_values, write_fields
 from crmsync.crm.salesforce.errors import EntityIsDeleted
 from crmsync.crm.salesforce.feed import owned_rows
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 _NOT_WRITTEN = ("account_name", "is_person_account")
 
 
-class ContactSide:
+class ContactSide(BatchedSide):
     """The contacts ``rep_id`` (a Salesforce User id) owns, or, with ``all_owners``, every
     contact the integration user sees. Satisfies `crmsync.engine.ports.ItemSide`."""
 
@@ -173,21 +174,6 @@ class ContactSide:
             account = self._accounts[record.account_name]
             if account is not None:
                 payload["AccountId"] = account
-
-    def planned_id(self, marker: str) -> None:
-        """Salesforce assigns record ids: none is known before the create."""
-        return None
-
-    def create(self, record: Record, marker: str) -> Written:
-        return _one(self.create_many([(record, marker)]))
-
-    def update(self, item_id: str, version: str, record: Record) -> Written:
-        return _one(self.update_many([(item_id, version, record)]))
-
-    def delete(self, item_id: str, version: str) -> None:
-        (outcome,) = self.delete_many([(item_id, version)])
-        if outcome is not None:
-            raise outcome
 
     # Many at once (`crmsync.engine.ports.BatchWrites`): a few queries and one collection
     # call per 200 records, whatever the number of records.
@@ -334,10 +320,3 @@ class ContactSide:
 
 def _account_names(records: Iterable[Record]) -> list[str]:
     return [r.account_name for r in records if isinstance(r, Contact) and r.account_name]
-
-
-def _one(outcomes: Sequence[Written | SyncError]) -> Written:
-    (outcome,) = outcomes
-    if isinstance(outcome, SyncError):
-        raise outcome
-    return outcome

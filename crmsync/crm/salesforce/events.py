@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crmsync.crm.salesforce import sobject_collections as collections
+from crmsync.crm.salesforce.batched_side import BatchedSide
 from crmsync.crm.salesforce.errors import EntityIsDeleted
 from crmsync.crm.salesforce.event_map import event_fields, row_event
 from crmsync.crm.salesforce.feed import owned_rows
@@ -71,7 +72,7 @@ CLASSIC_SERIES = (
 )
 
 
-class EventSide:
+class EventSide(BatchedSide):
     """The events ``rep_id`` owns. Satisfies `crmsync.engine.ports.ItemSide`."""
 
     def __init__(self, crm: SalesforceCrm, rep_id: str, *, auto_relate: bool = False) -> None:
@@ -229,21 +230,6 @@ class EventSide:
             return None
         items = self._seen_items(rows)
         return items[0]
-
-    def planned_id(self, marker: str) -> None:
-        """Salesforce assigns record ids: none is known before the create."""
-        return None
-
-    def create(self, record: Record, marker: str) -> Written:
-        return _one(self.create_many([(record, marker)]))
-
-    def update(self, item_id: str, version: str, record: Record) -> Written:
-        return _one(self.update_many([(item_id, version, record)]))
-
-    def delete(self, item_id: str, version: str) -> None:
-        (outcome,) = self.delete_many([(item_id, version)])
-        if outcome is not None:
-            raise outcome
 
     def _create_series(self, event: Event, key: str) -> Written:
         """Post the first occurrence with the pattern; Salesforce makes the others, then
@@ -467,13 +453,6 @@ class EventSide:
                 outcomes[index] = failure
         assert all(o is not None for o in outcomes)
         return outcomes  # type: ignore[return-value]
-
-
-def _one(outcomes: Sequence[Written | SyncError]) -> Written:
-    (outcome,) = outcomes
-    if isinstance(outcome, SyncError):
-        raise outcome
-    return outcome
 
 
 def _event(record: Record) -> Event:
