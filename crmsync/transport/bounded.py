@@ -17,12 +17,16 @@ from crmsync.domain.sync import ServerUnavailable
 class ResponseTooLarge(ServerUnavailable):
     """A response beyond crmsync's cap: refused unread past the cap, never parsed."""
 
-    def __init__(self, what: str, limit: int, declared: int | None = None) -> None:
-        size = f"of {declared} bytes " if declared is not None else ""
-        super().__init__(
-            f"{what}: the server's answer {size}exceeds crmsync's {limit}-byte cap",
-            "Report this: crmsync asks for far less than that.",
-        )
+    def __init__(
+        self,
+        what: str,
+        limit: int,
+        declared: int | None = None,
+        suggestion: str = "Report this: crmsync asks for far less than that.",
+        part: str = "the server's answer",
+    ) -> None:
+        size = f" of {declared} bytes" if declared is not None else ""
+        super().__init__(f"{what}: {part}{size} exceeds crmsync's {limit}-byte cap", suggestion)
         self.what = what
         self.limit = limit
         self.declared = declared
@@ -34,20 +38,24 @@ def declared_length(response: httpx.Response) -> int | None:
     return int(declared) if declared.isdigit() else None
 
 
-def bounded_chunks(response: httpx.Response, limit: int, what: str) -> Iterator[bytes]:
+def bounded_chunks(
+    response: httpx.Response, limit: int, what: str, suggestion: str = ""
+) -> Iterator[bytes]:
     """The body of a streamed ``response`` chunk by chunk, at most ``limit`` bytes in all.
 
-    Raises `ResponseTooLarge` before reading when the declared size passes ``limit``, and
-    as soon as the received bytes do (the chunk that passes it is not handed out).
+    Raises `ResponseTooLarge` (with ``suggestion``, if given) before reading when the
+    declared size passes ``limit``, and as soon as the received bytes do (the chunk that
+    passes it is not handed out).
     """
+    fix = {"suggestion": suggestion} if suggestion else {}
     declared = declared_length(response)
     if declared is not None and declared > limit:
-        raise ResponseTooLarge(what, limit, declared)
+        raise ResponseTooLarge(what, limit, declared, **fix)
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > limit:
-            raise ResponseTooLarge(what, limit)
+            raise ResponseTooLarge(what, limit, **fix)
         yield chunk
 
 

@@ -4,8 +4,10 @@ Unlike the TCP-level ``tests/groupware/dav/flaky_proxy.py`` it sees each request
 keep-alive, many share one connection), so a test can fail "the 20th request", "every
 request from now on" or "the PUT whose body holds X". ``rule(request)`` returns ``None``
 to pass the request to the upstream server, or a status code to answer with instead.
-`KillProxy` SIGKILLs the client process at a chosen request instead, before forwarding
-it, after the server applied it, or after the reply.
+``rewrite(request, body)`` returns the body to send instead of the upstream server's (an
+item inflated past crmsync's cap, say). `KillProxy` SIGKILLs the client process at a
+chosen request instead, before forwarding it, after the server applied it, or after the
+reply.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ Rule = Callable[
     [Request], int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes] | None
 ]
 Counting = Callable[[Request], object]
+Rewrite = Callable[[Request, bytes], bytes]
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 _METHODS = (
@@ -76,6 +79,7 @@ class RuleProxy:
     def __init__(self, upstream: str, rule: Rule | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.rule: Rule = rule or (lambda request: None)
+        self.rewrite: Rewrite = lambda request, body: body
         self.requests = 0
         self.answered: list[tuple[Request, int]] = []
         self._lock = threading.Lock()
@@ -130,7 +134,8 @@ class RuleProxy:
             handler.end_headers()
             handler.wfile.write(payload)
             return
-        self._reply(handler, self._forward(handler, body))
+        upstream = self._forward(handler, body)
+        self._reply(handler, upstream, self.rewrite(request, upstream.content))
 
     def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> httpx.Response:
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -138,15 +143,21 @@ class RuleProxy:
             handler.command, self.upstream + handler.path, content=body, headers=headers
         )
 
-    def _reply(self, handler: BaseHTTPRequestHandler, upstream: httpx.Response) -> None:
+    def _reply(
+        self,
+        handler: BaseHTTPRequestHandler,
+        upstream: httpx.Response,
+        content: bytes | None = None,
+    ) -> None:
+        content = upstream.content if content is None else content
         handler.send_response(upstream.status_code)
         for key, value in upstream.headers.items():
             if key.lower() not in _HOP_BY_HOP and key.lower() != "content-encoding":
                 handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(upstream.content)))
+        handler.send_header("Content-Length", str(len(content)))
         handler.end_headers()
         if handler.command != "HEAD":
-            handler.wfile.write(upstream.content)
+            handler.wfile.write(content)
 
     def close(self) -> None:
         self._server.shutdown()

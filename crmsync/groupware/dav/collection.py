@@ -45,6 +45,7 @@ from crmsync.groupware.dav.formats import (
     item_text,
 )
 from crmsync.groupware.dav.ical import OutOfScope
+from crmsync.groupware.dav.listing import OversizedItem, read_listing
 from crmsync.groupware.dav.multistatus import (
     CALENDARSERVER,
     DAV,
@@ -55,11 +56,11 @@ from crmsync.groupware.dav.multistatus import (
     multiget_body,
     parse_multistatus,
     propfind_body,
-    read_multistatus,
     sync_collection_body,
     tag,
 )
 from crmsync.groupware.dav.scheduling import without_server_scheduling
+from crmsync.transport.bounded import ResponseTooLarge, read_response
 
 log = logging.getLogger(__name__)
 
@@ -182,28 +183,6 @@ class DavCollection:
         changed: dict[str, str] = {}
         deleted: dict[str, None] = {}  # in order, as a list; a dict to drop re-created ones
         while True:
-            response = self.connection.request(
-                "REPORT",
-                self.path,
-                body=sync_collection_body(token),
-                headers={"Depth": "0"},
-                xml=True,
-                read_timeout=None if token else FULL_LISTING_TIMEOUT,
-            )
-            if response.status_code != 207:
-                conditions = error_conditions(response.content)
-                log.info(
-                    "sync-collection on %s answered %s %s",
-                    self.path,
-                    response.status_code,
-                    conditions,
-                )
-                # 501: a server without sync-collection at all. 404/410: the collection
-                # itself is gone, which no full listing can cure.
-                gone = response.status_code in _MOVED_OR_GONE
-                if not gone and (400 <= response.status_code < 500 or response.status_code == 501):
-                    raise _TokenRejected
-                self._unexpected(response, "list changes")
             truncated = False
 
             def each(r: Response) -> None:
@@ -220,13 +199,33 @@ class DavCollection:
                     changed[r.href] = etag
                     deleted.pop(r.href, None)
 
-            # Read response by response: a first listing names every item of the collection.
-            try:
-                new_token = read_multistatus(response.content, each)
-            except MultistatusError as exc:
-                raise ServerUnavailable(
-                    f"{self.path}: {exc}", "Check the DAV server's logs; retried next cycle."
-                ) from exc
+            with self.connection.streamed(
+                "REPORT",
+                self.path,
+                body=sync_collection_body(token),
+                headers={"Depth": "0"},
+                xml=True,
+                read_timeout=None if token else FULL_LISTING_TIMEOUT,
+            ) as response:
+                if response.status_code != 207:
+                    response = self._read(response, "REPORT")
+                    conditions = error_conditions(response.content)
+                    log.info(
+                        "sync-collection on %s answered %s %s",
+                        self.path,
+                        response.status_code,
+                        conditions,
+                    )
+                    # 501: a server without sync-collection at all. 404/410: the collection
+                    # itself is gone, which no full listing can cure.
+                    gone = response.status_code in _MOVED_OR_GONE
+                    if not gone and (
+                        400 <= response.status_code < 500 or response.status_code == 501
+                    ):
+                        raise _TokenRejected
+                    self._unexpected(response, "list changes")
+                # Read response by response: a first listing names every item of the collection.
+                new_token = read_listing(self.connection.limits, self.path, response, each)
             if not truncated or not new_token or new_token == token:
                 return changed, list(deleted), new_token
             token = new_token
@@ -244,26 +243,29 @@ class DavCollection:
 
     def _etag_listing(self) -> tuple[dict[str, str], str | None]:
         """Every item's ETag and the collection's ctag (one PROPFIND)."""
-        response = self.connection.request(
-            "PROPFIND",
-            self.path,
-            body=propfind_body(_GETETAG, _GETCTAG),
-            headers={"Depth": "1"},
-            xml=True,
-            read_timeout=FULL_LISTING_TIMEOUT,
-        )
-        if response.status_code != 207:
-            self._unexpected(response, "list items")
-        status = self._multistatus(response)
         listing: dict[str, str] = {}
         ctag = None
-        for r in status.responses:
+
+        def each(r: Response) -> None:
+            nonlocal ctag
             if r.href == self.path and r.status in (404, 410):
                 self._unexpected(httpx.Response(r.status), "list items")  # Xandikos: 207 + 404
             if r.href == self.path:
                 ctag = r.text(_GETCTAG) or None
             elif (etag := r.text(_GETETAG)) and not r.href.endswith("/"):
                 listing[r.href] = etag
+
+        with self.connection.streamed(
+            "PROPFIND",
+            self.path,
+            body=propfind_body(_GETETAG, _GETCTAG),
+            headers={"Depth": "1"},
+            xml=True,
+            read_timeout=FULL_LISTING_TIMEOUT,
+        ) as response:
+            if response.status_code != 207:
+                self._unexpected(self._read(response, "PROPFIND"), "list items")
+            read_listing(self.connection.limits, self.path, response, each)
         return listing, ctag
 
     def _download(self, wanted: Mapping[str, str]) -> tuple[Seen, ...]:
@@ -301,6 +303,10 @@ class DavCollection:
                 etag = r.text(_GETETAG)
                 if r.href not in wanted or text is None or not etag:
                     continue
+                if len(text) > self.connection.limits.item_bytes:
+                    limit = self.connection.limits.item_bytes
+                    seen.append(_malformed(r.href, etag, OversizedItem(r.href, etag, limit)))
+                    continue
                 item = self._seen(r.href, etag, text)
                 if item is not None:
                     seen.append(item)
@@ -309,7 +315,11 @@ class DavCollection:
     def _download_one_by_one(self, hrefs: list[str]) -> list[Seen]:
         seen = []
         for href in hrefs:
-            got = self._get_raw(href)
+            try:
+                got = self._get_raw(href)
+            except OversizedItem as exc:
+                seen.append(_malformed(href, exc.etag, exc))
+                continue
             item = None if got is None else self._seen_bytes(href, *got)
             if item is not None:
                 seen.append(item)
@@ -351,18 +361,27 @@ class DavCollection:
 
     def fetch(self, item_id: str) -> Seen | None:
         """The item as it is now (one GET), or ``None`` if it is gone."""
-        got = self._get_raw(item_id)
+        try:
+            got = self._get_raw(item_id)
+        except OversizedItem as exc:
+            return _malformed(item_id, exc.etag, exc)
         if got is None:
             return None
         return self._seen_bytes(item_id, *got)
 
     def _get(self, href: str) -> tuple[str, str] | None:
-        """The item's ETag and text; raises `MalformedItem` when its bytes are not UTF-8."""
+        """The item's ETag and text; raises `MalformedItem` when its bytes are not UTF-8
+        or are too many."""
         got = self._get_raw(href)
         return None if got is None else (got[0], item_text(got[1]))
 
     def _get_raw(self, href: str) -> tuple[str, bytes] | None:
-        response = self.connection.request("GET", href)
+        """The item's ETag and bytes; raises `OversizedItem` past the connection's cap."""
+        limit = self.connection.limits.item_bytes
+        try:
+            response = self.connection.request("GET", href, limit=limit)
+        except ResponseTooLarge as exc:
+            raise OversizedItem(href, self._etag(href), limit) from exc
         if response.status_code in (404, 410):
             return None
         if response.status_code != 200:
@@ -537,6 +556,11 @@ class DavCollection:
             return None
 
     # ------------------------------------------------------------------ errors
+
+    def _read(self, response: httpx.Response, method: str) -> httpx.Response:
+        """A streamed answer that is no listing, read up to the connection's cap."""
+        limit = self.connection.limits.answer_bytes
+        return read_response(response, limit, f"{method} {self.path}")
 
     def _multistatus(self, response: httpx.Response) -> Multistatus:
         try:

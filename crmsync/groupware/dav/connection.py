@@ -11,7 +11,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
@@ -20,6 +21,7 @@ import httpx
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
 from crmsync.groupware.dav.auth import ChallengeAuth, offered_schemes
 from crmsync.groupware.http_headers import retry_after_seconds
+from crmsync.transport.bounded import read_response
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,26 @@ class RetryPolicy:
                 return min(after, self.max_retry_after)
         backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
         return backoff * (1 - self.jitter * random.random())
+
+
+@dataclass(frozen=True)
+class ResponseLimits:
+    """How much of a DAV server's answer crmsync reads before refusing it (untrusted input
+    is bounded before it is parsed).
+
+    ``item_bytes``: one vCard or iCalendar object (a GET, or its data in a multiget); a
+    card with a large photo or an event with an inline attachment stays below it.
+    ``listing_bytes``: a whole listing (a sync-collection or a Depth 1 PROPFIND of every
+    ETag), read as it arrives; at about 250 bytes an item, room for a million items.
+    ``listing_response_bytes``: one ``<response>`` of a listing (an href and an ETag).
+    ``answer_bytes``: any other answer (discovery PROPFINDs, a multiget of a batch, error
+    bodies); a multiget over it is read item by item instead.
+    """
+
+    item_bytes: int = 8 * 1024 * 1024
+    listing_bytes: int = 256 * 1024 * 1024
+    listing_response_bytes: int = 64 * 1024
+    answer_bytes: int = 32 * 1024 * 1024
 
 
 def canonical_path(href: str) -> str:
@@ -100,6 +122,7 @@ class DavConnection:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         read_only: bool = False,
+        limits: ResponseLimits | None = None,
         who: str = "",
         fix: str = "Check the service account's user name and password in the org settings.",
     ) -> None:
@@ -113,6 +136,7 @@ class DavConnection:
         self.who = who or f"the service account {username!r}"
         self.fix = fix
         self.retry = retry or RetryPolicy()
+        self.limits = limits or ResponseLimits()
         self.requests_made = 0
         # The schemes the server's last 401 offered (lower-case), for error messages.
         self.challenge: tuple[str, ...] = ()
@@ -148,15 +172,54 @@ class DavConnection:
         headers: Mapping[str, str] | None = None,
         xml: bool = False,
         read_timeout: float | None = None,
+        limit: int | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying transient failures; any other status is returned.
+        """Send one request, retrying transient failures; any other status is returned,
+        its body read up to ``limit`` bytes (``limits.answer_bytes`` by default).
 
         ``xml`` sets the XML content type PROPFIND/REPORT bodies need; ``read_timeout``
         replaces the connection's for an answer the server may take long to compose
         (the first listing of a big collection). Raises
         `ServerUnavailable` when every attempt timed out, failed to connect or got
-        5xx/429, and `AuthenticationFailed` on HTTP 401.
+        5xx/429, `ResponseTooLarge` (a `ServerUnavailable`) when the body passes ``limit``,
+        and `AuthenticationFailed` on HTTP 401.
         """
+        return self._send(
+            method, path, body, headers, xml, read_timeout, limit or self.limits.answer_bytes
+        )
+
+    @contextmanager
+    def streamed(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        xml: bool = False,
+        read_timeout: float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """As `request`, but the body is left unread for the caller to read as it arrives
+        (with `bounded_chunks`); the response is closed when the block ends."""
+        response = self._send(method, path, body, headers, xml, read_timeout, None)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: str | bytes | None,
+        headers: Mapping[str, str] | None,
+        xml: bool,
+        read_timeout: float | None,
+        limit: int | None,
+    ) -> httpx.Response:
+        """The response of the first attempt that got neither a transient failure nor a
+        401 (see `request`): its body read up to ``limit`` bytes, or unread (streamed)
+        when ``limit`` is ``None``."""
         if self.read_only and method.upper() not in _READ_METHODS:
             raise WouldWrite(f"{method} {path}", "Nothing to do: a preview writes nothing.")
         send_headers = dict(headers or {})
@@ -174,13 +237,18 @@ class DavConnection:
             self.requests_made += 1
             response: httpx.Response | None = None
             try:
-                response = self._client.request(
+                request = self._client.build_request(
                     method, url, content=content, headers=send_headers, timeout=timeout
                 )
+                response = self._client.send(request, stream=True)
+                if limit is not None and response.status_code not in _RETRY_STATUSES:
+                    response = read_response(response, limit, f"{method} {path} on {self.origin}")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
                 log.debug("%s %s -> %s", method, path, response.status_code)
+                if response.status_code == 401 or response.status_code in _RETRY_STATUSES:
+                    response.close()  # its body is never read
                 if response.status_code == 401:
                     self.challenge = offered_schemes(response)
                     raise SignInRefused(

@@ -7,7 +7,7 @@ Only what the backend uses: PROPFIND, sync-collection (RFC 6578), calendar-multi
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -30,6 +30,10 @@ _SYNC_TOKEN = f"{{{DAV}}}sync-token"
 
 class MultistatusError(ValueError):
     """The server's XML could not be read as a Multi-Status."""
+
+
+class ResponseLimitPassed(MultistatusError):
+    """One ``<response>`` (or what is around it) is larger than the reader holds."""
 
 
 def tag(namespace: str, name: str) -> str:
@@ -157,23 +161,28 @@ def parse_multistatus(content: bytes) -> Multistatus:
 
 
 def read_multistatus(
-    content: bytes, each: Callable[[Response], None], chunk: int = 1 << 16
+    chunks: Iterable[bytes], each: Callable[[Response], None], response_limit: int
 ) -> str | None:
-    """Read a 207 body ``<response>`` by ``<response>``: ``each`` gets every one as soon
-    as it is read, and its elements are dropped after; returns the sync-token, if any.
+    """Read a 207 body ``<response>`` by ``<response>`` as its ``chunks`` arrive: ``each``
+    gets every one as soon as it is read, and its elements are dropped after; returns the
+    sync-token, if any.
 
     For long listings (a sync-collection of every item): the whole tree of 50,000
     responses took several times the body's size at once. Raises `MultistatusError` as
-    `parse_multistatus` does (``each`` may have been called for the responses before the
-    error).
+    `parse_multistatus` does, and `ResponseLimitPassed` once more than ``response_limit``
+    bytes arrived without a ``<response>`` ending, so a huge one is never held (``each``
+    may have been called for the responses before either error).
     """
     parser = ET.XMLPullParser(events=("start", "end"))
     root: ET.Element | None = None
     depth = 0
     token: str | None = None
+    # Bytes fed since a <response> last ended (counted per chunk: what the parser holds).
+    unended = 0
     try:
-        for start in range(0, len(content), chunk):
-            parser.feed(content[start : start + chunk])
+        for chunk in chunks:
+            parser.feed(chunk)
+            unended += len(chunk)
             for event, element in parser.read_events():
                 if event == "start":
                     depth += 1
@@ -188,8 +197,14 @@ def read_multistatus(
                 if element.tag == _RESPONSE:
                     each(_response(element))
                     root.remove(element)
+                    unended = 0
                 elif element.tag == _SYNC_TOKEN:
                     token = (element.text or "").strip()
+            if unended > response_limit:
+                raise ResponseLimitPassed(
+                    f"more than {response_limit} bytes of the listing arrived without "
+                    "a <response> ending"
+                )
         parser.close()
     except ET.ParseError as exc:
         raise MultistatusError(f"the server sent unreadable XML: {exc}") from exc
