@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +59,7 @@ from crmsync.groupware.google.event_map import (
     read_event,
 )
 from crmsync.groupware.google.times import rfc3339, when_json
+from crmsync.groupware.recent_items import RecentItems
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class GoogleEvents:
         self.notify = notify_attendees
         self.cats = categories
         self.id_salt = id_salt
-        self._cache: OrderedDict[str, Series] = OrderedDict()
+        self._cache: RecentItems[Series] = RecentItems(self.CACHE_SIZE)
 
     def __repr__(self) -> str:
         return f"GoogleEvents({self.email!r})"
@@ -220,10 +220,7 @@ class GoogleEvents:
         return Seen(item_id, version, record, marker)
 
     def _remember(self, item_id: str, series: Series) -> None:
-        self._cache[item_id] = series
-        self._cache.move_to_end(item_id)
-        if len(self._cache) > self.CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache.remember(item_id, series)
 
     def fetch(self, item_id: str) -> Seen | None:
         series = self._read_series(item_id)

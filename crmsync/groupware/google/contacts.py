@@ -21,7 +21,6 @@ seen a cycle later.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +39,7 @@ from crmsync.groupware.google import markers
 from crmsync.groupware.google import people_api as people
 from crmsync.groupware.google.connection import Answer, GoogleConnection
 from crmsync.groupware.google.contact_map import contact_slots, person_body, read_contact
+from crmsync.groupware.recent_items import RecentItems
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class GoogleContacts:
         self.email = email
         self.group = group
         self.fields = fields
-        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache: RecentItems[dict[str, Any]] = RecentItems(self.CACHE_SIZE)
         self._markers: dict[str, str] = {}  # marker → resource name
         self._indexed: set[str] = set()  # resource names whose marker is known
         self._linked: set[str] = set()
@@ -144,10 +144,7 @@ class GoogleContacts:
 
     def _remember(self, person: dict[str, Any]) -> None:
         name = str(person["resourceName"])
-        self._cache[name] = person
-        self._cache.move_to_end(name)
-        if len(self._cache) > self.CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache.remember(name, person)
 
     def _live(self, name: str) -> dict[str, Any] | None:
         person = people.get_person(self.connection, self.email, name)

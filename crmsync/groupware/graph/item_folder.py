@@ -20,7 +20,6 @@ exdate removed in the CRM is refused.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -47,6 +46,7 @@ from crmsync.groupware.graph.connection import (
     error_message,
 )
 from crmsync.groupware.graph.recurrence import Unsupported
+from crmsync.groupware.recent_items import RecentItems
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class GraphItems:
         self.connection = connection
         self.email = email
         self.user = f"/users/{quote(email, safe='@')}"
-        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._cache: RecentItems[dict[str, Any]] = RecentItems(self.CACHE_SIZE)
 
     # ------------------------------------------------------------ to be provided
     collection = ""
@@ -196,10 +196,7 @@ class GraphItems:
         return Seen(item_id, version, record, marker)
 
     def _remember(self, item_id: str, json: dict[str, Any]) -> None:
-        self._cache[item_id] = json
-        self._cache.move_to_end(item_id)
-        if len(self._cache) > self.CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache.remember(item_id, json)
 
     def fetch(self, item_id: str) -> Seen | None:
         found = self._download([item_id])
