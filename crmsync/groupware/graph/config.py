@@ -35,6 +35,9 @@ class GraphConfig:
     # calendarView delta needs a window (v1.0 has no unbounded events delta).
     window_days_past: int = 365
     window_days_future: int = 730
+    # Untrusted input is bounded before it is parsed: a delta page or a batch of 20 items
+    # (plain-text bodies, no attachments) stays far below this.
+    max_response_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.client_secret and not (self.certificate_pem and self.certificate_thumbprint):

@@ -3,7 +3,8 @@
 Every request carries a bearer token from `GraphTokens`; a 401 drops that token and tries
 once more with a fresh one, then raises `AuthenticationFailed`. 429/5xx are retried after
 ``Retry-After`` (or a back-off) through the tenant's shared `TenantLimiter`; once the
-attempts are spent the caller gets `ServerUnavailable`. Other responses are returned.
+attempts are spent the caller gets `ServerUnavailable`. Other responses are returned, their
+bodies read up to the config's ``max_response_bytes`` (`ResponseTooLarge` beyond, unparsed).
 JSON batching: https://learn.microsoft.com/graph/json-batching (at most 20 requests).
 """
 
@@ -21,6 +22,7 @@ from crmsync.groupware.graph.config import GraphConfig
 from crmsync.groupware.graph.tokens import GraphTokens, token_fix
 from crmsync.groupware.http_headers import retry_after_seconds
 from crmsync.groupware.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
+from crmsync.transport.bounded import read_response
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +108,12 @@ class GraphConnection:
             send = {"Authorization": f"Bearer {token}", **(headers or {})}
             self.requests_made += 1
             try:
-                response = self.client.request(
+                request = self.client.build_request(
                     method, self.url(path), json=json, params=params, headers=send
                 )
+                what = f"{method} {_shown(path)} on Microsoft Graph"
+                sent = self.client.send(request, stream=True)
+                response = read_response(sent, self.config.max_response_bytes, what)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 response = None

@@ -82,6 +82,8 @@ class FakeGraph:
         self.ids = itertools.count(1)
         self.throttles: list[tuple[int, str]] = []
         self.refuse_all_tokens = False  # e.g. the app's consent was revoked
+        # Extra bytes (whitespace, which JSON allows) on every delta page: an oversized page.
+        self.page_padding = 0
 
     # ---------------------------------------------------------------- test controls
 
@@ -109,7 +111,12 @@ class FakeGraph:
                 status, headers, body = self._login(request)
             else:
                 status, headers, body = self._graph_top(request)
-        return httpx.Response(status, headers=headers, json=body)
+        response = httpx.Response(status, headers=headers, json=body)
+        if self.page_padding and request.url.path.endswith("/delta"):
+            padded = response.content + b" " * self.page_padding
+            json_type = {"Content-Type": "application/json"}
+            return httpx.Response(status, headers=json_type, content=padded)
+        return response
 
     # https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
     # (token request and error response) and OpenID Connect discovery on the v2.0 endpoint.

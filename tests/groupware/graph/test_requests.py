@@ -17,6 +17,7 @@ from crmsync.domain.sync import AuthenticationFailed, RejectedWrite, ServerUnava
 from crmsync.groupware.graph import WouldNotifyAttendees
 from crmsync.groupware.graph import properties as props
 from crmsync.groupware.graph.connection import BatchItem
+from crmsync.transport.bounded import ResponseTooLarge
 from tests.groupware.contract import sample_contact, sample_event
 from tests.groupware.graph.fake_graph import FakeGraph
 from tests.groupware.graph.harness import GraphHarness
@@ -179,3 +180,15 @@ def test_reads_ask_for_utc_and_writes_send_the_event_zone(harness: GraphHarness)
     post = harness.fake.graph_requests()[-1]
     assert _body(post)["start"] == {"dateTime": "2026-03-02T16:00:00", "timeZone": "Europe/Paris"}
     assert 'outlook.timezone="UTC"' in post.headers["Prefer"]
+
+
+def test_a_delta_page_past_the_cap_is_refused_before_it_is_parsed(harness: GraphHarness) -> None:
+    fake = harness.fake
+    assert fake is not None
+    harness.contacts.create(sample_contact(), "m1")
+    fake.page_padding = 1000  # within the cap: whitespace JSON allows
+    assert len(harness.contacts.changes(None, {}).items) == 1
+    cap = harness.config.max_response_bytes
+    fake.page_padding = cap
+    with pytest.raises(ResponseTooLarge, match=f"delta on Microsoft Graph: .*{cap}-byte cap"):
+        harness.contacts.changes(None, {})
