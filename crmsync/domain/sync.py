@@ -67,6 +67,16 @@ class Seen:
         """Not a live item by a rule of its side: as good as deleted, never an error."""
         return self.record is None and self.problem is None
 
+    @classmethod
+    def malformed(cls, item_id: str, version: str, message: str, suggestion: str) -> Seen:
+        """An item its side could not read: an error-report row, never a raised error."""
+        return cls(
+            item_id,
+            version,
+            None,
+            problem=ItemProblem(ErrorType.MALFORMED_ITEM, message, suggestion),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Changes:

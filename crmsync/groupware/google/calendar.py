@@ -35,8 +35,6 @@ from typing import Any
 from crmsync.domain.records import Event, Occurrence, Record
 from crmsync.domain.sync import (
     Changes,
-    ErrorType,
-    ItemProblem,
     RejectedWrite,
     Seen,
     VersionConflict,
@@ -207,15 +205,11 @@ class GoogleEvents:
         try:
             record, marker = read_event(master, exceptions, self.cats)
         except (MalformedEvent, KeyError, TypeError) as exc:
-            return Seen(
+            return Seen.malformed(
                 item_id,
                 version,
-                None,
-                problem=ItemProblem(
-                    ErrorType.MALFORMED_ITEM,
-                    f"the event cannot be read: {exc}",
-                    "Open the event in Google Calendar and correct it; it syncs once it changes.",
-                ),
+                f"the event cannot be read: {exc}",
+                "Open the event in Google Calendar and correct it; it syncs once it changes.",
             )
         return Seen(item_id, version, record, marker)
 

@@ -28,8 +28,6 @@ from crmsync.domain.contact_fields import ContactFieldMap
 from crmsync.domain.records import Contact, Record
 from crmsync.domain.sync import (
     Changes,
-    ErrorType,
-    ItemProblem,
     RejectedWrite,
     Seen,
     VersionConflict,
@@ -130,15 +128,11 @@ class GoogleContacts:
         try:
             record, marker = read_contact(person, self.fields)
         except (ValueError, KeyError, TypeError) as exc:
-            return Seen(
+            return Seen.malformed(
                 name,
                 version,
-                None,
-                problem=ItemProblem(
-                    ErrorType.MALFORMED_ITEM,
-                    f"the contact cannot be read: {exc}",
-                    "Open the contact in Google Contacts and correct it; it syncs once it changes.",
-                ),
+                f"the contact cannot be read: {exc}",
+                "Open the contact in Google Contacts and correct it; it syncs once it changes.",
             )
         return Seen(name, version, record, marker)
 

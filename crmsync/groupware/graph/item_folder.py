@@ -29,8 +29,6 @@ import httpx
 from crmsync.domain.records import Record
 from crmsync.domain.sync import (
     Changes,
-    ErrorType,
-    ItemProblem,
     RejectedWrite,
     Seen,
     ServerUnavailable,
@@ -183,15 +181,11 @@ class GraphItems:
         try:
             record, marker = self._read(json, extra)
         except (ValueError, KeyError, TypeError) as exc:
-            return Seen(
+            return Seen.malformed(
                 item_id,
                 version,
-                None,
-                problem=ItemProblem(
-                    ErrorType.MALFORMED_ITEM,
-                    f"the item cannot be read: {exc}",
-                    "Open the item in Outlook and correct it; it syncs once it changes.",
-                ),
+                f"the item cannot be read: {exc}",
+                "Open the item in Outlook and correct it; it syncs once it changes.",
             )
         return Seen(item_id, version, record, marker)
 
