@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,6 +31,7 @@ from crmsync.groupware.google import (
 )
 from crmsync.groupware.google.contact_map import contact_slots, person_body
 from crmsync.groupware.google.event_map import event_body, event_slots
+from tests.groupware.fake_clock import FakeClock
 from tests.groupware.google.fake_google import CALENDAR, PEOPLE, FakeGoogle, service_account_key
 
 REP = "rep@example.com"
@@ -40,21 +40,6 @@ LIVE_VARS = ("CRMSYNC_GOOGLE_KEY_FILE", "CRMSYNC_GOOGLE_REP_EMAIL")
 
 def live() -> bool:
     return all(os.environ.get(v) for v in LIVE_VARS)
-
-
-@dataclass
-class FakeClock:
-    """The injected clock: ``sleep`` records the wait and moves time on, never blocks."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 class GoogleHarness:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
-from dataclasses import dataclass, field
 
 import httpx
 
@@ -22,6 +21,7 @@ from crmsync.groupware.graph import GraphConfig, GraphConnection, RetryPolicy, T
 from crmsync.groupware.graph.connection import READ_PREFER
 from crmsync.groupware.graph.item_folder import GraphItems
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
+from tests.groupware.fake_clock import FakeClock
 from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 
 REP = "rep@example.com"
@@ -34,21 +34,6 @@ LIVE_VARS = (
     "CRMSYNC_GRAPH_CLIENT_SECRET",
     "CRMSYNC_GRAPH_REP",
 )
-
-
-@dataclass
-class FakeClock:
-    """The injected clock: ``sleep`` records the wait and moves time on, never blocks."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def live() -> bool:
