@@ -243,12 +243,14 @@ def child_crmsync(args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def request_walls() -> Iterator[dict[str, float]]:
-    """Wall seconds spent in ``DavConnection.request`` per HTTP method while the block runs
-    (a bench-only patch): PROPFIND is discovery, REPORT the collections' sync-collection."""
+    """Wall seconds spent in ``DavConnection.request`` and in ``DavConnection.streamed``
+    blocks (a listing read as it arrives) per HTTP method while the block runs (a
+    bench-only patch): PROPFIND is discovery, REPORT the collections' sync-collection."""
     from crmsync.groupware.dav.connection import DavConnection
 
     walls: dict[str, float] = {}
     original = DavConnection.request
+    original_streamed = DavConnection.streamed
 
     def timed(self: DavConnection, method: str, *rest: Any, **options: Any) -> Any:
         start = time.perf_counter()
@@ -257,11 +259,22 @@ def request_walls() -> Iterator[dict[str, float]]:
         finally:
             walls[method] = walls.get(method, 0.0) + time.perf_counter() - start
 
+    @contextlib.contextmanager
+    def timed_streamed(self: DavConnection, method: str, *rest: Any, **options: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            with original_streamed(self, method, *rest, **options) as response:
+                yield response
+        finally:
+            walls[method] = walls.get(method, 0.0) + time.perf_counter() - start
+
     DavConnection.request = timed  # type: ignore[method-assign]
+    DavConnection.streamed = timed_streamed  # type: ignore[method-assign]
     try:
         yield walls
     finally:
         DavConnection.request = original  # type: ignore[method-assign]
+        DavConnection.streamed = original_streamed  # type: ignore[method-assign]
 
 
 def child_raw(args: argparse.Namespace) -> None:
