@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from crmsync.crm.salesforce.config import AuthFlow, SalesforceConfig
-from crmsync.crm.salesforce.errors import TokenRefused, UnexpectedAnswer
+from crmsync.crm.salesforce.errors import TokenRefused
 from crmsync.domain.sync import ServerUnavailable
+from crmsync.transport.bounded import read_response
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # The assertion only has to outlive its own token request.
@@ -111,15 +112,17 @@ class TokenSource:
     def _mint(self) -> AccessToken:
         url = f"{self.config.base_url}/services/oauth2/token"
         try:
-            response = self.client.post(url, data=self._form(), timeout=self.config.timeout)
+            request = self.client.build_request(
+                "POST", url, data=self._form(), timeout=self.config.timeout
+            )
+            sent = self.client.send(request, stream=True)
+            response = read_response(sent, MAX_TOKEN_RESPONSE, "the Salesforce token endpoint")
         except httpx.HTTPError as exc:
             raise ServerUnavailable(
                 f"the Salesforce token endpoint could not be reached: {type(exc).__name__}",
                 "Check the My Domain URL and the network path to Salesforce.",
             ) from exc
         self.tokens_minted += 1
-        if len(response.content) > MAX_TOKEN_RESPONSE:
-            raise UnexpectedAnswer("the Salesforce token response is too large", "")
         try:
             body = response.json()
         except ValueError:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from crmsync.crm.salesforce import AuthFlow, SalesforceConfig, SalesforceConnection
 from crmsync.crm.salesforce import sobject_collections as collections
+from crmsync.crm.salesforce.auth import MAX_TOKEN_RESPONSE, TokenSource
 from crmsync.crm.salesforce.errors import (
     DuplicateValue,
     FieldRejected,
@@ -236,3 +238,24 @@ def test_a_quoted_literal_cannot_escape_its_string(org: OrgHarness) -> None:
     assert list(query(org.crm.conn, f"SELECT Id FROM Contact WHERE LastName = {sneaky}")) == []
     exact = quote(name)
     assert len(list(query(org.crm.conn, f"SELECT Id FROM Contact WHERE LastName = {exact}"))) == 1
+
+
+def test_a_token_answer_past_its_cap_is_refused_unread() -> None:
+    sent: list[httpx.Request] = []
+
+    def endpoint(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"access_token": "x" * MAX_TOKEN_RESPONSE})
+
+    config = SalesforceConfig(
+        instance_url="https://org.my.salesforce.test",
+        client_id="app",
+        flow=AuthFlow.CLIENT_CREDENTIALS,
+        client_secret="secret",
+    )
+    with (
+        httpx.Client(transport=httpx.MockTransport(endpoint)) as client,
+        pytest.raises(ResponseTooLarge, match="the Salesforce token endpoint"),
+    ):
+        TokenSource(config, client).token()
+    assert len(sent) == 1
