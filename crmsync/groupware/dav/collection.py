@@ -298,16 +298,22 @@ class DavCollection:
             except MultistatusError:
                 seen.extend(self._download_one_by_one(batch))
                 continue
+            # The listing's own href and ETag strings go into the items, not the multiget's
+            # equal copies: a first listing held both for every item (10 MB at 50,000).
+            listed = {href: href for href in batch}
             for r in status.responses:
                 text = r.text(self.format.data_property)
                 etag = r.text(_GETETAG)
-                if r.href not in wanted or text is None or not etag:
+                href = listed.get(r.href)
+                if href is None or text is None or not etag:
                     continue
+                if etag == wanted[href]:
+                    etag = wanted[href]
                 if len(text) > self.connection.limits.item_bytes:
                     limit = self.connection.limits.item_bytes
-                    seen.append(_malformed(r.href, etag, OversizedItem(r.href, etag, limit)))
+                    seen.append(_malformed(href, etag, OversizedItem(href, etag, limit)))
                     continue
-                item = self._seen(r.href, etag, text)
+                item = self._seen(href, etag, text)
                 if item is not None:
                     seen.append(item)
         return tuple(seen)
