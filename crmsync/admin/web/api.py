@@ -94,9 +94,7 @@ def save_setup(service: SyncService, body: SetupIn) -> None:
     values["additional_domains"] = tuple(d.strip() for d in body.additional_domains if d.strip())
     settings = OrgSettings(**values)
     password = body.password or service.store.get_secret(SERVICE_PASSWORD)
-    problems = org_settings_problems(
-        settings, password_known=bool(password), password=password
-    )
+    problems = org_settings_problems(settings, password_known=bool(password), password=password)
     if problems:
         raise invalid(problems)
     # Checked above: the rules need one, except with per-rep sign-in (each rep's own).
