@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from crmsync.admin.validation import credentials_in_url_problem
 from crmsync.domain.crm_settings import CrmSettings, SalesforceFlow
 
 # The hosts a plain-http My Domain URL may name: this machine only (a test fake, or a
@@ -35,7 +36,7 @@ def my_domain_url_problem(url: str) -> str | None:
         return "must name a host, e.g. https://acme.my.salesforce.com"
     if parts.path.strip("/") or parts.query:
         return "is the org's address only, without a path, e.g. https://acme.my.salesforce.com"
-    return None
+    return credentials_in_url_problem(url)
 
 
 def crm_settings_problems(

@@ -116,7 +116,19 @@ def url_problem(url: str) -> str | None:
         return "must start with http:// or https://"
     if not parts.hostname:
         return "must name a host, e.g. https://dav.example.com/"
-    return None
+    return credentials_in_url_problem(url)
+
+
+def credentials_in_url_problem(url: str) -> str | None:
+    """Refuse ``user:password@`` in a URL: a URL is shown on pages, printed and exported
+    to configuration files, while a password belongs in its own, encrypted field."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    return (
+        "must not hold a user name or password (user:password@...): enter them in their "
+        "own fields, where they are stored encrypted and never shown"
+    )
 
 
 # (setting, lowest, highest or None): the same bounds the API's schema declares.

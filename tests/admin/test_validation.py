@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from crmsync.admin import cli
 from crmsync.admin.cli import app
+from crmsync.admin.crm_validation import crm_settings_problems
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
+from crmsync.domain.crm_settings import CrmKind, CrmSettings, SalesforceFlow
 from crmsync.domain.settings import ConnectionMethod, OrgSettings, SyncConfig
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -95,6 +97,30 @@ def test_a_google_key_is_checked_and_never_quoted() -> None:
     assert name == "password" and "not JSON" in problem
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://svc:hunter22@dav.example.com/",
+        "https://svc@dav.example.com/",
+        "https://:hunter22@dav.example.com/",
+    ],
+)
+def test_a_server_url_holding_a_sign_in_is_refused_without_quoting_it(url: str) -> None:
+    dav = OrgSettings(server_url=url, service_account="svc")
+    ((name, problem),) = org_settings_problems(dav, password_known=True)
+    assert name == "server_url" and "user name or password" in problem
+    assert "hunter22" not in problem
+    salesforce = CrmSettings(
+        kind=CrmKind.SALESFORCE,
+        my_domain_url=url.replace("dav.example.com/", "acme.my.salesforce.com"),
+        client_id="3MVG9",
+        username="crmsync@acme.com",
+        flow=SalesforceFlow.JWT_BEARER,
+    )
+    problems = dict(crm_settings_problems(salesforce, secret=None, secret_stored=True))
+    assert "user name or password" in problems["my_domain_url"]
+
+
 def test_setup_commands_refuse_what_the_api_refuses(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +143,11 @@ def test_setup_commands_refuse_what_the_api_refuses(
         ],
     )
     assert path.exit_code == 1 and "{email}, {local}, {user}" in path.output
+    signed_in = runner.invoke(
+        app, ["setup", "dav", "https://svc:hunter22@dav.example.com", "--service-account", "svc"]
+    )
+    assert signed_in.exit_code == 1 and "user name or password" in signed_in.output
+    assert "hunter22" not in signed_in.output
     ok = runner.invoke(app, ["setup", "dav", "https://dav.example.com", "--service-account", "svc"])
     assert ok.exit_code == 0, ok.output
 
