@@ -258,6 +258,9 @@ def _read(card: cl.Component) -> Contact:
         # A list of other contacts (vCard 4.0 KIND:group, Apple's X-ADDRESSBOOKSERVER-KIND).
         source = "KIND" if card.first("KIND") is not None else "X-ADDRESSBOOKSERVER-KIND"
         raise NotSynced(f"a group card ({source}:group) lists other contacts; it is no contact")
+    if kind == "location":
+        # RFC 6350 6.1.4: a place (a meeting room, a site), not a person or company.
+        raise NotSynced("a location card (KIND:location) names a place; it is no contact")
     sel = _select(card)
     n = _components(sel["N"], 5)
     first, last = n[1], n[0]

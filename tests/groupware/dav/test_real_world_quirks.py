@@ -121,9 +121,12 @@ def test_a_persons_name_from_the_crm_makes_a_company_card_a_persons() -> None:
     [
         ("contacts/vcard40_kind_group.vcf", "KIND:group"),
         ("contacts/apple_group_addressbookserver_kind.vcf", "X-ADDRESSBOOKSERVER-KIND:group"),
+        ("contacts/vcard40_kind_location_meeting_room.vcf", "KIND:location"),
     ],
 )
-def test_a_group_card_is_left_out_by_a_rule_not_an_error(name: str, marker: str) -> None:
+def test_a_group_or_location_card_is_left_out_by_a_rule_not_an_error(
+    name: str, marker: str
+) -> None:
     with pytest.raises(NotSynced, match=marker):
         parse_vcard(fixture_text(name))
     seen = _serving({"group.vcf": fixture_bytes(name)}).fetch(BOOK + "group.vcf")
