@@ -114,6 +114,33 @@ class Contact:
         names = " ".join(p for p in (first, last) if p)
         return names or self.account_name or self.email
 
+    @property
+    def is_company(self) -> bool:
+        """Whether this contact stands for a company, not a person: the company is its last
+        name (the CRM needs one) and it has no other part of a person's name. A mail
+        server's item for it carries the company and no person's name (see
+        `named_after_company`)."""
+        return (
+            bool(self.last_name)
+            and self.last_name == self.account_name
+            and not (self.first_name or self.salutation or self.is_person_account)
+        )
+
+    @property
+    def person_last_name(self) -> str:
+        """The last name to write as a person's on a mail server: none for a company."""
+        return "" if self.is_company else self.last_name
+
+
+def named_after_company(contact: Contact) -> Contact:
+    """A contact read from a mail server with a company and no person's name (Outlook's and
+    Google's company contacts) takes the company as its last name, which the CRM needs;
+    `Contact.person_last_name` keeps it from being written back as a person's name."""
+    person = contact.first_name or contact.last_name or contact.salutation
+    if person or contact.is_person_account or not contact.account_name:
+        return contact
+    return dataclasses.replace(contact, last_name=contact.account_name)
+
 
 def _east_asian(text: str) -> bool:
     """Whether every letter of ``text`` is Han, kana or Hangul."""

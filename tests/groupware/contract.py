@@ -190,6 +190,24 @@ class ItemSideContract:
         side.delete(written.id, updated.version)
         assert side.fetch(written.id) is None
 
+    def test_company_contact_round_trip(self, harness: ContractHarness) -> None:
+        # A company (no person's name) is held in the CRM with the company as its last
+        # name; on the mail server it is a company contact, and reads back the same.
+        side = harness.contacts
+        company = Contact(
+            last_name="Umbrella Corp", account_name="Umbrella Corp", email="info@umbrella.test"
+        )
+        written = side.create(company, "003C")
+        fetched = side.fetch(written.id)
+        assert written.record == company and fetched is not None and fetched.record == company
+        person = dataclasses.replace(company, first_name="Tina", last_name="Toys")
+        updated = side.update(written.id, fetched.version, person)
+        fetched = side.fetch(written.id)
+        assert updated.record == person and fetched is not None and fetched.record == person
+        side.update(written.id, fetched.version, company)
+        fetched = side.fetch(written.id)
+        assert fetched is not None and fetched.record == company
+
     @pytest.mark.parametrize(
         "event",
         [sample_event(), weekly_series(), all_day_event(), new_york_event(), flight()],

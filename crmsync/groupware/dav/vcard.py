@@ -242,16 +242,6 @@ def _is_company_card(card: cl.Component) -> bool:
     )
 
 
-def _is_company_record(contact: Contact) -> bool:
-    """A CRM contact standing for a company: the company is its last name, and it has no
-    other part of a person's name (see `_read`)."""
-    return (
-        bool(contact.last_name)
-        and contact.last_name == contact.account_name
-        and not (contact.first_name or contact.salutation or contact.is_person_account)
-    )
-
-
 def _read(card: cl.Component) -> Contact:
     kind = _kind(card)
     if kind == "group":
@@ -372,7 +362,7 @@ def _apply(card: cl.Component, old: Contact, new: Contact) -> None:
     if _is_company_card(card):
         # The company's name lives in ORG and FN; the CRM's last name only repeats it,
         # so N is never written from it. A person's name from the CRM makes it a person.
-        renamed = not _is_company_record(new)
+        renamed = not new.is_company
         if renamed:
             for prop in card.all("KIND") + card.all("X-ABSHOWAS"):
                 if prop.value.strip().upper() in ("ORG", "COMPANY"):
@@ -488,7 +478,7 @@ def render_new_vcard(contact: Contact, marker: str, uid: str) -> str:
     card.add(cl.Property("VERSION", "3.0"))
     card.add(cl.Property("UID", cl.escape_text(uid)))
     card.add(cl.Property("N", ";;;;"))  # vCard 3.0 requires N, empty for a company
-    if _is_company_record(contact):
+    if contact.is_company:
         # Apple's mark of a company card in vCard 3.0 (4.0 has KIND:org).
         card.add(cl.Property("X-ABSHOWAS", "COMPANY"))
     _apply(card, Contact(), contact)

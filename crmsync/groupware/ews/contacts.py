@@ -3,9 +3,11 @@
 Mapped: given name, surname, salutation (PidTagDisplayNamePrefix), job title, department,
 company, EmailAddress1, the Business/Mobile/Home/OtherTelephone/BusinessFax phones, the
 Business (mailing) and Home (other) addresses, birthday, the text body (description) and
-the person-account flag. Everything else on the item (EmailAddress2/3, other phones and
-addresses, photo, ...) is left alone: `changed_fields` names only the exchangelib fields
-whose mapped value differs, and indexed lists are rewritten with their unmapped entries.
+the person-account flag. A company contact (a company and no person's name) reads with
+the company as its last name, never written as the surname. Everything else on the item
+(EmailAddress2/3, other phones and addresses, photo, ...) is left alone: `changed_fields`
+names only the exchangelib fields whose mapped value differs, and indexed lists are
+rewritten with their unmapped entries.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact
+from crmsync.domain.records import Address, Contact, named_after_company
 from crmsync.groupware.ews.properties import PERSON_ACCOUNT_FIELD, SALUTATION_FIELD
 from crmsync.groupware.ews.text import body_text
 
@@ -79,7 +81,12 @@ def to_contact(item: EwsContact, fields: ContactFieldMap) -> Contact:
     values["birthdate"] = dt.date(birthday.year, birthday.month, birthday.day) if birthday else None
     values["description"] = body_text(item.body)
     values["is_person_account"] = bool(getattr(item, PERSON_ACCOUNT_FIELD))
-    return fields.blank_unsynced(Contact(**values))
+    return fields.blank_unsynced(named_after_company(Contact(**values)))
+
+
+def _simple(contact: Contact, name: str) -> Any:
+    """The value of a `SIMPLE` field as written: a company contact has no surname."""
+    return contact.person_last_name if name == "last_name" else getattr(contact, name)
 
 
 def _merged(entries: Any, label: str, value: Any) -> list[Any]:
@@ -100,8 +107,8 @@ def apply_contact(
         return name in fields.synced and (old is None or getattr(old, name) != getattr(new, name))
 
     for name, attr in SIMPLE.items():
-        if differs(name):
-            setattr(item, attr, getattr(new, name) or None)
+        if name in fields.synced and (old is None or _simple(old, name) != _simple(new, name)):
+            setattr(item, attr, _simple(new, name) or None)
             changed.append(attr)
     if differs("email"):
         value = EmailAddress(label=EMAIL_LABEL, email=new.email) if new.email else None

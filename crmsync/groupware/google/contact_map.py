@@ -6,7 +6,8 @@ honorificPrefix) · account_name, title, department: ``organizations[0]`` · ema
 phone number of type work, mobile, home, workFax, other · mailing_address,
 other_address: the first address of type work, other · birthdate: ``birthdays[0]`` (a
 birthday without a year is no date and reads as none) · description: ``biographies[0]``
-· is_person_account: crmsync's clientData.
+· is_person_account: crmsync's clientData. A company contact (an organisation and no
+person's name) reads with the company as its last name, never written as familyName.
 
 ``updateContact`` replaces every field it names, whole: an update sends each changed
 field's complete list with crmsync's entries changed in place and the rest (a second
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact
+from crmsync.domain.records import Address, Contact, named_after_company
 from crmsync.groupware.google import markers
 
 _NAMES = {"first_name": "givenName", "last_name": "familyName", "salutation": "honorificPrefix"}
@@ -98,13 +99,14 @@ def read_contact(person: Mapping[str, Any], fields: ContactFieldMap) -> tuple[Co
     values["birthdate"] = _birthdate(person)
     values["description"] = _text(_first(person, "biographies").get("value"))
     values["is_person_account"] = data.get(markers.PERSON_ACCOUNT) == "true"
-    contact = fields.blank_unsynced(Contact(**values))
+    contact = fields.blank_unsynced(named_after_company(Contact(**values)))
     return contact, data.get(markers.MARKER) or None
 
 
 def contact_slots(contact: Contact, fields: ContactFieldMap) -> dict[str, Any]:
     """The mapped content of ``contact``: synced field → value."""
-    return {name: getattr(contact, name) for name in fields.synced}
+    person = {"last_name": contact.person_last_name}
+    return {name: person.get(name, getattr(contact, name)) for name in fields.synced}
 
 
 def _set_typed(

@@ -10,7 +10,8 @@ department department · account_name companyName · email emailAddresses[0] · 
 businessPhones[0] · mobile_phone mobilePhone · home_phone homePhones[0] · fax and
 other_phone: Outlook's MAPI properties · mailing_address businessAddress ·
 other_address homeAddress · birthdate birthday · description personalNotes ·
-is_person_account: a crmsync extended property.
+is_person_account: a crmsync extended property. A company contact (a company and no
+person's name) reads with the company as its last name, which is never written as surname.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact
+from crmsync.domain.records import Address, Contact, named_after_company
 from crmsync.groupware.graph import properties as props
 
 _TEXT = {
@@ -82,7 +83,7 @@ def read_contact(json: Mapping[str, Any], fields: ContactFieldMap) -> tuple[Cont
     birthday = _text(json.get("birthday"))
     values["birthdate"] = dt.date.fromisoformat(birthday[:10]) if birthday else None
     values["is_person_account"] = props.value(ext, props.PERSON_ACCOUNT) == "true"
-    contact = fields.blank_unsynced(Contact(**values))
+    contact = fields.blank_unsynced(named_after_company(Contact(**values)))
     return contact, props.value(ext, props.MARKER) or None
 
 
@@ -90,7 +91,7 @@ def contact_slots(contact: Contact, fields: ContactFieldMap) -> dict[str, Any]:
     """The mapped content of ``contact`` as slot → JSON value (synced fields only)."""
     slots: dict[str, Any] = {}
     for name in fields.synced:
-        value = getattr(contact, name)
+        value = contact.person_last_name if name == "last_name" else getattr(contact, name)
         if name in _TEXT:
             slots[_TEXT[name]] = value or None
         elif name in _FIRST_OF:

@@ -11,8 +11,8 @@ from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import PhysicalAddress
 
 from crmsync.domain.contact_fields import IDENTITY_MAP
-from crmsync.domain.records import Attendee, AttendeeStatus, EventTiming
-from crmsync.groupware.ews.contacts import to_contact
+from crmsync.domain.records import Attendee, AttendeeStatus, Contact, EventTiming
+from crmsync.groupware.ews.contacts import apply_contact, to_contact
 from crmsync.groupware.ews.events import RESPONSES, _attendees, ews_zone, set_timing, timing_of
 from crmsync.groupware.ews.properties import register
 
@@ -28,6 +28,25 @@ def test_outlook_street_lines_reach_the_crm_with_lf_line_breaks() -> None:
     )
     contact = to_contact(item, IDENTITY_MAP)
     assert contact.mailing_address.street == "Hafenstraße 12\nGebäude B"
+
+
+def test_outlook_company_only_contact_has_the_company_as_its_last_name_never_its_surname() -> None:
+    # Outlook files a company's contact under the company, with no given name or surname.
+    item = EwsContact(company_name="Umbrella Corp", file_as="Umbrella Corp")
+    contact = to_contact(item, IDENTITY_MAP)
+    assert (contact.first_name, contact.last_name) == ("", "Umbrella Corp")
+    assert contact.is_company
+    renamed = Contact(last_name="Umbrella Inc", account_name="Umbrella Inc")
+    changed = apply_contact(item, contact, renamed, IDENTITY_MAP)
+    assert "company_name" in changed and "surname" not in changed
+    assert (item.surname, item.company_name) == (None, "Umbrella Inc")
+    fresh = EwsContact()
+    apply_contact(fresh, None, renamed, IDENTITY_MAP)
+    assert (fresh.surname, fresh.company_name) == (None, "Umbrella Inc")
+    # A person's name given in the CRM is written as one.
+    person = Contact(first_name="Tina", last_name="Umbrella Inc", account_name="Umbrella Inc")
+    apply_contact(item, renamed, person, IDENTITY_MAP)
+    assert (item.given_name, item.surname) == ("Tina", "Umbrella Inc")
 
 
 def test_a_delegated_attendee_goes_to_exchange_as_unknown_and_reads_as_needs_action() -> None:

@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from crmsync.domain.records import Attendee, AttendeeStatus, ShowAs
+from crmsync.domain.contact_fields import IDENTITY_MAP
+from crmsync.domain.records import Attendee, AttendeeStatus, Contact, ShowAs
 from crmsync.groupware.google import NotOrganizer
+from crmsync.groupware.google.contact_map import contact_slots, read_contact
 from crmsync.groupware.google.event_ids import event_id
 from tests.groupware.contract import sample_contact, sample_event
 from tests.groupware.google.fake_google import FakeGoogle
@@ -174,6 +176,19 @@ def test_contact_values_crmsync_does_not_map_are_kept() -> None:
     )
     assert [e["value"] for e in person["emailAddresses"]] == ["new@example.com", "ada@home.example"]
     h.close()
+
+
+def test_google_company_only_contact_has_the_company_as_its_last_name_never_its_family_name() -> (
+    None
+):
+    # Google Contacts saves a company with an organisation and no name entry at all.
+    person = {"resourceName": "people/c1", "organizations": [{"name": "Umbrella Corp"}]}
+    contact, _ = read_contact(person, IDENTITY_MAP)
+    assert (contact.first_name, contact.last_name) == ("", "Umbrella Corp")
+    slots = contact_slots(contact, IDENTITY_MAP)
+    assert slots["last_name"] == "" and slots["account_name"] == "Umbrella Corp"
+    named = Contact(first_name="Tina", last_name="Toys", account_name="Umbrella Corp")
+    assert contact_slots(named, IDENTITY_MAP)["last_name"] == "Toys"
 
 
 def test_writes_for_one_rep_go_one_at_a_time() -> None:
