@@ -193,7 +193,7 @@ class EwsFolder:
     def _seen(self, item: Any) -> Seen:
         marker = getattr(item, MARKER_FIELD, None)
         try:
-            record = self._record(item)
+            record, note = self._record(item)
         except Exception as exc:  # any unmappable item is reported, never raised
             return Seen(
                 item.id,
@@ -206,21 +206,20 @@ class EwsFolder:
                     "Open the item in Outlook, correct it and save it again.",
                 ),
             )
-        return Seen(item.id, item.changekey, record, marker)
+        return Seen(item.id, item.changekey, record, marker, note=note)
 
-    def _record(self, item: Any) -> Record:
+    def _record(self, item: Any) -> tuple[Record, str]:
+        """The item's record, and what was changed to read it (for the audit trail)."""
         if not self.is_calendar:
             if not isinstance(item, EwsContact):
                 raise ValueError(f"a {type(item).__name__} is not a contact")
-            return to_contact(item, self.contact_fields)
+            return to_contact(item, self.contact_fields), ""
         if not isinstance(item, CalendarItem):
             raise ValueError(f"a {type(item).__name__} is not a calendar item")
         event, note = to_event(item)
-        if note:
-            log.warning("%r, item %s: %s", self, item.id, note)
         if event.recurrence is not None:
             event = dataclasses.replace(event, recurrence=self._exceptions(item, event))
-        return event
+        return event, note or ""
 
     def _exceptions(self, master: CalendarItem, event: Event) -> Recurrence:
         assert event.recurrence is not None

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from exchangelib import CalendarItem
+from exchangelib import CalendarItem, EWSDateTime, EWSTimeZone
 from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import PhysicalAddress
+from exchangelib.recurrence import DailyRegeneration
+from exchangelib.recurrence import Recurrence as ExchangeRecurrence
 
 from crmsync.domain.contact_fields import IDENTITY_MAP
 from crmsync.domain.records import Attendee, AttendeeStatus, Contact, EventTiming
 from crmsync.groupware.ews.contacts import apply_contact, to_contact
 from crmsync.groupware.ews.events import RESPONSES, _attendees, ews_zone, set_timing, timing_of
 from crmsync.groupware.ews.properties import register
+from tests.groupware.ews.fake_ews import FakeEwsServer
+from tests.groupware.ews.harness import PASSWORD, REP, SERVICE, EwsHarness
 
 register()  # crmsync's extended properties, as the backend does before its first request
 
@@ -69,3 +73,25 @@ def test_an_end_in_another_zone_goes_to_exchange_as_its_end_time_zone() -> None:
         "America/New_York",
     )
     assert timing_of(item) == timing
+
+
+def test_a_pattern_without_an_rrule_is_noted_for_the_audit_trail_not_only_logged() -> None:
+    # Regeneration patterns ("every 2 days after the last one ends") have no RRULE: the
+    # first occurrence syncs, and the item's audit line says why.
+    start = EWSDateTime(2027, 3, 1, 9, 0, tzinfo=EWSTimeZone("UTC"))
+    item = CalendarItem(
+        subject="Plant watering",
+        start=start,
+        end=start + dt.timedelta(minutes=30),
+        recurrence=ExchangeRecurrence(pattern=DailyRegeneration(interval=2), start=start.date()),
+    )
+    item.id, item.changekey = "AAMk1", "CK1"
+    server = FakeEwsServer(SERVICE, PASSWORD, {REP})
+    harness = EwsHarness(server)
+    try:
+        seen = harness.events._seen(item)
+    finally:
+        harness.close()
+        server.stop()
+    assert seen.record is not None and seen.problem is None
+    assert "DailyRegeneration has no RRULE equivalent" in seen.note
