@@ -7,7 +7,6 @@ state directory); see `crmsync.service.deployment.Deployment`.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,10 +22,9 @@ from crmsync.admin.accounts_cli import admin_app
 from crmsync.admin.crm_cli import crm_app
 from crmsync.admin.demo_hint import demo_hint
 from crmsync.admin.reports import preview_table, print_report, status_table
+from crmsync.admin.serve_cli import serve
 from crmsync.admin.setup_cli import setup_app
 from crmsync.admin.validation import configuration_name_problem
-from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
-from crmsync.admin.web.proxies import TrustedProxies
 from crmsync.admin.workers_cli import scheduler, worker
 from crmsync.domain.contact_fields import ContactFilter, FieldMapping
 from crmsync.domain.crm_settings import CrmSettings
@@ -44,7 +42,7 @@ from crmsync.domain.settings import (
 from crmsync.service.deployment import Deployment
 from crmsync.service.leased import IfBusy, default_worker_id, run_leased
 from crmsync.service.runner import SyncService
-from crmsync.store import ConfigConflict, StateStore
+from crmsync.store import ConfigConflict
 
 app = typer.Typer(
     help="Keep a CRM's contacts and events in sync with mail and calendar servers.",
@@ -53,8 +51,6 @@ app = typer.Typer(
 app.add_typer(crm_app, name="crm")
 app.add_typer(admin_app, name="admin")
 app.add_typer(setup_app, name="setup")
-app.command()(worker)
-app.command()(scheduler)
 console = Console()
 
 
@@ -502,106 +498,10 @@ def errors(
         console.print(table)
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
-    interval: Annotated[
-        float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
-    ] = 60.0,
-    workers: Annotated[int, typer.Option(help="Cycles run at once at most.")] = 2,
-    max_in_flight: Annotated[
-        int | None,
-        typer.Option(
-            help="PostgreSQL: the org's reps in a cycle at once at most, across every "
-            "serve process (default: no cap beyond --workers per process)."
-        ),
-    ] = None,
-    secure_cookies: Annotated[
-        bool, typer.Option(help="Mark session cookies Secure (serve behind HTTPS).")
-    ] = False,
-    no_scheduler: Annotated[
-        bool, typer.Option(help="Serve the console only; sync elsewhere (e.g. cron).")
-    ] = False,
-    forwarded_allow_ips: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated addresses or networks of the reverse proxies whose "
-            "X-Forwarded-For and X-Forwarded-Proto are believed, e.g. 127.0.0.1; '*' for "
-            "any peer. Default: none (the client is whoever connects).",
-            envvar="CRMSYNC_FORWARDED_ALLOW_IPS",
-        ),
-    ] = "",
-    max_body_bytes: Annotated[
-        int,
-        typer.Option(
-            help="Largest request body accepted from a signed-in caller (413 above it).",
-            envvar="CRMSYNC_MAX_BODY_BYTES",
-            min=1024,
-        ),
-    ] = DEFAULT_MAX_BODY_BYTES,
-) -> None:
-    """Run the web console, the REST API (/api/v1) and the scheduler in one process.
-
-    SIGTERM or Ctrl-C stops accepting requests, lets the cycles in flight finish, then
-    exits.
-    """
-    import uvicorn
-
-    from crmsync.admin.web import create_app
-    from crmsync.service.crms import org_api_state
-    from crmsync.service.logs import configure_logging
-    from crmsync.service.metrics import SyncMetrics
-    from crmsync.service.scheduler import Scheduler
-
-    try:
-        trusted = TrustedProxies.parse(forwarded_allow_ips)
-    except ValueError as invalid:
-        raise typer.BadParameter(str(invalid), param_hint="--forwarded-allow-ips") from None
-    configure_logging()
-    deployment = Deployment.from_env()
-    # Open for the life of the process: the reps gauge reads it at each scrape.
-    store = StateStore(deployment.state_url, deployment.secrets_key_path)
-    metrics = SyncMetrics(store.rep_statuses, crm_state=lambda: org_api_state(deployment))
-    if not store.admins():
-        console.print(
-            "[yellow]warning:[/yellow] no admin account yet; create one with "
-            "`crmsync admin create NAME`"
-        )
-    scheduler = None
-    if not no_scheduler:
-        scheduler = Scheduler(
-            deployment,
-            interval=interval,
-            workers=workers,
-            metrics=metrics,
-            max_in_flight=max_in_flight,
-        )
-    web = create_app(
-        deployment,
-        scheduler=scheduler,
-        metrics=metrics,
-        secure_cookies=secure_cookies,
-        forwarded_allow_ips=trusted,
-        max_body_bytes=max_body_bytes,
-    )
-    # uvicorn handles SIGTERM / SIGINT: it stops serving, then runs the app's shutdown,
-    # which stops the scheduler after the cycles in flight; then it re-raises the signal
-    # to the handler found before it started, which exits with status 0: a stop asked for.
-    for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, _exit_cleanly)
-    try:
-        # proxy_headers off: the app reads forwarded headers itself, from the proxies named
-        # above only (uvicorn's own default believes anyone connecting from 127.0.0.1).
-        uvicorn.run(
-            web, host=host, port=port, log_config=None, access_log=False, proxy_headers=False
-        )
-    finally:
-        store.close()
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    sys.exit(0)
+# Long-running processes, listed after the commands an admin runs by hand.
+app.command()(serve)
+app.command()(worker)
+app.command()(scheduler)
 
 
 def main() -> None:
