@@ -6,8 +6,8 @@ page) and served through ``httpx.MockTransport``; msal reaches the token endpoin
 and calendars with ids, change keys and etags, and refuses what Graph refuses: a missing
 or expired bearer token (401), a stale ``If-Match`` (412), an unknown delta token (410
 ``SyncStateNotFound``), a batch of more than 20 requests (400). Simplifications (noted
-where made): calendarView delta ignores its window; a series is expanded for daily and
-weekly patterns only; editing an occurrence changes its master's change key.
+where made): a series is expanded for daily and weekly patterns only
+(`fake_graph_series.py`); editing an occurrence changes its master's change key.
 """
 
 from __future__ import annotations
@@ -26,14 +26,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
+from tests.groupware.graph.fake_graph_series import FakeGraphSeries
+from tests.groupware.graph.fake_graph_values import UTC, error, utc
+
 LOGIN = "https://login.fake.test"
 GRAPH = "https://graph.fake.test/v1.0"
-UTC = dt.UTC
 MAX_BATCH = 20
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> tuple:
-    return status, headers or {}, {"error": {"code": code, "message": message}}
 
 
 def _jwt(claims: dict[str, Any]) -> str:
@@ -51,7 +49,7 @@ class Collection:
     log: list[tuple[int, str]] = field(default_factory=list)  # (seq, id)
 
 
-class FakeGraph:
+class FakeGraph(FakeGraphSeries):
     def __init__(
         self,
         tenant: str = "tenant-1",
@@ -134,7 +132,7 @@ class FakeGraph:
                 },
             )
         if path.endswith("/.well-known/openid-configuration"):
-            return _error(400, "invalid_tenant", "AADSTS90002: Tenant not found.")
+            return error(400, "invalid_tenant", "AADSTS90002: Tenant not found.")
         if path == f"/{self.tenant}/oauth2/v2.0/token" and request.method == "POST":
             form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
             if form.get("grant_type") != "client_credentials":
@@ -172,7 +170,7 @@ class FakeGraph:
                     "access_token": token,
                 },
             )
-        return _error(404, "not_found", path)
+        return error(404, "not_found", path)
 
     # https://learn.microsoft.com/graph/errors and https://learn.microsoft.com/graph/throttling
     def _graph_top(self, request: httpx.Request) -> tuple:
@@ -182,14 +180,14 @@ class FakeGraph:
             or auth[7:] not in self.valid_tokens
             or self.refuse_all_tokens
         ):
-            return _error(
+            return error(
                 401,
                 "InvalidAuthenticationToken",
                 "Access token is empty." if not auth else "Lifetime validation failed.",
             )
         if self.throttles:
             status, after = self.throttles.pop(0)
-            return _error(
+            return error(
                 status, "TooManyRequests", "Please retry again later.", {"Retry-After": after}
             )
         body = jsonlib.loads(request.content) if request.content else None
@@ -205,7 +203,7 @@ class FakeGraph:
         requests = body.get("requests") or []
         self.batch_sizes.append(len(requests))
         if len(requests) > MAX_BATCH:
-            return _error(400, "BadRequest", "Number of requests exceeds the limit of 20.")
+            return error(400, "BadRequest", "Number of requests exceeds the limit of 20.")
         responses = []
         for sub in requests:
             self.sub_requests.append(sub)
@@ -225,17 +223,17 @@ class FakeGraph:
         headers = {k.lower(): v for k, v in headers.items()}
         m = re.fullmatch(r"/users/([^/]+)(/.*)", path)
         if not m:
-            return _error(400, "BadRequest", f"Unsupported path {path}")
+            return error(400, "BadRequest", f"Unsupported path {path}")
         user = self.users.get(m.group(1).lower())
         if user is None:
-            return _error(404, "ErrorInvalidUser", "The requested user is invalid.")
+            return error(404, "ErrorInvalidUser", "The requested user is invalid.")
         email, rest = m.group(1).lower(), m.group(2)
         if rest == "/contactFolders":
             return self._contact_folders(user, method, query, body)
         if m2 := re.fullmatch(r"/contactFolders/([^/]+)/contacts(/delta)?", rest):
             folder = user["folders"].get(m2.group(1))
             if folder is None:
-                return _error(404, "ErrorItemNotFound", "The specified folder was not found.")
+                return error(404, "ErrorItemNotFound", "The specified folder was not found.")
             if m2.group(2):
                 return self._delta(("contacts", email, m2.group(1)), folder["coll"], query, False)
             return self._collection(folder["coll"], method, query, body, "contact", email)
@@ -243,7 +241,7 @@ class FakeGraph:
             for folder in user["folders"].values():
                 if m2.group(1) in folder["coll"].items:
                     return self._item(folder["coll"], m2.group(1), method, query, headers, body)
-            return _error(404, "ErrorItemNotFound", "The specified object was not found.")
+            return error(404, "ErrorItemNotFound", "The specified object was not found.")
         if rest == "/calendar":
             return 200, {}, {"id": "calendar-" + email, "name": "Calendar", "canEdit": True}
         if rest == "/calendar/events":
@@ -256,7 +254,7 @@ class FakeGraph:
             if "~" in m2.group(1):
                 return self._instance(user["events"], m2.group(1), method, body)
             return self._item(user["events"], m2.group(1), method, query, headers, body)
-        return _error(400, "BadRequest", f"Unsupported path {path}")
+        return error(400, "BadRequest", f"Unsupported path {path}")
 
     # ---------------------------------------------------------------- contact folders
 
@@ -266,7 +264,7 @@ class FakeGraph:
         if method == "POST":
             name = body["displayName"]
             if any(f["displayName"] == name for f in user["folders"].values()):
-                return _error(409, "ErrorFolderExists", "A folder with the specified name exists.")
+                return error(409, "ErrorFolderExists", "A folder with the specified name exists.")
             fid = f"AQMkFolder{next(self.ids)}="
             user["folders"][fid] = {"displayName": name, "coll": Collection()}
             return 201, {}, {"id": fid, "displayName": name, "parentFolderId": "root"}
@@ -300,8 +298,8 @@ class FakeGraph:
                 {"id": k, "value": v} for k, v in item["_ext"].items() if k.lower() in lowered
             ]
         if "start" in out and not out.get("isAllDay"):
-            out["start"] = _utc(item["start"])
-            out["end"] = _utc(item["end"])
+            out["start"] = utc(item["start"])
+            out["end"] = utc(item["end"])
         if "$select" in query:
             keep = set(query["$select"].split(",")) | {"id", "@odata.etag"}
             out = {k: v for k, v in out.items() if k in keep}
@@ -326,7 +324,7 @@ class FakeGraph:
                 f,
             )
             if not m:
-                return _error(400, "ErrorInvalidUrlQueryFilter", f"Unsupported filter {f}")
+                return error(400, "ErrorInvalidUrlQueryFilter", f"Unsupported filter {f}")
             prop, value = m.group(1).lower(), m.group(2).replace("''", "'")
             items = [
                 i
@@ -360,14 +358,14 @@ class FakeGraph:
     ) -> tuple:
         item = coll.items.get(item_id)
         if item is None or item.get("_deleted"):
-            return _error(
+            return error(
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
             )
         if method == "GET":
             return 200, {}, self._public(item, query)
         if_match = headers.get("if-match")
         if if_match and if_match != item["@odata.etag"]:
-            return _error(412, "ErrorIrresolvableConflict", "The change key is out of date.")
+            return error(412, "ErrorIrresolvableConflict", "The change key is out of date.")
         if method == "DELETE":
             item["_deleted"] = True
             coll.log.append((next(self.seq), item_id))
@@ -375,7 +373,7 @@ class FakeGraph:
         if method == "PATCH":
             self.apply_patch(coll, item, body)
             return 200, {}, self._public(item, {})
-        return _error(405, "MethodNotAllowed", method)
+        return error(405, "MethodNotAllowed", method)
 
     def apply_patch(self, coll: Collection, item: dict[str, Any], body: dict[str, Any]) -> None:
         for key, value in body.items():
@@ -414,11 +412,11 @@ class FakeGraph:
             token = query.get("$deltatoken") or query.get("$skiptoken") or ""
             state = self.delta_tokens.get(token)
             if state is None or state[1] != key:
-                return _error(410, "SyncStateNotFound", "The sync state generation is not found.")
+                return error(410, "SyncStateNotFound", "The sync state generation is not found.")
             since, _, offset = state
         else:
             if events and not ("startDateTime" in query and "endDateTime" in query):
-                return _error(400, "ErrorInvalidParameter", "startDateTime/endDateTime needed")
+                return error(400, "ErrorInvalidParameter", "startDateTime/endDateTime needed")
             since, offset = 0, 0
             if events:
                 self.delta_windows[key] = (
@@ -473,97 +471,6 @@ class FakeGraph:
         ends = dt.datetime.fromisoformat(item["end"]["dateTime"][:19]).replace(tzinfo=zone)
         return begins < end and ends > start
 
-    # ---------------------------------------------------------------- series
-
-    # https://learn.microsoft.com/graph/api/resources/patternedrecurrence and
-    # https://learn.microsoft.com/graph/api/event-list-instances (occurrences and
-    # exceptions with originalStart; a cancelled occurrence is absent).
-    def _expand(self, master: dict[str, Any]) -> list[dict[str, Any]]:
-        tz = zoneinfo.ZoneInfo(master["start"]["timeZone"])
-        start = dt.datetime.fromisoformat(master["start"]["dateTime"]).replace(tzinfo=tz)
-        end = dt.datetime.fromisoformat(master["end"]["dateTime"]).replace(tzinfo=tz)
-        pattern, span = master["recurrence"]["pattern"], master["recurrence"]["range"]
-        step = pattern.get("interval", 1)
-        days = {
-            "monday": 0,
-            "tuesday": 1,
-            "wednesday": 2,
-            "thursday": 3,
-            "friday": 4,
-            "saturday": 5,
-            "sunday": 6,
-        }
-        wanted = {days[d] for d in pattern.get("daysOfWeek") or ()}
-        count = span.get("numberOfOccurrences") if span["type"] == "numbered" else None
-        until = dt.date.fromisoformat(span["endDate"]) if span["type"] == "endDate" else None
-        starts: list[dt.datetime] = []
-        day = start.date()
-        while len(starts) < (count or 10**6) and day <= (until or start.date() + dt.timedelta(730)):
-            weeks = (day - start.date()).days // 7
-            if (pattern["type"] == "daily" and (day - start.date()).days % step == 0) or (
-                pattern["type"] == "weekly" and day.weekday() in wanted and weeks % step == 0
-            ):
-                starts.append(dt.datetime.combine(day, start.timetz()))
-            day += dt.timedelta(days=1)
-        out = []
-        for s in starts:
-            key = s.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-            if key in master["_cancelled"]:
-                continue
-            inst = {
-                "id": f"{master['id']}~{key}",
-                "seriesMasterId": master["id"],
-                "type": "occurrence",
-                "originalStart": s.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-                "start": _utc(
-                    {"dateTime": s.replace(tzinfo=None).isoformat(), "timeZone": str(tz)}
-                ),
-                "end": _utc(
-                    {
-                        "dateTime": (s + (end - start)).replace(tzinfo=None).isoformat(),
-                        "timeZone": str(tz),
-                    }
-                ),
-                "subject": master.get("subject"),
-                "location": master.get("location"),
-                "body": master.get("body"),
-                "@odata.etag": master["@odata.etag"],
-            }
-            if key in master["_exceptions"]:
-                changes = dict(master["_exceptions"][key])
-                for k in ("start", "end"):
-                    if k in changes:
-                        changes[k] = _utc(changes[k])
-                inst.update(changes, type="exception")
-            out.append(inst)
-        return out
-
-    def _instances(self, coll: Collection, master_id: str, query: dict) -> tuple:
-        master = coll.items.get(master_id)
-        if master is None or master.get("_deleted"):
-            return _error(404, "ErrorItemNotFound", "The specified object was not found.")
-        if "startDateTime" not in query or "endDateTime" not in query:
-            return _error(400, "ErrorInvalidParameter", "startDateTime and endDateTime needed")
-        if not master.get("recurrence"):
-            return 200, {}, {"value": []}
-        return 200, {}, {"value": self._expand(master)}
-
-    # https://learn.microsoft.com/graph/api/event-update and event-delete on an occurrence
-    def _instance(self, coll: Collection, instance_id: str, method: str, body: Any) -> tuple:
-        master_id, key = instance_id.split("~")
-        master = coll.items.get(master_id)
-        if master is None or master.get("_deleted") or key in master["_cancelled"]:
-            return _error(404, "ErrorItemNotFound", "The specified object was not found.")
-        if method == "DELETE":
-            master["_cancelled"].add(key)
-        elif method == "PATCH":
-            master["_exceptions"].setdefault(key, {}).update(body)
-        elif method == "GET":
-            found = [i for i in self._expand(master) if i["id"] == instance_id]
-            return 200, {}, found[0]
-        self._touch(coll, master)  # simplification: the master's change key moves too
-        return (204, {}, None) if method == "DELETE" else (200, {}, {"id": instance_id})
-
     # ---------------------------------------------------------------- foreign clients
 
     def collection_of(self, email: str, item_id: str) -> Collection:
@@ -601,13 +508,6 @@ def _instant(value: str) -> dt.datetime:
     """A query's ``startDateTime`` / ``endDateTime`` (UTC unless it says otherwise)."""
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _utc(value: dict[str, str]) -> dict[str, str]:
-    local = dt.datetime.fromisoformat(value["dateTime"].split(".")[0])
-    zone = zoneinfo.ZoneInfo("UTC" if value["timeZone"] == "UTC" else value["timeZone"])
-    when = local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
-    return {"dateTime": when.isoformat() + ".0000000", "timeZone": "UTC"}
 
 
 class MsalHttpAdapter:
