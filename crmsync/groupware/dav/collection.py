@@ -36,6 +36,12 @@ from crmsync.domain.sync import (
     VersionConflict,
     Written,
 )
+from crmsync.groupware.dav.answers import (
+    MOVED_OR_GONE,
+    multistatus_of,
+    refused,
+    unavailable,
+)
 from crmsync.groupware.dav.connection import DavConnection, canonical_path
 from crmsync.groupware.dav.formats import (
     ItemFormat,
@@ -45,40 +51,26 @@ from crmsync.groupware.dav.formats import (
     item_text,
 )
 from crmsync.groupware.dav.ical import OutOfScope
-from crmsync.groupware.dav.listing import OversizedItem, read_listing
+from crmsync.groupware.dav.listing import (
+    GETETAG,
+    CollectionListing,
+    OversizedItem,
+    TokenRejected,
+)
 from crmsync.groupware.dav.multistatus import (
-    CALENDARSERVER,
-    DAV,
-    Multistatus,
     MultistatusError,
-    Response,
-    error_conditions,
     multiget_body,
     parse_multistatus,
     propfind_body,
-    sync_collection_body,
-    tag,
 )
 from crmsync.groupware.dav.scheduling import without_server_scheduling
-from crmsync.transport.bounded import ResponseTooLarge, read_response
+from crmsync.transport.bounded import ResponseTooLarge
 
 log = logging.getLogger(__name__)
 
 MULTIGET_BATCH = 100
-# How long a server may take to list a whole collection (a sync-collection from no
-# token, a Depth 1 PROPFIND of every ETag): Radicale took over 30 s, the connection's read
-# timeout, for 50,000 items on a busy 2-core machine, so that rep never synced.
-FULL_LISTING_TIMEOUT = 600.0
 LISTING_CURSOR = "listing:"
-_GETETAG = tag(DAV, "getetag")
-_GETCTAG = tag(CALENDARSERVER, "getctag")
-# Answers meaning the collection is no longer where discovery found it.
-_MOVED_OR_GONE = frozenset({301, 302, 307, 308, 404, 410})
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-
-
-class _TokenRejected(Exception):
-    """The server no longer accepts the sync-token (or sync-collection at all)."""
 
 
 def item_name(marker: str) -> str:
@@ -122,6 +114,7 @@ class DavCollection:
         self.client_scheduling = client_scheduling
         self._on_gone = on_gone
         self._bodies: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._listing = CollectionListing(connection, self.path, self._unexpected)
 
     def __repr__(self) -> str:
         return f"DavCollection({self.path!r}, {type(self.format).__name__})"
@@ -140,8 +133,8 @@ class DavCollection:
             return self._listed_changes(cursor[len(LISTING_CURSOR) :], known)
         if cursor:
             try:
-                listing, deleted, token = self._sync(cursor)
-            except _TokenRejected:
+                listing, deleted, token = self._listing.sync(cursor)
+            except TokenRejected:
                 log.info("sync-token for %s rejected; listing everything", self.path)
             else:
                 wanted = {h: e for h, e in listing.items() if known.get(h) != e}
@@ -152,9 +145,9 @@ class DavCollection:
     def _listed_changes(self, ctag: str, known: Mapping[str, str]) -> Changes:
         """Changes of a collection without sync-collection: nothing when its ctag is the
         one in the cursor, else every ETag compared with ``known``."""
-        if ctag and self._ctag() == ctag:
+        if ctag and self._listing.ctag() == ctag:
             return Changes((), (), LISTING_CURSOR + ctag, full=False)
-        listing, ctag_now = self._etag_listing()
+        listing, ctag_now = self._listing.etags()
         return self._compared(listing, known, LISTING_CURSOR + (ctag_now or ""))
 
     def _compared(
@@ -167,106 +160,16 @@ class DavCollection:
         deleted = tuple(sorted(h for h in known if h not in listing or h in gone))
         return Changes(items, deleted, cursor, full=True)
 
-    def _ctag(self) -> str | None:
-        response = self.connection.request(
-            "PROPFIND", self.path, body=propfind_body(_GETCTAG), headers={"Depth": "0"}, xml=True
-        )
-        if response.status_code != 207:
-            self._unexpected(response, "check for changes")
-        for r in self._multistatus(response).responses:
-            if r.href == self.path:
-                return r.text(_GETCTAG) or None
-        return None
-
-    def _sync(self, token: str) -> tuple[dict[str, str], list[str], str | None]:
-        """Changed hrefs → ETags, deleted hrefs and the new token since ``token``."""
-        changed: dict[str, str] = {}
-        deleted: dict[str, None] = {}  # in order, as a list; a dict to drop re-created ones
-        while True:
-            truncated = False
-
-            def each(r: Response) -> None:
-                nonlocal truncated
-                if r.href == self.path:
-                    truncated = truncated or r.status == 507
-                    return
-                if r.status == 404:
-                    deleted[r.href] = None
-                    changed.pop(r.href, None)
-                    return
-                etag = r.text(_GETETAG)
-                if etag:
-                    changed[r.href] = etag
-                    deleted.pop(r.href, None)
-
-            with self.connection.streamed(
-                "REPORT",
-                self.path,
-                body=sync_collection_body(token),
-                headers={"Depth": "0"},
-                xml=True,
-                read_timeout=None if token else FULL_LISTING_TIMEOUT,
-            ) as response:
-                if response.status_code != 207:
-                    response = self._read(response, "REPORT")
-                    conditions = error_conditions(response.content)
-                    log.info(
-                        "sync-collection on %s answered %s %s",
-                        self.path,
-                        response.status_code,
-                        conditions,
-                    )
-                    # 501: a server without sync-collection at all. 404/410: the collection
-                    # itself is gone, which no full listing can cure.
-                    gone = response.status_code in _MOVED_OR_GONE
-                    if not gone and (
-                        400 <= response.status_code < 500 or response.status_code == 501
-                    ):
-                        raise _TokenRejected
-                    self._unexpected(response, "list changes")
-                # Read response by response: a first listing names every item of the collection.
-                new_token = read_listing(self.connection.limits, self.path, response, each)
-            if not truncated or not new_token or new_token == token:
-                return changed, list(deleted), new_token
-            token = new_token
-
     def _full_listing(self) -> tuple[dict[str, str], str | None]:
         """Every item's ETag and the cursor for the next cycle: a sync-token, or a
         ``listing:`` cursor when the server refuses sync-collection."""
         try:
-            changed, _, token = self._sync("")
+            changed, _, token = self._listing.sync("")
             return changed, token
-        except _TokenRejected:
+        except TokenRejected:
             pass
-        listing, ctag = self._etag_listing()
+        listing, ctag = self._listing.etags()
         return listing, LISTING_CURSOR + (ctag or "")
-
-    def _etag_listing(self) -> tuple[dict[str, str], str | None]:
-        """Every item's ETag and the collection's ctag (one PROPFIND)."""
-        listing: dict[str, str] = {}
-        ctag = None
-
-        def each(r: Response) -> None:
-            nonlocal ctag
-            if r.href == self.path and r.status in (404, 410):
-                self._unexpected(httpx.Response(r.status), "list items")  # Xandikos: 207 + 404
-            if r.href == self.path:
-                ctag = r.text(_GETCTAG) or None
-            elif (etag := r.text(_GETETAG)) and not r.href.endswith("/"):
-                listing[r.href] = etag
-
-        with self.connection.streamed(
-            "PROPFIND",
-            self.path,
-            body=propfind_body(_GETETAG, _GETCTAG),
-            headers={"Depth": "1"},
-            xml=True,
-            read_timeout=FULL_LISTING_TIMEOUT,
-        ) as response:
-            if response.status_code != 207:
-                self._unexpected(self._read(response, "PROPFIND"), "list items")
-            read_listing(self.connection.limits, self.path, response, each)
-        return listing, ctag
 
     def _download(self, wanted: Mapping[str, str]) -> tuple[Seen, ...]:
         """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left out."""
@@ -303,7 +206,7 @@ class DavCollection:
             listed = {href: href for href in batch}
             for r in status.responses:
                 text = r.text(self.format.data_property)
-                etag = r.text(_GETETAG)
+                etag = r.text(GETETAG)
                 href = listed.get(r.href)
                 if href is None or text is None or not etag:
                     continue
@@ -397,11 +300,11 @@ class DavCollection:
 
     def _etag(self, href: str) -> str:
         response = self.connection.request(
-            "PROPFIND", href, body=propfind_body(_GETETAG), headers={"Depth": "0"}, xml=True
+            "PROPFIND", href, body=propfind_body(GETETAG), headers={"Depth": "0"}, xml=True
         )
         if response.status_code == 207:
-            for r in self._multistatus(response).responses:
-                if etag := r.text(_GETETAG):
+            for r in multistatus_of(response, self.path).responses:
+                if etag := r.text(GETETAG):
                     return etag
         raise ServerUnavailable(
             f"the server gave no ETag for {href}",
@@ -563,46 +466,13 @@ class DavCollection:
 
     # ------------------------------------------------------------------ errors
 
-    def _read(self, response: httpx.Response, method: str) -> httpx.Response:
-        """A streamed answer that is no listing, read up to the connection's cap."""
-        limit = self.connection.limits.answer_bytes
-        return read_response(response, limit, f"{method} {self.path}")
-
-    def _multistatus(self, response: httpx.Response) -> Multistatus:
-        try:
-            return parse_multistatus(response.content)
-        except MultistatusError as exc:
-            raise ServerUnavailable(
-                f"{self.path}: {exc}", "Check the DAV server's logs; retried next cycle."
-            ) from exc
-
     def _reject(self, response: httpx.Response, what: str) -> None:
-        message = _server_message(response)
-        if response.status_code in (401, 403):
-            suggestion = (
-                "Give the service account write access to this rep's folder on the mail server."
-            )
-        elif response.status_code == 507:
-            suggestion = "The rep's mailbox is full: free space on the mail server."
-        else:
-            suggestion = (
-                "The server refused the item's content; check the record's fields (very "
-                "long text, unusual characters) and the server's log."
-            )
-        raise RejectedWrite(
-            f"the server refused to {what} an item in {self.path}: HTTP "
-            f"{response.status_code} {message}".rstrip(),
-            suggestion,
-        )
+        raise refused(response, what, self.path)
 
     def _unexpected(self, response: httpx.Response, what: str) -> None:
-        if response.status_code in _MOVED_OR_GONE and self._on_gone is not None:
+        if response.status_code in MOVED_OR_GONE and self._on_gone is not None:
             self._on_gone()  # the next cycle discovers the rep's folders again
-        raise ServerUnavailable(
-            f"could not {what} in {self.path}: HTTP {response.status_code} "
-            f"{_server_message(response)}".rstrip(),
-            "Check that the folder still exists and the DAV server's log; retried next cycle.",
-        )
+        raise unavailable(response, what, self.path)
 
 
 def _is_delivered_copy(
@@ -624,10 +494,3 @@ def _malformed(href: str, etag: str, exc: MalformedItem) -> Seen:
     return Seen(
         href, etag, None, problem=ItemProblem(ErrorType.MALFORMED_ITEM, exc.message, exc.suggestion)
     )
-
-
-def _server_message(response: httpx.Response) -> str:
-    text = response.text.strip() if response.content else ""
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    return (response.reason_phrase + (": " + text[:300] if text else "")).strip()

@@ -8,8 +8,9 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from crmsync.groupware.dav.collection import FULL_LISTING_TIMEOUT, DavCollection
+from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
+from crmsync.groupware.dav.listing import FULL_LISTING_TIMEOUT
 from crmsync.groupware.dav.vcard import VCardFormat, render_new_vcard
 from tests.groupware.contract import sample_contact
 
