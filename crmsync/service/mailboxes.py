@@ -18,9 +18,11 @@ from crmsync.engine.ports import ItemSide
 from crmsync.groupware.dav import DavConnection, RetryPolicy, connect, open_mailbox
 from crmsync.groupware.dav.mailbox import BOTH_KINDS, DiscoveryCache
 from crmsync.service.logs import redact
-from crmsync.store import RepCredentials
+from crmsync.store import MailPause, RepCredentials
 
 SERVICE_PASSWORD = "service_account_password"
+# Only Google parks a rep (`MailServer.retry_after`); why, as the rep's status says it.
+GOOGLE_USAGE_LIMITS = "Calendar usage limits exceeded: Google made the calendar read-only"
 
 
 class BackendNotAvailable(SyncError):
@@ -32,6 +34,14 @@ class RepSignInMissing(AuthenticationFailed):
 
 
 RepCredentialsLookup = Callable[[str], RepCredentials | None]
+
+
+def pause_note(pause: MailPause) -> str:
+    """The rep's last error while a stored pause keeps its cycles from the server."""
+    return (
+        f"Paused by {pause.by} until {pause.until:%Y-%m-%d %H:%M} UTC ({pause.because}); "
+        "crmsync sends nothing for this rep until then"
+    )
 
 
 def per_rep_sign_in(settings: OrgSettings) -> bool:
@@ -231,6 +241,13 @@ class MailServer:
         parks a rep whose calendar hit its usage limits for hours."""
         parked_for = getattr(self.connection, "parked_for", None)
         return float(parked_for(email)) if parked_for is not None else 0.0
+
+    def pause(self, email: str, now: dt.datetime) -> MailPause | None:
+        """The pause the server asked for the rep (`retry_after`), as the status keeps it."""
+        seconds = self.retry_after(email)
+        if not seconds:
+            return None
+        return MailPause(now + dt.timedelta(seconds=seconds), "Google", GOOGLE_USAGE_LIMITS)
 
     @property
     def requests_made(self) -> int:

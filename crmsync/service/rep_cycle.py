@@ -21,12 +21,14 @@ from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import ActionListener, KindReport
 from crmsync.service.domains import NotInDomains, mailbox_in_domains
+from crmsync.service.mailboxes import pause_note
 from crmsync.service.policies import direction_of
 from crmsync.service.rep_sign_in import note_failure, parked_because
 from crmsync.store import (
     FLOWS,
     FencedState,
     LeaseLost,
+    MailPause,
     RepCycleRecord,
     ResetStatus,
     StateStore,
@@ -103,12 +105,12 @@ def run_cycle(
         record.finished_at = service.clock()  # the next due time counts from here
         if report.configured:
             report.failures = record.failures_after(report.error)
+        pause = _kept_pause(service, user, record)
         if next_due is not None:
             report.next_due = next_due(report.failures)
             # A pause the mail server named (Google's usage limits) is waited out.
-            if waiting := service.mail_retry_after(user.email):
-                paused = service.clock() + dt.timedelta(seconds=waiting)
-                report.next_due = max(report.next_due, paused)
+            if pause is not None:
+                report.next_due = max(report.next_due, pause.until)
         if fence is None and not report.configured and report.next_due is None:
             state.write_statuses(record)  # nothing ran: no cycle to stamp
         else:
@@ -120,6 +122,19 @@ def run_cycle(
         report.error = f"the cycle stopped: another worker took the rep over ({lost})"
         report.lease_lost = True
     return report
+
+
+def _kept_pause(service: SyncService, user: User, record: RepCycleRecord) -> MailPause | None:
+    """The mail server's pause for the rep, stored with the cycle's status so that a
+    restart, the other workers and `crmsync sync` honour it too; an ended one goes."""
+    pause, stored = service.mail_pause(user.email), record.paused
+    # Asked of another process or before a restart, or the same pause again (its end,
+    # counted from a clock of the connection's, moves by a few ms each time).
+    same = pause is None or (stored and abs(pause.until - stored.until) < dt.timedelta(minutes=1))
+    if stored and stored.active(service.clock()) and same:
+        return stored
+    record.set_pause(pause)
+    return pause
 
 
 def _cycle(
@@ -141,6 +156,9 @@ def _cycle(
     parked = parked_because(store, settings, user.email, service.clock())
     if parked is not None:
         report.error = parked  # no request to the server, no new error row
+        return
+    if record.paused and record.paused.active(service.clock()):
+        report.error = pause_note(record.paused)  # likewise
         return
     calls_before = service.crm_api_state()
     try:

@@ -46,7 +46,7 @@ from crmsync.service.rep_cycle import (
     run_cycle,
 )
 from crmsync.service.rep_sign_in import RepSignIn, sign_in_of
-from crmsync.store import ConfigConflict, ResetStatus, StateStore
+from crmsync.store import ConfigConflict, MailPause, ResetStatus, StateStore
 
 __all__ = ["InvalidConfiguration", "RepPreview", "RepReport", "SyncService"]
 
@@ -155,10 +155,10 @@ class SyncService:
             )
         return self._server
 
-    def mail_retry_after(self, email: str) -> float:
-        """Seconds before the rep's mailbox may be asked anything again (0: now): Google
+    def mail_pause(self, email: str) -> MailPause | None:
+        """The pause the mail server asked for the rep in this process, if any: Google
         parks a rep whose calendar hit its usage limits for hours."""
-        return self._server.retry_after(email) if self._server is not None else 0.0
+        return self._server.pause(email, self.clock()) if self._server is not None else None
 
     def _mail_key(self) -> tuple[OrgSettings, str | None]:
         return self.org_settings(), self.store.get_secret(SERVICE_PASSWORD)

@@ -19,7 +19,7 @@ from crmsync.store.exceptions import (
 from crmsync.store.fencing import CLAIM_BATCH, FencedState
 from crmsync.store.rep_credentials import RepCredentials
 from crmsync.store.state import StateStore
-from crmsync.store.status import CHECKS, FLOWS, RepStatus, ResetStatus, SyncStatus
+from crmsync.store.status import CHECKS, FLOWS, MailPause, RepStatus, ResetStatus, SyncStatus
 
 __all__ = [
     "CHECKS",
@@ -31,6 +31,7 @@ __all__ = [
     "FencedState",
     "LeaseLost",
     "LinkConflict",
+    "MailPause",
     "RepCredentials",
     "RepCycleRecord",
     "RepStatus",

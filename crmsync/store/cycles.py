@@ -19,7 +19,15 @@ from crmsync.domain.settings import Direction
 from crmsync.store import schema
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
-from crmsync.store.status import CHECKS, ResetStatus, SyncStatus, check_flow, store_status
+from crmsync.store.status import (
+    CHECKS,
+    MailPause,
+    ResetStatus,
+    SyncStatus,
+    check_flow,
+    pause_of,
+    store_status,
+)
 
 _R = schema.reps
 _S = schema.sync_statuses
@@ -40,6 +48,8 @@ class RepCycleRecord:
     deletes_confirmed: bool = False
     consecutive_failures: int = 0
     last_error: str | None = None
+    # The pause the mail server asked for, as stored when the cycle opened.
+    paused: MailPause | None = None
     sync: dict[Flow, SyncStatus] = field(default_factory=dict)
     # Column → new value, and flow → new status: only what differs from the row read.
     changed: dict[str, object] = field(default_factory=dict)
@@ -73,6 +83,16 @@ class RepCycleRecord:
         if self.deletes_confirmed:
             self.changed["deletes_confirmed_at"] = None
 
+    def set_pause(self, pause: MailPause | None) -> None:
+        """Keep (or, with ``None``, forget) the mail server's pause; unchanged is no change."""
+        stored = self.paused
+        for column, value, before in (
+            ("paused_until", pause and pause.until, stored and stored.until),
+            ("paused_by", pause and pause.by, stored and stored.by),
+            ("paused_because", pause and pause.because, stored and stored.because),
+        ):
+            self._set(column, value, before)
+
     def failures_after(self, error: str | None) -> int:
         """The consecutive failures once the cycle ends with ``error`` (or none)."""
         return 0 if error is None else self.consecutive_failures + 1
@@ -101,6 +121,7 @@ class CycleMixin(StoreBase):
             record.deletes_confirmed = row.deletes_confirmed_at is not None
             record.consecutive_failures = row.consecutive_failures
             record.last_error = row.last_error
+            record.paused = pause_of(row)
         record.sync = {
             (ItemKind(kind), Direction(direction)): SyncStatus(status)
             for kind, direction, status in flows
@@ -148,7 +169,6 @@ class CycleMixin(StoreBase):
             for (kind, direction), status in record.changed_sync.items():
                 store_status(conn, record.rep_id, kind, direction, status)
         return failures
-
 
     def write_statuses(self, record: RepCycleRecord, *, fence: int | None = None) -> None:
         """Write the flow statuses changed so far now, not at the close (an initial sync

@@ -180,6 +180,11 @@ reps = Table(
     Column("fence", Integer, nullable=False, default=0, server_default="0"),
     # When an admin let the held-back deletions of a tripped mass-delete guard through.
     Column("deletes_confirmed_at", UTCDateTime, nullable=True),
+    # The mail server told crmsync to leave the rep alone until then (Google's usage
+    # limits): kept here so a restart, another worker and `crmsync sync` honour it too.
+    Column("paused_until", UTCDateTime, nullable=True),
+    Column("paused_by", Text, nullable=True),
+    Column("paused_because", Text, nullable=True),
     Index(None, "next_due"),
 )
 

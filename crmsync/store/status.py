@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, func, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
@@ -92,6 +93,19 @@ CHECKS = (
 
 
 @dataclass(frozen=True)
+class MailPause:
+    """The mail server told crmsync to leave a rep alone until ``until`` (Google's usage
+    limits): ``by`` names the server ("Google"), ``because`` says why."""
+
+    until: dt.datetime
+    by: str
+    because: str
+
+    def active(self, now: dt.datetime) -> bool:
+        return self.until > now
+
+
+@dataclass(frozen=True)
 class RepStatus:
     """Everything the status page shows for one rep.
 
@@ -112,11 +126,19 @@ class RepStatus:
     consecutive_failures: int = 0
     next_due: dt.datetime | None = None
     lease_owner: str | None = None
+    lease_expires: dt.datetime | None = None
+    paused: MailPause | None = None
     sync: dict[tuple[ItemKind, Direction], SyncStatus] = field(default_factory=dict)
     records_in_sync: dict[ItemKind, int] = field(default_factory=dict)
 
     def sync_status(self, kind: ItemKind, direction: Direction) -> SyncStatus:
         return self.sync.get((kind, direction), SyncStatus.NOT_STARTED)
+
+    def running_on(self, now: dt.datetime) -> str | None:
+        """The worker whose lease on the rep is live at ``now`` (its cycle runs), if any."""
+        if self.lease_owner is None or self.lease_expires is None or self.lease_expires <= now:
+            return None
+        return self.lease_owner
 
 
 class StatusMixin(StoreBase):
@@ -214,6 +236,8 @@ class StatusMixin(StoreBase):
                 consecutive_failures=r.consecutive_failures,
                 next_due=r.next_due,
                 lease_owner=r.lease_owner,
+                lease_expires=r.lease_expires,
+                paused=pause_of(r),
                 sync=sync.get(r.rep_id, {}),
                 records_in_sync=counts.get(r.rep_id, {}),
             )
@@ -257,6 +281,13 @@ class StatusMixin(StoreBase):
                     select(_R.c.consecutive_failures).where(_R.c.rep_id == rep_id)
                 ).scalar_one()
             )
+
+
+def pause_of(row: Row[Any]) -> MailPause | None:
+    """The pause stored on a ``reps`` row, if any."""
+    if row.paused_until is None:
+        return None
+    return MailPause(row.paused_until, row.paused_by or "", row.paused_because or "")
 
 
 def check_flow(direction: Direction) -> None:

@@ -187,6 +187,33 @@ def test_usage_limits_park_the_rep_with_a_clear_status_and_no_request(world: Goo
 
 
 @fake_only
+def test_the_pause_outlives_a_restart_until_it_ends(world: GoogleWorld) -> None:
+    world.crm.create_event(world.rep.id, Event("Kick-off", EventTiming(START, START + HOUR)))
+    world.fake.fail_next(1, "quotaExceeded", "calendar")
+    world.service.sync_rep(world.rep)
+    paused = world.service.store.rep_status(world.rep.id).paused
+    assert paused is not None and paused.by == "Google" and "read-only" in paused.because
+    assert paused.until - world.service.clock() > dt.timedelta(hours=2, minutes=59)
+
+    # A new process (a restart, another worker, `crmsync sync`) knows nothing of the
+    # connection's park, but the stored pause keeps it from Google.
+    world.service.close()
+    world.service = SyncService(Deployment.from_env(world.home), retry=world.service.retry)
+    asked = len(world.fake.api_requests("calendar"))
+    report = world.service.sync_rep(world.rep)
+    assert report.error is not None and report.error.startswith("Paused by Google until ")
+    assert len(world.fake.api_requests("calendar")) == asked
+    assert world.service.store.rep_status(world.rep.id).paused == paused
+
+    # Once it has ended, the rep syncs again and the pause is forgotten.
+    after = paused.until + dt.timedelta(minutes=1)
+    world.service.clock = lambda: after
+    assert world.service.sync_rep(world.rep).error is None
+    assert len(world.fake.api_requests("calendar")) > asked
+    assert world.service.store.rep_status(world.rep.id).paused is None
+
+
+@fake_only
 def test_the_services_of_a_process_share_one_token_source(world: GoogleWorld) -> None:
     world.crm.create_event(world.rep.id, Event("Kick-off", EventTiming(START, START + HOUR)))
     world.sync()
