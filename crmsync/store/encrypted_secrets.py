@@ -77,6 +77,9 @@ class SecretsMixin(StoreBase):
             token = conn.execute(select(_T.c.token).where(_T.c.name == name)).scalar_one_or_none()
         if token is None:
             return None
+        return self._decrypt(name, token)
+
+    def _decrypt(self, name: str, token: bytes) -> str:
         try:
             return self._cipher().decrypt(bytes(token)).decode()
         except InvalidToken:
@@ -88,6 +91,15 @@ class SecretsMixin(StoreBase):
         """Forget the secret; returns whether it existed."""
         with self._write() as conn:
             return conn.execute(delete(_T).where(_T.c.name == name)).rowcount > 0
+
+    def secrets_named(self, prefix: str) -> dict[str, str]:
+        """Every secret whose name starts with ``prefix``, by name, in one read."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(_T.c.name, _T.c.token).where(_T.c.name.startswith(prefix, autoescape=True))
+            )
+            tokens = {name: token for name, token in rows}
+        return {name: self._decrypt(name, token) for name, token in tokens.items()}
 
     def secret_names(self) -> list[str]:
         """The names of the stored secrets, sorted (never their values)."""

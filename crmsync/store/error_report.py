@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, select, update
+from sqlalchemy import Row, Select, and_, case, delete, func, insert, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
@@ -61,28 +62,35 @@ class ErrorReportMixin(StoreBase):
         offset: int = 0,
     ) -> list[ErrorEntry]:
         """Rows matching every given filter (``since`` inclusive), sorted, paged."""
-        stmt = _filtered(select(_E), rep_id, kind, error_type, since)
-        keys = [_E.c[sort.value], _E.c.at, _E.c.id]
-        # NULLS LAST on both databases (they disagree by default) for the nullable kind.
-        stmt = stmt.order_by(*((k.desc() if descending else k.asc()).nulls_last() for k in keys))
-        stmt = stmt.limit(limit).offset(offset)
+        stmt = _sorted(_filtered(select(_E), rep_id, kind, error_type, since), sort, descending)
         with self._read() as conn:
-            rows = conn.execute(stmt).all()
-        return [
-            ErrorEntry(
-                rep_id=r.rep_id,
-                kind=ItemKind(r.kind) if r.kind is not None else None,
-                item_id=r.item_id,
-                operation=r.operation,
-                error_type=ErrorType(r.error_type),
-                message=r.message,
-                suggestion=r.suggestion,
-                at=r.at,
-                occurrences=r.occurrences,
-                first_at=(r.first_at or r.at) if r.occurrences > 1 else None,
-            )
-            for r in rows
-        ]
+            rows = conn.execute(stmt.limit(limit).offset(offset)).all()
+        return [_entry(r) for r in rows]
+
+    def each_error(
+        self,
+        *,
+        rep_id: str | None = None,
+        kind: ItemKind | None = None,
+        error_type: ErrorType | None = None,
+        since: dt.datetime | None = None,
+        sort: ErrorSort = ErrorSort.TIME,
+        descending: bool = True,
+        chunk: int = 500,
+    ) -> Iterator[ErrorEntry]:
+        """Every row `errors` would return without a limit, read ``chunk`` rows at a time:
+        an export of any size holds only the matching rows' ids at once. The order is
+        fixed when the ids are read; a row deleted since (retention) is left out."""
+        stmt = _sorted(
+            _filtered(select(_E.c.id), rep_id, kind, error_type, since), sort, descending
+        )
+        with self._read() as conn:
+            ids = list(conn.execute(stmt).scalars())
+        for start in range(0, len(ids), chunk):
+            wanted = ids[start : start + chunk]
+            with self._read() as conn:
+                rows = {r.id: r for r in conn.execute(select(_E).where(_E.c.id.in_(wanted)))}
+            yield from (_entry(rows[i]) for i in wanted if i in rows)
 
     def error_totals(
         self,
@@ -180,6 +188,27 @@ class ErrorReportMixin(StoreBase):
                     occurrences=1,
                 )
             )
+
+
+def _sorted(stmt: Select[Any], sort: ErrorSort, descending: bool) -> Select[Any]:
+    keys = [_E.c[sort.value], _E.c.at, _E.c.id]
+    # NULLS LAST on both databases (they disagree by default) for the nullable kind.
+    return stmt.order_by(*((k.desc() if descending else k.asc()).nulls_last() for k in keys))
+
+
+def _entry(r: Row[Any]) -> ErrorEntry:
+    return ErrorEntry(
+        rep_id=r.rep_id,
+        kind=ItemKind(r.kind) if r.kind is not None else None,
+        item_id=r.item_id,
+        operation=r.operation,
+        error_type=ErrorType(r.error_type),
+        message=r.message,
+        suggestion=r.suggestion,
+        at=r.at,
+        occurrences=r.occurrences,
+        first_at=(r.first_at or r.at) if r.occurrences > 1 else None,
+    )
 
 
 def _filtered(

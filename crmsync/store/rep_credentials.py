@@ -32,6 +32,17 @@ def _name(email: str) -> str:
     return PREFIX + email.strip().casefold()
 
 
+def _credentials(value: str) -> RepCredentials:
+    data = json.loads(value)
+    refused = data.get("refused_at")
+    return RepCredentials(
+        data["login"],
+        data["password"],
+        dt.datetime.fromisoformat(refused) if refused else None,
+        data.get("refused_because", ""),
+    )
+
+
 class RepCredentialsMixin(SecretsMixin):
     def set_rep_credentials(self, email: str, login: str, password: str) -> None:
         """Store (or replace) the rep's login and app password; a refusal is forgotten."""
@@ -41,16 +52,13 @@ class RepCredentialsMixin(SecretsMixin):
 
     def rep_credentials(self, email: str) -> RepCredentials | None:
         value = self.get_secret(_name(email))
-        if value is None:
-            return None
-        data = json.loads(value)
-        refused = data.get("refused_at")
-        return RepCredentials(
-            data["login"],
-            data["password"],
-            dt.datetime.fromisoformat(refused) if refused else None,
-            data.get("refused_because", ""),
-        )
+        return None if value is None else _credentials(value)
+
+    def refused_rep_logins(self) -> dict[str, RepCredentials]:
+        """The reps (by lower-case email) whose stored login the server refused, read at
+        once for the reps list."""
+        found = {n[len(PREFIX) :]: _credentials(v) for n, v in self.secrets_named(PREFIX).items()}
+        return {email: c for email, c in found.items() if c.refused_at is not None}
 
     def mark_rep_credentials_refused(self, email: str, because: str) -> None:
         """Record that the server refused the rep's stored login (needs attention)."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from crmsync.admin import config_file
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
@@ -29,6 +31,7 @@ from crmsync.admin.web.schemas import (
     WITH_BODY,
     Configuration,
     ConnectionTestIn,
+    ErrorExportFilters,
     ErrorFilters,
     Me,
     SavedConfiguration,
@@ -295,7 +298,10 @@ def org_status(principal: Manager, service: Service) -> dict[str, Any]:
 
 @router.get("/reps", tags=["statuses"], response_model=list[RepSummary])
 def list_reps(principal: Manager, service: Service) -> list[dict[str, Any]]:
-    return [views.rep_summary(service, user) for user in service.reps()]
+    """Every active CRM user's line of the reps list: statuses, what needs attention
+    (held deletions, failing items, a pause, a refused sign-in, an overdue cycle) and
+    error counts, as the console's reps list shows them."""
+    return views.rep_lines(service, service.reps(), service.clock())
 
 
 def _rep(service: SyncService, email: str) -> User:
@@ -350,20 +356,19 @@ def confirm_deletes(
 
 
 def error_rows(service: SyncService, filters: ErrorFilters) -> list[dict[str, Any]]:
+    return views.error_rows(
+        service, **export_filters(filters), limit=filters.limit, offset=filters.offset
+    )
+
+
+def export_filters(filters: ErrorExportFilters) -> dict[str, Any]:
+    """The filters as `views.error_rows` and `views.each_error_row` take them (a time
+    without a zone is UTC)."""
     since = filters.since
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
-    return views.error_rows(
-        service,
-        rep=filters.rep,
-        kind=filters.kind,
-        error_type=filters.error_type,
-        since=since,
-        sort=filters.sort,
-        descending=filters.descending,
-        limit=filters.limit,
-        offset=filters.offset,
-    )
+    values = {name: getattr(filters, name) for name in ErrorExportFilters.model_fields}
+    return values | {"since": since}
 
 
 @router.get("/errors", tags=["error report"], response_model=list[ErrorRow])
@@ -374,12 +379,18 @@ def errors(
     return error_rows(service, filters)
 
 
-@router.get("/errors.csv", tags=["error report"], response_class=Response)
+@router.get("/errors.csv", tags=["error report"], response_class=StreamingResponse)
 def errors_csv(
-    principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
-) -> Response:
-    return Response(
-        views.errors_csv(error_rows(service, filters)),
+    principal: ErrorReader, service: Service, filters: Annotated[ErrorExportFilters, Query()]
+) -> StreamingResponse:
+    """Every row matching the filters, however many, as CSV (streamed as it is read)."""
+    rows = views.each_error_row(service, **export_filters(filters))
+    return csv_download(views.csv_lines(rows))
+
+
+def csv_download(lines: Iterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        lines,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="crmsync-errors.csv"'},
     )

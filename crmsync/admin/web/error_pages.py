@@ -4,6 +4,7 @@ rep and by error type and items by name; its CSV export holds every matching row
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,12 +34,11 @@ def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
         return ErrorFilters(), messages(invalid)
 
 
-def _named(service: SyncService, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _each_named(service: SyncService, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     names = ItemNames(service.crm)
-    return [
-        {**row, "item_name": names.of(ItemKind(row["kind"]) if row["kind"] else None, row["item"])}
-        for row in rows
-    ]
+    for row in rows:
+        kind = ItemKind(row["kind"]) if row["kind"] else None
+        yield {**row, "item_name": names.of(kind, row["item"])}
 
 
 @router.get("/errors")
@@ -66,7 +66,7 @@ def errors_page(request: Request, principal: ErrorReader, service: Service) -> H
         request,
         "errors.html",
         principal,
-        rows=_named(service, api.error_rows(service, shown)) if total else [],
+        rows=list(_each_named(service, api.error_rows(service, shown))) if total else [],
         filters=filters,
         problems=problems,
         paging=where,
@@ -87,11 +87,7 @@ def errors_page(request: Request, principal: ErrorReader, service: Service) -> H
 
 @router.get("/errors.csv")
 def errors_csv(request: Request, principal: ErrorReader, service: Service) -> Response:
-    """Every row matching the filters, however many (not only a page's)."""
+    """Every row matching the filters, however many (not only a page's), streamed."""
     filters, _ = _filters(request)
-    every = filters.model_copy(update={"limit": None, "offset": 0})
-    return Response(
-        views.errors_csv(_named(service, api.error_rows(service, every)), CSV_COLUMNS),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="crmsync-errors.csv"'},
-    )
+    rows = views.each_error_row(service, **api.export_filters(filters))
+    return api.csv_download(views.csv_lines(_each_named(service, rows), CSV_COLUMNS))

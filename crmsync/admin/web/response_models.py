@@ -115,6 +115,14 @@ class PerKind(BaseModel, Generic[T]):
     event: T
 
 
+class MailPause(BaseModel):
+    """The mail server asked crmsync to leave the rep alone until ``until``."""
+
+    by: str = Field(description='The server, e.g. "Google".')
+    until: Instant
+    because: str
+
+
 class RepSummary(BaseModel):
     """One rep's line of the reps list."""
 
@@ -126,6 +134,25 @@ class RepSummary(BaseModel):
     reset_status: str | None
     last_error: str | None
     last_cycle_finished: Instant | None
+    errors: int = Field(description="The rep's rows in the error report.")
+    failing_items: int = Field(description="Items that failed in the rep's latest cycle.")
+    held_deletes: bool = Field(
+        description="The mass-delete guard held deletions back, not confirmed yet."
+    )
+    attention: list[str] = Field(
+        description='What to look at, as the console says it ("Deletions held", '
+        '"Sign-in refused", "Overdue: due 12 min ago" ...).'
+    )
+    next_due: Instant | None = Field(description="When the rep's next cycle is due.")
+    overdue: bool = Field(
+        description="Due more than 5 minutes ago and no worker holds the rep's lease."
+    )
+    running_on: str | None = Field(
+        description="The worker holding the rep's lease (its cycle runs), if any."
+    )
+    paused: MailPause | None = Field(
+        description="A pause the mail server asked for (Google's usage limits), while it lasts."
+    )
 
 
 class RepChecks(BaseModel):
@@ -154,7 +181,6 @@ class RepStatus(RepSummary):
 
     checks: RepChecks
     consecutive_failures: int
-    next_due: Instant | None
     audit: list[AuditLine]
 
 

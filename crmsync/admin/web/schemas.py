@@ -193,15 +193,15 @@ class SavedConfiguration(Configuration):
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
-class ErrorFilters(BaseModel):
+class ErrorExportFilters(BaseModel):
+    """Which error-report rows, in which order (an export holds every matching row)."""
+
     rep: str | None = Field(None, max_length=320)
     kind: ItemKind | None = None
     error_type: ErrorType | None = None
     since: dt.datetime | None = Field(None, description="ISO 8601, e.g. 2026-11-20T10:00:00Z")
     sort: ErrorSort = ErrorSort.TIME
     descending: bool = True
-    limit: int = Field(200, ge=1, le=10_000)
-    offset: int = Field(0, ge=0, le=10_000_000)
 
     @field_validator("since", mode="before")
     @classmethod
@@ -209,3 +209,10 @@ class ErrorFilters(BaseModel):
         if isinstance(value, str | int | float) and not _ISO_DATE.match(str(value)):
             raise ValueError("expected an ISO 8601 date and time, e.g. 2026-11-20T10:00:00Z")
         return value
+
+
+class ErrorFilters(ErrorExportFilters):
+    """`ErrorExportFilters` and a page of the rows."""
+
+    limit: int = Field(200, ge=1, le=10_000)
+    offset: int = Field(0, ge=0, le=10_000_000)

@@ -8,64 +8,26 @@ per rep: an org of thousands of reps renders in one page view (bench/console_sta
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from crmsync.admin.web import rep_sign_in, views
-from crmsync.admin.web.coverage import effective_configs
 from crmsync.admin.web.deps import check_csrf
 from crmsync.admin.web.item_names import ItemNames
 from crmsync.admin.web.rendering import Csrf, Manager, Service, back, not_found, paging, render
-from crmsync.domain.records import ItemKind, User
-from crmsync.service.runner import SyncService
-from crmsync.store import FLOWS, RepStatus
-from crmsync.store.error_report import RepErrors
+from crmsync.domain.records import User
+from crmsync.store import RepStatus
 
 router = APIRouter(include_in_schema=False)
 REPS_PER_PAGE = 50
 ACTIVITY_PER_PAGE = 50
 
 
-def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
-    """How long before ``now``, in the largest unit that fits ("3 min ago")."""
-    if value is None:
-        return ""
-    at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    seconds = (now - at).total_seconds()
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
-    return ""
-
-
 def _page_of(request: Request) -> int:
     text = request.query_params.get("page", "1")
     return max(1, int(text)) if text.isdigit() else 1
-
-
-def attention(status: RepStatus, errors: RepErrors) -> list[str]:
-    """What the admin should look at for a rep, beyond its flows' statuses."""
-    found = []
-    if errors.held_deletes:
-        found.append(
-            "Deletions confirmed: carried out next cycle"
-            if errors.deletes_confirmed
-            else "Deletions held"
-        )
-    if errors.failing_items:
-        found.append(
-            f"{errors.failing_items:,} item{'s' if errors.failing_items > 1 else ''} failing"
-        )
-    if status.last_error and not found:
-        found.append("Last cycle failed")
-    return found
 
 
 def last_successful_cycle(statuses: dict[str, RepStatus], reps: list[User]) -> str | None:
@@ -77,48 +39,6 @@ def last_successful_cycle(statuses: dict[str, RepStatus], reps: list[User]) -> s
         if (s := statuses.get(u.id)) and s.last_cycle_finished and not s.last_error
     ]
     return views.iso(max(finished)) if finished else None
-
-
-def rep_rows(
-    service: SyncService,
-    reps: list[User],
-    now: dt.datetime,
-    statuses: dict[str, RepStatus] | None = None,
-) -> list[dict[str, Any]]:
-    """The reps list's lines, from every status, configuration and error count at once."""
-    if statuses is None:
-        statuses = {s.rep_id: s for s in service.store.rep_statuses()}
-    configs = effective_configs(service.store.configs(), reps)
-    errors = service.store.rep_errors()
-    rows = []
-    for user in reps:
-        status = statuses.get(user.id) or RepStatus(user.id)
-        rep_errors = errors.get(user.id) or RepErrors()
-        config = configs.get(user.id)
-        rows.append(
-            {
-                "email": user.email,
-                "name": user.name,
-                "configuration": config.name if config else None,
-                "flows": {
-                    kind.value: {
-                        flow.value: status.sync_status(kind, flow).display for flow in FLOWS
-                    }
-                    for kind in ItemKind
-                },
-                "records_in_sync": {
-                    kind.value: status.records_in_sync.get(kind, 0) for kind in ItemKind
-                },
-                "reset_status": status.reset_status.display if status.reset_status else None,
-                "last_error": status.last_error,
-                "errors": rep_errors.total,
-                "attention": attention(status, rep_errors),
-                "held_deletes": rep_errors.held_deletes and not rep_errors.deletes_confirmed,
-                "last_cycle_finished": views.iso(status.last_cycle_finished),
-                "last_cycle_ago": ago(status.last_cycle_finished, now),
-            }
-        )
-    return rows
 
 
 def matching(reps: list[User], search: str) -> list[User]:
@@ -143,11 +63,11 @@ def status_page(request: Request, principal: Manager, service: Service) -> HTMLR
         principal,
         org=views.org_status(service, now, reps),
         last_successful_cycle=last_successful_cycle(statuses, reps),
-        reps=rep_rows(service, shown, now, statuses),
+        reps=views.rep_lines(service, shown, now, statuses),
         search=search,
         paging=where,
         page_link=lambda page: "/status?" + urlencode({"q": search, "page": page}),
-        ago=lambda value: ago(value, now),
+        ago=lambda value: views.ago(value, now),
     )
 
 
@@ -159,7 +79,7 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
     now = service.clock()
     store = service.store
     status = store.rep_status(user.id)
-    (row,) = rep_rows(service, [user], now, {user.id: status})
+    (row,) = views.rep_lines(service, [user], now, {user.id: status})
     where = paging(_page_of(request), ACTIVITY_PER_PAGE, store.count_rep_history(user.id))
     names = ItemNames(service.crm)
     activity = [
@@ -185,7 +105,7 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
         activity=activity,
         paging=where,
         page_link=lambda page: f"/status/{quote(user.email)}?page={page}#activity",
-        ago=lambda value: ago(value, now),
+        ago=lambda value: views.ago(value, now),
         marked=request.query_params.get("marked"),
         confirmed=request.query_params.get("confirmed"),
         signed_in=request.query_params.get("signed_in"),

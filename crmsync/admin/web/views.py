@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from crmsync.admin.reports import subject_of
@@ -19,14 +20,18 @@ from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
 from crmsync.service.connection_test import run_connection_test
 from crmsync.service.crm_connection_test import run_crm_connection_test
 from crmsync.service.crms import SALESFORCE_SECRET, WRITES_PAUSED_TEXT, api_state
-from crmsync.service.mailboxes import SERVICE_PASSWORD
+from crmsync.service.mailboxes import SERVICE_PASSWORD, per_rep_sign_in
 from crmsync.service.runner import RepPreview, SyncService
-from crmsync.store import FLOWS, ErrorSort
+from crmsync.store import FLOWS, ErrorSort, RepCredentials, RepStatus
+from crmsync.store.error_report import RepErrors
 
 FLOW_LABELS = {
     Direction.CRM_TO_MAIL: "CRM → mail server",
     Direction.MAIL_TO_CRM: "mail server → CRM",
 }
+# A due rep nobody has claimed for this long is overdue: a scheduler claims within seconds
+# of the due time while workers keep up (`crmsync_oldest_due_age_seconds` measures it).
+OVERDUE_AFTER = dt.timedelta(minutes=5)
 CHECK_LABELS = {
     "mailbox_supported": "Mailbox runs on a supported server",
     "recognized": "Mailbox recognized by the service account",
@@ -154,23 +159,116 @@ def crm_status(service: SyncService, now: dt.datetime) -> dict[str, Any]:
     return status
 
 
+def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
+    """How long before ``now``, in the largest unit that fits ("3 min ago")."""
+    if value is None:
+        return ""
+    at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    seconds = (now - at).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if unit == 'day' and count > 1 else ''} ago"
+    return ""
+
+
+def overdue(status: RepStatus, now: dt.datetime) -> bool:
+    """Whether the rep's cycle waits for a worker longer than `OVERDUE_AFTER`: due by
+    then and nobody holds its lease (the schedulers or workers are stopped or behind)."""
+    return (
+        status.next_due is not None
+        and status.next_due < now - OVERDUE_AFTER
+        and status.running_on(now) is None
+    )
+
+
+def attention(
+    status: RepStatus, errors: RepErrors, now: dt.datetime, refused: RepCredentials | None
+) -> list[str]:
+    """What the admin should look at for a rep, beyond its flows' statuses; a pause the
+    mail server asked for comes first."""
+    found = []
+    if status.paused and status.paused.active(now):
+        found.append(f"Paused by {status.paused.by} until {status.paused.until:%H:%M} UTC")
+    if refused is not None:
+        found.append("Sign-in refused")
+    if errors.held_deletes:
+        found.append(
+            "Deletions confirmed: carried out next cycle"
+            if errors.deletes_confirmed
+            else "Deletions held"
+        )
+    if errors.failing_items:
+        found.append(
+            f"{errors.failing_items:,} item{'s' if errors.failing_items > 1 else ''} failing"
+        )
+    if overdue(status, now):
+        found.append(f"Overdue: due {ago(status.next_due, now)}")
+    if status.last_error and not found:
+        found.append("Last cycle failed")
+    return found
+
+
+def rep_lines(
+    service: SyncService,
+    reps: list[User],
+    now: dt.datetime,
+    statuses: dict[str, RepStatus] | None = None,
+) -> list[dict[str, Any]]:
+    """The reps list's lines (pages and API), from every status, configuration, error
+    count and refused login at once, not per rep."""
+    store = service.store
+    if statuses is None:
+        statuses = {s.rep_id: s for s in store.rep_statuses()}
+    configs = effective_configs(store.configs(), reps)
+    errors = store.rep_errors()
+    refused = store.refused_rep_logins() if per_rep_sign_in(service.org_settings()) else {}
+    lines = []
+    for user in reps:
+        status = statuses.get(user.id) or RepStatus(user.id)
+        rep_errors = errors.get(user.id) or RepErrors()
+        config = configs.get(user.id)
+        paused = status.paused if status.paused and status.paused.active(now) else None
+        lines.append(
+            {
+                "email": user.email,
+                "name": user.name,
+                "configuration": config.name if config else None,
+                "flows": {
+                    kind.value: {
+                        flow.value: status.sync_status(kind, flow).display for flow in FLOWS
+                    }
+                    for kind in ItemKind
+                },
+                "records_in_sync": {
+                    kind.value: status.records_in_sync.get(kind, 0) for kind in ItemKind
+                },
+                "reset_status": status.reset_status.display if status.reset_status else None,
+                "last_error": status.last_error,
+                "last_cycle_finished": iso(status.last_cycle_finished),
+                "errors": rep_errors.total,
+                "failing_items": rep_errors.failing_items,
+                "held_deletes": rep_errors.held_deletes and not rep_errors.deletes_confirmed,
+                "attention": attention(
+                    status, rep_errors, now, refused.get(user.email.strip().casefold())
+                ),
+                "next_due": iso(status.next_due),
+                "overdue": overdue(status, now),
+                "running_on": status.running_on(now),
+                "paused": paused
+                and {"by": paused.by, "until": iso(paused.until), "because": paused.because},
+            }
+        )
+    return lines
+
+
 def rep_summary(service: SyncService, user: User) -> dict[str, Any]:
     """One rep's line of the reps list."""
     status = service.store.rep_status(user.id)
-    config = service.store.effective_config(user)
-    return {
-        "email": user.email,
-        "name": user.name,
-        "configuration": config.name if config else None,
-        "flows": {
-            kind.value: {flow.value: status.sync_status(kind, flow).display for flow in FLOWS}
-            for kind in ItemKind
-        },
-        "records_in_sync": {kind.value: status.records_in_sync.get(kind, 0) for kind in ItemKind},
-        "reset_status": status.reset_status.display if status.reset_status else None,
-        "last_error": status.last_error,
-        "last_cycle_finished": iso(status.last_cycle_finished),
-    }
+    (line,) = rep_lines(service, [user], service.clock(), {user.id: status})
+    return line
 
 
 def rep_status(service: SyncService, user: User, history: int = 50) -> dict[str, Any]:
@@ -180,7 +278,6 @@ def rep_status(service: SyncService, user: User, history: int = 50) -> dict[str,
         **rep_summary(service, user),
         "checks": {name: getattr(status, name) for name in CHECK_LABELS},
         "consecutive_failures": status.consecutive_failures,
-        "next_due": iso(status.next_due),
         "audit": [
             {
                 "at": iso(entry.at),
@@ -237,12 +334,9 @@ def error_rows(
 ) -> list[dict[str, Any]]:
     """The error report, filtered and sorted; ``rep`` is an email."""
     emails = {user.id: user.email for user in service.crm.list_users()}
-    rep_id = None
-    if rep:
-        found = service.crm.get_user_by_email(rep)
-        if found is None:
-            return []
-        rep_id = found.id
+    found, rep_id = _rep_id(service, rep)
+    if not found:
+        return []
     entries = service.store.errors(
         rep_id=rep_id,
         kind=kind,
@@ -254,6 +348,40 @@ def error_rows(
         offset=offset,
     )
     return [_error(entry, emails) for entry in entries]
+
+
+def each_error_row(
+    service: SyncService,
+    *,
+    rep: str | None = None,
+    kind: ItemKind | None = None,
+    error_type: ErrorType | None = None,
+    since: dt.datetime | None = None,
+    sort: ErrorSort = ErrorSort.TIME,
+    descending: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Every row of the error report the filters match, read a chunk at a time (exports)."""
+    emails = {user.id: user.email for user in service.crm.list_users()}
+    found, rep_id = _rep_id(service, rep)
+    if not found:
+        return
+    for entry in service.store.each_error(
+        rep_id=rep_id,
+        kind=kind,
+        error_type=error_type,
+        since=since,
+        sort=sort,
+        descending=descending,
+    ):
+        yield _error(entry, emails)
+
+
+def _rep_id(service: SyncService, email: str | None) -> tuple[bool, str | None]:
+    """Whether the filter's rep exists, and its id (``None``: no filter)."""
+    if not email:
+        return True, None
+    found = service.crm.get_user_by_email(email)
+    return (False, None) if found is None else (True, found.id)
 
 
 def _error(entry: ErrorEntry, emails: dict[str, str]) -> dict[str, Any]:
@@ -285,10 +413,17 @@ ERROR_COLUMNS = (
 )
 
 
-def errors_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = ERROR_COLUMNS) -> str:
+def csv_lines(
+    rows: Iterable[dict[str, Any]], columns: tuple[str, ...] = ERROR_COLUMNS
+) -> Iterator[str]:
+    """The rows as CSV, the header first, in pieces of about 64 KiB (an export is streamed)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row[k] is None else row[k] for k in columns})
-    return out.getvalue()
+        if out.tell() >= 64 * 1024:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()

@@ -24,7 +24,7 @@ from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.settings import OrgSettings, SyncConfig
 from crmsync.domain.sync import AuditEntry, ErrorEntry, ErrorType, Side
 from crmsync.service.deployment import Deployment
-from crmsync.store import StateStore
+from crmsync.store import MailPause, StateStore
 from tests.admin.web.seeding import stamp_cycle
 from tests.admin.web.serving import serving
 
@@ -37,6 +37,8 @@ PASSWORD = "a long admin password"
 WIDTHS = (390, 1366)
 DASH = "\N{EN DASH}"  # between a page's first and last line number
 HELD, FAILING = "hal@example.com", "fay@example.com"
+PAUSED = "rep01@example.com"
+RUNNING_ON = "worker:sync-worker-03.eu-west.internal.example.com:128734:5f0c2e9ab1"
 
 
 def _seed(home: Path) -> None:
@@ -111,6 +113,14 @@ def _seed(home: Path) -> None:
         )
         for hours in (1, 3, 8, 20):
             store.record_synced(ItemKind.CONTACT, hours * 3, at=now - dt.timedelta(hours=hours))
+        # Issue 16: a rep Google paused, one whose cycle runs on a worker (a long id, as
+        # real ones are), one overdue.
+        record = store.open_cycle(users[1].id)
+        pause = MailPause(now + dt.timedelta(hours=3), "Google", "Calendar usage limits exceeded")
+        record.set_pause(pause)
+        store.close_cycle(record, error="Google made the calendar read-only")
+        store.claim_rep(users[2].id, RUNNING_ON, dt.timedelta(hours=1))
+        store.set_next_due(users[3].id, now - dt.timedelta(minutes=30))
 
 
 def test_every_page_fits_a_phone_and_a_laptop_and_does_what_issue_14_asks(
@@ -158,6 +168,13 @@ def _walk(page, url: str, width: int, shots: Path) -> None:  # type: ignore[no-u
     _fits(page, width, "02-status", shots)
     expect(page.locator("#reps-list")).to_contain_text("Deletions held")
     expect(page.locator("#reps-list")).to_contain_text("450 items failing")
+    # Issue 16: a pause the mail server asked for (in the browser's zone), the worker
+    # running a cycle, an overdue cycle.
+    paused = page.locator("#reps-list .badge.paused")
+    expect(paused).to_contain_text("Paused by Google until")
+    expect(paused).not_to_contain_text("UTC")
+    expect(page.locator("#reps-list")).to_contain_text("Cycle running on " + RUNNING_ON)
+    expect(page.locator("#reps-list")).to_contain_text("Overdue: due 30 min ago")
     local = page.locator("td.last-successful-cycle time").first
     expect(local).not_to_contain_text("UTC")  # shown in the browser's zone
     expect(page.locator("td.last-successful-cycle").first).to_contain_text("min ago")
@@ -178,6 +195,10 @@ def _walk(page, url: str, width: int, shots: Path) -> None:  # type: ignore[no-u
     expect(page.locator("#error-report")).to_contain_text("card 2")
     expect(page.locator("#error-report")).not_to_contain_text("%20")
     _fits(page, width, "04-errors-page-2", shots)
+
+    page.goto(url + "/status/" + PAUSED)
+    expect(page.locator("#paused")).to_contain_text("Calendar usage limits exceeded")
+    _fits(page, width, "05-rep-paused", shots)
 
     # 4, 6, 9: the rep's page, then confirming the held deletions.
     page.goto(url + "/status/" + HELD)

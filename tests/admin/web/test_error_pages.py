@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import re
 
+from crmsync.admin.web import views
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
 from tests.admin.web.conftest import Console
@@ -92,3 +93,24 @@ def test_the_csv_export_holds_every_matching_row(console: Console) -> None:
     assert "%40" in rows[0]["item"]  # the id as stored, for support
     only_bob = console.client.get("/errors.csv?rep=bob%40example.com")
     assert len(list(csv.DictReader(io.StringIO(only_bob.text)))) == 143
+
+
+def test_the_api_csv_streams_every_matching_row_in_the_reports_order(console: Console) -> None:
+    _rows(console)
+    reader = console.bearer("reader")
+    with console.client.stream("GET", "/api/v1/errors.csv", headers=reader) as answer:
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert "content-length" not in answer.headers  # streamed, not built whole first
+        pieces = list(answer.iter_text())
+    rows = list(csv.DictReader(io.StringIO("".join(pieces))))
+    assert len(rows) == 2143  # not the 200 of a page
+    first_page = console.client.get("/api/v1/errors?limit=3", headers=reader).json()
+    assert [r["item"] for r in rows[:3]] == [r["item"] for r in first_page]
+    assert rows[-1]["message"] == "refused 142"
+    oldest = console.client.get(
+        "/api/v1/errors.csv?rep=bob%40example.com&descending=false", headers=reader
+    )
+    bobs = list(csv.DictReader(io.StringIO(oldest.text)))
+    assert len(bobs) == 143 and bobs[0]["message"] == "refused 142"
+    nobody = console.client.get("/api/v1/errors.csv?rep=nobody%40example.com", headers=reader)
+    assert nobody.text.splitlines() == [",".join(views.ERROR_COLUMNS)]

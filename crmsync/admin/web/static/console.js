@@ -13,9 +13,13 @@ for (const select of document.querySelectorAll("select[data-shows-fieldsets]")) 
 }
 
 // Instants: shown in the browser's time zone (the server writes UTC).
+// data-local="time": the time alone when it falls on today ("Paused ... until 14:05").
 const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
 for (const time of document.querySelectorAll("time[data-local]")) {
-  time.textContent = format.format(new Date(time.dateTime));
+  const at = new Date(time.dateTime);
+  const today = at.toDateString() === new Date().toDateString();
+  time.textContent = (time.dataset.local === "time" && today ? clock : format).format(at);
   time.title = time.dateTime;
 }
 
