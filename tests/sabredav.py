@@ -5,11 +5,12 @@ README says how it is set up), or the folder ``CRMSYNC_SABREDAV_DIR`` names. It 
 Debian's ``php-cli php-sqlite3 php-xml php-mbstring php-psr-log``; where PHP or the folder
 can't be had, `sabredav_missing` says why and the tests using it skip with that reason.
 
-Users (fixed by the server's setup): the service account ``crmsync@example.com`` and the
-reps ``ann@example.com`` and ``bob@example.com``, each rep with a "default" calendar and
-address book. ``service`` is how much the service account may do: ``admin`` (everything,
-custom deployments only), ``proxy`` (in each rep's ``calendar-proxy-write`` group: CalDAV
-delegation, calendars only) or ``none`` (nothing: reps sign in with their own logins).
+Users: the service account ``crmsync@example.com`` and the reps ``ann@example.com`` and
+``bob@example.com`` (`REPS`; the benchmarks pass their own), each rep with a "default"
+calendar and address book. ``service`` is how much the service account may do: ``admin``
+(everything, custom deployments only), ``proxy`` (in each rep's ``calendar-proxy-write``
+group: CalDAV delegation, calendars only) or ``none`` (nothing: reps sign in with their own
+logins).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from crmsync.groupware.dav.local_server import free_port, stop_process, wait_until_answering
@@ -57,13 +59,24 @@ def sabredav_missing() -> str | None:
 class SabreDavServer:
     """A SabreDAV child process (PHP's built-in server) with its own SQLite database."""
 
-    def __init__(self, data_dir: Path, auth: str = "basic", service: str = "admin") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        auth: str = "basic",
+        service: str = "admin",
+        *,
+        reps: Mapping[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """``reps``: each rep's address and password (default `REPS`; the benchmarks ask
+        for hundreds); ``port``: where to listen (default: a free one)."""
         if auth not in ("basic", "digest") or service not in ("admin", "proxy", "none"):
             raise ValueError(f"unknown SabreDAV mode {auth}/{service}")
         self.data_dir = data_dir
         self.auth = auth
         self.service = service
-        self.port = free_port()
+        self.reps = dict(REPS if reps is None else reps)
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -72,7 +85,9 @@ class SabreDavServer:
         """One line per request the server answered: ``time METHOD PATH STATUS ...``."""
         return self.data_dir / "requests.log"
 
-    def start(self, timeout: float = 20.0) -> SabreDavServer:
+    def start(self, timeout: float = 20.0, *, keep_data: bool = False) -> SabreDavServer:
+        """Create the database afresh (the users, each rep's calendar and address book) and
+        start serving it; ``keep_data``: serve the database the folder holds (a restart)."""
         missing = sabredav_missing()
         if missing:
             raise RuntimeError(missing)
@@ -80,13 +95,15 @@ class SabreDavServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         database = self.data_dir / "db.sqlite"
         self.request_log.write_text("")
-        users = [f"{SERVICE_ACCOUNT}:{SERVICE_PASSWORD}"] + [f"{u}:{p}" for u, p in REPS.items()]
-        subprocess.run(
-            ["php", "setup_db.php", str(database), self.service, *users],
-            cwd=folder,
-            check=True,
-            capture_output=True,
-        )
+        users = [f"{SERVICE_ACCOUNT}:{SERVICE_PASSWORD}"]
+        users += [f"{u}:{p}" for u, p in self.reps.items()]
+        if not keep_data:
+            subprocess.run(
+                ["php", "setup_db.php", str(database), self.service, *users],
+                cwd=folder,
+                check=True,
+                capture_output=True,
+            )
         env = dict(
             os.environ,
             SABRE_DB=str(database),
