@@ -54,6 +54,14 @@ def serve(
             min=1024,
         ),
     ] = DEFAULT_MAX_BODY_BYTES,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="The Redis broker of `crmsync worker` (with --no-scheduler): /metrics "
+            "shows its queue length.",
+            envvar="CRMSYNC_BROKER_URL",
+        ),
+    ] = None,
 ) -> None:
     """Run the web console, the REST API (/api/v1) and the scheduler in one process.
 
@@ -77,6 +85,10 @@ def serve(
     # Open for the life of the process: the reps gauge reads it at each scrape.
     store = StateStore(deployment.state_url, deployment.secrets_key_path)
     metrics = SyncMetrics(store.rep_statuses, crm_state=lambda: org_api_state(deployment))
+    if broker:
+        from crmsync.service.worker_metrics import BrokerQueue
+
+        metrics.registry.register(BrokerQueue(broker))
     if not store.admins():
         console.print(
             "[yellow]warning:[/yellow] no admin account yet; create one with "

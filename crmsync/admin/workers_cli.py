@@ -8,6 +8,7 @@ only the console and the API.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 import threading
 from typing import Annotated
@@ -15,6 +16,8 @@ from typing import Annotated
 import typer
 
 from crmsync.service.deployment import Deployment
+
+log = logging.getLogger(__name__)
 
 BROKER_HELP = "The Redis broker's URL, e.g. redis://redis.internal:6379/1."
 DEFAULT_BROKER = "redis://127.0.0.1:6379/1"
@@ -24,6 +27,17 @@ def worker(
     broker: Annotated[str, typer.Option(help=BROKER_HELP, envvar="CRMSYNC_BROKER_URL")] = (
         DEFAULT_BROKER
     ),
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve this worker's Prometheus metrics at /metrics on this port (off if unset).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the cycles the scheduler sends, a claimed batch at a time, its reps at once.
 
@@ -34,6 +48,15 @@ def worker(
     from crmsync.service.workers import celery_app
 
     configure_logging()
+    if metrics_port is not None:
+        from crmsync.service.worker_metrics import serve_metrics
+        from crmsync.store import StateStore
+
+        deployment = Deployment.from_env()
+        # Open for the life of the process: the queue gauges read it at each scrape.
+        store = StateStore(deployment.state_url, deployment.secrets_key_path)
+        serve_metrics(metrics_port, metrics_host, store.rep_statuses, broker)
+        log.info("worker metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     # solo: one batch per process at a time; the batch's cycles run in its own threads.
     celery_app(broker).worker_main(["worker", "--pool", "solo", "--loglevel", "INFO"])
 

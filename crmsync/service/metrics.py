@@ -40,7 +40,7 @@ from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType, Side
 from crmsync.service.crms import CrmApiState
 from crmsync.service.runner import RepReport
-from crmsync.store import RepStatus, SyncStatus
+from crmsync.store import RepStatus, StateStore, SyncStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,14 @@ CALL_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 25, 50, 100, 250, 1000)
 
 RepStatuses = Callable[[], Iterable[RepStatus]]
 CrmState = Callable[[], CrmApiState | None]
+
+
+def cycle_errors(store: StateStore, report: RepReport, since: dt.datetime) -> list[ErrorEntry]:
+    """The error-report rows a cycle that started at ``since`` wrote (no other cycle of
+    the rep ran meanwhile: it held the rep's lease)."""
+    if report.error is None and not any(k.errors for k in report.kinds.values()):
+        return []
+    return store.errors(rep_id=report.rep.id, since=since)
 
 
 def outcome_of(report: RepReport) -> str:

@@ -41,7 +41,7 @@ from crmsync.engine.executor import utc_now
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.deployment import Deployment
 from crmsync.service.leased import default_worker_id
-from crmsync.service.metrics import SyncMetrics, outcome_of
+from crmsync.service.metrics import SyncMetrics, cycle_errors, outcome_of
 from crmsync.service.runner import RepReport, SyncService
 from crmsync.store import CLAIM_BATCH, LeaseLost, StateStore, schema
 
@@ -358,7 +358,7 @@ class Scheduler:
             closed = self._record_crash(service, user, fence, report)
         seconds = time.monotonic() - started
         if self.metrics is not None:
-            errors = self._errors_of(service.store, report, started_at)
+            errors = cycle_errors(service.store, report, started_at)
             self.metrics.observe(report, seconds, errors)
         # Reps no configuration covers come round every interval: keep them out of INFO.
         log.log(
@@ -419,13 +419,6 @@ class Scheduler:
         except LeaseLost:
             return True
         return False
-
-    @staticmethod
-    def _errors_of(store: StateStore, report: RepReport, since: dt.datetime) -> list[ErrorEntry]:
-        """The error-report rows the cycle wrote (no other cycle of the rep ran meanwhile)."""
-        if report.error is None and not any(k.errors for k in report.kinds.values()):
-            return []
-        return store.errors(rep_id=report.rep.id, since=since)
 
     def _finish(self, store: StateStore, user: User, *, release: bool) -> None:
         with self._lock:

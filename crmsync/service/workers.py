@@ -24,6 +24,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from crmsync.service import worker_metrics
 from crmsync.service.deployment import Deployment
 from crmsync.service.leased import DEFAULT_LEASE_TTL, LeaseKeeper, default_worker_id
 from crmsync.service.runner import SyncService
@@ -88,7 +89,9 @@ def run_batch(
     schedule = Cadence(**cadence)
     ttl = dt.timedelta(seconds=lease_seconds)
     outcomes = _pool().map(lambda item: _one_cycle(deployment, *item, schedule, ttl), batch)
-    return dict(zip((rep_id for rep_id, _ in batch), outcomes, strict=True))
+    done = dict(zip((rep_id for rep_id, _ in batch), outcomes, strict=True))
+    worker_metrics.batch_run()
+    return done
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -123,8 +126,9 @@ def _one_cycle(
         service.store.set_next_due(rep_id, schedule.next_due(0))
         service.store.release_rep(rep_id, fence)
         return "not active"
-    with LeaseKeeper(service.store, rep_id, fence, ttl):
+    with LeaseKeeper(service.store, rep_id, fence, ttl), worker_metrics.cycle(service) as seen:
         report = service.sync_rep(user, fence=fence, next_due=schedule.next_due)
+        seen(report)
     if report.lease_lost:
         return "lease lost"
     if not report.configured:
