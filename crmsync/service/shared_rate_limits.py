@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crmsync.groupware.throttling import TenantLimiter, use_limiters
+from crmsync.transport.throttling import TenantLimiter, use_limiters
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,16 @@ class Rate:
 
 
 def default_rate(scope: str) -> Rate | None:
-    """The bucket of a scope as the backends name them (`crmsync.groupware.throttling`).
+    """The bucket of a scope as the backends name them (`crmsync.transport.throttling`).
 
     Google Calendar allows 10,000 requests a minute per Cloud project and 600 per user
     per project (https://developers.google.com/workspace/calendar/api/guides/quota):
     ``google:<project>`` gets 150/s, leaving headroom, and ``google:<project>:<user>``
     10/s. A Microsoft 365 tenant (its id) gets no bucket: Graph publishes its Outlook
     limits per mailbox, not per tenant (https://learn.microsoft.com/graph/throttling-limits),
-    so its workers share only the waits Graph announces.
+    so its workers share only the waits Graph announces. A Salesforce org
+    (``salesforce:<My Domain host>``) gets none either: Salesforce publishes a 24-hour
+    allocation, not a rate; its workers share the holds a refusal starts.
     """
     if scope.startswith("google:"):
         return Rate(10.0, 10.0) if scope.count(":") >= 2 else Rate(150.0, 150.0)
@@ -91,7 +93,7 @@ def default_rate(scope: str) -> Rate | None:
 
 class SharedRateLimits:
     """The limiters of one Redis (``redis://host:port/db``), one per scope; hand `limiter`
-    to `crmsync.groupware.throttling.use_limiters`, or call `configure`."""
+    to `crmsync.transport.throttling.use_limiters`, or call `configure`."""
 
     def __init__(self, redis_url: str, rates: Callable[[str], Rate | None] = default_rate) -> None:
         try:

@@ -1,20 +1,25 @@
-"""Retries and the shared limiter every HTTP mail backend throttles through.
+"""Retries and the shared limiter every HTTP backend, CRM or mail, throttles through.
 
 Servers throttle per scope larger than one request: Graph per app and tenant (a 429 or 503
 carries ``Retry-After``, https://learn.microsoft.com/graph/throttling), Google per Cloud
 project and per user (403 ``rateLimitExceeded`` / ``userRateLimitExceeded`` or 429, with
-exponential back-off and jitter, https://developers.google.com/workspace/calendar/api/guides/errors).
-Every mailbox of one such scope shares a `TenantLimiter`, so when one of them is told to
-wait, the others wait too instead of hammering the server and lengthening the penalty.
+exponential back-off and jitter, https://developers.google.com/workspace/calendar/api/guides/errors),
+Salesforce per org (``REQUEST_LIMIT_EXCEEDED``). Every mailbox or rep of one such scope
+shares a limiter, so when one of them is told to wait, the others wait too instead of
+hammering the server and lengthening the penalty. It lives here, below the backends, so
+that the CRM and the mail backends share one interface (`RequestLimiter`) and one
+process-wide factory (`use_limiters`) that the service layer can point at Redis.
 """
 
 from __future__ import annotations
 
+import email.utils
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -36,6 +41,31 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
         return delay * (1 - self.jitter * random.random())
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class RequestLimiter(Protocol):
+    """What a connection calls: `wait` before each request, `block` when the server says
+    to hold off the whole scope for ``seconds``."""
+
+    tenant_id: str
+
+    def wait(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> float: ...
+
+    def block(self, seconds: float, clock: Callable[[], float]) -> None: ...
 
 
 class TenantLimiter:
@@ -61,12 +91,12 @@ class TenantLimiter:
         return 0.0
 
 
-_LIMITERS: dict[str, TenantLimiter] = {}
+_LIMITERS: dict[str, RequestLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
-_make_limiter: Callable[[str], TenantLimiter] = TenantLimiter
+_make_limiter: Callable[[str], RequestLimiter] = TenantLimiter
 
 
-def limiter_for(tenant_id: str) -> TenantLimiter:
+def limiter_for(tenant_id: str) -> RequestLimiter:
     """The process-wide limiter of ``tenant_id`` (one object per scope; callers name
     the scope so that different servers never share one: ``google:<project>`` ...)."""
     with _LIMITERS_LOCK:
@@ -76,7 +106,7 @@ def limiter_for(tenant_id: str) -> TenantLimiter:
         return _LIMITERS[key]
 
 
-def use_limiters(make: Callable[[str], TenantLimiter] | None) -> None:
+def use_limiters(make: Callable[[str], RequestLimiter] | None) -> None:
     """Make the process's limiters with ``make`` from now on, e.g. ones whose state every
     worker process shares (``crmsync.service.shared_rate_limits``); ``None``: in-process
     ones. Call it at process start: limiters handed out before are forgotten here."""

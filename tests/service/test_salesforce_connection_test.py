@@ -12,6 +12,7 @@ import pytest
 from crmsync.admin.web.views import connection_test
 from crmsync.service import crm_connection_test as steps
 from crmsync.service.crm_connection_test import run_crm_connection_test
+from crmsync.transport import throttling
 from tests.crm.salesforce.fake_org import FakeOrg
 from tests.crm.salesforce.fake_server import FakeSalesforce, new_key_pair
 from tests.crm.salesforce.harness import key_pair
@@ -95,6 +96,7 @@ def test_a_spent_allocation_and_an_unknown_rep_fail_with_a_fix(fake: FakeSalesfo
     assert found[steps.API_USAGE].status == "failed"  # type: ignore[attr-defined]
     assert "writes until usage drops" in found[steps.API_USAGE].fix  # type: ignore[attr-defined]
     fake.api_used = 0
+    throttling.use_limiters(None)  # a new process: the org's hold after the refusal is gone
     found = run(fake, email="ghost@example.com")
     rep = found[steps.REP_USER]
     assert rep.status == "failed" and "Salesforce user with this email" in rep.fix  # type: ignore[attr-defined]

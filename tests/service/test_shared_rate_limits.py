@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from crmsync.groupware import throttling
 from crmsync.service.shared_rate_limits import Rate, RedisLimiter, SharedRateLimits, configure
+from crmsync.transport import throttling
 from tests.redis_server import RedisServer, redis_server, redis_url
 
 __all__ = ["redis_server", "redis_url"]

@@ -7,6 +7,11 @@ and ``UNABLE_TO_LOCK_ROW`` are retried after a jittered back-off (`RetryPolicy`)
 ``REQUEST_LIMIT_EXCEEDED`` is never retried: it stops writes (`writes_stopped`) until a
 later response shows usage below the allocation again. Bodies are read up to
 ``max_response_bytes`` and refused beyond, before parsing.
+
+Every request first waits on the org's limiter (`crmsync.transport.throttling`, scope
+``salesforce:<My Domain host>``); a ``REQUEST_LIMIT_EXCEEDED`` or a ``Retry-After`` holds
+back every rep of the org, and every worker process when the limiters live in Redis, so
+N workers meeting a spent allocation send one burst of refused requests, not N.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -35,6 +41,7 @@ from crmsync.crm.salesforce.errors import (
 )
 from crmsync.domain.sync import ServerUnavailable
 from crmsync.transport.bounded import read_bounded
+from crmsync.transport.throttling import RequestLimiter, limiter_for, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,10 @@ _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 # Writes resume once the rolling usage is back under this share of the allocation, so a
 # stop is not followed by a burst that ends in the same refusal.
 RESUME_SHARE = 0.98
+# How long a REQUEST_LIMIT_EXCEEDED without Retry-After holds the org's requests back:
+# Salesforce names no wait, and the refusal also covers a burst of concurrent long
+# requests (ConcurrentPerOrgLongTxn), which passes within seconds.
+LIMIT_HOLD = 10.0
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,18 @@ class RetryPolicy:
     """How often and how long to wait before trying a transient failure again.
 
     The wait doubles from ``base`` up to ``cap`` seconds with full jitter, so several
-    workers blocked on one locked row do not retry in step. ``sleep`` and ``random`` are
-    injectable (tests never wait).
+    workers blocked on one locked row do not retry in step. A ``Retry-After`` is honoured
+    up to ``max_retry_after``. ``sleep``, ``clock`` and ``random`` are injectable (tests
+    never wait).
     """
 
     max_attempts: int = 4
     base: float = 0.5
     cap: float = 8.0
+    max_retry_after: float = 300.0
+    limit_hold: float = LIMIT_HOLD
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     random: Callable[[], float] = random.random
 
     def wait(self, attempt: int) -> None:
@@ -103,6 +118,7 @@ class SalesforceConnection:
         *,
         tokens: TokenSource | None = None,
         retry: RetryPolicy | None = None,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.config = config
         self._own_client = client is None
@@ -111,6 +127,7 @@ class SalesforceConnection:
         )
         self.tokens = tokens or TokenSource(config, self.client)
         self.retry = retry or RetryPolicy()
+        self.limiter = limiter or limiter_for(org_scope(config))
         self._lock = threading.Lock()
         self.calls_made = 0
         self.usage: ApiUsage | None = None
@@ -164,6 +181,7 @@ class SalesforceConnection:
         renewed = False
         attempt = 0
         while True:
+            self.limiter.wait(self.retry.clock, self.retry.sleep)
             token = self.tokens.token()
             headers = {"Authorization": f"Bearer {token.value}", "Accept": "application/json"}
             try:
@@ -190,15 +208,21 @@ class SalesforceConnection:
                     )
                 renewed = True
                 continue
+            retry_after = retry_after_seconds(answer.headers.get("Retry-After"))
+            if retry_after is not None:
+                self.limiter.block(min(retry_after, self.retry.max_retry_after), self.retry.clock)
             if code == "REQUEST_LIMIT_EXCEEDED":
                 self.writes_stopped = True
+                if retry_after is None:
+                    self.limiter.block(self.retry.limit_hold, self.retry.clock)
                 log.warning("Salesforce API allocation exceeded; writes stop (%s)", what)
                 raise to_sync_error(error, what)
             retryable = answer.status >= 500 or code in ("UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE")
             if retryable:
                 attempt += 1
                 if attempt < self.retry.max_attempts:
-                    self.retry.wait(attempt)
+                    if retry_after is None:  # else the limiter holds the next attempt
+                        self.retry.wait(attempt)
                     continue
                 if not code:
                     raise ServerUnavailable(
@@ -253,3 +277,8 @@ class SalesforceConnection:
     def _usage_text(self) -> str:
         usage = self.usage
         return "usage unknown" if usage is None else f"{usage.used} of {usage.limit} calls used"
+
+
+def org_scope(config: SalesforceConfig) -> str:
+    """The limiter scope of the org: its My Domain host names one org."""
+    return "salesforce:" + urlsplit(config.base_url).netloc.lower()

@@ -20,8 +20,8 @@ import httpx
 
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
 from crmsync.groupware.dav.auth import ChallengeAuth, offered_schemes
-from crmsync.groupware.http_headers import retry_after_seconds
 from crmsync.transport.bounded import read_response
+from crmsync.transport.throttling import retry_after_seconds
 
 log = logging.getLogger(__name__)
 

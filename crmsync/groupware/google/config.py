@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crmsync.domain.sync import AuthenticationFailed
-from crmsync.groupware.throttling import RetryPolicy
+from crmsync.transport.throttling import RetryPolicy
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 CONTACTS_SCOPE = "https://www.googleapis.com/auth/contacts"

@@ -4,7 +4,7 @@ Every request carries the rep's own token for the API (`GoogleTokens`). A 401 dr
 token and tries once more with a fresh one, then raises `AuthenticationFailed`.
 Rate limits (403 ``rateLimitExceeded`` / ``userRateLimitExceeded``, 429) and 5xx are
 retried with exponential back-off and jitter (``Retry-After`` when given) through the
-shared limiters of `crmsync.groupware.throttling`: the rep's own (Google counts per user
+shared limiters of `crmsync.transport.throttling`: the rep's own (Google counts per user
 and per calendar) or, for a quota Google says is the project's, the project's, which
 every rep of the service account shares. Once the attempts are spent the caller gets
 `ServerUnavailable`. 403 ``quotaExceeded`` (the calendar went read-only) is not retried:
@@ -34,9 +34,13 @@ from crmsync.groupware.google.errors import (
     reasons,
 )
 from crmsync.groupware.google.tokens import DelegationMissing, GoogleTokens, delegation_fix
-from crmsync.groupware.http_headers import retry_after_seconds
-from crmsync.groupware.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
 from crmsync.transport.bounded import read_bounded
+from crmsync.transport.throttling import (
+    RETRY_STATUSES,
+    RequestLimiter,
+    limiter_for,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +80,7 @@ class GoogleConnection:
         client: httpx.Client | None = None,
         *,
         tokens: GoogleTokens | None = None,
-        limiters: Callable[[str], TenantLimiter] = limiter_for,
+        limiters: Callable[[str], RequestLimiter] = limiter_for,
     ) -> None:
         self.config = config
         self.key = config.key
@@ -103,10 +107,10 @@ class GoogleConnection:
         base = self.config.calendar_url if api == "calendar" else self.config.people_url
         return base.rstrip("/") + path
 
-    def project_limiter(self) -> TenantLimiter:
+    def project_limiter(self) -> RequestLimiter:
         return self._limiters(self.scope_name)
 
-    def user_limiter(self, subject: str) -> TenantLimiter:
+    def user_limiter(self, subject: str) -> RequestLimiter:
         return self._limiters(f"{self.scope_name}:{subject.lower()}")
 
     def writes(self, subject: str) -> threading.Lock:

@@ -2,7 +2,7 @@
 
 Every request carries a bearer token from `GraphTokens`; a 401 drops that token and tries
 once more with a fresh one, then raises `AuthenticationFailed`. 429/5xx are retried after
-``Retry-After`` (or a back-off) through the tenant's shared `TenantLimiter`; once the
+``Retry-After`` (or a back-off) through the tenant's shared limiter; once the
 attempts are spent the caller gets `ServerUnavailable`. Other responses are returned, their
 bodies read up to the config's ``max_response_bytes`` (`ResponseTooLarge` beyond, unparsed).
 JSON batching: https://learn.microsoft.com/graph/json-batching (at most 20 requests).
@@ -20,9 +20,13 @@ import httpx
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable
 from crmsync.groupware.graph.config import GraphConfig
 from crmsync.groupware.graph.tokens import GraphTokens, token_fix
-from crmsync.groupware.http_headers import retry_after_seconds
-from crmsync.groupware.throttling import RETRY_STATUSES, TenantLimiter, limiter_for
 from crmsync.transport.bounded import read_response
+from crmsync.transport.throttling import (
+    RETRY_STATUSES,
+    RequestLimiter,
+    limiter_for,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class GraphConnection:
         *,
         tokens: GraphTokens | None = None,
         msal_http_client: Any = None,
-        limiter: TenantLimiter | None = None,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.config = config
         self.base = config.graph_url.rstrip("/")
