@@ -374,6 +374,9 @@ def escape_text(value: str) -> str:
         .replace(",", "\\,")
         .replace("\r\n", "\\n")
         .replace("\n", "\\n")
+        # A lone CR ends a content line for some readers (crmsync's own, SabreDAV's): the
+        # item became unreadable. TEXT has no CR (RFC 5545 3.3.11): a line break.
+        .replace("\r", "\\n")
     )
 
 

@@ -84,3 +84,8 @@ class ItemFormat(Protocol):
         """``text`` with the mapped properties changed to ``record``'s values, everything
         else kept line for line; raises `MalformedItem` when ``text`` cannot be read."""
         ...
+
+    def reads_back(self, record: Record) -> bool:
+        """Whether the text `render_new` makes of ``record`` parses as ``record`` itself
+        (see `read_back`), so a create need not parse it back."""
+        ...

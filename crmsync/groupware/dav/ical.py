@@ -43,6 +43,7 @@ from crmsync.groupware.dav.ical_time import (
     wall_zone,
 )
 from crmsync.groupware.dav.multistatus import CALDAV, tag
+from crmsync.groupware.dav.read_back import event_reads_back
 from crmsync.groupware.dav.vtimezone import vtimezone
 
 _UTC = dt.UTC
@@ -523,3 +524,6 @@ class ICalendarFormat:
         if not isinstance(record, Event):
             raise TypeError("a calendar holds events")
         return render_ical_update(text, record, self.floating_zone)
+
+    def reads_back(self, record: Record) -> bool:
+        return isinstance(record, Event) and event_reads_back(record)

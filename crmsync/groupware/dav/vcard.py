@@ -28,6 +28,7 @@ from crmsync.domain.records import (
 from crmsync.groupware.dav import contentlines as cl
 from crmsync.groupware.dav.formats import MARKER_PROPERTY, MalformedItem, NotSynced, ParsedItem
 from crmsync.groupware.dav.multistatus import CARDDAV, tag
+from crmsync.groupware.dav.read_back import contact_reads_back
 
 PERSON_ACCOUNT_PROPERTY = "X-CRMSYNC-PERSON-ACCOUNT"
 _PHONE_FIELDS = ("phone", "mobile_phone", "home_phone", "fax", "other_phone")
@@ -522,3 +523,6 @@ class VCardFormat:
         if not isinstance(record, Contact):
             raise TypeError("an address book holds contacts")
         return render_vcard_update(text, record, self.field_map)
+
+    def reads_back(self, record: Record) -> bool:
+        return isinstance(record, Contact) and contact_reads_back(record, self.field_map)
