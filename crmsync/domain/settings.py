@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -13,6 +13,7 @@ from crmsync.domain.contact_fields import (
     contact_field_map,
     mapping_problems,
 )
+from crmsync.domain.records import User
 
 
 class Direction(StrEnum):
@@ -141,6 +142,28 @@ class SyncConfig:
     profile_ids: tuple[str, ...] = ()
     contacts: ContactSettings = field(default_factory=ContactSettings)
     events: EventSettings = field(default_factory=EventSettings)
+
+
+class Coverage:
+    """Which configuration each user syncs under: a direct assignment wins over one of
+    the user's profile; inactive configurations cover nobody."""
+
+    def __init__(self, configs: Iterable[SyncConfig]) -> None:
+        self._direct: dict[str, SyncConfig] = {}
+        self._by_profile: dict[str, SyncConfig] = {}
+        for config in configs:
+            if not config.active:
+                continue
+            for user_id in config.user_ids:
+                self._direct.setdefault(user_id, config)
+            for profile_id in config.profile_ids:
+                self._by_profile.setdefault(profile_id, config)
+
+    def config_of(self, user: User) -> SyncConfig | None:
+        config = self._direct.get(user.id)
+        if config is None and user.profile_id is not None:
+            config = self._by_profile.get(user.profile_id)
+        return config
 
 
 @dataclass(frozen=True)

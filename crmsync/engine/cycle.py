@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from crmsync.domain.records import ItemKind
@@ -42,7 +43,7 @@ def sync_kind(
     report = KindReport(kind)
     saved = {side: state.cursor(rep_id, kind, side) for side in sides}
     for _ in range(MAX_ROUNDS):
-        links, changes, actions, held = _read_and_plan(
+        synced, changes, actions, held = _read_and_plan(
             rep_id, kind, sides, state, policy, saved, settle_intents=True
         )
         for side, side_changes in changes.items():
@@ -61,7 +62,7 @@ def sync_kind(
                     "delete",
                     ErrorType.MASS_DELETE,
                     f"{held} deletions held back: more than the mass-delete guard allows "
-                    f"of {_synced(links)} synced {kind.value}s.",
+                    f"of {synced} synced {kind.value}s.",
                     "Check why so many items disappeared (a moved folder, a changed filter). "
                     "If the deletions are wanted, confirm them: Confirm deletions on the "
                     "rep's status page, or `crmsync confirm-deletes --rep EMAIL`; if not, "
@@ -98,18 +99,26 @@ def _read_and_plan(
     policy: Policy,
     saved: dict[Side, str | None],
     settle_intents: bool,
-) -> tuple[list[Link], dict[Side, Changes], list[Action], int]:
-    """Read both sides from the ``saved`` cursors, settle a crashed cycle's intents, plan.
+) -> tuple[int, dict[Side, Changes], list[Action], int]:
+    """Read both sides from the ``saved`` cursors, settle a crashed cycle's intents, plan;
+    returns the synced pairs' count, both sides' changes, the actions and the deletions
+    held back.
 
-    With ``settle_intents`` off (a preview) the settled links are planned with but not
-    saved, and the intents stay for the next real cycle.
+    The links are read only when a side's listing asks about them or when there is
+    something to plan: with no pending intent, and nothing changed or deleted on either
+    side, every pair stands as it was synced and the plan is empty. With
+    ``settle_intents`` off (a preview) the settled links are planned with but not saved,
+    and the intents stay for the next real cycle.
     """
-    links = state.links(rep_id, kind)
+    stored = _StoredLinks(lambda: state.links(rep_id, kind))
     changes = {
-        side: sides[side].changes(saved[side], _known(links, side))
+        side: sides[side].changes(saved[side], _KnownVersions(stored, side))
         for side in (Side.CRM, Side.MAIL)
     }
     intents = state.pending_intents(rep_id, kind)
+    if not intents and not any(c.items or c.deleted for c in changes.values()):
+        return 0, changes, [], 0
+    links = stored.all()
     if intents:
         since_read = {
             (side, cursor): sides[side].changes(cursor, _known(links, side))
@@ -129,8 +138,46 @@ def _read_and_plan(
         links = settlement.links
         changes = {side: _listing_settled(changes[side], settlement.saves, side) for side in sides}
     actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
-    actions, held = hold_mass_deletes(actions, _synced(links), policy.delete_guard)
-    return links, changes, actions, held
+    synced = _synced(links)
+    actions, held = hold_mass_deletes(actions, synced, policy.delete_guard)
+    return synced, changes, actions, held
+
+
+class _StoredLinks:
+    """The rep's links of the kind, read from the state on first use."""
+
+    def __init__(self, read: Callable[[], list[Link]]) -> None:
+        self._read = read
+        self._links: list[Link] | None = None
+
+    def all(self) -> list[Link]:
+        if self._links is None:
+            self._links = self._read()
+        return self._links
+
+
+class _KnownVersions(Mapping[str, str]):
+    """`_known` of the stored links, built when a side's listing first looks at it: an
+    incremental listing with nothing changed never does."""
+
+    def __init__(self, stored: _StoredLinks, side: Side) -> None:
+        self._stored = stored
+        self._side = side
+        self._versions: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._versions is None:
+            self._versions = _known(self._stored.all(), self._side)
+        return self._versions
+
+    def __getitem__(self, item_id: str) -> str:
+        return self._built()[item_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def _known(links: list[Link], side: Side) -> dict[str, str]:

@@ -243,9 +243,14 @@ class OrgCrm:
         elif crm is not None:
             crm.close()
 
-    def problems(self) -> list[str]:
-        """Why the saved CRM section cannot work (empty: it may)."""
-        settings, secret, _ = self._wanted()
+    def problems(self, saved: CrmSettings | None = None) -> list[str]:
+        """Why the saved CRM section (``saved``, when the caller read it) cannot work
+        (empty: it may)."""
+        if saved is None or self.fixed is not None:
+            settings, secret, _ = self._wanted()
+        else:
+            settings = saved
+            secret = self.store.get_secret(SALESFORCE_SECRET) if saved.is_salesforce else None
         return setup_problems(settings, secret)
 
     def api_state(self) -> CrmApiState | None:

@@ -1,8 +1,10 @@
 """One rep's sync cycle: checks, the mailbox, both kinds, and the rep's status.
 
-The rep's status is read once (`StateStore.open_cycle`), kept in memory while the cycle
-runs and written once at its end (`StateStore.close_cycle`): a cycle that finds nothing
-to do costs a handful of reads and one commit. Under a lease (``fence``) every write of
+The rep's status, cursors and write intents are read once, with the org's settings
+version (`StateStore.open_cycle`; the settings and configurations themselves are kept in
+memory while that version stands), kept in memory while the cycle runs and written once
+at its end (`StateStore.close_cycle`): a cycle that finds nothing to do costs one read
+transaction and one commit. Under a lease (``fence``) every write of
 the cycle is fenced, and the closing write gives the lease up; a cycle whose lease moved
 to another worker stops writing at once (`LeaseLost`).
 """
@@ -29,6 +31,7 @@ from crmsync.store import (
     FencedState,
     LeaseLost,
     MailPause,
+    ReadAhead,
     RepCycleRecord,
     ResetStatus,
     StateStore,
@@ -146,13 +149,14 @@ def _cycle(
     on_action: RepActionListener | None,
 ) -> None:
     store = service.store
-    config = store.effective_config(user)
+    assert record.org is not None  # read by open_cycle
+    config = record.org.config_of(user)
     if config is None:
         report.configured = False
         for kind in KINDS:
             _set_flows(record, kind, Direction.NONE)
         return
-    settings = service.org_settings()
+    settings = record.org.settings
     parked = parked_because(store, settings, user.email, service.clock())
     if parked is not None:
         report.error = parked  # no request to the server, no new error row
@@ -162,7 +166,7 @@ def _cycle(
         return
     calls_before = service.crm_api_state()
     try:
-        service.check_crm()
+        service.check_crm(record.org.crm)
         _sync(service, user, config, settings, record, report, state, on_action)
     except LeaseLost:
         raise
@@ -204,8 +208,9 @@ def _sync(
     record.set_checks(addresses_linked=linked)
     if not linked:
         raise NotInDomains(user.email, settings)
+    engine_state = ReadAhead(state, record)
     if record.reset_status is not None:
-        _start_reset(state, record)
+        _start_reset(engine_state, record)
     elsewhere = service.claimed_elsewhere().get(user.email.casefold())
     if elsewhere is not None:
         org, other = elsewhere
@@ -250,7 +255,7 @@ def _sync(
             user.id,
             kind,
             *service.sides(user, kind, config, fields, mailbox),
-            state,
+            engine_state,
             service.policy(config, kind, user, settings, guard, fields),
             service.clock,
             listener,
@@ -277,7 +282,7 @@ def _sync(
     record.clear_deletes_confirmation()
 
 
-def _start_reset(state: CycleState, record: RepCycleRecord) -> None:
+def _start_reset(state: ReadAhead, record: RepCycleRecord) -> None:
     """Forget the rep's links and cursors; the cycle then re-pairs by marker and content."""
     record.set_reset_status(ResetStatus.IN_PROGRESS)
     state.clear_rep(record.rep_id)

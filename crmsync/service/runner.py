@@ -139,9 +139,10 @@ class SyncService:
             self._org_crm.close()
             self._org_crm = saved
 
-    def crm_problems(self) -> list[str]:
-        """Why the saved CRM section cannot work (empty: it may)."""
-        return self._org_crm.problems()
+    def crm_problems(self, saved: CrmSettings | None = None) -> list[str]:
+        """Why the saved CRM section (``saved``, when the caller read it) cannot work
+        (empty: it may)."""
+        return self._org_crm.problems(saved)
 
     def use_mail_server(self, server: MailServer) -> None:
         """Reach the mail server through ``server`` from now on (embedding, tests)."""
@@ -345,8 +346,8 @@ class SyncService:
         """
         return run_cycle(self, user, on_action, fence=fence, next_due=next_due)
 
-    def check_crm(self) -> None:
-        problems = self.crm_problems()
+    def check_crm(self, saved: CrmSettings | None = None) -> None:
+        problems = self.crm_problems(saved)
         if problems:
             raise InvalidConfiguration(
                 f"the Salesforce setup is incomplete: {'; '.join(problems)}",

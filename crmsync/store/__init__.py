@@ -17,6 +17,8 @@ from crmsync.store.exceptions import (
     StoreError,
 )
 from crmsync.store.fencing import CLAIM_BATCH, FencedState
+from crmsync.store.org_snapshot import OrgSnapshot
+from crmsync.store.read_ahead import ReadAhead
 from crmsync.store.rep_credentials import RepCredentials
 from crmsync.store.state import StateStore
 from crmsync.store.status import CHECKS, FLOWS, MailPause, RepStatus, ResetStatus, SyncStatus
@@ -32,6 +34,8 @@ __all__ = [
     "LeaseLost",
     "LinkConflict",
     "MailPause",
+    "OrgSnapshot",
+    "ReadAhead",
     "RepCredentials",
     "RepCycleRecord",
     "RepStatus",

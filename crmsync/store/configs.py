@@ -11,6 +11,7 @@ from crmsync.store import schema
 from crmsync.store.codec import from_json, to_json
 from crmsync.store.database import StoreBase, insert_for
 from crmsync.store.exceptions import ConfigConflict
+from crmsync.store.settings_versions import bump_settings_version
 
 DEFAULT_ORG = "default"
 
@@ -46,6 +47,7 @@ class ConfigsMixin(StoreBase):
                     index_elements=["org_id"], set_={"settings": stmt.excluded.settings}
                 )
             )
+            bump_settings_version(conn, org_id)
 
     def save_config(self, config: SyncConfig, org_id: str = DEFAULT_ORG) -> None:
         """Insert or replace the configuration named ``config.name`` in the org.
@@ -56,6 +58,7 @@ class ConfigsMixin(StoreBase):
         try:
             with self._write() as conn:
                 _write_config(conn, config, org_id)
+                bump_settings_version(conn, org_id)
         except IntegrityError:
             raise ConfigConflict(
                 f"a user or profile of {config.name!r} is assigned to another configuration"
@@ -69,6 +72,7 @@ class ConfigsMixin(StoreBase):
                 conn.execute(delete(_K).where(_K.c.org_id == org_id))
                 for config in configs:
                     _write_config(conn, config, org_id)
+                bump_settings_version(conn, org_id)
         except IntegrityError:
             raise ConfigConflict("two configurations share a user or profile, or a name") from None
 
@@ -76,18 +80,19 @@ class ConfigsMixin(StoreBase):
         """Remove the configuration and its assignments; returns whether it existed."""
         with self._write() as conn:
             stmt = delete(_K).where(_K.c.org_id == org_id, _K.c.name == name)
+            bump_settings_version(conn, org_id)
             return conn.execute(stmt).rowcount > 0
 
     def config(self, name: str, org_id: str = DEFAULT_ORG) -> SyncConfig | None:
         """The named configuration, or ``None``."""
         with self._read() as conn:
-            found = _load_configs(conn, (_K.c.org_id == org_id) & (_K.c.name == name))
+            found = load_configs(conn, (_K.c.org_id == org_id) & (_K.c.name == name))
         return found[0] if found else None
 
     def configs(self, org_id: str = DEFAULT_ORG) -> list[SyncConfig]:
         """Every configuration of the org, active or not, ordered by name."""
         with self._read() as conn:
-            return _load_configs(conn, _K.c.org_id == org_id)
+            return load_configs(conn, _K.c.org_id == org_id)
 
     def effective_config(self, user: User, org_id: str = DEFAULT_ORG) -> SyncConfig | None:
         """The active configuration ``user`` syncs under, or ``None``.
@@ -111,7 +116,7 @@ class ConfigsMixin(StoreBase):
             config_id = conn.execute(stmt).scalar_one_or_none()
             if config_id is None:
                 return None
-            return _load_configs(conn, _K.c.id == config_id)[0]
+            return load_configs(conn, _K.c.id == config_id)[0]
 
 
 def _write_config(conn: Connection, config: SyncConfig, org_id: str) -> None:
@@ -136,7 +141,7 @@ def _write_config(conn: Connection, config: SyncConfig, org_id: str) -> None:
         conn.execute(insert(_A), assignments)
 
 
-def _load_configs(conn: Connection, where: ColumnElement[bool]) -> list[SyncConfig]:
+def load_configs(conn: Connection, where: ColumnElement[bool]) -> list[SyncConfig]:
     rows = conn.execute(select(_K).where(where).order_by(_K.c.name)).all()
     ids = [r.id for r in rows]
     assigned: dict[tuple[int, str], list[str]] = {}

@@ -12,6 +12,7 @@ from crmsync.store.activity import hour_of
 from crmsync.store.codec import from_json, to_json
 from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import StoreBase, insert_for
+from crmsync.store.settings_versions import bump_settings_version
 
 _S = schema.crm_settings
 _C = schema.crm_api_calls
@@ -36,6 +37,7 @@ class CrmSettingsMixin(StoreBase):
                     index_elements=["org_id"], set_={"settings": stmt.excluded.settings}
                 )
             )
+            bump_settings_version(conn, org_id)
 
     def record_api_calls(self, calls: int, cycles: int = 0, at: dt.datetime | None = None) -> None:
         """Add ``calls`` CRM API calls and ``cycles`` rep cycles made at ``at`` (default:

@@ -1,10 +1,12 @@
 """A rep's status across one sync cycle: read once at the start, written once at the end.
 
-A quiet cycle changes nothing but its own timestamps, so `open_cycle` reads the rep's row
-and flow statuses in one transaction, the cycle notes its checks and statuses on the
-`RepCycleRecord` in memory, and `close_cycle` writes, in one transaction, the timestamps
-and only what differs from what was read. Under a lease the closing write is fenced and
-gives the lease up in the same statement.
+A quiet cycle changes nothing but its own timestamps, so `open_cycle` reads, in one
+transaction, everything of the rep's a cycle starts from: the row, flow statuses, change
+cursors and unsettled write intents, and the org's settings version (the settings,
+CRM section and configurations themselves only when it moved: `OrgSnapshot`). The cycle
+notes its checks and statuses on the `RepCycleRecord` in memory, and `close_cycle`
+writes, in one transaction, the timestamps and only what differs from what was read.
+Under a lease the closing write is fenced and gives the lease up in the same statement.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
+from crmsync.domain.sync import Side, WriteIntent
 from crmsync.store import schema
+from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
+from crmsync.store.links import INTENT_FIELDS, write_intent
+from crmsync.store.org_snapshot import OrgSnapshot, read_snapshot
+from crmsync.store.settings_versions import settings_version
 from crmsync.store.status import (
     CHECKS,
     MailPause,
@@ -31,6 +38,19 @@ from crmsync.store.status import (
 
 _R = schema.reps
 _S = schema.sync_statuses
+_C = schema.cursors
+_I = schema.write_intents
+
+# Built once: the opening read runs every cycle of every rep.
+_REP = bindparam("rep_id")
+_ROW = select(_R).where(_R.c.rep_id == _REP)
+_FLOWS = select(_S.c.kind, _S.c.direction, _S.c.status).where(_S.c.rep_id == _REP)
+_CURSORS = select(_C.c.kind, _C.c.side, _C.c.cursor).where(_C.c.rep_id == _REP)
+_INTENTS = (
+    select(_I.c.kind, *(_I.c[f] for f in INTENT_FIELDS))
+    .where(_I.c.rep_id == _REP)
+    .order_by(_I.c.id)
+)
 
 Flow = tuple[ItemKind, Direction]
 
@@ -51,6 +71,11 @@ class RepCycleRecord:
     # The pause the mail server asked for, as stored when the cycle opened.
     paused: MailPause | None = None
     sync: dict[Flow, SyncStatus] = field(default_factory=dict)
+    # The rep's change cursors and unsettled write intents as the cycle found them.
+    cursors: dict[tuple[ItemKind, Side], str] = field(default_factory=dict)
+    intents: dict[ItemKind, list[WriteIntent]] = field(default_factory=dict)
+    # The org's settings, CRM section and configurations the cycle runs under.
+    org: OrgSnapshot | None = None
     # Column → new value, and flow → new status: only what differs from the row read.
     changed: dict[str, object] = field(default_factory=dict)
     changed_sync: dict[Flow, SyncStatus] = field(default_factory=dict)
@@ -107,14 +132,21 @@ class RepCycleRecord:
 class CycleMixin(StoreBase):
     """Opening and closing a rep's cycle record."""
 
-    def open_cycle(self, rep_id: str) -> RepCycleRecord:
-        """The rep's row and flow statuses as they are now (defaults for a new rep)."""
+    # The org and snapshot last read by this store (this process): see `org_snapshot`.
+    _org_snapshot: tuple[str, OrgSnapshot] | None = None
+
+    def open_cycle(self, rep_id: str, org_id: str = DEFAULT_ORG) -> RepCycleRecord:
+        """What the rep's cycle starts from, read in one transaction (defaults for a new
+        rep): its row, flow statuses, cursors and write intents, and the org's settings
+        (from memory while the org's settings version has not moved)."""
         record = RepCycleRecord(rep_id, self._clock())
+        key = {"rep_id": rep_id}
         with self._read() as conn:
-            row = conn.execute(select(_R).where(_R.c.rep_id == rep_id)).one_or_none()
-            flows = conn.execute(
-                select(_S.c.kind, _S.c.direction, _S.c.status).where(_S.c.rep_id == rep_id)
-            ).all()
+            row = conn.execute(_ROW, key).one_or_none()
+            flows = conn.execute(_FLOWS, key).all()
+            cursors = conn.execute(_CURSORS, key).all()
+            intents = conn.execute(_INTENTS, key).mappings().all()
+            record.org = self._org_snapshot_in(conn, org_id)
         if row is not None:
             record.checks = {c: row._mapping[c] for c in CHECKS}
             record.reset_status = ResetStatus(row.reset_status) if row.reset_status else None
@@ -126,7 +158,20 @@ class CycleMixin(StoreBase):
             (ItemKind(kind), Direction(direction)): SyncStatus(status)
             for kind, direction, status in flows
         }
+        record.cursors = {(ItemKind(kind), Side(side)): cursor for kind, side, cursor in cursors}
+        for found in intents:
+            kind = ItemKind(found["kind"])
+            record.intents.setdefault(kind, []).append(write_intent(rep_id, kind, found))
         return record
+
+    def _org_snapshot_in(self, conn: Connection, org_id: str) -> OrgSnapshot:
+        version = settings_version(conn, org_id)
+        kept = self._org_snapshot
+        if kept is not None and kept[0] == org_id and kept[1].version == version:
+            return kept[1]
+        snapshot = read_snapshot(conn, org_id, version)
+        self._org_snapshot = (org_id, snapshot)  # one reference swap: safe between threads
+        return snapshot
 
     def close_cycle(
         self,

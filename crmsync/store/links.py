@@ -3,7 +3,8 @@ rules 1, 2 and 5)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ _C = schema.cursors
 _I = schema.write_intents
 
 _LINK_FIELDS = ("crm_id", "mail_id", "crm_version", "mail_version", "crm_hash", "mail_hash")
-_INTENT_FIELDS = (
+INTENT_FIELDS = (
     "intent_key",
     "operation",
     "target",
@@ -80,29 +81,13 @@ class LinksMixin(StoreBase):
     def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
         """The rep's unsettled write intents of the kind, in the order recorded."""
         stmt = (
-            select(*(_I.c[f] for f in _INTENT_FIELDS))
+            select(*(_I.c[f] for f in INTENT_FIELDS))
             .where(_I.c.rep_id == rep_id, _I.c.kind == kind.value)
             .order_by(_I.c.id)
         )
         with self._read() as conn:
             rows = conn.execute(stmt).mappings().all()
-        return [
-            WriteIntent(
-                rep_id,
-                kind,
-                WriteOperation(row["operation"]),
-                Side(row["target"]),
-                row["crm_id"],
-                row["mail_id"],
-                row["source_version"],
-                row["source_hash"],
-                row["previous_hash"],
-                row["replaces"],
-                row["previous_version"],
-                row["target_cursor"],
-            )
-            for row in rows
-        ]
+        return [write_intent(rep_id, kind, row) for row in rows]
 
     def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
         """Add the intents (replacing any pending one of the same key), in one transaction."""
@@ -220,7 +205,7 @@ class LinksMixin(StoreBase):
             ins = insert_for(conn)(_I)
             stmt = ins.on_conflict_do_update(
                 index_elements=["rep_id", "kind", "intent_key"],
-                set_={c: ins.excluded[c] for c in (*_INTENT_FIELDS[1:], "recorded_at")},
+                set_={c: ins.excluded[c] for c in (*INTENT_FIELDS[1:], "recorded_at")},
             )
             conn.execute(stmt, rows)
 
@@ -237,6 +222,24 @@ class LinksMixin(StoreBase):
                 index_elements=list(key), set_={"cursor": stmt.excluded.cursor}
             )
             conn.execute(stmt, {**key, "cursor": cursor})
+
+
+def write_intent(rep_id: str, kind: ItemKind, row: Mapping[str, Any]) -> WriteIntent:
+    """The intent a ``write_intents`` row (its `INTENT_FIELDS`) holds."""
+    return WriteIntent(
+        rep_id,
+        kind,
+        WriteOperation(row["operation"]),
+        Side(row["target"]),
+        row["crm_id"],
+        row["mail_id"],
+        row["source_version"],
+        row["source_hash"],
+        row["previous_hash"],
+        row["replaces"],
+        row["previous_version"],
+        row["target_cursor"],
+    )
 
 
 def _upsert_link(conn: Connection) -> Executable:

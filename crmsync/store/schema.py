@@ -215,6 +215,15 @@ org_settings = Table(
     Column("settings", JSON, nullable=False),
 )
 
+# Moved by every save of the org's settings, CRM section or configurations (in the same
+# transaction): a process keeps those in memory while the version it read them at holds.
+settings_versions = Table(
+    "settings_versions",
+    metadata,
+    Column("org_id", Text, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
 sync_configs = Table(
     "sync_configs",
     metadata,

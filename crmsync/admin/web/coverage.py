@@ -6,31 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from crmsync.domain.records import Profile, User
-from crmsync.domain.settings import SyncConfig
+from crmsync.domain.settings import Coverage, SyncConfig
 
 
 def effective_configs(
     configs: Iterable[SyncConfig], users: Iterable[User]
 ) -> dict[str, SyncConfig]:
-    """Each covered user's active configuration, by user id: a direct assignment wins over
-    one of the user's profile; inactive configurations cover nobody."""
-    direct: dict[str, SyncConfig] = {}
-    by_profile: dict[str, SyncConfig] = {}
-    for config in configs:
-        if not config.active:
-            continue
-        for user_id in config.user_ids:
-            direct.setdefault(user_id, config)
-        for profile_id in config.profile_ids:
-            by_profile.setdefault(profile_id, config)
-    found = {}
-    for user in users:
-        config = direct.get(user.id)
-        if config is None and user.profile_id is not None:
-            config = by_profile.get(user.profile_id)
-        if config is not None:
-            found[user.id] = config
-    return found
+    """Each covered user's active configuration, by user id (`Coverage`'s rule)."""
+    coverage = Coverage(configs)
+    return {user.id: config for user in users if (config := coverage.config_of(user)) is not None}
 
 
 def overrides(
