@@ -1,25 +1,29 @@
 """Steady state at N reps: a no-change pass and a 1 % churn pass over every rep, each paired
 with the raw loop of the same sync-collection REPORTs, GETs and PUTs.
 
-    python bench/steady_state.py [--reps 100,300] [--items 100] [--churn 0.01] [--pairs 3]
-        [--seeded DIR]
+    python bench/steady_state.py [--server radicale|sabredav] [--reps 100,300] [--items 100]
+        [--churn 0.01] [--pairs 3] [--seed-into DIR | --seeded DIR]
+        [--workers 1,2 --postgres-url URL [--server-cpus 1] | --visible [--edits 60]]
 
-`--reps 100,300,1000` and `--items 100,500` add the larger sizes. One Radicale per M is
-seeded once with max(N) reps x M contacts and M events (files written into its storage,
-then one pairing cycle through crmsync); every N uses the first N of those reps. SabreDAV
-is not run: its test setup (tests/sabredav.py) has two principals, not hundreds.
+`--reps 100,300,1000` and `--items 100,500` add the larger sizes. One server per M is
+seeded once with max(N) reps x M contacts and M events (Radicale: files written into its
+storage; SabreDAV: the raw PUT loop), then paired by one crmsync cycle per rep; every N
+uses the first N of those reps. `--seed-into DIR` seeds and stops; `--seeded DIR` runs
+the passes on such a folder.
 
 Passes (each phase a fresh Python process; pairs interleaved, bench/pairs.py):
 - no-change: crmsync runs `SyncService.sync_rep` for each of the N reps, discovery warmed
   first (as in a long-running `serve`, which keeps it); raw sends each rep's two
   sync-collection REPORTs with the tokens crmsync saved.
-- churn: the same state is restored before each phase (Radicale's folder and both
-  databases copied back, Radicale restarted on its port): per rep, 1 % of the contacts and
-  of the events were edited on the server (a rep's edits) and another 1 % in the CRM.
+- churn: the same state is restored before each phase (the server's folder and both
+  databases copied back, the server restarted on its port): per rep, 1 % of the contacts
+  and of the events were edited on the server (a rep's edits) and another 1 % in the CRM.
   crmsync syncs the N reps; raw sends the REPORTs, GETs each item the REPORT names, and
   PUTs the CRM-edited items (rendered before its clock starts) with If-Match.
 SQL statements and commits are counted on the state store's engine (SQLAlchemy events).
-This measures whatever crmsync's current code does, scheduler and leases included.
+`--workers` runs the passes through `crmsync scheduler` and `crmsync worker` processes
+instead (bench/steady_workers.py); `--visible` measures edit-to-visible under `crmsync
+serve` (bench/steady_visible.py).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ CONTENT_TYPES = {ItemKind.CONTACT: common.VCARD_TYPE, ItemKind.EVENT: common.ICA
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("radicale", "sabredav"), default="radicale")
     parser.add_argument("--reps", default="100,300", help="N values, comma-separated")
     parser.add_argument("--items", default="100", help="M values (contacts per rep, and as "
                         "many events), comma-separated")
@@ -62,15 +67,43 @@ def main() -> None:
     parser.add_argument("--seeded", help="run the passes on this folder, left by a run "
                         "stopped after seeding (its snapshots 'linked' and 'churned' made), "
                         "instead of seeding again; --items names its M")
+    parser.add_argument("--seed-into", help="seed max(--reps) reps x --items into this new "
+                        "folder (server, databases, snapshots), stop, and keep it for --seeded")
+    parser.add_argument("--workers", help="e.g. 1,2: run the passes through `crmsync "
+                        "scheduler` and that many `crmsync worker` processes instead (needs "
+                        "--postgres-url and redis-server)")
+    parser.add_argument("--postgres-url", help="a PostgreSQL URL whose user may create "
+                        "databases (`bash .ci/postgres.sh` prints one)")
+    parser.add_argument("--server-cpus", help="pin the DAV server to these CPUs (e.g. 2,3) "
+                        "and the workers to the others (with --workers)")
+    parser.add_argument("--visible", action="store_true", help="measure edit-to-visible "
+                        "under `crmsync serve` instead (bench/steady_visible.py)")
+    parser.add_argument("--edits", type=int, default=60, help="--visible: edits made")
+    parser.add_argument("--window", type=float, default=300.0, help="--visible: seconds "
+                        "over which the edits are spread")
+    parser.add_argument("--interval", type=float, default=60.0, help="--visible: serve's "
+                        "--interval (its default)")
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--state", choices=("linked", "churned"), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="0/1", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     reps = sorted(int(n) for n in args.reps.split(","))
+    if args.seed_into:
+        world = World(Path(args.seed_into), max(reps), int(args.items), args)
+        try:
+            world.seed()
+        finally:
+            world.stop()
+        print(f"seeded: rerun the passes with --seeded {args.seed_into} --items {args.items}"
+              f" --server {args.server}")
+        return
+    if args.workers and not args.postgres_url:
+        parser.error("--workers needs --postgres-url (bash .ci/postgres.sh prints one)")
     rows: list[list[str]] = []
     phases: list[pairs.Phase] = []
     summaries: list[str] = []
@@ -87,6 +120,25 @@ def main() -> None:
                     world.start()
                 else:
                     world.seed()
+                if args.visible:
+                    import steady_visible
+
+                    for n in reps:
+                        found = steady_visible.run(world, n, args)
+                        rows += found.rows()
+                        summaries.append(found.summary())
+                    continue
+                if args.workers:
+                    import steady_workers
+
+                    counts = sorted(int(w) for w in args.workers.split(","))
+                    cpus = ({int(c) for c in args.server_cpus.split(",")}
+                            if args.server_cpus else None)
+                    found_rows, found_summaries = steady_workers.run_workers_mode(
+                        world, args, reps, counts, cpus)
+                    rows += found_rows
+                    summaries += found_summaries
+                    continue
                 for n in reps:
                     for state in ("linked", "churned"):
                         found = world.pairs(n, state, args.pairs)
@@ -98,8 +150,36 @@ def main() -> None:
                                          + ratio.summary())
             finally:
                 world.stop()
+    print_results(args, rows, phases, summaries)
+
+
+def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[pairs.Phase],
+                  summaries: list[str]) -> None:
+    server = "Radicale" if args.server == "radicale" else "SabreDAV"
+    if args.visible:
+        import steady_visible
+
+        common.print_table(
+            f"Edit to visible under `crmsync serve --interval {args.interval:g}` on one "
+            f"{server} ({args.edits} edits over {args.window:g} s per N)",
+            steady_visible.COLUMNS, rows)
+        print(common.machine_note())
+        print("SUMMARY edit to visible (target p95 < 60 s at 1,000 reps): "
+              + "; ".join(summaries))
+        return
+    if args.workers:
+        import steady_workers
+
+        common.print_table(
+            f"Steady state through `crmsync scheduler` + `crmsync worker` (Redis, PostgreSQL) "
+            f"on one {server}, beside the raw loop ({args.pairs} rounds, order alternated; "
+            "medians)", steady_workers.WORKERS_COLUMNS, rows)
+        print(common.machine_note())
+        print("SUMMARY workers (target >= 1.8 x one worker's speed where the server is not "
+              "the bottleneck): " + "; ".join(summaries))
+        return
     common.print_table(
-        f"Steady state on one Radicale vs the raw loop ({args.pairs} interleaved pairs, fresh "
+        f"Steady state on one {server} vs the raw loop ({args.pairs} interleaved pairs, fresh "
         "processes; medians over the pairs; per rep = divided by N)",
         ["M items", "N reps", "pass", "wall s crmsync (raw)", "x raw: median (spread)",
          "requests/rep (raw)", "SQL stmts/rep", "commits/rep", "client CPU s (raw)",
@@ -131,8 +211,48 @@ def table_row(items: int, n: int, state: str, found: list[tuple[pairs.Phase, pai
 # ------------------------------------------------------------------------------ parent
 
 
+class DavProcess:
+    """The benchmark's DAV server (Radicale or SabreDAV) over a folder, restartable on
+    its port: a snapshot of the folder is put back and the server started on it again."""
+
+    def __init__(self, kind: str, folder: Path, emails: list[str], port: int | None) -> None:
+        self.kind = kind
+        self.folder = folder
+        self.started_once = port is not None  # a --seeded folder holds its data already
+        if kind == "radicale":
+            users = {common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
+                     **dict.fromkeys(emails, common.REP_PASSWORD)}
+            self.server: Any = LocalRadicale(folder, users, common.SERVICE_ACCOUNT, port=port)
+            self.account = (common.SERVICE_ACCOUNT, common.SERVICE_PASSWORD, "/{email}/")
+        else:
+            missing = common.sabredav_missing()
+            if missing:
+                raise SystemExit(f"SabreDAV cannot run here: {missing}")
+            from tests import sabredav
+
+            self.server = sabredav.SabreDavServer(
+                folder, reps=dict.fromkeys(emails, common.REP_PASSWORD), port=port)
+            self.account = (sabredav.SERVICE_ACCOUNT, sabredav.SERVICE_PASSWORD,
+                            sabredav.PRINCIPAL_PATH)
+
+    def start(self) -> common.Server:
+        if self.kind == "radicale":
+            self.server.start(timeout=120)
+        else:
+            self.server.start(timeout=120, keep_data=self.started_once)
+        self.started_once = True
+        user, password, principal = self.account
+        return common.Server(
+            self.kind, self.server.url, user, password, principal,
+            common._child_listening_on(self.server.port),
+            self.folder if self.kind == "radicale" else None, self.server.stop)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
 class World:
-    """One Radicale and one deployment home under ``work``, with snapshots to restore."""
+    """One DAV server and one deployment home under ``work``, with snapshots to restore."""
 
     def __init__(self, work: Path, reps: int, items: int, args: argparse.Namespace,
                  port: int | None = None) -> None:
@@ -140,11 +260,10 @@ class World:
         self.reps = reps
         self.items = items
         self.args = args
+        self.script = __file__
         self.emails = common.rep_emails(reps)
-        users = {common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
-                 **dict.fromkeys(self.emails, common.REP_PASSWORD)}
-        self.radicale = LocalRadicale(work / "live" / "radicale", users, common.SERVICE_ACCOUNT,
-                                      port=port)
+        self.dav_kind = args.server
+        self.dav = DavProcess(args.server, work / "live" / args.server, self.emails, port)
         self.server: common.Server | None = None
         self.restores = len(list(work.glob("used-*")))
 
@@ -153,16 +272,18 @@ class World:
         return self.work / "live"
 
     def start(self) -> common.Server:
-        self.radicale.start(timeout=120)
-        self.server = common.Server(
-            "radicale", self.radicale.url, common.SERVICE_ACCOUNT, common.SERVICE_PASSWORD,
-            "/{email}/", common._child_listening_on(self.radicale.port), self.radicale.data_dir,
-            self.radicale.stop)
+        self.server = self.dav.start()
         pairs.server_json(self.server, self.work / "server.json")
         return self.server
 
     def stop(self) -> None:
-        self.radicale.stop()
+        self.dav.stop()
+
+    def pin_server(self, cpus: set[int]) -> None:
+        """Keep the DAV server (and its children) on these CPUs."""
+        if self.server is not None and self.server.process is not None:
+            for process in [self.server.process, *self.server.process.children(True)]:
+                process.cpu_affinity(sorted(cpus))
 
     def seed(self) -> None:
         """Seed, pair (first cycle), snapshot 'linked'; churn, snapshot 'churned'."""
@@ -239,18 +360,17 @@ class World:
                 "text": text}
 
     def snapshot(self, state: str) -> None:
-        self.radicale.stop()
-        copy_state(self.live, self.work / state)
+        self.dav.stop()
+        copy_state(self.live, self.work / state, self.dav_kind)
         self.start()
 
     def restore(self, state: str) -> None:
         """Put the snapshot back: the old folder is set aside (deleting 10^5 files takes
-        longer than a phase), Radicale's files are hard links (it replaces a file it
-        writes, never writes into it), the databases real copies."""
-        self.radicale.stop()
+        longer than a phase), then `copy_state`."""
+        self.dav.stop()
         self.restores += 1
         self.live.rename(self.work / f"used-{self.restores}")
-        copy_state(self.work / state, self.live)
+        copy_state(self.work / state, self.live, self.dav_kind)
         self.start()
 
     def pairs(self, n: int, state: str, count: int
@@ -277,8 +397,11 @@ class World:
         return found
 
 
-def copy_state(source: Path, target: Path) -> None:
-    shutil.copytree(source / "radicale", target / "radicale", copy_function=os.link)
+def copy_state(source: Path, target: Path, kind: str) -> None:
+    """Radicale's files as hard links (it replaces a file it writes, never writes into
+    it); SabreDAV's SQLite database and both of ours as copies."""
+    link = os.link if kind == "radicale" else shutil.copy2
+    shutil.copytree(source / kind, target / kind, copy_function=link)
     shutil.copytree(source / "home", target / "home")
 
 
@@ -302,6 +425,8 @@ def child(args: argparse.Namespace) -> None:
     server = pairs.load_server(work / "server.json")
     service = common.open_service(work / "live" / "home")
     reps = [service.rep_by_email(email) for email in common.rep_emails(args.n)]
+    part, parts = (int(x) for x in args.part.split("/"))
+    reps = reps[part::parts]
     if args.child == "crmsync":
         result = child_crmsync(service, server, reps)
     else:
