@@ -27,7 +27,7 @@ from typing import Any
 
 import common
 import psutil
-from sqlalchemy import Engine, create_engine, insert, select, text, update
+from sqlalchemy import Engine, Integer, create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from crmsync.crm.builtin.tables import metadata as crm_metadata
@@ -117,7 +117,7 @@ class PostgresCopy:
     @staticmethod
     def _fix_sequences(conn: Any, table: Any) -> None:
         for column in table.primary_key.columns:
-            if column.autoincrement is True:
+            if isinstance(column.type, Integer):  # setval(NULL, ...) where no sequence
                 conn.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', '{column.name}'), "
                     f'COALESCE((SELECT max("{column.name}") FROM "{table.name}"), 0) + 1, false)'))
