@@ -41,9 +41,17 @@ def committed_stamp(conn: Connection) -> int:
     return _counter(conn, tables.STAMP_COUNTER)
 
 
-def pruned_through(conn: Connection) -> int:
-    """Tombstones with stamps up to this value may be gone; older cursors must be refused."""
-    return _counter(conn, tables.PRUNED_COUNTER)
+def feed_position(conn: Connection) -> tuple[int, int]:
+    """`committed_stamp` and the pruning horizon, in one query: tombstones with stamps up
+    to the horizon may be gone, so older cursors must be refused."""
+    counter = tables.counter
+    rows = conn.execute(
+        select(counter.c.name, counter.c.value).where(
+            counter.c.name.in_((tables.STAMP_COUNTER, tables.PRUNED_COUNTER))
+        )
+    )
+    values = {name: value for name, value in rows}
+    return values[tables.STAMP_COUNTER], values[tables.PRUNED_COUNTER]
 
 
 def _counter(conn: Connection, name: str) -> int:

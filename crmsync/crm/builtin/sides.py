@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, and_, func, select
 
 from crmsync.crm.builtin import tables, writes
-from crmsync.crm.builtin.changefeed import committed_stamp, pruned_through
+from crmsync.crm.builtin.changefeed import feed_position
 from crmsync.crm.builtin.crm import EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord, NotFound, StaleVersion
 from crmsync.crm.builtin.rows import CODECS, OwnedKind
@@ -145,15 +145,18 @@ class OwnerSide:
         """Records changed since ``cursor`` (a stamp), or all of them.
 
         Incremental: records of the rep with a newer stamp, and the ids deleted or moved to
-        another owner since (one query each). A cursor that is not a stamp, lies ahead of
-        the database or predates pruned tombstones gets a full listing that leaves out
-        records whose version equals ``known`` and reports missing known ids as deleted.
+        another owner since (one query each, none while the feed stands at the cursor). A
+        cursor that is not a stamp, lies ahead of the database or predates pruned
+        tombstones gets a full listing that leaves out records whose version equals
+        ``known`` and reports missing known ids as deleted.
         """
         with self.crm.reading() as conn:
-            head = committed_stamp(conn)
+            head, pruned = feed_position(conn)
             since = self._parse_cursor(cursor)
-            if since is None or since > head or since < pruned_through(conn):
+            if since is None or since > head or since < pruned:
                 return self._full(conn, head, known)
+            if since == head:  # nothing committed since: no record or tombstone to look for
+                return Changes((), (), cursor=str(head))
             return self._since(conn, since, head)
 
     @staticmethod
