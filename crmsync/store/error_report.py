@@ -110,9 +110,9 @@ class ErrorReportMixin(StoreBase):
         by_type = {ErrorType(key): count for key, count in by["error_type"].items()}
         return sum(by["rep_id"].values()), by["rep_id"], by_type
 
-    def rep_errors(self) -> dict[str, RepErrors]:
-        """Per rep id (reps with rows only): its rows, and what its latest cycle left
-        failing (rows recorded since that cycle started)."""
+    def rep_errors(self, rep_id: str | None = None) -> dict[str, RepErrors]:
+        """Per rep id (reps with rows only; only ``rep_id``'s if given): its rows, and
+        what its latest cycle left failing (rows recorded since that cycle started)."""
         latest = _E.c.at >= _R.c.last_cycle_started
         held = and_(latest, _E.c.error_type == ErrorType.MASS_DELETE.value)
         failing = and_(
@@ -129,6 +129,8 @@ class ErrorReportMixin(StoreBase):
             .select_from(_E.outerjoin(_R, _R.c.rep_id == _E.c.rep_id))
             .group_by(_E.c.rep_id)
         )
+        if rep_id is not None:
+            stmt = stmt.where(_E.c.rep_id == rep_id)
         with self._read() as conn:
             rows = conn.execute(stmt).all()
         return {

@@ -223,7 +223,8 @@ def rep_lines(
     if statuses is None:
         statuses = {s.rep_id: s for s in store.rep_statuses()}
     configs = effective_configs(store.configs(), reps)
-    errors = store.rep_errors()
+    # One rep (its page, the API's answers about it): only its own rows are counted.
+    errors = store.rep_errors(reps[0].id if len(reps) == 1 else None)
     refused = store.refused_rep_logins() if per_rep_sign_in(service.org_settings()) else {}
     lines = []
     for user in reps:
