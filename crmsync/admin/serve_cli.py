@@ -11,6 +11,7 @@ from rich.console import Console
 
 from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
 from crmsync.admin.web.proxies import TrustedProxies
+from crmsync.service.crm_users import DEFAULT_EVERY
 from crmsync.service.deployment import Deployment
 from crmsync.store import StateStore
 
@@ -31,6 +32,10 @@ def serve(
             "serve process (default: no cap beyond --workers per process)."
         ),
     ] = None,
+    users_every: Annotated[
+        float,
+        typer.Option(help="Seconds between two reads of the CRM's user list (new reps).", min=0),
+    ] = DEFAULT_EVERY,
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark session cookies Secure (serve behind HTTPS).")
     ] = False,
@@ -102,6 +107,7 @@ def serve(
             workers=workers,
             metrics=metrics,
             max_in_flight=max_in_flight,
+            users_every=users_every,
         )
     web = create_app(
         deployment,

@@ -15,12 +15,18 @@ from typing import Annotated
 
 import typer
 
+from crmsync.service.batch_queue import MAX_QUEUED, VISIBILITY_TIMEOUT
+from crmsync.service.crm_users import DEFAULT_EVERY
 from crmsync.service.deployment import Deployment
 
 log = logging.getLogger(__name__)
 
 BROKER_HELP = "The Redis broker's URL, e.g. redis://redis.internal:6379/1."
 DEFAULT_BROKER = "redis://127.0.0.1:6379/1"
+VISIBILITY_HELP = (
+    "Seconds before the broker hands a batch a worker took but never acknowledged to "
+    "another worker; the same on the workers and the scheduler."
+)
 
 
 def worker(
@@ -38,6 +44,10 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(help="Address the metrics port listens on.")
     ] = "127.0.0.1",
+    visibility_timeout: Annotated[
+        float,
+        typer.Option(help=VISIBILITY_HELP, envvar="CRMSYNC_VISIBILITY_TIMEOUT", min=1),
+    ] = VISIBILITY_TIMEOUT,
 ) -> None:
     """Run the cycles the scheduler sends, a claimed batch at a time, its reps at once.
 
@@ -58,7 +68,8 @@ def worker(
         serve_metrics(metrics_port, metrics_host, store.rep_statuses, broker)
         log.info("worker metrics on http://%s:%d/metrics", metrics_host, metrics_port)
     # solo: one batch per process at a time; the batch's cycles run in its own threads.
-    celery_app(broker).worker_main(["worker", "--pool", "solo", "--loglevel", "INFO"])
+    app = celery_app(broker, visibility_timeout)
+    app.worker_main(["worker", "--pool", "solo", "--loglevel", "INFO"])
 
 
 def scheduler(
@@ -75,6 +86,21 @@ def scheduler(
         int | None, typer.Option(help="The org's reps in a cycle at once at most.")
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between two claiming rounds.")] = 1.0,
+    max_queued: Annotated[
+        int,
+        typer.Option(
+            help="Claim nothing while this many batches wait in the broker for a worker.",
+            min=1,
+        ),
+    ] = MAX_QUEUED,
+    users_every: Annotated[
+        float,
+        typer.Option(help="Seconds between two reads of the CRM's user list (new reps).", min=0),
+    ] = DEFAULT_EVERY,
+    visibility_timeout: Annotated[
+        float,
+        typer.Option(help=VISIBILITY_HELP, envvar="CRMSYNC_VISIBILITY_TIMEOUT", min=1),
+    ] = VISIBILITY_TIMEOUT,
 ) -> None:
     """Claim due reps from the state database in batches and send them to the workers.
 
@@ -82,11 +108,12 @@ def scheduler(
     Ctrl-C stops it after the round in flight.
     """
     from crmsync.service.logs import configure_logging
+    from crmsync.service.worker_metrics import BrokerQueue
     from crmsync.service.workers import TASK, Dispatcher, celery_app
 
     configure_logging()
     deployment = Deployment.from_env()
-    app = celery_app(broker)
+    app = celery_app(broker, visibility_timeout)
     cadence = {"interval": interval}
 
     def send(batch: list[tuple[str, int]]) -> None:
@@ -102,5 +129,8 @@ def scheduler(
         lease_ttl=dt.timedelta(seconds=lease),
         max_in_flight=max_in_flight,
         poll=poll,
+        queued=BrokerQueue(broker).length,
+        max_queued=max_queued,
+        users_every=users_every,
     )
     dispatcher.run(stop.is_set)

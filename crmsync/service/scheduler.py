@@ -39,6 +39,7 @@ from crmsync.domain.records import User
 from crmsync.domain.sync import ErrorEntry, ErrorType
 from crmsync.engine.executor import utc_now
 from crmsync.groupware.dav import RetryPolicy
+from crmsync.service.crm_users import DEFAULT_EVERY, CrmUsers
 from crmsync.service.deployment import Deployment
 from crmsync.service.leased import default_worker_id
 from crmsync.service.metrics import SyncMetrics, cycle_errors, outcome_of
@@ -84,8 +85,10 @@ class Scheduler:
     its own. ``lease_ttl`` is how long a rep stays claimed if this process dies mid-cycle;
     the leases of running cycles are renewed every third of it. ``poll`` is how often the
     dispatcher looks for reps made due from elsewhere (new users, "sync now") besides the
-    next-due times it knows (default: ``interval``, at most 5 s). ``clock`` (aware UTC) is
-    the store's and the services' notion of now. Call `start` once, then `stop`.
+    next-due times it knows (default: ``interval``, at most 5 s). The CRM's user list is
+    read once per ``users_every`` seconds (`CrmUsers`): a new rep is scheduled within that.
+    ``clock`` (aware UTC) is the store's and the services' notion of now. Call `start`
+    once, then `stop`.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class Scheduler:
         worker_id: str | None = None,
         retry: RetryPolicy | None = None,
         max_in_flight: int | None = None,
+        users_every: float = DEFAULT_EVERY,
     ) -> None:
         if interval <= 0 or workers < 1 or lease_ttl <= 0 or not 0 <= jitter < 1:
             raise ValueError("need interval > 0, workers >= 1, lease_ttl > 0, 0 <= jitter < 1")
@@ -118,6 +122,7 @@ class Scheduler:
         self.worker_id = worker_id or default_worker_id("serve")
         self.retry = retry
         self.max_in_flight = max_in_flight
+        self._users = CrmUsers(users_every)
         self._scheduled: set[str] = set()  # reps known to have a row (PostgreSQL claims)
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
@@ -223,13 +228,13 @@ class Scheduler:
             idle = self.workers - len(self._in_flight)
             busy = set(self._in_flight)
         if store.engine.dialect.name == "postgresql":
-            self._claim_batches(store, service.reps(), idle)
+            self._claim_batches(store, self._users.get(service.reps), idle)
             return self.poll
         now = self.clock()
         due_times = _next_due_times(store)
         due: list[tuple[dt.datetime, User]] = []
         soonest: dt.datetime | None = None
-        for user in service.reps():
+        for user in self._users.get(service.reps):
             if user.id in busy:
                 continue
             next_due = due_times.get(user.id)

@@ -59,12 +59,17 @@ class BrokerQueue(Collector):
         # Describing must not reach Redis (it runs at registration).
         yield GaugeMetricFamily("crmsync_broker_queue_length", _QUEUE_HELP)
 
+    def length(self) -> int:
+        """Batches waiting for a worker now (raises while Redis does not answer); the
+        scheduler's backpressure reads it too."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in self._keys:
+            pipe.llen(key)
+        return sum(int(n) for n in pipe.execute())
+
     def collect(self) -> Iterator[Metric]:
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key in self._keys:
-                pipe.llen(key)
-            waiting = sum(int(n) for n in pipe.execute())
+            waiting = self.length()
         except Exception:  # a scrape must answer while the broker does not
             log.warning("could not read the broker's queue length", exc_info=True)
             return

@@ -25,6 +25,8 @@ from pathlib import Path
 from celery import Celery
 
 from crmsync.service import worker_metrics
+from crmsync.service.batch_queue import MAX_QUEUED, VISIBILITY_TIMEOUT
+from crmsync.service.crm_users import DEFAULT_EVERY, CrmUsers
 from crmsync.service.deployment import Deployment
 from crmsync.service.leased import DEFAULT_LEASE_TTL, LeaseKeeper, default_worker_id
 from crmsync.service.runner import SyncService
@@ -43,8 +45,10 @@ _pool_lock = threading.Lock()
 _cycle_pool: ThreadPoolExecutor | None = None
 
 
-def celery_app(broker_url: str) -> Celery:
-    """The Celery app of the scheduler and the workers, on ``broker_url`` (Redis)."""
+def celery_app(broker_url: str, visibility_timeout: float = VISIBILITY_TIMEOUT) -> Celery:
+    """The Celery app of the scheduler and the workers, on ``broker_url`` (Redis).
+
+    ``visibility_timeout``: see `crmsync.service.batch_queue.VISIBILITY_TIMEOUT`."""
     app = Celery("crmsync", broker=broker_url)
     app.conf.update(
         task_acks_late=True,  # a task is acknowledged once its cycles ran, not before
@@ -52,8 +56,7 @@ def celery_app(broker_url: str) -> Celery:
         worker_prefetch_multiplier=1,  # one batch reserved per worker process
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        # Longer than any batch, so the broker never redelivers one still running.
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={"visibility_timeout": visibility_timeout},
         worker_hijack_root_logger=False,
     )
     app.task(name=TASK)(run_batch)
@@ -137,7 +140,14 @@ def _one_cycle(
 
 
 class Dispatcher:
-    """`crmsync scheduler`: leases due reps in batches and sends them to the workers."""
+    """`crmsync scheduler`: leases due reps in batches and sends them to the workers.
+
+    Backpressure: while ``queued()`` (batches sent that no worker has taken yet, e.g. the
+    broker queue's length) is ``max_queued`` or more, nothing more is claimed, so reps stay
+    due in the database instead of piling up in the queue as duplicate batches whose leases
+    expire before a worker gets to them. The CRM's user list is read once per
+    ``users_every`` seconds (`CrmUsers`).
+    """
 
     def __init__(
         self,
@@ -149,6 +159,9 @@ class Dispatcher:
         max_in_flight: int | None = None,
         poll: float = 1.0,
         worker_id: str | None = None,
+        queued: Callable[[], int] | None = None,
+        max_queued: int = MAX_QUEUED,
+        users_every: float = DEFAULT_EVERY,
     ) -> None:
         self.deployment = deployment
         self.send = send
@@ -157,22 +170,37 @@ class Dispatcher:
         self.max_in_flight = max_in_flight
         self.poll = poll
         self.worker_id = worker_id or default_worker_id("scheduler")
+        self.queued = queued
+        self.max_queued = max_queued
+        self.users = CrmUsers(users_every)
         self._scheduled: set[str] = set()
 
     def round(self, service: SyncService) -> int:
-        """Schedule new reps, claim and send every due batch; returns the reps sent."""
+        """Schedule new reps, claim and send due batches while the queue has room;
+        returns the reps sent."""
         store: StateStore = service.store
-        new = sorted({user.id for user in service.reps()} - self._scheduled)
+        new = sorted({user.id for user in self.users.get(service.reps)} - self._scheduled)
         if new:
             store.schedule_reps(new)
             self._scheduled.update(new)
         sent = 0
-        while claimed := store.claim_due(
-            self.worker_id, self.lease_ttl, limit=self.batch, max_in_flight=self.max_in_flight
+        while not self._queue_full() and (
+            claimed := store.claim_due(
+                self.worker_id, self.lease_ttl, limit=self.batch, max_in_flight=self.max_in_flight
+            )
         ):
             self.send(claimed)
             sent += len(claimed)
         return sent
+
+    def _queue_full(self) -> bool:
+        if self.queued is None:
+            return False
+        waiting = self.queued()
+        if waiting >= self.max_queued:
+            log.debug("%d batches wait for a worker: claiming nothing this round", waiting)
+            return True
+        return False
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Rounds until ``stopping()``; a failed round (database away) is tried again."""

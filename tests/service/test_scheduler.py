@@ -324,7 +324,8 @@ def test_reps_added_while_running_are_scheduled(tmp_path: Path, running: list[Sc
         early = service.crm.create_user("early@example.com", "Early")
         log = CycleLog()
         # One cycle per rep: each is due at once, then an hour later.
-        start(running, Recording(deployment, log, interval=3600))
+        # The CRM's user list is read again every 0.2 s (a minute by default).
+        start(running, Recording(deployment, log, interval=3600, users_every=0.2))
         wait_until(lambda: log.count(early.id) == 1, "the first rep's cycle")
         late = service.crm.create_user("late@example.com", "Late")
         wait_until(lambda: log.count(late.id) == 1, "the new rep's cycle")
