@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 
-from crmsync.domain.contact_fields import ContactFieldMap, contact_field_map
+from crmsync.domain.contact_fields import ContactFieldMap, contact_field_map, is_custom
 from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import (
@@ -181,9 +181,13 @@ class SyncService:
     # -- configurations ------------------------------------------------------------------
     def contact_fields(self, config: SyncConfig) -> ContactFieldMap:
         """The configuration's contact field map; `InvalidConfiguration` if a custom field
-        it names is gone from the CRM."""
+        it names is gone from the CRM. The CRM is asked for its custom fields only when a
+        mapping names one (a query, or a Salesforce call, saved on every other cycle)."""
+        mappings = config.contacts.field_mappings
+        names_custom = any(is_custom(m.crm_field) for m in mappings)
+        custom_types = self.crm.custom_field_types() if names_custom else {}
         try:
-            return contact_field_map(config.contacts.field_mappings, self.crm.custom_field_types())
+            return contact_field_map(mappings, custom_types)
         except ValueError as exc:
             raise InvalidConfiguration(
                 f"the field mappings of configuration {config.name!r} are invalid: {exc}",

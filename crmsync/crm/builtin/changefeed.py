@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, ScalarSelect, delete, insert, select, tuple_, update
 
 from crmsync.crm.builtin import tables
 
@@ -44,20 +44,23 @@ def committed_stamp(conn: Connection) -> int:
 def feed_position(conn: Connection) -> tuple[int, int]:
     """`committed_stamp` and the pruning horizon, in one query: tombstones with stamps up
     to the horizon may be gone, so older cursors must be refused."""
-    counter = tables.counter
-    rows = conn.execute(
-        select(counter.c.name, counter.c.value).where(
-            counter.c.name.in_((tables.STAMP_COUNTER, tables.PRUNED_COUNTER))
-        )
-    )
-    values = {name: value for name, value in rows}
-    return values[tables.STAMP_COUNTER], values[tables.PRUNED_COUNTER]
+    head, pruned = conn.execute(_FEED_POSITION).one()
+    return head, pruned
 
 
 def _counter(conn: Connection, name: str) -> int:
     return conn.execute(
         select(tables.counter.c.value).where(tables.counter.c.name == name)
     ).scalar_one()
+
+
+def _counter_value(name: str) -> ScalarSelect[int]:
+    counter = tables.counter
+    return select(counter.c.value).where(counter.c.name == name).scalar_subquery()
+
+
+# Built once: every incremental listing runs it.
+_FEED_POSITION = select(_counter_value(tables.STAMP_COUNTER), _counter_value(tables.PRUNED_COUNTER))
 
 
 def ensure_counters(conn: Connection) -> None:
