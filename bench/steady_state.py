@@ -146,8 +146,9 @@ def main() -> None:
                         ratio = pairs.Ratio("wall", [o["wall"] / r["wall"] for o, r, _ in found],
                                             TIME_TARGET)
                         rows.append(table_row(items, n, state, found, ratio))
-                        summaries.append(f"{n} reps x {items} {PASS_NAMES[state]}: "
-                                         + ratio.summary())
+                        failed = sum(o.get("errors", 0) for o, _, _ in found)
+                        summaries.append(f"{n} reps x {items} {PASS_NAMES[state]}: " + (
+                            f"{failed} failed cycles: no verdict" if failed else ratio.summary()))
             finally:
                 world.stop()
     print_results(args, rows, phases, summaries)
@@ -183,7 +184,7 @@ def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[
         "processes; medians over the pairs; per rep = divided by N)",
         ["M items", "N reps", "pass", "wall s crmsync (raw)", "x raw: median (spread)",
          "requests/rep (raw)", "SQL stmts/rep", "commits/rep", "client CPU s (raw)",
-         "server CPU s (raw)", "writes", "load"],
+         "server CPU s (raw)", "writes", "failed cycles", "load"],
         rows)
     print(pairs.load_note(phases))
     print(f"SUMMARY steady state (target <= {TIME_TARGET} x raw): " + "; ".join(summaries))
@@ -205,7 +206,8 @@ def table_row(items: int, n: int, state: str, found: list[tuple[pairs.Phase, pai
             f"{med(0, 'statements') / n:.1f}", f"{med(0, 'commits') / n:.2f}",
             f"{med(0, 'cpu'):.2f} ({med(1, 'cpu'):.2f})",
             f"{med(0, 'server_cpu'):.2f} ({med(1, 'server_cpu'):.2f})",
-            f"{med(0, 'writes'):.0f}", f"{min(loads):.1f}-{max(loads):.1f}"]
+            f"{med(0, 'writes'):.0f}", f"{sum(o.get('errors', 0) for o, _, _ in found)}",
+            f"{min(loads):.1f}-{max(loads):.1f}"]
 
 
 # ------------------------------------------------------------------------------ parent
@@ -451,14 +453,15 @@ def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[
     engine = service.store.engine
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
-    writes = 0
+    writes = errors = 0
     with pairs.TimedBlock(server, lambda: mail.requests_made) as timed:
         for rep in reps:
             report = service.sync_rep(rep)
             if report.error:
                 print(f"WARNING: {rep.email}: {report.error}")
+                errors += 1
             writes += report.writes
-    return {**timed.as_dict(), **counts, "writes": writes}
+    return {**timed.as_dict(), **counts, "writes": writes, "errors": errors}
 
 
 def child_raw(service: Any, server: common.Server, reps: list[Any], work: Path,
