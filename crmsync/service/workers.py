@@ -8,7 +8,7 @@ carries the batches: no beat, no ETA, late acknowledgement, one task reserved pe
 process. A worker killed mid-batch loses no rep: the broker hands the unacknowledged
 task to another worker, or the leases expire and the scheduler claims the reps again
 (with new fences, so the dead worker's late writes, if any, are refused). A task that
-arrives after its leases moved on does nothing but read.
+arrives after its leases moved on does nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +56,13 @@ def celery_app(broker_url: str, visibility_timeout: float = VISIBILITY_TIMEOUT) 
         worker_prefetch_multiplier=1,  # one batch reserved per worker process
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # Look for batches past their visibility timeout every tenth of it (10 s at
+            # most), not kombu's default of about every 100 s.
+            "unacked_restore_interval": min(10.0, max(1.0, visibility_timeout / 10)),
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
     )
     app.task(name=TASK)(run_batch)
@@ -121,6 +127,11 @@ def _one_cycle(
     deployment: Deployment, rep_id: str, fence: int, schedule: Cadence, ttl: dt.timedelta
 ) -> str:
     service = _service(deployment)
+    # A batch that comes after its lease moved on (redelivered by the broker, or taken
+    # late from a deep queue) stops here, before any request (its writes would be
+    # refused by the fence anyway).
+    if not service.store.holds_lease(rep_id, fence):
+        return "lease lost"
     try:
         user = service.crm.get_user(rep_id)
     except LookupError:

@@ -20,6 +20,7 @@ from crmsync.domain.records import Contact, ItemKind
 from crmsync.service.deployment import Deployment
 from tests.redis_server import start_redis
 from tests.servers import running_dav_server
+from tests.service.google_world import GoogleWorld
 from tests.service.http_proxy import Request, RuleProxy
 from tests.service.worlds import BOTH_WAYS, World
 from tests.store.conftest import POSTGRES_URL, postgres_database
@@ -64,11 +65,14 @@ def broker(tmp_path: Path) -> Iterator[str]:
         redis.stop()
 
 
-def start_worker(world: World, broker: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    world: World | GoogleWorld, broker: str, log: Path, **settings: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CRMSYNC_HOME": str(world.home),
         "CRMSYNC_BROKER_URL": broker,
+        **settings,
     }
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -190,6 +194,76 @@ def _kill_mid_batch(world: World, broker: str, hold: HoldWhileArmed, tmp_path: P
         assert status.last_error is None and status.lease_owner is None
     finally:
         for process in (doomed, survivor):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+
+
+def test_a_batch_redelivered_after_its_lease_moved_on_writes_nothing(
+    tmp_path: Path, broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not POSTGRES_URL:
+        pytest.skip("CRMSYNC_TEST_POSTGRES_URL is not set (see .ci/run): no PostgreSQL")
+    hold = HoldWhileArmed()
+    with running_dav_server("radicale", tmp_path / "dav") as server:
+        proxy = RuleProxy(server.url, hold)
+        try:
+            for url in postgres_database():
+                monkeypatch.setenv("CRMSYNC_STATE_URL", url)
+                world = World(replace(server, url=proxy.url), tmp_path / "home", BOTH_WAYS)
+                try:
+                    _redelivered_late(world, broker, hold, tmp_path)
+                finally:
+                    world.close()
+        finally:
+            hold.released.set()
+            proxy.close()
+
+
+def _redelivered_late(world: World, broker: str, hold: HoldWhileArmed, tmp_path: Path) -> None:
+    world.crm.create_contact(world.rep.id, ada())
+    # The broker hands an unacknowledged batch out again after 2 s; the lease lasts 3 s.
+    visibility = {"CRMSYNC_VISIBILITY_TIMEOUT": "2"}
+    app = celery_app(broker, visibility_timeout=2)
+    deployment = Deployment.from_env(world.home)
+    lease = 3.0
+    fences: list[int] = []
+
+    def send(batch: list[tuple[str, int]]) -> None:
+        fences.extend(fence for _, fence in batch)
+        app.send_task(
+            TASK, args=[str(world.home), deployment.org, batch, {"interval": 3600}, lease]
+        )
+
+    dispatcher = Dispatcher(deployment, send, lease_ttl=dt.timedelta(seconds=lease))
+    store = world.service.store
+    hold.armed.set()
+    stalled = start_worker(world, broker, tmp_path / "stalled.log", **visibility)
+    later = None
+    try:
+        assert dispatcher.round(world.service) == 1  # the first batch, with the first fence
+        assert hold.holding.wait(DEADLINE), "the first worker's cycle never reached the server"
+        # The worker dies without acknowledging: the broker still holds its batch.
+        os.killpg(stalled.pid, signal.SIGKILL)
+        stalled.wait(30)
+        hold.armed.clear()
+        hold.released.set()
+        # Its lease runs out; the scheduler claims the rep again, with a new fence.
+        wait_until(lambda: dispatcher.round(world.service) == 1, "the rep was claimed again")
+        assert fences[1] == fences[0] + 1
+        # A new worker gets both: the new batch and the dead worker's, past its visibility.
+        later = start_worker(world, broker, tmp_path / "later.log", **visibility)
+        log = tmp_path / "later.log"
+        wait_until(
+            lambda: log.read_text().count("succeeded") == 2, "both batches ran on the new worker"
+        )
+        outcomes = log.read_text()
+        assert "'lease lost'" in outcomes and "'ok'" in outcomes
+        assert world.mail_records(ItemKind.CONTACT) == [ada()]  # synced once, by the new lease
+        status = store.rep_status(world.rep.id)
+        assert status.last_error is None and status.lease_owner is None
+    finally:
+        for process in (stalled, later):
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(30)

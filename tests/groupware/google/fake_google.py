@@ -21,8 +21,10 @@ import datetime as dt
 import functools
 import itertools
 import json
+import math
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -166,6 +168,9 @@ class FakeGoogle:
         self.calendar = FakeCalendar(self, page_size)
         self.people = FakePeople(self, page_size)
         self.seq = itertools.count(1)
+        self.quota_window = 0.0
+        self.quota_exhausted_until: float | None = 0.0
+        self.quota_refusals = 0
 
     # ---------------------------------------------------------------- test controls
 
@@ -186,6 +191,16 @@ class FakeGoogle:
             status, body = _failure(kind, api or "calendar")
             headers = {"Retry-After": retry_after} if retry_after else {}
             self.failures.append(Failure(status, body, api, headers))
+
+    def exhaust_project_quota(self, seconds: float) -> None:
+        """The next API request spends the project's quota: it and every request in the
+        ``seconds`` after it (real time) are refused with a per-project 429 naming the
+        seconds left (``Retry-After``), as Google refuses a project's requests until its
+        per-minute quota refills (https://developers.google.com/people/v1/quotas);
+        `quota_refusals` counts them."""
+        with self.lock:
+            self.quota_window = seconds
+            self.quota_exhausted_until = None
 
     def advance(self, **delta: float) -> None:
         """Move the fake's clock (sync token expiry)."""
@@ -327,6 +342,12 @@ class FakeGoogle:
             if failure.api in (None, api):
                 del self.failures[i]
                 return failure.status, failure.headers, failure.body
+        if self.quota_exhausted_until is None:  # armed: this request spends the quota
+            self.quota_exhausted_until = time.monotonic() + self.quota_window
+        if (left := self.quota_exhausted_until - time.monotonic()) > 0:
+            self.quota_refusals += 1
+            status, body = _failure("429-project", api)
+            return status, {"Retry-After": str(math.ceil(left))}, body
         query = {
             k: v for k, v in parse_qs(request.url.query.decode(), keep_blank_values=True).items()
         }
