@@ -138,7 +138,7 @@ class HoldWhileArmed:
         return None
 
 
-def test_a_worker_killed_mid_batch_loses_no_rep(
+def test_a_worker_killed_mid_batch_loses_no_rep_and_its_batch_redelivered_writes_nothing(
     tmp_path: Path, broker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not POSTGRES_URL:
@@ -160,67 +160,6 @@ def test_a_worker_killed_mid_batch_loses_no_rep(
 
 
 def _kill_mid_batch(world: World, broker: str, hold: HoldWhileArmed, tmp_path: Path) -> None:
-    world.crm.create_contact(world.rep.id, ada())
-    app = celery_app(broker)
-    deployment = Deployment.from_env(world.home)
-    lease = 3.0  # seconds: the killed worker's lease runs out soon
-
-    def send(batch: list[tuple[str, int]]) -> None:
-        app.send_task(
-            TASK, args=[str(world.home), deployment.org, batch, {"interval": 3600}, lease]
-        )
-
-    dispatcher = Dispatcher(deployment, send, lease_ttl=dt.timedelta(seconds=lease))
-    store = world.service.store
-    hold.armed.set()
-    doomed = start_worker(world, broker, tmp_path / "doomed.log")
-    survivor = None
-    try:
-        assert dispatcher.round(world.service) == 1
-        assert hold.holding.wait(DEADLINE), "the first worker's cycle never reached the server"
-        os.killpg(doomed.pid, signal.SIGKILL)
-        doomed.wait(30)
-        hold.armed.clear()
-        hold.released.set()
-        survivor = start_worker(world, broker, tmp_path / "survivor.log")
-        # Once the dead worker's lease expired, the scheduler claims the rep again.
-        wait_until(lambda: dispatcher.round(world.service) == 1, "the rep was claimed again")
-        wait_until(
-            lambda: store.rep_status(world.rep.id).last_cycle_finished is not None,
-            "the second worker synced the rep",
-        )
-        assert world.mail_records(ItemKind.CONTACT) == [ada()]  # once, not twice
-        status = store.rep_status(world.rep.id)
-        assert status.last_error is None and status.lease_owner is None
-    finally:
-        for process in (doomed, survivor):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(30)
-
-
-def test_a_batch_redelivered_after_its_lease_moved_on_writes_nothing(
-    tmp_path: Path, broker: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if not POSTGRES_URL:
-        pytest.skip("CRMSYNC_TEST_POSTGRES_URL is not set (see .ci/run): no PostgreSQL")
-    hold = HoldWhileArmed()
-    with running_dav_server("radicale", tmp_path / "dav") as server:
-        proxy = RuleProxy(server.url, hold)
-        try:
-            for url in postgres_database():
-                monkeypatch.setenv("CRMSYNC_STATE_URL", url)
-                world = World(replace(server, url=proxy.url), tmp_path / "home", BOTH_WAYS)
-                try:
-                    _redelivered_late(world, broker, hold, tmp_path)
-                finally:
-                    world.close()
-        finally:
-            hold.released.set()
-            proxy.close()
-
-
-def _redelivered_late(world: World, broker: str, hold: HoldWhileArmed, tmp_path: Path) -> None:
     world.crm.create_contact(world.rep.id, ada())
     # The broker hands an unacknowledged batch out again after 2 s; the lease lasts 3 s.
     visibility = {"CRMSYNC_VISIBILITY_TIMEOUT": "2"}
