@@ -10,7 +10,7 @@ from crmsync.domain.sync import Changes, ErrorEntry, ErrorType, Link, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
 from crmsync.engine.intents import settle
 from crmsync.engine.planner import Action, Policy, hold_mass_deletes, plan
-from crmsync.engine.ports import ItemSide, SyncState
+from crmsync.engine.ports import ItemSide, ReadsAlong, SyncState
 
 # A round that wrote something is followed by a settling round (see `sync_kind`); more
 # rounds only happen while people keep editing during the cycle.
@@ -111,10 +111,15 @@ def _read_and_plan(
     and the intents stay for the next real cycle.
     """
     stored = _StoredLinks(lambda: state.links(rep_id, kind))
-    changes = {
-        side: sides[side].changes(saved[side], _KnownVersions(stored, side))
-        for side in (Side.CRM, Side.MAIL)
-    }
+    changes: dict[Side, Changes] = {}
+    for side in (Side.CRM, Side.MAIL):
+        item_side = sides[side]
+        if changes and isinstance(item_side, ReadsAlong):
+            # The items the other side's edits may make this cycle update.
+            edited = _edited_elsewhere(stored, changes, side)
+            if edited:
+                item_side.read_along(edited)
+        changes[side] = item_side.changes(saved[side], _KnownVersions(stored, side))
     intents = state.pending_intents(rep_id, kind)
     if not intents and not any(c.items or c.deleted for c in changes.values()):
         return 0, changes, [], 0
@@ -141,6 +146,29 @@ def _read_and_plan(
     synced = _synced(links)
     actions, held = hold_mass_deletes(actions, synced, policy.delete_guard)
     return synced, changes, actions, held
+
+
+def _edited_elsewhere(
+    stored: _StoredLinks, changes: dict[Side, Changes], side: Side
+) -> dict[str, str]:
+    """``side``'s ids and synced versions of the pairs whose other item the changes read
+    so far show edited: the items this cycle may update on ``side``."""
+    edited = {
+        seen.id: seen.version
+        for other in changes.values()
+        for seen in other.items
+        if seen.record is not None
+    }
+    if not edited:
+        return {}
+    other_side = side.other
+    return {
+        link.id_on(side): link.version_on(side)
+        for link in stored.all()
+        if link.detached is None
+        and (version := edited.get(link.id_on(other_side))) is not None
+        and version != link.version_on(other_side)
+    }
 
 
 class _StoredLinks:

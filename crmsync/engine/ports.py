@@ -89,6 +89,19 @@ class BatchWrites(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsAlong(Protocol):
+    """What an `ItemSide` may offer besides: reading the current content of items the
+    cycle may update along with its changes, where that costs no request of its own (a
+    DAV update writes the item's text back with only the mapped fields changed, so it
+    needs that text: one GET per item otherwise)."""
+
+    def read_along(self, versions: Mapping[str, str]) -> None:
+        """Items (id → the version last synced) whose content the next `changes` may
+        read and keep for an update; the hint lasts for that one call."""
+        ...
+
+
 class SyncState(Protocol):
     """Links, cursors and the error report for the engine (the state store)."""
 

@@ -115,6 +115,8 @@ class DavCollection:
         self._on_gone = on_gone
         self._bodies: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._listing = CollectionListing(connection, self.path, self._unexpected)
+        # Items an update may follow, read along with the next changes (`read_along`).
+        self._along: Mapping[str, str] = {}
 
     def __repr__(self) -> str:
         return f"DavCollection({self.path!r}, {type(self.format).__name__})"
@@ -129,8 +131,9 @@ class DavCollection:
         full listing (``full=True``) that downloads only new or changed items and lists
         the known ids that are gone in ``deleted``.
         """
+        along, self._along = self._along, {}
         if cursor and cursor.startswith(LISTING_CURSOR):
-            return self._listed_changes(cursor[len(LISTING_CURSOR) :], known)
+            return self._listed_changes(cursor[len(LISTING_CURSOR) :], known, along)
         if cursor:
             try:
                 listing, deleted, token = self._listing.sync(cursor)
@@ -138,23 +141,37 @@ class DavCollection:
                 log.info("sync-token for %s rejected; listing everything", self.path)
             else:
                 wanted = {h: e for h, e in listing.items() if known.get(h) != e}
-                return Changes(self._download(wanted), tuple(deleted), token, full=False)
+                items = self._download(wanted, along)
+                return Changes(items, tuple(deleted), token, full=False)
         listing, token = self._full_listing()
-        return self._compared(listing, known, token)
+        return self._compared(listing, known, token, along)
 
-    def _listed_changes(self, ctag: str, known: Mapping[str, str]) -> Changes:
+    def read_along(self, versions: Mapping[str, str]) -> None:
+        """Items an update may follow this cycle (href → ETag last synced): the next
+        `changes` puts them into the room its last multiget has, so the update finds
+        their text without a GET (`ReadsAlong`). A cycle without a multiget sends none
+        for them: an edit of fields that do not sync writes nothing."""
+        self._along = versions
+
+    def _listed_changes(
+        self, ctag: str, known: Mapping[str, str], along: Mapping[str, str]
+    ) -> Changes:
         """Changes of a collection without sync-collection: nothing when its ctag is the
         one in the cursor, else every ETag compared with ``known``."""
         if ctag and self._listing.ctag() == ctag:
             return Changes((), (), LISTING_CURSOR + ctag, full=False)
         listing, ctag_now = self._listing.etags()
-        return self._compared(listing, known, LISTING_CURSOR + (ctag_now or ""))
+        return self._compared(listing, known, LISTING_CURSOR + (ctag_now or ""), along)
 
     def _compared(
-        self, listing: Mapping[str, str], known: Mapping[str, str], cursor: str | None
+        self,
+        listing: Mapping[str, str],
+        known: Mapping[str, str],
+        cursor: str | None,
+        along: Mapping[str, str],
     ) -> Changes:
         wanted = {h: e for h, e in listing.items() if known.get(h) != e}
-        items = self._download(wanted)
+        items = self._download(wanted, along)
         downloaded = {s.id for s in items}  # built once: inside the loop it was O(n^2)
         gone = {h for h in wanted if h not in downloaded}
         deleted = tuple(sorted(h for h in known if h not in listing or h in gone))
@@ -171,10 +188,17 @@ class DavCollection:
         listing, ctag = self._listing.etags()
         return listing, LISTING_CURSOR + (ctag or "")
 
-    def _download(self, wanted: Mapping[str, str]) -> tuple[Seen, ...]:
-        """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left out."""
+    def _download(
+        self, wanted: Mapping[str, str], along: Mapping[str, str] | None = None
+    ) -> tuple[Seen, ...]:
+        """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left
+        out. Hrefs of ``along`` (href → ETag) fill the last batch's room: their texts are
+        kept for an update while the ETag is that one, not returned."""
         seen: list[Seen] = []
         hrefs = sorted(wanted)
+        if hrefs and along:
+            room = -len(hrefs) % MULTIGET_BATCH
+            hrefs += sorted(h for h in along if h not in wanted)[:room]
         for start in range(0, len(hrefs), MULTIGET_BATCH):
             batch = hrefs[start : start + MULTIGET_BATCH]
             # One item a server stored but cannot serve can fail a whole multiget: Xandikos
@@ -192,14 +216,14 @@ class DavCollection:
                     xml=True,
                 )
             except ServerUnavailable:
-                seen.extend(self._download_one_by_one(batch))
+                seen.extend(self._download_one_by_one([h for h in batch if h in wanted]))
                 continue
             if response.status_code != 207:
                 self._unexpected(response, "download items")
             try:
                 status = parse_multistatus(response.content)
             except MultistatusError:
-                seen.extend(self._download_one_by_one(batch))
+                seen.extend(self._download_one_by_one([h for h in batch if h in wanted]))
                 continue
             # The listing's own href and ETag strings go into the items, not the multiget's
             # equal copies: a first listing held both for every item (10 MB at 50,000).
@@ -209,6 +233,11 @@ class DavCollection:
                 etag = r.text(GETETAG)
                 href = listed.get(r.href)
                 if href is None or text is None or not etag:
+                    continue
+                if href not in wanted:  # read along: an update may need it unchanged
+                    small = len(text) <= self.connection.limits.item_bytes
+                    if along and etag == along[href] and small:
+                        self._remember(href, along[href], text)
                     continue
                 if etag == wanted[href]:
                     etag = wanted[href]
