@@ -410,10 +410,22 @@ def preview(
 
 @app.command()
 def status(rep: Annotated[str | None, typer.Option(help="Only this rep's email.")] = None) -> None:
-    """Print per-rep statuses (the spec's Tables 4-6)."""
+    """Print per-rep statuses (the spec's Tables 4-6), then what needs attention (a pause
+    the mail server asked for, a refused sign-in, held deletions, an overdue cycle ...)
+    and which worker runs a rep's cycle now."""
+    from crmsync.admin.web.views import rep_lines
+
     with open_service() as service:
         reps = [service.rep_by_email(rep)] if rep else service.reps()
         console.print(status_table(service, reps))
+        for line in rep_lines(service, reps, service.clock()):
+            if line["attention"]:
+                attention = ", ".join(line["attention"])
+                console.print(f"{line['email']}: needs attention: {attention}", markup=False)
+            if line["running_on"]:
+                console.print(
+                    f"{line['email']}: cycle running on {line['running_on']}", markup=False
+                )
 
 
 @app.command()

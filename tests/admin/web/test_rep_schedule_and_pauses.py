@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
+import pytest
+from rich.console import Console as RichConsole
+from typer.testing import CliRunner
+
+from crmsync.admin import cli
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.service.deployment import Deployment
+from crmsync.service.runner import SyncService
 from crmsync.service.workers import Dispatcher
 from crmsync.store import MailPause
 from tests.admin.web.conftest import Console
@@ -208,3 +216,32 @@ def test_the_api_rep_lines_carry_the_counts_the_pages_show(console: Console) -> 
     assert lines["fay@example.com"]["attention"] == ["3 items failing"]
     store.confirm_deletes(held.id)
     assert _api_reps(console)["hal@example.com"]["held_deletes"] is False
+
+
+def test_crmsync_status_prints_what_needs_attention_and_who_runs_a_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CRMSYNC_ORG", raising=False)
+    monkeypatch.setattr(cli, "console", RichConsole(width=200))
+    now = dt.datetime.now(dt.UTC)
+    with SyncService(Deployment.from_env(tmp_path / "home")) as service:
+        paused = service.crm.create_user("pat@example.com", "Pat Paused")
+        late = service.crm.create_user("lou@example.com", "Lou Late")
+        running = service.crm.create_user("rui@example.com", "Rui Running")
+        service.crm.create_user("fin@example.com", "Fin Fine")
+        record = service.store.open_cycle(paused.id)
+        until = now + dt.timedelta(hours=3)
+        record.set_pause(MailPause(until, "Google", "Calendar usage limits exceeded"))
+        service.store.close_cycle(record, error="Google made the calendar read-only")
+        service.store.set_next_due(late.id, now - dt.timedelta(minutes=40))
+        assert service.store.claim_rep(running.id, WORKER, dt.timedelta(minutes=5))
+
+    shown = CliRunner().invoke(cli.app, ["status"])
+    assert shown.exit_code == 0, shown.output
+    assert f"pat@example.com: needs attention: Paused by Google until {until:%H:%M} UTC" in (
+        shown.output
+    )
+    assert "lou@example.com: needs attention: Overdue: due 40 min ago" in shown.output
+    assert f"rui@example.com: cycle running on {WORKER}" in shown.output
+    assert "fin@example.com:" not in shown.output
