@@ -185,6 +185,7 @@ class Dispatcher:
         self.max_queued = max_queued
         self.users = CrmUsers(users_every)
         self._scheduled: set[str] = set()
+        self._held_back = False
 
     def round(self, service: SyncService) -> int:
         """Schedule new reps, claim and send due batches while the queue has room;
@@ -208,10 +209,14 @@ class Dispatcher:
         if self.queued is None:
             return False
         waiting = self.queued()
-        if waiting >= self.max_queued:
-            log.debug("%d batches wait for a worker: claiming nothing this round", waiting)
-            return True
-        return False
+        full = waiting >= self.max_queued
+        if full != self._held_back:  # said once when it starts and once when it ends
+            self._held_back = full
+            if full:
+                log.info("%d batches wait for a worker: no claims until one is taken", waiting)
+            else:
+                log.info("the workers took the queued batches: claiming again")
+        return full
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Rounds until ``stopping()``; a failed round (database away) is tried again."""

@@ -3,6 +3,7 @@ once per interval, and nothing claimed while the real Redis broker's queue is de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,8 +64,9 @@ def test_the_crm_user_list_is_read_once_per_interval(
 
 
 def test_nothing_is_claimed_while_the_broker_queue_is_deep(
-    tmp_path: Path, service: SyncService
+    tmp_path: Path, service: SyncService, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="crmsync.service.workers")
     redis = start_redis(tmp_path / "redis")
     try:
         reps = [service.crm.create_user(f"rep{i}@example.com", f"Rep {i}").id for i in range(5)]
@@ -82,6 +84,9 @@ def test_nothing_is_claimed_while_the_broker_queue_is_deep(
         assert dispatcher.round(service) == 2  # then two batches wait for a worker
         assert queue.length() == 2
         assert dispatcher.round(service) == 0  # three reps are due, none is claimed
+        assert dispatcher.round(service) == 0
+        said = [r.getMessage() for r in caplog.records]
+        assert said == ["2 batches wait for a worker: no claims until one is taken"]  # once
         unleased = [s.rep_id for s in service.store.rep_statuses() if s.lease_owner is None]
         assert sorted(unleased) == sorted(set(reps) - set(sent)) and len(unleased) == 3
 
