@@ -73,10 +73,14 @@ def sync_kind(
             break
         if report.transient_failures:
             break
-        for side, side_changes in changes.items():
-            if side_changes.cursor != saved[side]:  # a quiet cycle writes no cursor
-                state.save_cursor(rep_id, kind, side, side_changes.cursor)
-                saved[side] = side_changes.cursor
+        moved = {
+            side: side_changes.cursor
+            for side, side_changes in changes.items()
+            if side_changes.cursor != saved[side]  # a quiet cycle writes no cursor
+        }
+        if moved:
+            state.save_cursors(rep_id, kind, moved)
+            saved.update(moved)
         if report.total_writes == writes_before:
             break
     return report

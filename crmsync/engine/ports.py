@@ -130,7 +130,16 @@ class SyncState(Protocol):
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None: ...
 
-    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None: ...
+    def save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        audit: Sequence[AuditEntry] = (),
+    ) -> None:
+        """Replace the cursors of the sides in ``cursors`` (``None`` forgets one: the next
+        read of that side is a full listing) and append ``audit``, in one transaction."""
+        ...
 
     def record_error(self, entry: ErrorEntry) -> None: ...
 

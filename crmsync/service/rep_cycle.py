@@ -203,7 +203,6 @@ def _sync(
     state: CycleState,
     on_action: RepActionListener | None,
 ) -> None:
-    store = service.store
     linked = mailbox_in_domains(user.email, settings)
     record.set_checks(addresses_linked=linked)
     if not linked:
@@ -251,23 +250,25 @@ def _sync(
     for kind, direction in directions.items():
         if direction is Direction.NONE:
             continue
-        kind_report = sync_kind(
-            user.id,
-            kind,
-            *service.sides(user, kind, config, fields, mailbox),
-            engine_state,
-            service.policy(config, kind, user, settings, guard, fields),
-            service.clock,
-            listener,
-        )
+        try:
+            kind_report = sync_kind(
+                user.id,
+                kind,
+                *service.sides(user, kind, config, fields, mailbox),
+                engine_state,
+                service.policy(config, kind, user, settings, guard, fields),
+                service.clock,
+                listener,
+            )
+        finally:
+            engine_state.flush()  # audit entries the kind's cursor save did not carry
         report.kinds[kind] = kind_report
         if kind_report.held_deletes and report.error is None:
             report.error = (
                 f"{kind_report.held_deletes} {kind.value} deletions held back "
                 "by the mass-delete guard (see the error report)"
             )
-        if kind_report.total_writes:
-            store.record_synced(kind, kind_report.total_writes)
+        record.add_synced(kind, kind_report.total_writes)
         if kind_report.transient_failures:
             # Not synced yet: the flows stay "in progress" and the rep shows the error.
             report.error = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from crmsync.domain.records import ItemKind
 from crmsync.store import schema
@@ -23,6 +23,23 @@ def hour_of(at: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def add_synced(conn: Connection, kind: ItemKind, count: int, at: dt.datetime) -> None:
+    """`ActivityMixin.record_synced` in ``conn``'s transaction."""
+    stmt = insert_for(conn)(_A).values(kind=kind.value, hour=hour_of(at), count=count, last_at=at)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["kind", "hour"],
+            set_={
+                "count": _A.c.count + stmt.excluded.count,
+                # Late reports (an ``at`` in the past) must not move it backwards.
+                "last_at": func.max(_A.c.last_at, stmt.excluded.last_at)
+                if conn.dialect.name == "sqlite"
+                else func.greatest(_A.c.last_at, stmt.excluded.last_at),
+            },
+        )
+    )
+
+
 class ActivityMixin(StoreBase):
     """Counting synced records and reading them back per window."""
 
@@ -30,23 +47,8 @@ class ActivityMixin(StoreBase):
         """Add ``count`` records of ``kind`` synced at ``at`` (default: now)."""
         if count < 0:
             raise ValueError("count must not be negative")
-        at = at or self._clock()
         with self._write() as conn:
-            stmt = insert_for(conn)(_A).values(
-                kind=kind.value, hour=hour_of(at), count=count, last_at=at
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["kind", "hour"],
-                    set_={
-                        "count": _A.c.count + stmt.excluded.count,
-                        # Late reports (an ``at`` in the past) must not move it backwards.
-                        "last_at": func.max(_A.c.last_at, stmt.excluded.last_at)
-                        if conn.dialect.name == "sqlite"
-                        else func.greatest(_A.c.last_at, stmt.excluded.last_at),
-                    },
-                )
-            )
+            add_synced(conn, kind, count, at or self._clock())
 
     def synced_since(self, kind: ItemKind, since: dt.datetime) -> int:
         """Records of ``kind`` synced in the hour buckets from the one holding ``since``."""

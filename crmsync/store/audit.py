@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Connection, delete, func, insert, or_, select
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import AuditEntry, Side
@@ -16,27 +16,34 @@ from crmsync.store.database import StoreBase
 _A = schema.audit_trail
 
 
+def insert_audit(conn: Connection, entries: Sequence[AuditEntry]) -> None:
+    """Append ``entries`` in ``conn``'s transaction."""
+    if not entries:
+        return
+    rows = [
+        {
+            "rep_id": e.rep_id,
+            "kind": e.kind.value,
+            "crm_id": e.crm_id,
+            "mail_id": e.mail_id,
+            "action": e.action,
+            "target": e.target.value if e.target else None,
+            "rule": e.rule,
+            "error": e.error,
+            "at": e.at,
+        }
+        for e in entries
+    ]
+    conn.execute(insert(_A), rows)
+
+
 class AuditMixin(StoreBase):
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append ``entries`` in one transaction."""
         if not entries:
             return
-        rows = [
-            {
-                "rep_id": e.rep_id,
-                "kind": e.kind.value,
-                "crm_id": e.crm_id,
-                "mail_id": e.mail_id,
-                "action": e.action,
-                "target": e.target.value if e.target else None,
-                "rule": e.rule,
-                "error": e.error,
-                "at": e.at,
-            }
-            for e in entries
-        ]
         with self._write(None) as conn:
-            conn.execute(insert(_A), rows)
+            insert_audit(conn, entries)
 
     def item_history(self, item_id: str) -> list[AuditEntry]:
         """Every entry about the item with this CRM or mail-server id, oldest first; the

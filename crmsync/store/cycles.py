@@ -20,6 +20,7 @@ from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
 from crmsync.domain.sync import Side, WriteIntent
 from crmsync.store import schema
+from crmsync.store.activity import add_synced
 from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import Fence, StoreBase, ensure_rep
 from crmsync.store.exceptions import LeaseLost
@@ -76,6 +77,8 @@ class RepCycleRecord:
     intents: dict[ItemKind, list[WriteIntent]] = field(default_factory=dict)
     # The org's settings, CRM section and configurations the cycle runs under.
     org: OrgSnapshot | None = None
+    # Records the cycle synced per kind, counted in the org's activity at the close.
+    synced: dict[ItemKind, int] = field(default_factory=dict)
     # Column → new value, and flow → new status: only what differs from the row read.
     changed: dict[str, object] = field(default_factory=dict)
     changed_sync: dict[Flow, SyncStatus] = field(default_factory=dict)
@@ -117,6 +120,13 @@ class RepCycleRecord:
             ("paused_because", pause and pause.because, stored and stored.because),
         ):
             self._set(column, value, before)
+
+    def add_synced(self, kind: ItemKind, count: int) -> None:
+        """Count ``count`` records of ``kind`` synced (`StateStore.record_synced`, written
+        with the cycle's closing write)."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        self.synced[kind] = self.synced.get(kind, 0) + count
 
     def failures_after(self, error: str | None) -> int:
         """The consecutive failures once the cycle ends with ``error`` (or none)."""
@@ -203,7 +213,8 @@ class CycleMixin(StoreBase):
             values["next_due"] = next_due
         if fence is not None:
             values |= {"lease_owner": None, "lease_expires": None}
-        if not values and not record.changed_sync:
+        synced = {kind: count for kind, count in record.synced.items() if count}
+        if not values and not record.changed_sync and not synced:
             return failures
         with self._write() as conn:
             if not _update_row(conn, record.rep_id, values, fence):
@@ -213,6 +224,10 @@ class CycleMixin(StoreBase):
                 _update_row(conn, record.rep_id, values, None)
             for (kind, direction), status in record.changed_sync.items():
                 store_status(conn, record.rep_id, kind, direction, status)
+            at = record.finished_at or self._clock()
+            for kind, count in synced.items():
+                add_synced(conn, kind, count, at)
+        record.synced.clear()
         return failures
 
     def write_statuses(self, record: RepCycleRecord, *, fence: int | None = None) -> None:

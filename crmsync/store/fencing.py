@@ -8,7 +8,7 @@ write and raises `LeaseLost` once another worker has claimed the rep.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select, text, update
@@ -214,7 +214,18 @@ class FencedState:
         return self._store.cursor(rep_id, kind, side)
 
     def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
-        self._store._save_cursor(rep_id, kind, side, cursor, self._own(rep_id))
+        self.save_cursors(rep_id, kind, {side: cursor})
+
+    def save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        audit: Sequence[AuditEntry] = (),
+    ) -> None:
+        for entry in audit:
+            self._own(entry.rep_id)
+        self._store._save_cursors(rep_id, kind, cursors, self._own(rep_id), audit)
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:

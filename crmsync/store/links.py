@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import Link, Side, WriteIntent, WriteOperation
+from crmsync.domain.sync import AuditEntry, Link, Side, WriteIntent, WriteOperation
 from crmsync.store import schema
+from crmsync.store.audit import insert_audit
 from crmsync.store.database import Fence, StoreBase, insert_for
 from crmsync.store.exceptions import LinkConflict
 
@@ -111,7 +112,18 @@ class LinksMixin(StoreBase):
 
     def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
         """Replace the cursor; ``None`` forgets it (the next read is a full listing)."""
-        self._save_cursor(rep_id, kind, side, cursor, None)
+        self._save_cursors(rep_id, kind, {side: cursor}, None)
+
+    def save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        audit: Sequence[AuditEntry] = (),
+    ) -> None:
+        """`save_cursor` for each side in ``cursors``, and ``audit`` appended to the audit
+        trail, in one transaction."""
+        self._save_cursors(rep_id, kind, cursors, None, audit)
 
     def clear_rep(self, rep_id: str, fence: Fence | None = None) -> None:
         """Reset sync (DESIGN rule 9): drop the rep's links and cursors, nothing else.
@@ -209,19 +221,31 @@ class LinksMixin(StoreBase):
             )
             conn.execute(stmt, rows)
 
-    def _save_cursor(
-        self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None, fence: Fence | None
+    def _save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        fence: Fence | None,
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
-        key = {"rep_id": rep_id, "kind": kind.value, "side": side.value}
+        if not cursors and not audit:
+            return
         with self._write(fence) as conn:
-            if cursor is None:
-                conn.execute(delete(_C).where(*(getattr(_C.c, k) == v for k, v in key.items())))
-                return
-            stmt = insert_for(conn)(_C)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(key), set_={"cursor": stmt.excluded.cursor}
-            )
-            conn.execute(stmt, {**key, "cursor": cursor})
+            kept = []
+            for side, cursor in cursors.items():
+                key = {"rep_id": rep_id, "kind": kind.value, "side": side.value}
+                if cursor is None:
+                    conn.execute(delete(_C).where(*(_C.c[k] == v for k, v in key.items())))
+                else:
+                    kept.append({**key, "cursor": cursor})
+            if kept:
+                stmt = insert_for(conn)(_C)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["rep_id", "kind", "side"], set_={"cursor": stmt.excluded.cursor}
+                )
+                conn.execute(stmt, kept)
+            insert_audit(conn, audit)
 
 
 def write_intent(rep_id: str, kind: ItemKind, row: Mapping[str, Any]) -> WriteIntent:

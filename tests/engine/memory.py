@@ -244,10 +244,18 @@ class MemoryState:
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
         return self.cursors.get((rep_id, kind, side))
 
-    def save_cursor(self, rep_id: str, kind: ItemKind, side: Side, cursor: str | None) -> None:
+    def save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        audit: Sequence[AuditEntry] = (),
+    ) -> None:
         if self.down:
             return
-        self.cursors[rep_id, kind, side] = cursor
+        for side, cursor in cursors.items():
+            self.cursors[rep_id, kind, side] = cursor
+        self.audit.extend(audit)
 
     def record_error(self, entry: ErrorEntry) -> None:
         if self.down:

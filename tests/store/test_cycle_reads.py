@@ -4,19 +4,22 @@ no save moved them, in this process or another, and the rep's cursors and write 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
+import pytest
 from sqlalchemy import event
 
 from crmsync.domain.crm_settings import CrmKind, CrmSettings
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import OrgSettings, SyncConfig
-from crmsync.domain.sync import Link, Side, WriteIntent, WriteOperation
-from crmsync.store import ReadAhead, StateStore
+from crmsync.domain.sync import AuditEntry, Link, Side, WriteIntent, WriteOperation
+from crmsync.store import LinkConflict, ReadAhead, StateStore
 
 ANN = User("ann", "ann@example.com", profile_id="sales")
+AT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=dt.UTC)
 SALESFORCE = CrmSettings(CrmKind.SALESFORCE, my_domain_url="https://acme.my.salesforce.com")
 
 
@@ -103,22 +106,59 @@ def test_read_ahead_answers_as_the_store_after_the_cycles_own_writes(store: Stat
         assert ahead.pending_intents(ANN.id, ItemKind.EVENT) == []
     assert seen == []  # all of it came with the opening read
 
-    ahead.save_cursor(ANN.id, ItemKind.CONTACT, Side.MAIL, "token-2")
+    ahead.save_cursors(ANN.id, ItemKind.CONTACT, {Side.MAIL: "token-2", Side.CRM: "3"})
     ahead.record_intents(ANN.id, ItemKind.CONTACT, [intent("c2")])
     for reader in (ahead, store):
         assert reader.cursor(ANN.id, ItemKind.CONTACT, Side.MAIL) == "token-2"
+        assert reader.cursor(ANN.id, ItemKind.CONTACT, Side.CRM) == "3"
         assert reader.pending_intents(ANN.id, ItemKind.CONTACT) == [intent("c1"), intent("c2")]
-    link = Link(ANN.id, ItemKind.CONTACT, "c1", "/m", "1", "e1", "h", "h")
-    ahead.apply_links(ANN.id, ItemKind.CONTACT, [link], [], [intent("c1").key])
-    assert ahead.pending_intents(ANN.id, ItemKind.CONTACT) == [intent("c2")]
-    ahead.save_cursor(ANN.id, ItemKind.CONTACT, Side.MAIL, None)
+    settled = [intent("c1").key, intent("c2").key]
+    ahead.apply_links(ANN.id, ItemKind.CONTACT, [link("c1", "/m1")], [], settled)
+    with statements(store) as seen:
+        assert ahead.pending_intents(ANN.id, ItemKind.CONTACT) == []
+    assert seen == []  # every intent known to be pending was settled
+    assert store.pending_intents(ANN.id, ItemKind.CONTACT) == []
+    ahead.save_cursors(ANN.id, ItemKind.CONTACT, {Side.MAIL: None})
     assert ahead.cursor(ANN.id, ItemKind.CONTACT, Side.MAIL) is None
 
-    ahead.save_cursor(ANN.id, ItemKind.EVENT, Side.CRM, "7")
+    ahead.save_cursors(ANN.id, ItemKind.EVENT, {Side.CRM: "7"})
     ahead.clear_rep(ANN.id)  # reset sync
     assert ahead.cursor(ANN.id, ItemKind.EVENT, Side.CRM) is None
     assert ahead.pending_intents(ANN.id, ItemKind.EVENT) == []
     assert store.cursor(ANN.id, ItemKind.EVENT, Side.CRM) is None
+    assert ahead.links(ANN.id, ItemKind.CONTACT) == store.links(ANN.id, ItemKind.CONTACT) == []
+
+
+def link(crm_id: str, mail_id: str, version: str = "1") -> Link:
+    return Link(ANN.id, ItemKind.CONTACT, crm_id, mail_id, version, "e" + version, "h", "h")
+
+
+def test_read_ahead_reads_the_links_once_and_follows_its_own_link_writes(
+    store: StateStore,
+) -> None:
+    store.apply_links(ANN.id, ItemKind.CONTACT, [link("c2", "/m2"), link("c5", "/m5")], [])
+    ahead = ReadAhead(store, store.open_cycle(ANN.id))
+    assert ahead.links(ANN.id, ItemKind.CONTACT) == store.links(ANN.id, ItemKind.CONTACT)
+    ahead.apply_links(ANN.id, ItemKind.CONTACT, [link("c1", "/m1"), link("c5", "/m5", "2")], ["c2"])
+    with statements(store) as seen:
+        held = ahead.links(ANN.id, ItemKind.CONTACT)
+    assert seen == []
+    assert held == store.links(ANN.id, ItemKind.CONTACT)  # in CRM id order, as the store's
+    assert [k.crm_id for k in held] == ["c1", "c5"]
+    with pytest.raises(LinkConflict):  # a mail item linked twice: refused, links as stored
+        ahead.apply_links(ANN.id, ItemKind.CONTACT, [link("c9", "/m1")], [])
+    assert ahead.links(ANN.id, ItemKind.CONTACT) == store.links(ANN.id, ItemKind.CONTACT)
+
+
+def test_read_ahead_writes_audit_entries_with_the_cursors(store: StateStore) -> None:
+    ahead = ReadAhead(store, store.open_cycle(ANN.id))
+    entry = AuditEntry(ANN.id, ItemKind.CONTACT, "c1", "/m1", "update", Side.MAIL, "edited", AT)
+    ahead.record_audit([entry])
+    ahead.save_cursors(ANN.id, ItemKind.CONTACT, {Side.CRM: "4"})
+    assert store.rep_history(ANN.id) == [entry]
+    ahead.record_audit([replace(entry, crm_id="c2")])
+    ahead.flush()  # a kind that ended without saving its cursors
+    assert [e.crm_id for e in store.rep_history(ANN.id)] == ["c2", "c1"]
 
 
 def test_read_ahead_leaves_other_reps_to_the_store(store: StateStore) -> None:
