@@ -4,7 +4,7 @@
 contacts or events; `jsonl` imports and exports records as JSON Lines.
 """
 
-from crmsync.crm.builtin.crm import BuiltinCrm, EventRelations
+from crmsync.crm.builtin.crm import BuiltinCrm
 from crmsync.crm.builtin.errors import (
     CrmError,
     Duplicate,
@@ -13,6 +13,7 @@ from crmsync.crm.builtin.errors import (
     NotFound,
     StaleVersion,
 )
+from crmsync.crm.builtin.relations import EventRelations
 from crmsync.crm.builtin.rows import OwnedKind, Stored
 from crmsync.crm.builtin.sides import OwnerSide
 

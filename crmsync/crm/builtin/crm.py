@@ -2,106 +2,37 @@
 
 This database is the CRM's, not crmsync's sync state: it holds users, profiles, contacts
 (person accounts among them), leads, events and their relations, plus the change feed the
-sync reads through `BuiltinCrm.side`.
+sync reads through `BuiltinCrm.side`. Profiles and users are in `people`, event relations
+in `relations`, the engine and transactions in `transactions`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    and_,
-    create_engine,
-    delete,
-    event,
-    exists,
-    func,
-    insert,
-    inspect,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.engine import Row as SqlRow
+from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from crmsync.crm.builtin import tables, writes
 from crmsync.crm.builtin.changefeed import (
-    allocate_stamps,
     committed_stamp,
     ensure_counters,
     prune_tombstones,
-    record_deletions,
 )
-from crmsync.crm.builtin.errors import Duplicate, InUse, InvalidRecord, NotFound
+from crmsync.crm.builtin.errors import InvalidRecord, NotFound
+from crmsync.crm.builtin.people import PeopleMixin
+from crmsync.crm.builtin.relations import EventRelationsMixin
 from crmsync.crm.builtin.rows import CODECS, OwnedKind, Stored
+from crmsync.crm.builtin.transactions import make_engine
 from crmsync.domain.contact_fields import IDENTITY_MAP, ContactFieldMap, FieldType, convert
-from crmsync.domain.records import Contact, Event, ItemKind, Lead, Profile, User
+from crmsync.domain.records import Contact, Event, ItemKind, Lead
 
 if TYPE_CHECKING:
     from crmsync.crm.builtin.sides import OwnerSide
 
 
-@dataclass(frozen=True)
-class EventRelations:
-    """Who an event is about: any number of contacts and at most one lead."""
-
-    contact_ids: tuple[str, ...] = ()
-    lead_id: str | None = None
-
-
-def _make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # pysqlite's own transaction handling starts transactions late and never for
-            # reads; we issue BEGIN ourselves (below) so reads see one snapshot and writes
-            # take the write lock up front instead of failing to upgrade a read lock.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            if url.rstrip("/") not in ("sqlite:", "sqlite://") and ":memory:" not in url:
-                # Readers (sync cycles) then never wait for a writer (an import).
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("crm_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
-def _check_zone(name: str) -> None:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidRecord(f"unknown time zone {name!r}") from exc
-
-
-def _user(row: SqlRow[Any]) -> User:
-    return User(
-        id=row.id,
-        email=row.email,
-        name=row.name,
-        profile_id=row.profile_id,
-        time_zone=row.time_zone,
-        active=bool(row.active),
-    )
-
-
-class BuiltinCrm:
+class BuiltinCrm(PeopleMixin, EventRelationsMixin):
     """The built-in CRM at a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://``).
 
     The schema is created on first use. Every method runs in its own transaction and is
@@ -111,7 +42,7 @@ class BuiltinCrm:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = make_engine(url)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -156,20 +87,6 @@ class BuiltinCrm:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """A write transaction: committed on normal exit, rolled back on an exception."""
-        with self.engine.connect() as conn:
-            conn.execution_options(crm_write=True)
-            with conn.begin():
-                yield conn
-
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A read transaction (one snapshot on SQLite)."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
-
     def side(
         self,
         rep_id: str,
@@ -204,170 +121,6 @@ class BuiltinCrm:
         """Forget deletions up to ``through_stamp``; older cursors then get full listings."""
         with self.writing() as conn:
             return prune_tombstones(conn, through_stamp)
-
-    # ---- profiles -----------------------------------------------------------------------
-
-    def create_profile(self, name: str, *, id: str | None = None) -> Profile:
-        """A new profile; raises `Duplicate` when the name or id is taken."""
-        profile = Profile(id or writes.new_id("prf"), name)
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            p = tables.profiles
-            taken = conn.execute(
-                select(p.c.id).where(or_(p.c.id == profile.id, p.c.name == name))
-            ).first()
-            if taken is not None:
-                raise Duplicate(f"a profile named {name!r} or with id {profile.id!r} exists")
-            conn.execute(insert(p).values(id=profile.id, name=name, stamp=stamp))
-        return profile
-
-    def get_profile(self, profile_id: str) -> Profile:
-        with self.reading() as conn:
-            row = conn.execute(
-                select(tables.profiles).where(tables.profiles.c.id == profile_id)
-            ).first()
-        if row is None:
-            raise NotFound(f"no profile with id {profile_id!r}")
-        return Profile(row.id, row.name)
-
-    def find_profile(self, name: str) -> Profile | None:
-        """The profile with exactly this name, if any."""
-        with self.reading() as conn:
-            row = conn.execute(
-                select(tables.profiles).where(tables.profiles.c.name == name)
-            ).first()
-        return None if row is None else Profile(row.id, row.name)
-
-    def update_profile(self, profile: Profile) -> Profile:
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            p = tables.profiles
-            clash = conn.execute(
-                select(p.c.id).where(p.c.name == profile.name, p.c.id != profile.id)
-            ).first()
-            if clash is not None:
-                raise Duplicate(f"another profile is named {profile.name!r}")
-            done = conn.execute(
-                update(p).where(p.c.id == profile.id).values(name=profile.name, stamp=stamp)
-            )
-            if done.rowcount != 1:
-                raise NotFound(f"no profile with id {profile.id!r}")
-        return profile
-
-    def delete_profile(self, profile_id: str) -> None:
-        """Raises `NotFound`, or `InUse` while users are assigned to it."""
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            users = tables.users
-            if conn.execute(select(exists().where(users.c.profile_id == profile_id))).scalar():
-                raise InUse(f"profile {profile_id} is assigned to users")
-            done = conn.execute(delete(tables.profiles).where(tables.profiles.c.id == profile_id))
-            if done.rowcount != 1:
-                raise NotFound(f"no profile with id {profile_id!r}")
-            record_deletions(conn, "profile", [(profile_id, None)], stamp)
-
-    def list_profiles(self) -> list[Profile]:
-        with self.reading() as conn:
-            rows = conn.execute(select(tables.profiles).order_by(tables.profiles.c.name))
-            return [Profile(r.id, r.name) for r in rows]
-
-    # ---- users --------------------------------------------------------------------------
-
-    def create_user(
-        self,
-        email: str,
-        name: str = "",
-        *,
-        profile_id: str | None = None,
-        time_zone: str = "UTC",
-        active: bool = True,
-        id: str | None = None,
-    ) -> User:
-        """A new user; raises `Duplicate` when the email (in any case) or id is taken."""
-        user = User(id or writes.new_id("usr"), email, name, profile_id, time_zone, active)
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            self._check_user(conn, user)
-            if conn.execute(select(tables.users.c.id).where(tables.users.c.id == user.id)).first():
-                raise Duplicate(f"a user with id {user.id!r} exists")
-            conn.execute(insert(tables.users).values(**_user_values(user), stamp=stamp))
-        return user
-
-    def _check_user(self, conn: Connection, user: User) -> None:
-        if "@" not in user.email:
-            raise InvalidRecord(f"{user.email!r} is not an email address")
-        _check_zone(user.time_zone)
-        users = tables.users
-        clash = conn.execute(
-            select(users.c.id).where(
-                func.lower(users.c.email) == user.email.lower(), users.c.id != user.id
-            )
-        ).first()
-        if clash is not None:
-            raise Duplicate(f"another user has the email {user.email!r}")
-        if user.profile_id is not None:
-            found = conn.execute(
-                select(tables.profiles.c.id).where(tables.profiles.c.id == user.profile_id)
-            ).first()
-            if found is None:
-                raise NotFound(f"no profile with id {user.profile_id!r}")
-
-    def get_user(self, user_id: str) -> User:
-        with self.reading() as conn:
-            row = conn.execute(select(tables.users).where(tables.users.c.id == user_id)).first()
-        if row is None:
-            raise NotFound(f"no user with id {user_id!r}")
-        return _user(row)
-
-    def get_user_by_email(self, email: str) -> User | None:
-        """The user with this email, compared case-insensitively."""
-        return self.get_users_by_email([email]).get(email.lower())
-
-    def get_users_by_email(self, emails: Iterable[str]) -> dict[str, User]:
-        """Users by lower-cased email, for those of ``emails`` (any case) that exist."""
-        keys = sorted({e.lower() for e in emails})
-        if not keys:
-            return {}
-        with self.reading() as conn:
-            rows = conn.execute(
-                select(tables.users).where(func.lower(tables.users.c.email).in_(keys))
-            )
-            return {row.email.lower(): _user(row) for row in rows}
-
-    def update_user(self, user: User) -> User:
-        """Replace the user with ``user.id``; raises `NotFound`, `Duplicate`, `InvalidRecord`."""
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            self._check_user(conn, user)
-            done = conn.execute(
-                update(tables.users)
-                .where(tables.users.c.id == user.id)
-                .values(**_user_values(user), stamp=stamp)
-            )
-            if done.rowcount != 1:
-                raise NotFound(f"no user with id {user.id!r}")
-        return user
-
-    def delete_user(self, user_id: str) -> None:
-        """Raises `NotFound`, or `InUse` while the user owns records (reassign them first)."""
-        with self.writing() as conn:
-            stamp = allocate_stamps(conn)
-            for codec in CODECS.values():
-                owned = exists().where(codec.table.c.owner_id == user_id)
-                if conn.execute(select(owned)).scalar():
-                    raise InUse(f"user {user_id} still owns {codec.kind} records")
-            done = conn.execute(delete(tables.users).where(tables.users.c.id == user_id))
-            if done.rowcount != 1:
-                raise NotFound(f"no user with id {user_id!r}")
-            conn.execute(delete(tables.markers).where(tables.markers.c.rep_id == user_id))
-            record_deletions(conn, "user", [(user_id, None)], stamp)
-
-    def list_users(self, *, active: bool | None = None) -> list[User]:
-        query = select(tables.users).order_by(tables.users.c.email)
-        if active is not None:
-            query = query.where(tables.users.c.active == active)
-        with self.reading() as conn:
-            return [_user(r) for r in conn.execute(query)]
 
     # ---- owned records, any kind ----------------------------------------------------------
 
@@ -543,108 +296,3 @@ class BuiltinCrm:
 
     def list_events(self, *, owner_id: str | None = None) -> list[Stored[Event]]:
         return self.list_records(OwnedKind.EVENT, owner_id=owner_id)
-
-    # ---- event relations ------------------------------------------------------------------
-
-    def relate_event(
-        self, event_id: str, *, contact_id: str | None = None, lead_id: str | None = None
-    ) -> None:
-        """Relate the event to a contact or (replacing any other) a lead; relating twice is
-        a no-op. Raises `NotFound` when the event, contact or lead is missing."""
-        if (contact_id is None) == (lead_id is None):
-            raise ValueError("give exactly one of contact_id and lead_id")
-        with self.writing() as conn:
-            self._require(conn, OwnedKind.EVENT, event_id)
-            rel = tables.event_relations
-            if contact_id is not None:
-                self._require(conn, OwnedKind.CONTACT, contact_id)
-                have = conn.execute(
-                    select(rel.c.id).where(
-                        rel.c.event_id == event_id, rel.c.contact_id == contact_id
-                    )
-                ).first()
-                if have is None:
-                    conn.execute(insert(rel).values(event_id=event_id, contact_id=contact_id))
-            else:
-                assert lead_id is not None
-                self._require(conn, OwnedKind.LEAD, lead_id)
-                conn.execute(
-                    delete(rel).where(rel.c.event_id == event_id, rel.c.lead_id.is_not(None))
-                )
-                conn.execute(insert(rel).values(event_id=event_id, lead_id=lead_id))
-
-    def unrelate_event(
-        self, event_id: str, *, contact_id: str | None = None, lead_id: str | None = None
-    ) -> None:
-        """Remove one relation; removing one that is not there is a no-op."""
-        if (contact_id is None) == (lead_id is None):
-            raise ValueError("give exactly one of contact_id and lead_id")
-        rel = tables.event_relations
-        target = (
-            rel.c.contact_id == contact_id if contact_id is not None else rel.c.lead_id == lead_id
-        )
-        with self.writing() as conn:
-            conn.execute(delete(rel).where(and_(rel.c.event_id == event_id, target)))
-
-    def set_event_relations(self, event_id: str, relations: EventRelations) -> None:
-        """Replace all of the event's relations; raises `NotFound` for a missing record."""
-        rel = tables.event_relations
-        with self.writing() as conn:
-            self._require(conn, OwnedKind.EVENT, event_id)
-            for contact_id in relations.contact_ids:
-                self._require(conn, OwnedKind.CONTACT, contact_id)
-            if relations.lead_id is not None:
-                self._require(conn, OwnedKind.LEAD, relations.lead_id)
-            conn.execute(delete(rel).where(rel.c.event_id == event_id))
-            rows = [
-                {"event_id": event_id, "contact_id": c, "lead_id": None}
-                for c in dict.fromkeys(relations.contact_ids)
-            ]
-            if relations.lead_id is not None:
-                rows.append(
-                    {"event_id": event_id, "contact_id": None, "lead_id": relations.lead_id}
-                )
-            if rows:
-                conn.execute(insert(rel), rows)
-
-    def event_relations(self, event_id: str) -> EventRelations:
-        with self.reading() as conn:
-            return self.relations_of(conn, [event_id]).get(event_id, EventRelations())
-
-    @staticmethod
-    def relations_of(conn: Connection, event_ids: list[str]) -> dict[str, EventRelations]:
-        """Relations of several events in one query; events without any are left out."""
-        rel = tables.event_relations
-        contacts: dict[str, list[str]] = {}
-        leads: dict[str, str] = {}
-        rows = conn.execute(
-            select(rel.c.event_id, rel.c.contact_id, rel.c.lead_id)
-            .where(rel.c.event_id.in_(event_ids))
-            .order_by(rel.c.id)
-        )
-        for row in rows:
-            if row.contact_id is not None:
-                contacts.setdefault(row.event_id, []).append(row.contact_id)
-            else:
-                leads[row.event_id] = row.lead_id
-        return {
-            eid: EventRelations(tuple(contacts.get(eid, ())), leads.get(eid))
-            for eid in contacts.keys() | leads.keys()
-        }
-
-    @staticmethod
-    def _require(conn: Connection, kind: OwnedKind, record_id: str) -> None:
-        table = CODECS[kind].table
-        if conn.execute(select(table.c.id).where(table.c.id == record_id)).first() is None:
-            raise NotFound(f"no {kind} with id {record_id!r}")
-
-
-def _user_values(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "profile_id": user.profile_id,
-        "time_zone": user.time_zone,
-        "active": user.active,
-    }

@@ -49,7 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crmsync.crm.builtin import tables
 from crmsync.crm.builtin.changefeed import allocate_stamps, record_owner_moves
-from crmsync.crm.builtin.crm import BuiltinCrm, EventRelations
+from crmsync.crm.builtin.crm import BuiltinCrm
 from crmsync.crm.builtin.jsonl_lines import (  # the line format, and jsonl's API for it
     EXPORT_ORDER,
     BadLine,
@@ -64,6 +64,7 @@ from crmsync.crm.builtin.jsonl_lines import (  # the line format, and jsonl's AP
     record_line,
     user_line,
 )
+from crmsync.crm.builtin.relations import EventRelations
 from crmsync.crm.builtin.rows import CODECS, OwnedKind, Stored
 from crmsync.crm.builtin.writes import custom_values_of, new_id, replace_custom_values
 from crmsync.domain.contact_fields import FieldType

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crmsync.crm.builtin.crm import EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord
+from crmsync.crm.builtin.relations import EventRelations
 from crmsync.crm.builtin.rows import CODECS, OwnedKind, Stored
 from crmsync.domain.contact_fields import FieldType
 from crmsync.domain.records import (

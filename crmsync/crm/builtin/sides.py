@@ -14,8 +14,8 @@ from sqlalchemy import Connection, Select, and_, func, select
 
 from crmsync.crm.builtin import tables, writes
 from crmsync.crm.builtin.changefeed import feed_position
-from crmsync.crm.builtin.crm import EventRelations
 from crmsync.crm.builtin.errors import InvalidRecord, NotFound, StaleVersion
+from crmsync.crm.builtin.relations import EventRelations
 from crmsync.crm.builtin.rows import CODECS, OwnedKind
 from crmsync.domain.contact_fields import (
     CUSTOM_PREFIX,
