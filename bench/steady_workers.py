@@ -231,6 +231,18 @@ class Fleet:
                     raise SystemExit(f"worker {i} not ready after {timeout:.0f} s; see {log}")
                 time.sleep(0.2)
 
+    def log_sizes(self) -> list[int]:
+        return [(self.logs / f"worker{i}.log").stat().st_size for i in range(self.count)]
+
+    def retries_since(self, sizes: list[int]) -> int:
+        """Requests the workers retried (a connection reset, a timeout) since ``sizes``."""
+        found = 0
+        for i, size in enumerate(sizes):
+            with (self.logs / f"worker{i}.log").open("rb") as log:
+                log.seek(size)
+                found += log.read().count(b"failed (")
+        return found
+
     def processes(self) -> list[psutil.Process]:
         return [psutil.Process(p.pid) for p in self.workers]
 
@@ -293,13 +305,15 @@ def worker_pass(world: Any, copy: PostgresCopy, broker: str, workers: int, n: in
                   "redis": redis_processes(broker)}
         before = {name: tree_cpu(p) for name, p in meters.items()}
         load0 = os.getloadavg()[0]
+        sizes = fleet.log_sizes()
         started = copy.start_pass(rep_ids)
         wall, errors = copy.wait_pass(rep_ids, started)
+        retries = fleet.retries_since(sizes)
         cpu = {name: tree_cpu(p) - before[name] for name, p in meters.items()}
         load = (load0 + os.getloadavg()[0]) / 2
         if errors:
             print(f"WARNING: {errors} cycle(s) failed, e.g. {copy.first_errors(rep_ids)}")
-    return {"wall": wall, "warm_up": warm, "errors": errors, "load": load,
+    return {"wall": wall, "warm_up": warm, "errors": errors, "retries": retries, "load": load,
             "cpu": cpu["workers"], "server_cpu": cpu["server"], "postgres_cpu": cpu["postgres"],
             "other_cpu": cpu["scheduler"] + cpu["redis"], "workers": workers}
 
@@ -362,7 +376,8 @@ def run_workers_mode(world: Any, args: Any, reps: Sequence[int], counts: Sequenc
                         print(f"[{label}] round {k + 1} ({'/'.join(map(str, order))} workers): "
                               + ", ".join(f"{w} worker(s) {found[w]['wall']:.2f} s "
                                           f"(warm-up {found[w]['warm_up']:.2f}, "
-                                          f"{found[w]['errors']} errors)" for w in counts)
+                                          f"{found[w]['retries']} retried requests, "
+                                          f"{found[w]['errors']} failed)" for w in counts)
                               + f"; raw {found['raw']['wall']:.2f} s, raw in {max(counts)} "
                               f"processes {found['raw2']['wall']:.2f} s; load "
                               f"{min(f['load'] for f in found.values()):.1f}-"
@@ -404,14 +419,15 @@ def workers_rows(items: int, n: int, state: str, rounds: list[dict[Any, dict[str
             f"{med(w, 'cpu'):.2f} ({med('raw', 'cpu'):.2f})",
             f"{med(w, 'server_cpu'):.2f} ({med('raw', 'server_cpu'):.2f})",
             f"{med(w, 'postgres_cpu'):.2f}", f"{statistics.median(busy):.2f}",
-            f"{med(w, 'warm_up'):.2f}", f"{sum(r[w]['errors'] for r in rounds)}",
+            f"{med(w, 'warm_up'):.2f}", f"{med(w, 'retries'):.0f}",
+            f"{sum(r[w]['errors'] for r in rounds)}",
             f"{min(loads):.1f}-{max(loads):.1f}"])
     most = max(counts)
     rows.append([
         common.fmt(items), common.fmt(n), name, f"raw in {most} processes",
         f"{med('raw2', 'wall'):.2f}", "",
         spread([r["raw"]["wall"] / r["raw2"]["wall"] for r in rounds]),
-        f"{med('raw2', 'cpu'):.2f}", "", "", "", "", "",
+        f"{med('raw2', 'cpu'):.2f}", "", "", "", "", "", "",
         f"{min(r['raw2']['load'] for r in rounds):.1f}-"
         f"{max(r['raw2']['load'] for r in rounds):.1f}"])
     return rows
@@ -420,4 +436,5 @@ def workers_rows(items: int, n: int, state: str, rounds: list[dict[Any, dict[str
 WORKERS_COLUMNS = ["M items", "N reps", "pass", "run by", "wall s (raw)",
                    "x raw: median (spread)", "speed x one worker's (spread)",
                    "workers' CPU s (raw)", "server CPU s (raw)", "PostgreSQL CPU s",
-                   "cores busy (all of it)", "warm-up pass s", "errors", "load"]
+                   "cores busy (all of it)", "warm-up pass s", "requests retried",
+                   "failed cycles", "load"]
