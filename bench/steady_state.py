@@ -32,6 +32,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -92,6 +94,9 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    # A run started in the background ignores SIGINT: SIGTERM stops it through its
+    # finally blocks (workers, servers and databases stopped).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     reps = sorted(int(n) for n in args.reps.split(","))
     if args.seed_into:
         world = World(Path(args.seed_into), max(reps), int(args.items), args)
