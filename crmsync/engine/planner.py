@@ -180,14 +180,16 @@ def plan(
 ) -> list[Action]:
     """The actions that bring both sides in line, in a deterministic order."""
     views = {Side.CRM: _SideView.of(Side.CRM, crm), Side.MAIL: _SideView.of(Side.MAIL, mail)}
-    ordered = sorted(links, key=lambda link: link.crm_id)
+    links = list(links)
     linked: dict[Side, set[str]] = {
-        Side.CRM: {link.crm_id for link in ordered},
-        Side.MAIL: {link.mail_id for link in ordered},
+        Side.CRM: {link.crm_id for link in links},
+        Side.MAIL: {link.mail_id for link in links},
     }
     recreated = {side: _unlinked_by_marker(views[side], linked[side]) for side in Side}
     actions: list[Action] = []
-    for link in ordered:
+    # A pair neither of whose items changed or went stands as synced: nothing to plan.
+    touched = [link for link in links if _touched(link, views)]
+    for link in sorted(touched, key=lambda link: link.crm_id):
         actions.extend(_plan_linked(link, views, policy, recreated))
     # A re-created item paired above is planned no further.
     taken: dict[Side, set[str]] = {side: set() for side in Side}
@@ -199,6 +201,13 @@ def plan(
         _plan_unlinked(views, {side: linked[side] | taken[side] for side in Side}, policy)
     )
     return actions
+
+
+def _touched(link: Link, views: dict[Side, _SideView]) -> bool:
+    return any(
+        (item_id := link.id_on(side)) in views[side].changed or item_id in views[side].deleted
+        for side in (Side.CRM, Side.MAIL)
+    )
 
 
 def _unlinked_by_marker(view: _SideView, linked: set[str]) -> dict[str, Seen]:

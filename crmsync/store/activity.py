@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.sql.expression import Executable
 
 from crmsync.domain.records import ItemKind
 from crmsync.store import schema
@@ -25,19 +26,31 @@ def hour_of(at: dt.datetime) -> dt.datetime:
 
 def add_synced(conn: Connection, kind: ItemKind, count: int, at: dt.datetime) -> None:
     """`ActivityMixin.record_synced` in ``conn``'s transaction."""
-    stmt = insert_for(conn)(_A).values(kind=kind.value, hour=hour_of(at), count=count, last_at=at)
-    conn.execute(
-        stmt.on_conflict_do_update(
+    values = {"kind": kind.value, "hour": hour_of(at), "count": count, "last_at": at}
+    conn.execute(_upsert(conn), values)
+
+
+def _upsert(conn: Connection) -> Executable:
+    # Built once per dialect: every cycle that synced something runs it.
+    dialect = conn.dialect.name
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        ins = insert_for(conn)(_A)
+        stmt = ins.on_conflict_do_update(
             index_elements=["kind", "hour"],
             set_={
-                "count": _A.c.count + stmt.excluded.count,
+                "count": _A.c.count + ins.excluded.count,
                 # Late reports (an ``at`` in the past) must not move it backwards.
-                "last_at": func.max(_A.c.last_at, stmt.excluded.last_at)
-                if conn.dialect.name == "sqlite"
-                else func.greatest(_A.c.last_at, stmt.excluded.last_at),
+                "last_at": func.max(_A.c.last_at, ins.excluded.last_at)
+                if dialect == "sqlite"
+                else func.greatest(_A.c.last_at, ins.excluded.last_at),
             },
         )
-    )
+        _UPSERTS[dialect] = stmt
+    return stmt
+
+
+_UPSERTS: dict[str, Executable] = {}
 
 
 class ActivityMixin(StoreBase):

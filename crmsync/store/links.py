@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
@@ -37,18 +37,21 @@ INTENT_FIELDS = (
 )
 
 
+# Built once: a cycle that finds changes reads them per kind.
+_LINKS = (
+    select(*(_L.c[f] for f in _LINK_FIELDS), _L.c.detached)
+    .where(_L.c.rep_id == bindparam("rep_id"), _L.c.kind == bindparam("kind"))
+    .order_by(_L.c.crm_id)
+)
+
+
 class LinksMixin(StoreBase):
     """Links (one row per synced pair) and change cursors, per rep and item kind."""
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
         """Every link of the rep and kind, in one query, ordered by CRM id."""
-        stmt = (
-            select(*(_L.c[f] for f in _LINK_FIELDS), _L.c.detached)
-            .where(_L.c.rep_id == rep_id, _L.c.kind == kind.value)
-            .order_by(_L.c.crm_id)
-        )
         with self._read() as conn:
-            rows = conn.execute(stmt).all()
+            rows = conn.execute(_LINKS, {"rep_id": rep_id, "kind": kind.value}).all()
         return [
             Link(rep_id, kind, *row[:-1], detached=Side(row[-1]) if row[-1] else None)
             for row in rows
@@ -172,7 +175,7 @@ class LinksMixin(StoreBase):
                         )
                     )
                 if rows:
-                    conn.execute(_upsert_link(conn), rows)
+                    conn.execute(_upsert(conn, _L), rows)
                 for start in range(0, len(settled), _CHUNK):
                     conn.execute(
                         delete(_I).where(
@@ -214,12 +217,7 @@ class LinksMixin(StoreBase):
             for intent in intents
         ]
         with self._write(fence) as conn:
-            ins = insert_for(conn)(_I)
-            stmt = ins.on_conflict_do_update(
-                index_elements=["rep_id", "kind", "intent_key"],
-                set_={c: ins.excluded[c] for c in (*INTENT_FIELDS[1:], "recorded_at")},
-            )
-            conn.execute(stmt, rows)
+            conn.execute(_upsert(conn, _I), rows)
 
     def _save_cursors(
         self,
@@ -240,11 +238,7 @@ class LinksMixin(StoreBase):
                 else:
                     kept.append({**key, "cursor": cursor})
             if kept:
-                stmt = insert_for(conn)(_C)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["rep_id", "kind", "side"], set_={"cursor": stmt.excluded.cursor}
-                )
-                conn.execute(stmt, kept)
+                conn.execute(_upsert(conn, _C), kept)
             insert_audit(conn, audit)
 
 
@@ -266,21 +260,29 @@ def write_intent(rep_id: str, kind: ItemKind, row: Mapping[str, Any]) -> WriteIn
     )
 
 
-def _upsert_link(conn: Connection) -> Executable:
-    # Built once per dialect and executed with parameters, so SQLAlchemy's statement cache
-    # makes each save cost little more than the driver call.
-    dialect = conn.dialect.name
-    stmt = _UPSERTS.get(dialect)
+# Each table's key, and the columns an upsert replaces.
+_UPSERT_COLUMNS = {
+    "links": (("rep_id", "kind", "crm_id"), (*_LINK_FIELDS[1:], "detached", "synced_at")),
+    "cursors": (("rep_id", "kind", "side"), ("cursor",)),
+    "write_intents": (("rep_id", "kind", "intent_key"), (*INTENT_FIELDS[1:], "recorded_at")),
+}
+
+
+def _upsert(conn: Connection, table: Table) -> Executable:
+    # Built once per dialect and table and executed with parameters, so SQLAlchemy's
+    # statement cache makes each save cost little more than the driver call.
+    key = (conn.dialect.name, table.name)
+    stmt = _UPSERTS.get(key)
     if stmt is None:
-        ins = insert_for(conn)(_L)
+        index, replaced = _UPSERT_COLUMNS[table.name]
+        ins = insert_for(conn)(table)
         stmt = ins.on_conflict_do_update(
-            index_elements=["rep_id", "kind", "crm_id"],
-            set_={c: ins.excluded[c] for c in (*_LINK_FIELDS[1:], "detached", "synced_at")},
+            index_elements=list(index), set_={c: ins.excluded[c] for c in replaced}
         )
-        _UPSERTS[dialect] = stmt
+        _UPSERTS[key] = stmt
     return stmt
 
 
-_UPSERTS: dict[str, Executable] = {}
+_UPSERTS: dict[tuple[str, str], Executable] = {}
 # Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
 _CHUNK = 500
