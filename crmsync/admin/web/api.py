@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from crmsync.admin import config_file
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
 from crmsync.admin.web import views
-from crmsync.admin.web.deps import check_csrf, get_service, require
+from crmsync.admin.web.deps import check_csrf, get_service, one_value_each, require
 from crmsync.admin.web.response_models import (
     ConnectionTestAnswer,
     ErrorRow,
@@ -254,6 +254,7 @@ def delete_configuration(
 @router.post(
     "/configurations/{name:path}/preview",
     tags=["configurations"],
+    dependencies=[Depends(one_value_each)],
     responses=answers(
         404, e404="No configuration has this name, or no CRM user has the email given as rep."
     ),
@@ -371,7 +372,12 @@ def export_filters(filters: ErrorExportFilters) -> dict[str, Any]:
     return values | {"since": since}
 
 
-@router.get("/errors", tags=["error report"], response_model=list[ErrorRow])
+@router.get(
+    "/errors",
+    tags=["error report"],
+    response_model=list[ErrorRow],
+    dependencies=[Depends(one_value_each)],
+)
 def errors(
     principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
 ) -> list[dict[str, Any]]:
@@ -379,7 +385,12 @@ def errors(
     return error_rows(service, filters)
 
 
-@router.get("/errors.csv", tags=["error report"], response_class=StreamingResponse)
+@router.get(
+    "/errors.csv",
+    tags=["error report"],
+    response_class=StreamingResponse,
+    dependencies=[Depends(one_value_each)],
+)
 def errors_csv(
     principal: ErrorReader, service: Service, filters: Annotated[ErrorExportFilters, Query()]
 ) -> StreamingResponse:

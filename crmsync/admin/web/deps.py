@@ -8,6 +8,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -100,4 +101,23 @@ def check_csrf(principal: Principal, token: str | None) -> None:
             403,
             "The CSRF token is missing or wrong: reload the page and try again (API "
             "clients on a session cookie send it as X-CSRF-Token).",
+        )
+
+
+def one_value_each(request: Request) -> None:
+    """Refuse (422) a query parameter given twice: every one the API declares takes one
+    value, and keeping only the last (as the framework would) hides a client's mistake,
+    e.g. an export filtered on one rep of the two it named."""
+    keys = [key for key, _ in request.query_params.multi_items()]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["query", key],
+                    "msg": f"give {key} once: it takes one value",
+                    "type": "repeated_parameter",
+                }
+                for key in repeated
+            ]
         )

@@ -114,6 +114,14 @@ def test_statuses_reset_and_the_error_report(console: Console) -> None:
     parsed = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(parsed) == 3 and parsed[0]["message"] == "bad item 2, with a comma"
 
+    # A filter given twice is refused rather than cut to its last value.
+    for path in ("/api/v1/errors", "/api/v1/errors.csv"):
+        twice = console.client.get(
+            f"{path}?rep=ann@example.com&rep=bob@example.com&kind=event", headers=reader
+        )
+        assert twice.status_code == 422, path
+        assert [d["loc"] for d in twice.json()["detail"]] == [["query", "rep"]]
+
 
 def test_cookie_sessions_need_the_csrf_token_for_changes(console: Console) -> None:
     seed_reps(console)
