@@ -203,10 +203,14 @@ class OrgCrm:
         assert self._crm is not None
         return self._crm
 
-    def _wanted(self) -> tuple[CrmSettings, str | None, CrmKey | None]:
+    def _wanted(
+        self, saved: CrmSettings | None = None
+    ) -> tuple[CrmSettings, str | None, CrmKey | None]:
+        """The CRM section (``saved``, when the caller read it), its stored credential and
+        the key of the shared CRM they make (``None``: not shared)."""
         if self.fixed is not None:
             return self.fixed[0], self.fixed[1], None
-        settings = self.store.crm_settings()
+        settings = self.store.crm_settings() if saved is None else saved
         if not settings.is_salesforce:
             return settings, None, None
         secret = self.store.get_secret(SALESFORCE_SECRET)
@@ -246,11 +250,7 @@ class OrgCrm:
     def problems(self, saved: CrmSettings | None = None) -> list[str]:
         """Why the saved CRM section (``saved``, when the caller read it) cannot work
         (empty: it may)."""
-        if saved is None or self.fixed is not None:
-            settings, secret, _ = self._wanted()
-        else:
-            settings = saved
-            secret = self.store.get_secret(SALESFORCE_SECRET) if saved.is_salesforce else None
+        settings, secret, _ = self._wanted(saved)
         return setup_problems(settings, secret)
 
     def api_state(self) -> CrmApiState | None:
