@@ -196,16 +196,12 @@ class _RepsCollector(Collector):
         # The schedule's backlog: reps due and not claimed yet, and how long the one
         # waiting longest has been due (the claim lag).
         now = dt.datetime.now(dt.UTC)
-        waiting = [s for s in statuses if s.lease_owner is None and _due(s, now)]
-        oldest = min((s.next_due for s in waiting if s.next_due is not None), default=now)
+        waiting = [since for s in statuses if (since := s.due_since(now)) is not None]
+        oldest = min(waiting, default=now)
         yield GaugeMetricFamily("crmsync_reps_due", _DUE_HELP, value=len(waiting))
         yield GaugeMetricFamily(
             "crmsync_oldest_due_age_seconds", _AGE_HELP, value=(now - oldest).total_seconds()
         )
-
-
-def _due(status: RepStatus, now: dt.datetime) -> bool:
-    return status.next_due is None or status.next_due <= now
 
 
 _REPS_HELP = "Reps the state store knows, by sync state."

@@ -136,9 +136,23 @@ class RepStatus:
 
     def running_on(self, now: dt.datetime) -> str | None:
         """The worker whose lease on the rep is live at ``now`` (its cycle runs), if any."""
-        if self.lease_owner is None or self.lease_expires is None or self.lease_expires <= now:
+        return self.lease_owner if self._leased(now) else None
+
+    def due_since(self, now: dt.datetime) -> dt.datetime | None:
+        """Since when the rep waits for a claim, if the store's `claim_due` would take it at
+        ``now``: due (``next_due`` passed, or none: never scheduled or made due at once,
+        which counts as due since ``now``) and no live lease. ``None``: not due, or leased."""
+        if self._leased(now):
             return None
-        return self.lease_owner
+        if self.next_due is None:
+            return now
+        return self.next_due if self.next_due <= now else None
+
+    def _leased(self, now: dt.datetime) -> bool:
+        # As the claim's SQL reads it: a lease without an expiry never lapses.
+        return self.lease_owner is not None and (
+            self.lease_expires is None or self.lease_expires > now
+        )
 
 
 class StatusMixin(StoreBase):

@@ -195,6 +195,16 @@ def test_the_schedules_backlog_counts_unclaimed_due_reps_and_the_longest_wait() 
     found = samples(SyncMetrics(rep_statuses=lambda: statuses))
     assert value(found, "crmsync_reps_due") == 2
     assert 600 <= value(found, "crmsync_oldest_due_age_seconds") < 3600
+    # A lease that expired frees the rep for the next claim: it waits again.
+    lapsed = RepStatus(
+        "lapsed",
+        next_due=now - dt.timedelta(hours=1),
+        lease_owner="dead worker",
+        lease_expires=now - dt.timedelta(minutes=1),
+    )
+    found = samples(SyncMetrics(rep_statuses=lambda: [*statuses, lapsed]))
+    assert value(found, "crmsync_reps_due") == 3
+    assert value(found, "crmsync_oldest_due_age_seconds") >= 3600
     idle = samples(SyncMetrics(rep_statuses=list))
     assert value(idle, "crmsync_reps_due") == 0
     assert value(idle, "crmsync_oldest_due_age_seconds") == 0

@@ -143,7 +143,9 @@ class RepSummary(BaseModel):
         description='What to look at, as the console says it ("Deletions held", '
         '"Sign-in refused", "Overdue: due 12 min ago" ...).'
     )
-    next_due: Instant | None = Field(description="When the rep's next cycle is due.")
+    next_due: Instant | None = Field(
+        description="When the rep's next cycle is due (null: due now, as for a new rep)."
+    )
     overdue: bool = Field(
         description="Due more than 5 minutes ago and no worker holds the rep's lease."
     )

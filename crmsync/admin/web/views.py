@@ -175,13 +175,11 @@ def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
 
 
 def overdue(status: RepStatus, now: dt.datetime) -> bool:
-    """Whether the rep's cycle waits for a worker longer than `OVERDUE_AFTER`: due by
-    then and nobody holds its lease (the schedulers or workers are stopped or behind)."""
-    return (
-        status.next_due is not None
-        and status.next_due < now - OVERDUE_AFTER
-        and status.running_on(now) is None
-    )
+    """Whether the rep's cycle waits for a claim longer than `OVERDUE_AFTER` (the
+    schedulers or workers are stopped or behind); a rep with no next-due time is due now,
+    not overdue."""
+    since = status.due_since(now)
+    return since is not None and since < now - OVERDUE_AFTER
 
 
 def attention(

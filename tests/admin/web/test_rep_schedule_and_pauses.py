@@ -84,6 +84,26 @@ def test_an_overdue_cycle_and_the_worker_running_one_show_everywhere(console: Co
     assert _api_reps(console)["rui@example.com"]["overdue"] is True
 
 
+def test_a_rep_with_no_next_due_time_is_due_now_as_the_scheduler_claims_it(
+    console: Console,
+) -> None:
+    service = console.service
+    service.clock = lambda: NOW
+    store = service.store
+    new = service.crm.create_user("nan@example.com", "Nan New")
+    late = service.crm.create_user("lou@example.com", "Lou Late")
+    store.schedule_reps([new.id])  # a row, no next-due time: the claim takes it first
+    store.set_next_due(late.id, NOW - dt.timedelta(minutes=12))
+    console.sign_in("manager")
+
+    page = console.client.get("/status/nan@example.com").text
+    assert 'id="next-due">due now</td>' in page and "Overdue" not in page
+    page = console.client.get("/status/lou@example.com").text
+    assert "Needs attention: Overdue: due 12 min ago" in page and "(overdue)" in page
+    claimed = store.claim_due("scheduler:test", dt.timedelta(minutes=5), limit=1, now=NOW)
+    assert [rep_id for rep_id, _ in claimed] == [new.id]
+
+
 def test_the_scheduler_taking_an_overdue_rep_shows_who_holds_it(console: Console) -> None:
     service = console.service
     rep = service.crm.create_user("lou@example.com", "Lou Late")
