@@ -8,8 +8,11 @@ from xml.sax.saxutils import escape
 
 import httpx
 
+from crmsync.domain.records import Contact, Record
+from crmsync.domain.sync import Written
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
+from crmsync.groupware.dav.formats import ParsedItem
 from crmsync.groupware.dav.listing import FULL_LISTING_TIMEOUT
 from crmsync.groupware.dav.vcard import VCardFormat, render_new_vcard
 from tests.groupware.contract import sample_contact
@@ -132,3 +135,42 @@ def test_a_full_listing_waits_longer_for_its_answer_than_other_requests() -> Non
     collection.changes(None, {BOOK + "a.vcf": '"e"'})
     collection.changes("t1", {BOOK + "a.vcf": '"e"'})
     assert read_timeouts == {"(none)": FULL_LISTING_TIMEOUT, "t1": 30.0}
+
+
+class _CountingVCards(VCardFormat):
+    """A vCard format that counts the texts it parses."""
+
+    parses = 0
+
+    def parse(self, text: str) -> ParsedItem[Record]:
+        self.parses += 1
+        return super().parse(text)
+
+
+def _created(contact: Contact) -> tuple[Written, int]:
+    """The written item of a create of ``contact`` (answered 201 with an ETag) and how
+    many texts the format parsed for it."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "PUT" and request.headers["If-None-Match"] == "*"
+        return httpx.Response(201, headers={"ETag": '"new"'})
+
+    connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))
+    vcards = _CountingVCards()
+    written = DavCollection(connection, BOOK, vcards).create(contact, "m1")
+    return written, vcards.parses
+
+
+def test_a_create_keeps_the_record_given_when_its_text_reads_back_as_it() -> None:
+    plain = Contact(first_name="Ada", last_name="Lovelace", phone="+44 20 7946 0000")
+    written, parses = _created(plain)
+    assert parses == 0
+    assert written.record is plain and written.version == '"new"'
+
+
+def test_a_create_parses_its_text_back_when_a_value_reads_back_otherwise() -> None:
+    # A phone written as a tel: URI reads back as the number alone.
+    uri_phone = Contact(first_name="Ada", last_name="Lovelace", phone="tel:+44 20 7946 0000")
+    written, parses = _created(uri_phone)
+    assert parses == 1
+    assert written.record is not uri_phone and written.record.phone == "+44 20 7946 0000"
