@@ -143,6 +143,12 @@ class RepSummary(BaseModel):
         description='What to look at, as the console says it ("Deletions held", '
         '"Sign-in refused", "Overdue: due 12 min ago" ...).'
     )
+    other_attention: list[str] = Field(
+        description="`attention` without a pause (`paused` holds the pause's details)."
+    )
+    sign_in_refused: bool = Field(
+        description="Per-rep sign-in: the mail server refused the rep's stored login."
+    )
     next_due: Instant | None = Field(
         description="When the rep's next cycle is due (null: due now, as for a new rep)."
     )

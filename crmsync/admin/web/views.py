@@ -22,7 +22,7 @@ from crmsync.service.crm_connection_test import run_crm_connection_test
 from crmsync.service.crms import SALESFORCE_SECRET, WRITES_PAUSED_TEXT, api_state
 from crmsync.service.mailboxes import SERVICE_PASSWORD, per_rep_sign_in
 from crmsync.service.runner import RepPreview, SyncService
-from crmsync.store import FLOWS, ErrorSort, RepCredentials, RepStatus
+from crmsync.store import FLOWS, ErrorSort, RepStatus
 from crmsync.store.error_report import RepErrors
 
 FLOW_LABELS = {
@@ -183,14 +183,18 @@ def overdue(status: RepStatus, now: dt.datetime) -> bool:
 
 
 def attention(
-    status: RepStatus, errors: RepErrors, now: dt.datetime, refused: RepCredentials | None
+    status: RepStatus,
+    errors: RepErrors,
+    now: dt.datetime,
+    *,
+    paused: bool,
+    sign_in_refused: bool,
+    overdue: bool,
 ) -> list[str]:
-    """What the admin should look at for a rep, beyond its flows' statuses; a pause the
-    mail server asked for comes first."""
+    """What the admin should look at for a rep beyond its flows' statuses and a pause the
+    mail server asked for (``paused``: one is active, so a failed last cycle is explained)."""
     found = []
-    if status.paused and status.paused.active(now):
-        found.append(f"Paused by {status.paused.by} until {status.paused.until:%H:%M} UTC")
-    if refused is not None:
+    if sign_in_refused:
         found.append("Sign-in refused")
     if errors.held_deletes:
         found.append(
@@ -202,9 +206,9 @@ def attention(
         found.append(
             f"{errors.failing_items:,} item{'s' if errors.failing_items > 1 else ''} failing"
         )
-    if overdue(status, now):
+    if overdue:
         found.append(f"Overdue: due {ago(status.next_due, now)}")
-    if status.last_error and not found:
+    if status.last_error and not found and not paused:
         found.append("Last cycle failed")
     return found
 
@@ -216,7 +220,11 @@ def rep_lines(
     statuses: dict[str, RepStatus] | None = None,
 ) -> list[dict[str, Any]]:
     """The reps list's lines (pages and API), from every status, configuration, error
-    count and refused login at once, not per rep."""
+    count and refused login at once, not per rep.
+
+    ``attention`` lists everything that needs attention, a pause first; the pages show the
+    pause with its own markup (its end as a local time), then ``other_attention``.
+    """
     store = service.store
     if statuses is None:
         statuses = {s.rep_id: s for s in store.rep_statuses()}
@@ -230,6 +238,17 @@ def rep_lines(
         rep_errors = errors.get(user.id) or RepErrors()
         config = configs.get(user.id)
         paused = status.paused if status.paused and status.paused.active(now) else None
+        sign_in_refused = user.email.strip().casefold() in refused
+        late = overdue(status, now)
+        others = attention(
+            status,
+            rep_errors,
+            now,
+            paused=paused is not None,
+            sign_in_refused=sign_in_refused,
+            overdue=late,
+        )
+        pause_said = [f"Paused by {paused.by} until {paused.until:%H:%M} UTC"] if paused else []
         lines.append(
             {
                 "email": user.email,
@@ -250,11 +269,11 @@ def rep_lines(
                 "errors": rep_errors.total,
                 "failing_items": rep_errors.failing_items,
                 "held_deletes": rep_errors.held_deletes and not rep_errors.deletes_confirmed,
-                "attention": attention(
-                    status, rep_errors, now, refused.get(user.email.strip().casefold())
-                ),
+                "attention": pause_said + others,
+                "other_attention": others,
+                "sign_in_refused": sign_in_refused,
                 "next_due": iso(status.next_due),
-                "overdue": overdue(status, now),
+                "overdue": late,
                 "running_on": status.running_on(now),
                 "paused": paused
                 and {"by": paused.by, "until": iso(paused.until), "because": paused.because},

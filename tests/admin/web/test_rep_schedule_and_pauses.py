@@ -183,6 +183,32 @@ def test_a_refused_sign_in_shows_on_the_reps_list(console: Console) -> None:
     lines = _api_reps(console)
     assert lines["ann@example.com"]["attention"] == ["Sign-in refused"]
     assert lines["bob@example.com"]["attention"] == []
+    assert lines["ann@example.com"]["sign_in_refused"] is True
+    assert lines["bob@example.com"]["sign_in_refused"] is False
+
+    # Paused as well: the pause comes first, as a local time, then the refusal.
+    service.clock = lambda: NOW
+    ann = service.crm.get_user_by_email("ann@example.com")
+    record = service.store.open_cycle(ann.id)
+    record.set_pause(MailPause(NOW + dt.timedelta(hours=1), "Google", "usage limits"))
+    service.store.close_cycle(record, error="read-only")
+    row = _rows(console.client.get("/status").text)["ann%40example.com"]
+    assert re.search(
+        r'<strong class="badge paused">Paused by Google until <time [^>]*>16:30 UTC</time>'
+        r'</strong>\s*<strong class="badge">Sign-in refused</strong>',
+        row,
+    )
+    page = console.client.get("/status/ann@example.com").text
+    assert re.search(
+        r"Needs attention: Paused by Google until <time [^>]*>16:30 UTC</time>, "
+        r"Sign-in refused</h2>",
+        page,
+    )
+    assert "enter a new login or app password" in page
+    assert _api_reps(console)["ann@example.com"]["attention"] == [
+        "Paused by Google until 16:30 UTC",
+        "Sign-in refused",
+    ]
 
 
 def test_the_api_rep_lines_carry_the_counts_the_pages_show(console: Console) -> None:
