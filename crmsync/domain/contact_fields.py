@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from crmsync.domain.records import Address, Contact
+from crmsync.domain.records import Address, Contact, named_after_company
 
 
 class FieldType(StrEnum):
@@ -198,6 +198,12 @@ class ContactFieldMap:
             name: empty_value(kind) for name, kind in MAIL_FIELDS.items() if name not in self.fields
         }
         return dataclasses.replace(contact, **unsynced) if unsynced else contact
+
+    def synced_of_item(self, contact: Contact) -> Contact:
+        """The synced contact a mail server's item holding ``contact`` stands for: named
+        after its company when it names no person (`named_after_company`), the fields that
+        do not sync emptied."""
+        return self.blank_unsynced(named_after_company(contact))
 
 
 IDENTITY_MAP = ContactFieldMap({name: (name, kind) for name, kind in MAIL_FIELDS.items()})

@@ -118,7 +118,7 @@ class Contact:
     def is_company(self) -> bool:
         """Whether this contact stands for a company, not a person: the company is its last
         name (the CRM needs one) and it has no other part of a person's name. A mail
-        server's item for it carries the company and no person's name (see
+        server's item for it carries the company and no person's name (`as_written`,
         `named_after_company`)."""
         return (
             bool(self.last_name)
@@ -126,16 +126,17 @@ class Contact:
             and not (self.first_name or self.salutation or self.is_person_account)
         )
 
-    @property
-    def person_last_name(self) -> str:
-        """The last name to write as a person's on a mail server: none for a company."""
-        return "" if self.is_company else self.last_name
+    def as_written(self) -> Contact:
+        """The contact as a mail server's item holds it: a company's without the last name
+        that only repeats the company, so it is never written as a person's surname
+        (`named_after_company` reads it back as this contact)."""
+        return dataclasses.replace(self, last_name="") if self.is_company else self
 
 
 def named_after_company(contact: Contact) -> Contact:
     """A contact read from a mail server with a company and no person's name (Outlook's and
     Google's company contacts) takes the company as its last name, which the CRM needs;
-    `Contact.person_last_name` keeps it from being written back as a person's name."""
+    `Contact.as_written` keeps it from being written back as a person's name."""
     person = contact.first_name or contact.last_name or contact.salutation
     if person or contact.is_person_account or not contact.account_name:
         return contact

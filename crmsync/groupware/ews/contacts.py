@@ -20,7 +20,7 @@ from exchangelib import Contact as EwsContact
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact, named_after_company
+from crmsync.domain.records import Address, Contact
 from crmsync.groupware.ews.properties import PERSON_ACCOUNT_FIELD, SALUTATION_FIELD
 from crmsync.groupware.ews.text import body_text
 
@@ -81,12 +81,7 @@ def to_contact(item: EwsContact, fields: ContactFieldMap) -> Contact:
     values["birthdate"] = dt.date(birthday.year, birthday.month, birthday.day) if birthday else None
     values["description"] = body_text(item.body)
     values["is_person_account"] = bool(getattr(item, PERSON_ACCOUNT_FIELD))
-    return fields.blank_unsynced(named_after_company(Contact(**values)))
-
-
-def _simple(contact: Contact, name: str) -> Any:
-    """The value of a `SIMPLE` field as written: a company contact has no surname."""
-    return contact.person_last_name if name == "last_name" else getattr(contact, name)
+    return fields.synced_of_item(Contact(**values))
 
 
 def _merged(entries: Any, label: str, value: Any) -> list[Any]:
@@ -101,14 +96,16 @@ def apply_contact(
     """Set on ``item`` the synced fields of ``new`` that differ from ``old`` (``None``: all);
     returns the exchangelib field names changed, for ``save(update_fields=...)``."""
     changed: list[str] = []
-    new = fields.blank_unsynced(new)
+    # Compared and written as the item holds them: a company contact has no surname.
+    new = fields.blank_unsynced(new).as_written()
+    old = None if old is None else old.as_written()
 
     def differs(name: str) -> bool:
         return name in fields.synced and (old is None or getattr(old, name) != getattr(new, name))
 
     for name, attr in SIMPLE.items():
-        if name in fields.synced and (old is None or _simple(old, name) != _simple(new, name)):
-            setattr(item, attr, _simple(new, name) or None)
+        if differs(name):
+            setattr(item, attr, getattr(new, name) or None)
             changed.append(attr)
     if differs("email"):
         value = EmailAddress(label=EMAIL_LABEL, email=new.email) if new.email else None

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact, named_after_company
+from crmsync.domain.records import Address, Contact
 from crmsync.groupware.google import markers
 
 _NAMES = {"first_name": "givenName", "last_name": "familyName", "salutation": "honorificPrefix"}
@@ -99,14 +99,14 @@ def read_contact(person: Mapping[str, Any], fields: ContactFieldMap) -> tuple[Co
     values["birthdate"] = _birthdate(person)
     values["description"] = _text(_first(person, "biographies").get("value"))
     values["is_person_account"] = data.get(markers.PERSON_ACCOUNT) == "true"
-    contact = fields.blank_unsynced(named_after_company(Contact(**values)))
+    contact = fields.synced_of_item(Contact(**values))
     return contact, data.get(markers.MARKER) or None
 
 
 def contact_slots(contact: Contact, fields: ContactFieldMap) -> dict[str, Any]:
     """The mapped content of ``contact``: synced field → value."""
-    person = {"last_name": contact.person_last_name}
-    return {name: person.get(name, getattr(contact, name)) for name in fields.synced}
+    written = contact.as_written()
+    return {name: getattr(written, name) for name in fields.synced}
 
 
 def _set_typed(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.domain.contact_fields import ContactFieldMap
-from crmsync.domain.records import Address, Contact, named_after_company
+from crmsync.domain.records import Address, Contact
 from crmsync.groupware.graph import properties as props
 
 _TEXT = {
@@ -83,15 +83,16 @@ def read_contact(json: Mapping[str, Any], fields: ContactFieldMap) -> tuple[Cont
     birthday = _text(json.get("birthday"))
     values["birthdate"] = dt.date.fromisoformat(birthday[:10]) if birthday else None
     values["is_person_account"] = props.value(ext, props.PERSON_ACCOUNT) == "true"
-    contact = fields.blank_unsynced(named_after_company(Contact(**values)))
+    contact = fields.synced_of_item(Contact(**values))
     return contact, props.value(ext, props.MARKER) or None
 
 
 def contact_slots(contact: Contact, fields: ContactFieldMap) -> dict[str, Any]:
     """The mapped content of ``contact`` as slot → JSON value (synced fields only)."""
     slots: dict[str, Any] = {}
+    written = contact.as_written()
     for name in fields.synced:
-        value = contact.person_last_name if name == "last_name" else getattr(contact, name)
+        value = getattr(written, name)
         if name in _TEXT:
             slots[_TEXT[name]] = value or None
         elif name in _FIRST_OF:
