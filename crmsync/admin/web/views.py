@@ -231,7 +231,7 @@ def rep_lines(
     configs = effective_configs(store.configs(), reps)
     # One rep (its page, the API's answers about it): only its own rows are counted.
     errors = store.rep_errors(reps[0].id if len(reps) == 1 else None)
-    refused = store.refused_rep_logins() if per_rep_sign_in(service.org_settings()) else {}
+    refused = _refused_logins(service, reps)
     lines = []
     for user in reps:
         status = statuses.get(user.id) or RepStatus(user.id)
@@ -280,6 +280,18 @@ def rep_lines(
             }
         )
     return lines
+
+
+def _refused_logins(service: SyncService, reps: list[User]) -> set[str]:
+    """The lower-case emails among ``reps`` whose stored login the mail server refused:
+    one rep's login alone for one rep (every stored login is decrypted otherwise)."""
+    if not per_rep_sign_in(service.org_settings()):
+        return set()
+    if len(reps) == 1:
+        credentials = service.store.rep_credentials(reps[0].email)
+        refused = credentials is not None and credentials.refused_at is not None
+        return {reps[0].email.strip().casefold()} if refused else set()
+    return set(service.store.refused_rep_logins())
 
 
 def rep_summary(service: SyncService, user: User) -> dict[str, Any]:

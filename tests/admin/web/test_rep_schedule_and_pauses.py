@@ -157,7 +157,9 @@ def test_a_pause_the_mail_server_asked_for_shows_as_a_badge_until_it_ends(
     assert _api_reps(console)["pat@example.com"]["paused"] is None
 
 
-def test_a_refused_sign_in_shows_on_the_reps_list(console: Console) -> None:
+def test_a_refused_sign_in_shows_on_the_reps_list(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
     setup = {
         "connection_method": "dav",
         "server_url": "https://cloud.example.com/remote.php/dav",
@@ -209,6 +211,15 @@ def test_a_refused_sign_in_shows_on_the_reps_list(console: Console) -> None:
         "Paused by Google until 16:30 UTC",
         "Sign-in refused",
     ]
+
+    # One rep's page and answer decrypt that rep's login alone, not every rep's.
+    def every_login() -> None:
+        raise AssertionError("every rep's login read for one rep")
+
+    monkeypatch.setattr(service.store, "refused_rep_logins", every_login)
+    assert "Sign-in refused</h2>" in console.client.get("/status/ann@example.com").text
+    bob = console.client.get("/api/v1/reps/bob@example.com", headers=console.bearer("manager"))
+    assert bob.json()["sign_in_refused"] is False and bob.json()["attention"] == []
 
 
 def test_the_api_rep_lines_carry_the_counts_the_pages_show(console: Console) -> None:
