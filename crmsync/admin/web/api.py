@@ -357,14 +357,16 @@ def confirm_deletes(
 
 
 def error_rows(service: SyncService, filters: ErrorFilters) -> list[dict[str, Any]]:
-    return views.error_rows(
-        service, **export_filters(filters), limit=filters.limit, offset=filters.offset
+    """The page of the error report the filters ask for."""
+    return list(
+        views.error_rows(
+            service, **export_filters(filters), limit=filters.limit, offset=filters.offset
+        )
     )
 
 
 def export_filters(filters: ErrorExportFilters) -> dict[str, Any]:
-    """The filters as `views.error_rows` and `views.each_error_row` take them (a time
-    without a zone is UTC)."""
+    """The filters as `views.error_rows` takes them (a time without a zone is UTC)."""
     since = filters.since
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
@@ -395,7 +397,7 @@ def errors_csv(
     principal: ErrorReader, service: Service, filters: Annotated[ErrorExportFilters, Query()]
 ) -> StreamingResponse:
     """Every row matching the filters, however many, as CSV (streamed as it is read)."""
-    rows = views.each_error_row(service, **export_filters(filters))
+    rows = views.error_rows(service, **export_filters(filters))
     return csv_download(views.csv_lines(rows))
 
 

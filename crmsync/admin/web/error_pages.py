@@ -89,5 +89,5 @@ def errors_page(request: Request, principal: ErrorReader, service: Service) -> H
 def errors_csv(request: Request, principal: ErrorReader, service: Service) -> Response:
     """Every row matching the filters, however many (not only a page's), streamed."""
     filters, _ = _filters(request)
-    rows = views.each_error_row(service, **api.export_filters(filters))
+    rows = views.error_rows(service, **api.export_filters(filters))
     return api.csv_download(views.csv_lines(_each_named(service, rows), CSV_COLUMNS))

@@ -359,50 +359,29 @@ def error_rows(
     since: dt.datetime | None = None,
     sort: ErrorSort = ErrorSort.TIME,
     descending: bool = True,
-    limit: int | None = 200,
+    limit: int | None = None,
     offset: int = 0,
-) -> list[dict[str, Any]]:
-    """The error report, filtered and sorted; ``rep`` is an email."""
-    emails = {user.id: user.email for user in service.crm.list_users()}
-    found, rep_id = _rep_id(service, rep)
-    if not found:
-        return []
-    entries = service.store.errors(
-        rep_id=rep_id,
-        kind=kind,
-        error_type=error_type,
-        since=since,
-        sort=sort,
-        descending=descending,
-        limit=limit,
-        offset=offset,
-    )
-    return [_error(entry, emails) for entry in entries]
-
-
-def each_error_row(
-    service: SyncService,
-    *,
-    rep: str | None = None,
-    kind: ItemKind | None = None,
-    error_type: ErrorType | None = None,
-    since: dt.datetime | None = None,
-    sort: ErrorSort = ErrorSort.TIME,
-    descending: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Every row of the error report the filters match, read a chunk at a time (exports)."""
+    """The error report's rows the filters match, sorted; ``rep`` is an email. With
+    ``limit``, the page of that many rows from ``offset``, read at once; without, every
+    matching row, read a chunk at a time (exports of any size)."""
     emails = {user.id: user.email for user in service.crm.list_users()}
     found, rep_id = _rep_id(service, rep)
     if not found:
         return
-    for entry in service.store.each_error(
-        rep_id=rep_id,
-        kind=kind,
-        error_type=error_type,
-        since=since,
-        sort=sort,
-        descending=descending,
-    ):
+    filters: dict[str, Any] = {
+        "rep_id": rep_id,
+        "kind": kind,
+        "error_type": error_type,
+        "since": since,
+        "sort": sort,
+        "descending": descending,
+    }
+    if limit is None:
+        entries: Iterable[ErrorEntry] = service.store.each_error(**filters)
+    else:
+        entries = service.store.errors(**filters, limit=limit, offset=offset)
+    for entry in entries:
         yield _error(entry, emails)
 
 
