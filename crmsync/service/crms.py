@@ -5,8 +5,8 @@ A Salesforce org's change feed saves API calls only when every rep's cycle reads
 Metered CRMs). The scheduler runs each worker with a `SyncService` of its own and the
 console has one more, so the process keeps one `SalesforceCrm` per org and setup in
 `SHARED` and hands it to every service of that org; it is closed when the last one lets
-go. A change of the CRM section or of the stored key makes a new one (at the services'
-next `refresh`).
+go. A change of the CRM section or of the stored key makes a new one (at each service's
+next cycle, `SyncService.open_cycle`).
 
 The credential (the certificate's PEM private key, or the consumer secret) is read from
 the encrypted secrets store; it is registered with the log redaction and appears in no
@@ -231,11 +231,12 @@ class OrgCrm:
         )
         self._key = key
 
-    def refresh(self) -> None:
-        """Reopen the CRM if its section or credential changed since it was opened."""
+    def refresh(self, saved: CrmSettings | None = None) -> None:
+        """Reopen the CRM if its section (``saved``, when the caller read it) or
+        credential changed since it was opened."""
         if self._crm is None:
             return
-        _, _, key = self._wanted()
+        _, _, key = self._wanted(saved)
         if key != self._key:
             self.close()
 

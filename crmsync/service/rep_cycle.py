@@ -93,16 +93,18 @@ def run_cycle(
     *,
     fence: int | None = None,
     next_due: NextDue | None = None,
+    opened: RepCycleRecord | None = None,
 ) -> RepReport:
     """Run one cycle for ``user``; failures end up in the error report, not raised.
 
     ``fence``: the rep's lease, which the cycle's writes require and its end gives up.
-    ``next_due``: sets the rep's next-due time in the closing write.
+    ``next_due``: sets the rep's next-due time in the closing write. ``opened``: the
+    rep's record, if the caller opened the cycle (`SyncService.open_cycle`) already.
     """
     store = service.store
     state = store if fence is None else store.fenced(user.id, fence)
     report = RepReport(user)
-    record = store.open_cycle(user.id)
+    record = opened or service.open_cycle(user.id)
     try:
         _cycle(service, user, record, report, state, on_action)
         record.finished_at = service.clock()  # the next due time counts from here
@@ -166,7 +168,7 @@ def _cycle(
         return
     calls_before = service.crm_api_state()
     try:
-        service.check_crm(record.org.crm)
+        service.check_crm()
         _sync(service, user, config, settings, record, report, state, on_action)
     except LeaseLost:
         raise
@@ -187,9 +189,7 @@ def _cycle(
         )
     calls_after = service.crm_api_state()
     if calls_after is not None:
-        report.crm_calls = calls_after.calls_made - (
-            calls_before.calls_made if calls_before else 0
-        )
+        report.crm_calls = calls_after.calls_made - (calls_before.calls_made if calls_before else 0)
         service.count_crm_cycles(1)
 
 

@@ -46,7 +46,14 @@ from crmsync.service.rep_cycle import (
     run_cycle,
 )
 from crmsync.service.rep_sign_in import RepSignIn, sign_in_of
-from crmsync.store import ConfigConflict, MailPause, ResetStatus, StateStore
+from crmsync.store import (
+    ConfigConflict,
+    MailPause,
+    OrgSnapshot,
+    RepCycleRecord,
+    ResetStatus,
+    StateStore,
+)
 
 __all__ = ["InvalidConfiguration", "RepPreview", "RepReport", "SyncService"]
 
@@ -73,9 +80,11 @@ class SyncService:
         # The settings and password the mail server was made with (None: given from
         # outside by `use_mail_server`, kept as it is).
         self._server_key: tuple[OrgSettings, str | None] | None = None
-        self._claims = MailboxClaims(
-            self, lambda other: SyncService(other, self.retry, self.clock)
-        )
+        # The org's settings version the mail server and CRM were last checked against,
+        # and the CRM section's problems then (`open_cycle`).
+        self._checked_version: int | None = None
+        self._crm_problems: list[str] = []
+        self._claims = MailboxClaims(self, lambda other: SyncService(other, self.retry, self.clock))
 
     def close(self) -> None:
         if self._server is not None:
@@ -88,15 +97,29 @@ class SyncService:
         """The org's CRM: `BuiltinCrm`, or the process's shared `SalesforceCrm`."""
         return self._org_crm.crm
 
-    def refresh(self) -> None:
-        """Make a long-lived service see the current settings and password, and the CRM
-        section and key. The mail server connection is kept while its settings and
-        password are unchanged: what it discovered makes a quiet cycle cheap. (Other
-        orgs' claims refresh on their own clock.)"""
-        if self._server is not None and self._server_key not in (None, self._mail_key()):
+    def open_cycle(self, rep_id: str) -> RepCycleRecord:
+        """What the rep's cycle starts from (`StateStore.open_cycle`), with the mail
+        server and CRM made to match the settings and secrets it was read with.
+
+        They are checked only when the org's settings version moved since the last
+        check (every save of settings, CRM section or secret moves it, in this process
+        or another), so a long-lived service's quiet cycle reads nothing more. The mail
+        server connection is kept while its settings and password are unchanged: what
+        it discovered makes a quiet cycle cheap. (Other orgs' claims refresh on their
+        own clock.)"""
+        record = self.store.open_cycle(rep_id)
+        assert record.org is not None  # read by open_cycle
+        if record.org.version != self._checked_version:
+            self._check_settings(record.org)
+        return record
+
+    def _check_settings(self, org: OrgSnapshot) -> None:
+        if self._server is not None and self._server_key not in (None, self._mail_key(org)):
             self._server.close()
             self._server = None
-        self._org_crm.refresh()
+        self._org_crm.refresh(org.crm)
+        self._crm_problems = self._org_crm.problems(org.crm)
+        self._checked_version = org.version
 
     def __enter__(self) -> SyncService:
         return self
@@ -161,8 +184,10 @@ class SyncService:
         parks a rep whose calendar hit its usage limits for hours."""
         return self._server.pause(email, self.clock()) if self._server is not None else None
 
-    def _mail_key(self) -> tuple[OrgSettings, str | None]:
-        return self.org_settings(), self.store.get_secret(SERVICE_PASSWORD)
+    def _mail_key(self, org: OrgSnapshot | None = None) -> tuple[OrgSettings, str | None]:
+        """The settings (``org``'s, else read) and password the mail server is made with."""
+        settings = self.org_settings() if org is None else org.settings
+        return settings, self.store.get_secret(SERVICE_PASSWORD)
 
     # -- per-rep sign-in (DAV) -----------------------------------------------------------
     def set_rep_sign_in(self, email: str, login: str, password: str) -> None:
@@ -341,17 +366,21 @@ class SyncService:
         *,
         fence: int | None = None,
         next_due: NextDue | None = None,
+        opened: RepCycleRecord | None = None,
     ) -> RepReport:
         """Run one cycle for ``user``; failures end up in the error report, not raised.
 
         ``fence``: the rep's lease (`StateStore.claim_rep`), which every write of the
         cycle requires and its end gives up. ``next_due``: sets the rep's next-due time
-        from its consecutive failures, in the cycle's closing write.
+        from its consecutive failures, in the cycle's closing write. ``opened``: the
+        rep's record if the caller opened the cycle already (`open_cycle`).
         """
-        return run_cycle(self, user, on_action, fence=fence, next_due=next_due)
+        return run_cycle(self, user, on_action, fence=fence, next_due=next_due, opened=opened)
 
-    def check_crm(self, saved: CrmSettings | None = None) -> None:
-        problems = self.crm_problems(saved)
+    def check_crm(self) -> None:
+        """Raise `InvalidConfiguration` if the CRM section the last `open_cycle` read
+        cannot work (checked with it, only when the settings version moved)."""
+        problems = self._crm_problems
         if problems:
             raise InvalidConfiguration(
                 f"the Salesforce setup is incomplete: {'; '.join(problems)}",

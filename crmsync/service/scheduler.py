@@ -353,7 +353,6 @@ class Scheduler:
             fence = self._leases[user.id].fence
         started_at = service.clock()
         started = time.monotonic()
-        service.refresh()  # settings may have changed since this worker's last cycle
         closed = True
         try:
             report = self.run_cycle(service, user, fence)

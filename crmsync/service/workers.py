@@ -118,9 +118,7 @@ def _service(deployment: Deployment) -> SyncService:
     services: dict[Deployment, SyncService] = _per_thread.__dict__.setdefault("services", {})
     if deployment not in services:
         services[deployment] = SyncService(deployment)
-    service = services[deployment]
-    service.refresh()  # settings may have changed since this thread's last cycle
-    return service
+    return services[deployment]
 
 
 def _one_cycle(
@@ -132,6 +130,8 @@ def _one_cycle(
     # refused by the fence anyway).
     if not service.store.holds_lease(rep_id, fence):
         return "lease lost"
+    # Opened first: the CRM asked next matches the settings saved since the last cycle.
+    record = service.open_cycle(rep_id)
     try:
         user = service.crm.get_user(rep_id)
     except LookupError:
@@ -141,7 +141,7 @@ def _one_cycle(
         service.store.release_rep(rep_id, fence)
         return "not active"
     with LeaseKeeper(service.store, rep_id, fence, ttl), worker_metrics.cycle(service) as seen:
-        report = service.sync_rep(user, fence=fence, next_due=schedule.next_due)
+        report = service.sync_rep(user, fence=fence, next_due=schedule.next_due, opened=record)
         seen(report)
     if report.lease_lost:
         return "lease lost"

@@ -13,11 +13,13 @@ import threading
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from crmsync.store import schema
+from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import StoreBase, insert_for
 from crmsync.store.exceptions import SecretError
+from crmsync.store.settings_versions import bump_settings_version
 
 _T = schema.secrets
 
@@ -57,7 +59,8 @@ class SecretsMixin(StoreBase):
     _fernet: Fernet | None = None
 
     def set_secret(self, name: str, value: str) -> None:
-        """Store ``value`` encrypted under ``name``, replacing any previous value."""
+        """Store ``value`` encrypted under ``name``, replacing any previous value; moves
+        the org's settings version (see `_secret_changed`)."""
         token = self._cipher().encrypt(value.encode())
         with self._write() as conn:
             stmt = insert_for(conn)(_T).values(name=name, token=token, updated_at=self._clock())
@@ -67,6 +70,7 @@ class SecretsMixin(StoreBase):
                     set_={"token": stmt.excluded.token, "updated_at": stmt.excluded.updated_at},
                 )
             )
+            _secret_changed(conn)
 
     def get_secret(self, name: str) -> str | None:
         """The secret's value, or ``None`` if none is stored.
@@ -88,9 +92,13 @@ class SecretsMixin(StoreBase):
             ) from None
 
     def delete_secret(self, name: str) -> bool:
-        """Forget the secret; returns whether it existed."""
+        """Forget the secret; returns whether it existed (and then moves the org's
+        settings version, see `_secret_changed`)."""
         with self._write() as conn:
-            return conn.execute(delete(_T).where(_T.c.name == name)).rowcount > 0
+            existed = conn.execute(delete(_T).where(_T.c.name == name)).rowcount > 0
+            if existed:
+                _secret_changed(conn)
+            return existed
 
     def secrets_named(self, prefix: str) -> dict[str, str]:
         """Every secret whose name starts with ``prefix``, by name, in one read."""
@@ -110,3 +118,10 @@ class SecretsMixin(StoreBase):
         if self._fernet is None:
             self._fernet = Fernet(load_or_create_key(self._secrets_key_path))
         return self._fernet
+
+
+def _secret_changed(conn: Connection) -> None:
+    """A process keeps the mail server and CRM it opened with a password or key while the
+    org's settings version stands, so a secret's save moves it, in the save's transaction.
+    The secrets table is its database's, that is its org's (one state database per org)."""
+    bump_settings_version(conn, DEFAULT_ORG)

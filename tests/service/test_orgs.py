@@ -27,7 +27,7 @@ def test_other_orgs_are_read_once_per_period_not_per_cycle(
     monkeypatch.setattr(mailbox_claims.time, "monotonic", lambda: clock[0])
     with SyncService(Deployment.from_env(home)) as service:
         for _ in range(3):
-            service.refresh()  # what the scheduler does before each cycle
+            service.open_cycle("rep")  # what each cycle does first
             assert "rep@example.com" in service.claimed_elsewhere()
         assert len(reads) == 1
         clock[0] += mailbox_claims.CLAIMS_MAX_AGE + 1

@@ -71,10 +71,10 @@ def test_the_key_is_stored_encrypted_and_a_new_one_reopens_the_crm(tmp_path: Pat
             assert "PRIVATE KEY" not in str(settings)
             assert service.store.get_secret(SALESFORCE_SECRET) == pem
             before = service.crm
-            service.refresh()
+            service.open_cycle("rep")  # a cycle checks the CRM against the saved setup
             assert service.crm is before  # nothing changed: the same CRM and feed
             service.store.set_secret(SALESFORCE_SECRET, pem + "\n")
-            service.refresh()
+            service.open_cycle("rep")
             assert service.crm is not before
     finally:
         fake.stop()
@@ -125,8 +125,7 @@ def test_an_incomplete_salesforce_setup_stops_the_cycle_with_what_is_missing(
 ) -> None:
     world = SalesforceWorld(radicale, tmp_path / "home", BOTH_WAYS)
     try:
-        world.service.store.delete_secret(SALESFORCE_SECRET)
-        world.service.refresh()
+        world.service.store.delete_secret(SALESFORCE_SECRET)  # seen by the next cycle
         report = world.sync_allowing_errors()
         assert report.error is not None and "private key" in report.error
         [row] = world.service.store.errors(rep_id=world.rep.id)

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from crmsync.store import SecretError, StateStore
+from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import display_url
 from crmsync.store.encrypted_secrets import load_or_create_key
+from crmsync.store.settings_versions import settings_version
 
 PLAINTEXT = "hunter2-service-account-password"
 
@@ -23,6 +25,22 @@ def test_round_trip_and_replace(store: StateStore) -> None:
     assert store.secret_names() == ["ews.password"]
     assert store.delete_secret("ews.password") is True
     assert store.get_secret("ews.password") is None
+
+
+def test_saving_or_deleting_a_secret_moves_the_settings_version(store: StateStore) -> None:
+    # A process holding a mail server or CRM opened with the old value looks again.
+    def version() -> int:
+        with store.engine.connect() as conn:
+            return settings_version(conn, DEFAULT_ORG)
+
+    versions = [version()]
+    store.set_secret("ews.password", PLAINTEXT)
+    versions.append(version())
+    store.delete_secret("ews.password")
+    versions.append(version())
+    assert versions[0] < versions[1] < versions[2]
+    store.delete_secret("ews.password")  # nothing there: nothing moves
+    assert version() == versions[2]
 
 
 def test_key_file_is_created_private(store: StateStore, tmp_path: Path) -> None:

@@ -1,0 +1,70 @@
+"""A Celery worker's cycle as `crmsync.service.workers` runs it (issue 16), in this process
+against SQLite and a real Radicale: what a quiet one reads from the state database, and
+that a save from elsewhere (a new service password) still reaches the next one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crmsync.service.mailboxes import SERVICE_PASSWORD
+from tests.servers import running_dav_server
+from tests.service.test_quiet_cycle_cost import MOST_STATEMENTS, quiet_world
+from tests.service.worlds import World
+from tests.store.test_cycle_reads import statements
+
+pytest.importorskip("celery", reason="celery is not installed (pip install -e '.[test]')")
+
+from crmsync.service import workers
+
+TTL = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with running_dav_server("radicale", tmp_path) as server:
+        world = quiet_world(server, tmp_path / "home", 2)
+        try:
+            yield world
+        finally:
+            # The worker thread's service for the deployment (this thread's, here).
+            kept = workers._per_thread.__dict__.get("services", {})
+            service = kept.pop(world.service.deployment, None)
+            if service is not None:
+                service.close()
+            world.close()
+
+
+def claimed_cycle(world: World) -> str:
+    """Claim the rep as the scheduler does and run its cycle as a worker does."""
+    fence = world.service.store.claim_rep(world.rep.id, "scheduler-test", TTL)
+    assert fence is not None
+    return workers._one_cycle(
+        world.service.deployment, world.rep.id, fence, workers.Cadence(interval=3600), TTL
+    )
+
+
+def test_a_workers_second_quiet_cycle_reads_no_settings(world: World) -> None:
+    assert claimed_cycle(world) == "ok"  # the thread's service opens the mail server
+    service = workers._service(world.service.deployment)
+    with statements(service.store) as seen:
+        assert claimed_cycle(world) == "ok"
+    read = " ".join(seen)
+    # The org's settings version says they still hold: no settings, CRM section or secret.
+    for table in ("org_settings", "crm_settings", "sync_configs", "secrets"):
+        assert table not in read, seen
+    assert len(seen) <= MOST_STATEMENTS + 2, seen  # the lease's check (BEGIN, SELECT)
+
+
+def test_a_new_service_password_reaches_the_workers_next_cycle(world: World) -> None:
+    assert claimed_cycle(world) == "ok"
+    # Saved elsewhere (the console): the worker's open connection signs in as before.
+    world.service.store.set_secret(SERVICE_PASSWORD, "not the password")
+    assert claimed_cycle(world) == "error"
+    status = world.service.store.rep_status(world.rep.id)
+    assert status.last_error is not None and status.recognized is False
+    world.service.store.set_secret(SERVICE_PASSWORD, world.server.password)
+    assert claimed_cycle(world) == "ok"
