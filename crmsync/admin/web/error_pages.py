@@ -24,6 +24,8 @@ from crmsync.store import ErrorSort
 router = APIRouter(include_in_schema=False)
 ROWS_PER_PAGE = 200
 CSV_COLUMNS = (*views.ERROR_COLUMNS, "item_name")
+# Rows named with one cache of item names: the chunk `StateStore.each_error` reads at once.
+NAMES_KEPT = 500
 
 
 def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
@@ -36,7 +38,9 @@ def _filters(request: Request) -> tuple[ErrorFilters, list[str]]:
 
 def _each_named(service: SyncService, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     names = ItemNames(service.crm)
-    for row in rows:
+    for n, row in enumerate(rows):
+        if n and n % NAMES_KEPT == 0:
+            names = ItemNames(service.crm)  # an export of any size keeps a chunk's names
         kind = ItemKind(row["kind"]) if row["kind"] else None
         yield {**row, "item_name": names.of(kind, row["item"])}
 

@@ -8,7 +8,10 @@ import datetime as dt
 import io
 import re
 
-from crmsync.admin.web import views
+import pytest
+
+from crmsync.admin.web import error_pages, views
+from crmsync.admin.web.item_names import ItemNames
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import ErrorEntry, ErrorType
 from tests.admin.web.conftest import Console
@@ -93,6 +96,25 @@ def test_the_csv_export_holds_every_matching_row(console: Console) -> None:
     assert "%40" in rows[0]["item"]  # the id as stored, for support
     only_bob = console.client.get("/errors.csv?rep=bob%40example.com")
     assert len(list(csv.DictReader(io.StringIO(only_bob.text)))) == 143
+
+
+def test_the_csv_export_names_items_a_chunk_at_a_time(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ItemNames] = []
+
+    class Recorded(ItemNames):
+        def __init__(self, crm: object) -> None:
+            super().__init__(crm)
+            made.append(self)
+
+    monkeypatch.setattr(error_pages, "ItemNames", Recorded)
+    _rows(console)
+    console.sign_in("full")
+    rows = list(csv.DictReader(io.StringIO(console.client.get("/errors.csv").text)))
+    assert len(rows) == 2143 and len(made) == 5  # a cache per 500 rows, not one for all
+    assert rows[0]["item_name"] == "card 0.vcf"
+    assert "Ada Lovelace" in {row["item_name"] for row in rows}
 
 
 def test_the_api_csv_streams_every_matching_row_in_the_reports_order(console: Console) -> None:
