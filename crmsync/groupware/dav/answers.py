@@ -33,9 +33,13 @@ def multistatus_of(response: httpx.Response, path: str) -> Multistatus:
     try:
         return parse_multistatus(response.content)
     except MultistatusError as exc:
-        raise ServerUnavailable(
-            f"{path}: {exc}", "Check the DAV server's logs; retried next cycle."
-        ) from exc
+        raise unreadable(exc, path) from exc
+
+
+def unreadable(exc: MultistatusError, path: str) -> ServerUnavailable:
+    """The cycle's failure when the server's 207 answer about ``path`` is unreadable XML
+    (read whole or streamed): transient, a server's bad answer may not last."""
+    return ServerUnavailable(f"{path}: {exc}", "Check the DAV server's logs; retried next cycle.")
 
 
 def unavailable(response: httpx.Response, what: str, path: str) -> ServerUnavailable:

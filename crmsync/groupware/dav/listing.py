@@ -19,7 +19,13 @@ from collections.abc import Callable
 import httpx
 
 from crmsync.domain.sync import ServerUnavailable
-from crmsync.groupware.dav.answers import MOVED_OR_GONE, Unexpected, multistatus_of, read_answer
+from crmsync.groupware.dav.answers import (
+    MOVED_OR_GONE,
+    Unexpected,
+    multistatus_of,
+    read_answer,
+    unreadable,
+)
 from crmsync.groupware.dav.connection import DavConnection, ResponseLimits
 from crmsync.groupware.dav.formats import MalformedItem
 from crmsync.groupware.dav.multistatus import (
@@ -82,9 +88,7 @@ def read_listing(
             part="one <response> of the server's answer",
         ) from exc
     except MultistatusError as exc:
-        raise ServerUnavailable(
-            f"{path}: {exc}", "Check the DAV server's logs; retried next cycle."
-        ) from exc
+        raise unreadable(exc, path) from exc
     except (httpx.TimeoutException, httpx.TransportError) as exc:
         raise ServerUnavailable(
             f"{what} broke off: {type(exc).__name__}",

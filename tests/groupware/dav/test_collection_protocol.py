@@ -7,9 +7,10 @@ from dataclasses import replace
 from xml.sax.saxutils import escape
 
 import httpx
+import pytest
 
 from crmsync.domain.records import Contact, Record
-from crmsync.domain.sync import Written
+from crmsync.domain.sync import ServerUnavailable, Written
 from crmsync.groupware.dav.collection import DavCollection
 from crmsync.groupware.dav.connection import DavConnection
 from crmsync.groupware.dav.formats import ParsedItem
@@ -174,3 +175,21 @@ def test_a_create_parses_its_text_back_when_a_value_reads_back_otherwise() -> No
     written, parses = _created(uri_phone)
     assert parses == 1
     assert written.record is not uri_phone and written.record.phone == "+44 20 7946 0000"
+
+
+def test_unreadable_xml_in_a_listing_or_a_ctag_answer_is_the_same_transient_failure() -> None:
+    # A sync-collection is read as it streams in, a ctag's PROPFIND whole: either way the
+    # cycle fails and is tried again, naming the collection.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(207, content=b"<d:multistatus xmlns:d='DAV:'><d:response>")
+
+    connection = DavConnection("http://fake", transport=httpx.MockTransport(handler))
+    collection = DavCollection(connection, BOOK, VCardFormat())
+    failures = []
+    for cursor in ("t1", "listing:c1"):
+        with pytest.raises(ServerUnavailable) as raised:
+            collection.changes(cursor, {})
+        failures.append(raised.value)
+    listed, ctag = failures
+    assert listed.message.startswith(f"{BOOK}: ") and ctag.message.startswith(f"{BOOK}: ")
+    assert listed.suggestion == ctag.suggestion and "retried next cycle" in ctag.suggestion
