@@ -188,9 +188,7 @@ class DavCollection:
         listing, ctag = self._listing.etags()
         return listing, LISTING_CURSOR + (ctag or "")
 
-    def _download(
-        self, wanted: Mapping[str, str], along: Mapping[str, str] | None = None
-    ) -> tuple[Seen, ...]:
+    def _download(self, wanted: Mapping[str, str], along: Mapping[str, str]) -> tuple[Seen, ...]:
         """Multiget the texts of ``wanted`` hrefs in batches; items gone meanwhile are left
         out. Hrefs of ``along`` (href → ETag) fill the last batch's room: their texts are
         kept for an update while the ETag is that one, not returned."""
@@ -236,7 +234,7 @@ class DavCollection:
                     continue
                 if href not in wanted:  # read along: an update may need it unchanged
                     small = len(text) <= self.connection.limits.item_bytes
-                    if along and etag == along[href] and small:
+                    if etag == along[href] and small:
                         self._remember(href, along[href], text)
                     continue
                 if etag == wanted[href]:
