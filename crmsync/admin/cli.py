@@ -417,8 +417,15 @@ def status(rep: Annotated[str | None, typer.Option(help="Only this rep's email."
 
     with open_service() as service:
         reps = [service.rep_by_email(rep)] if rep else service.reps()
-        console.print(status_table(service, reps))
-        for line in rep_lines(service, reps, service.clock()):
+        # The table and the lines below it share one read: the rep's status, or every rep's.
+        store = service.store
+        statuses = (
+            {reps[0].id: store.rep_status(reps[0].id)}
+            if rep
+            else {s.rep_id: s for s in store.rep_statuses()}
+        )
+        console.print(status_table(service, reps, statuses))
+        for line in rep_lines(service, reps, service.clock(), statuses):
             if line["attention"]:
                 attention = ", ".join(line["attention"])
                 console.print(f"{line['email']}: needs attention: {attention}", markup=False)

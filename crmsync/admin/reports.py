@@ -12,6 +12,7 @@ from crmsync.domain.settings import Direction
 from crmsync.domain.sync import Side
 from crmsync.engine.planner import Action, Create, Delete, Pair, Relink, Skip, Unlink, Update
 from crmsync.service.runner import RepPreview, RepReport, SyncService
+from crmsync.store import RepStatus
 
 FLOW_NAMES = {Direction.CRM_TO_MAIL: "CRM → mail", Direction.MAIL_TO_CRM: "mail → CRM"}
 
@@ -37,8 +38,13 @@ def print_report(console: Console, report: RepReport) -> None:
     console.print(f"{report.rep.email}: " + "; ".join(parts))
 
 
-def status_table(service: SyncService, reps: Iterable[User]) -> Table:
-    """The spec's per-rep statuses (Tables 4-6): one row per rep and kind."""
+def status_table(
+    service: SyncService, reps: Iterable[User], statuses: dict[str, RepStatus] | None = None
+) -> Table:
+    """The spec's per-rep statuses (Tables 4-6): one row per rep and kind. ``statuses``:
+    the reps' statuses by rep id, if already read (else every rep's is read at once)."""
+    if statuses is None:
+        statuses = {s.rep_id: s for s in service.store.rep_statuses()}
     table = Table(
         "Rep",
         "Configuration",
@@ -50,7 +56,7 @@ def status_table(service: SyncService, reps: Iterable[User]) -> Table:
         title="Sync statuses",
     )
     for user in reps:
-        status = service.store.rep_status(user.id)
+        status = statuses.get(user.id) or RepStatus(user.id)
         config = service.store.effective_config(user)
         checks = (
             f"recognized {_check(status.recognized)} "

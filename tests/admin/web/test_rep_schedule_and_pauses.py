@@ -19,7 +19,7 @@ from crmsync.domain.sync import ErrorEntry, ErrorType
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 from crmsync.service.workers import Dispatcher
-from crmsync.store import MailPause
+from crmsync.store import MailPause, StateStore
 from tests.admin.web.conftest import Console
 from tests.admin.web.seeding import stamp_cycle
 
@@ -302,3 +302,12 @@ def test_crmsync_status_prints_what_needs_attention_and_who_runs_a_cycle(
     assert "lou@example.com: needs attention: Overdue: due 40 min ago" in shown.output
     assert f"rui@example.com: cycle running on {WORKER}" in shown.output
     assert "fin@example.com:" not in shown.output
+
+    # The table and the lines share one read of the statuses, for every rep or for one.
+    reads: list[object] = []
+    read = StateStore._rep_statuses
+    monkeypatch.setattr(StateStore, "_rep_statuses", lambda *a: reads.append(a) or read(*a))
+    assert CliRunner().invoke(cli.app, ["status"]).exit_code == 0 and len(reads) == 1
+    one = CliRunner().invoke(cli.app, ["status", "--rep", "lou@example.com"])
+    assert one.exit_code == 0 and len(reads) == 2
+    assert "lou@example.com: needs attention: Overdue: due 40 min ago" in one.output
