@@ -17,7 +17,6 @@ import datetime as dt
 import re
 import unicodedata
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from crmsync.domain.contact_fields import ContactFieldMap
 from crmsync.domain.records import MAX_ATTENDEES, Address, Contact, Event, EventTiming
@@ -96,10 +95,10 @@ def contact_reads_back(contact: Contact, field_map: ContactFieldMap) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _zone(tzid: str) -> ZoneInfo | None:
-    """The zone ``tzid`` is written and read back as, when it is read back as itself."""
+def _zone_reads_back(tzid: str) -> bool:
+    """Whether ``tzid`` is a zone written by its name and read back as itself."""
     candidates = iana_candidates(tzid)
-    return known_zone(tzid) if candidates and candidates[0] == tzid else None
+    return bool(candidates) and candidates[0] == tzid and known_zone(tzid) is not None
 
 
 def _instant(value: dt.datetime, tzid: str | None) -> bool:
@@ -109,7 +108,7 @@ def _instant(value: dt.datetime, tzid: str | None) -> bool:
         return False
     if not _FIRST_YEAR <= value.year <= _LAST_YEAR:
         return False
-    return tzid is None or _zone(tzid) is not None
+    return tzid is None or _zone_reads_back(tzid)
 
 
 def _timing(timing: EventTiming) -> bool:
