@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from crmsync.admin.cycle_options import Interval, UsersEvery
 from crmsync.admin.web.limits import DEFAULT_MAX_BODY_BYTES
 from crmsync.admin.web.proxies import TrustedProxies
 from crmsync.service.crm_users import DEFAULT_EVERY
@@ -21,9 +22,7 @@ console = Console()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8080,
-    interval: Annotated[
-        float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
-    ] = 60.0,
+    interval: Interval = 60.0,
     workers: Annotated[int, typer.Option(help="Cycles run at once at most.")] = 2,
     max_in_flight: Annotated[
         int | None,
@@ -32,10 +31,7 @@ def serve(
             "serve process (default: no cap beyond --workers per process)."
         ),
     ] = None,
-    users_every: Annotated[
-        float,
-        typer.Option(help="Seconds between two reads of the CRM's user list (new reps).", min=0),
-    ] = DEFAULT_EVERY,
+    users_every: UsersEvery = DEFAULT_EVERY,
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark session cookies Secure (serve behind HTTPS).")
     ] = False,

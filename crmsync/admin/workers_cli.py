@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from crmsync.admin.cycle_options import Interval, UsersEvery, VisibilityTimeout
 from crmsync.service.batch_queue import MAX_QUEUED, VISIBILITY_TIMEOUT
 from crmsync.service.crm_users import DEFAULT_EVERY
 from crmsync.service.deployment import Deployment
@@ -23,10 +24,6 @@ log = logging.getLogger(__name__)
 
 BROKER_HELP = "The Redis broker's URL, e.g. redis://redis.internal:6379/1."
 DEFAULT_BROKER = "redis://127.0.0.1:6379/1"
-VISIBILITY_HELP = (
-    "Seconds before the broker hands a batch a worker took but never acknowledged to "
-    "another worker; the same on the workers and the scheduler."
-)
 
 
 def worker(
@@ -44,10 +41,7 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(help="Address the metrics port listens on.")
     ] = "127.0.0.1",
-    visibility_timeout: Annotated[
-        float,
-        typer.Option(help=VISIBILITY_HELP, envvar="CRMSYNC_VISIBILITY_TIMEOUT", min=1),
-    ] = VISIBILITY_TIMEOUT,
+    visibility_timeout: VisibilityTimeout = VISIBILITY_TIMEOUT,
 ) -> None:
     """Run the cycles the scheduler sends, a claimed batch at a time, its reps at once.
 
@@ -76,9 +70,7 @@ def scheduler(
     broker: Annotated[str, typer.Option(help=BROKER_HELP, envvar="CRMSYNC_BROKER_URL")] = (
         DEFAULT_BROKER
     ),
-    interval: Annotated[
-        float, typer.Option(help="Seconds between two cycles of one rep (jittered).")
-    ] = 60.0,
+    interval: Interval = 60.0,
     lease: Annotated[
         float, typer.Option(help="Seconds a claimed rep stays leased unless renewed.")
     ] = 300.0,
@@ -93,14 +85,8 @@ def scheduler(
             min=1,
         ),
     ] = MAX_QUEUED,
-    users_every: Annotated[
-        float,
-        typer.Option(help="Seconds between two reads of the CRM's user list (new reps).", min=0),
-    ] = DEFAULT_EVERY,
-    visibility_timeout: Annotated[
-        float,
-        typer.Option(help=VISIBILITY_HELP, envvar="CRMSYNC_VISIBILITY_TIMEOUT", min=1),
-    ] = VISIBILITY_TIMEOUT,
+    users_every: UsersEvery = DEFAULT_EVERY,
+    visibility_timeout: VisibilityTimeout = VISIBILITY_TIMEOUT,
 ) -> None:
     """Claim due reps from the state database in batches and send them to the workers.
 
