@@ -104,8 +104,8 @@ def run_cycle(
     store = service.store
     state = store if fence is None else store.fenced(user.id, fence)
     report = RepReport(user)
-    record = opened or service.open_cycle(user.id)
     try:
+        record = opened or service.open_cycle(user.id, fence)
         _cycle(service, user, record, report, state, on_action)
         record.finished_at = service.clock()  # the next due time counts from here
         if report.configured:

@@ -97,9 +97,10 @@ class SyncService:
         """The org's CRM: `BuiltinCrm`, or the process's shared `SalesforceCrm`."""
         return self._org_crm.crm
 
-    def open_cycle(self, rep_id: str) -> RepCycleRecord:
-        """What the rep's cycle starts from (`StateStore.open_cycle`), with the mail
-        server and CRM made to match the settings and secrets it was read with.
+    def open_cycle(self, rep_id: str, fence: int | None = None) -> RepCycleRecord:
+        """What the rep's cycle starts from (`StateStore.open_cycle`, `LeaseLost` when
+        ``fence`` no longer holds the rep's lease), with the mail server and CRM made to
+        match the settings and secrets it was read with.
 
         They are checked only when the org's settings version moved since the last
         check (every save of settings, CRM section or secret moves it, in this process
@@ -107,7 +108,7 @@ class SyncService:
         server connection is kept while its settings and password are unchanged: what
         it discovered makes a quiet cycle cheap. (Other orgs' claims refresh on their
         own clock.)"""
-        record = self.store.open_cycle(rep_id)
+        record = self.store.open_cycle(rep_id, fence=fence)
         assert record.org is not None  # read by open_cycle
         if record.org.version != self._checked_version:
             self._check_settings(record.org)

@@ -31,7 +31,7 @@ from crmsync.service.deployment import Deployment
 from crmsync.service.leased import DEFAULT_LEASE_TTL, LeaseKeeper, default_worker_id
 from crmsync.service.runner import SyncService
 from crmsync.service.scheduler import delay_after
-from crmsync.store import CLAIM_BATCH, StateStore
+from crmsync.store import CLAIM_BATCH, LeaseLost, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,14 @@ def _one_cycle(
     deployment: Deployment, rep_id: str, fence: int, schedule: Cadence, ttl: dt.timedelta
 ) -> str:
     service = _service(deployment)
-    # A batch that comes after its lease moved on (redelivered by the broker, or taken
-    # late from a deep queue) stops here, before any request (its writes would be
-    # refused by the fence anyway).
-    if not service.store.holds_lease(rep_id, fence):
+    try:
+        # Opened first: the CRM asked next matches the settings saved since the last
+        # cycle, and a batch that comes after its lease moved on (redelivered by the
+        # broker, or taken late from a deep queue) stops here, before any request (its
+        # writes would be refused by the fence anyway).
+        record = service.open_cycle(rep_id, fence)
+    except LeaseLost:
         return "lease lost"
-    # Opened first: the CRM asked next matches the settings saved since the last cycle.
-    record = service.open_cycle(rep_id)
     try:
         user = service.crm.get_user(rep_id)
     except LookupError:

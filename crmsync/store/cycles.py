@@ -145,14 +145,21 @@ class CycleMixin(StoreBase):
     # The org and snapshot last read by this store (this process): see `org_snapshot`.
     _org_snapshot: tuple[str, OrgSnapshot] | None = None
 
-    def open_cycle(self, rep_id: str, org_id: str = DEFAULT_ORG) -> RepCycleRecord:
+    def open_cycle(
+        self, rep_id: str, org_id: str = DEFAULT_ORG, *, fence: int | None = None
+    ) -> RepCycleRecord:
         """What the rep's cycle starts from, read in one transaction (defaults for a new
         rep): its row, flow statuses, cursors and write intents, and the org's settings
-        (from memory while the org's settings version has not moved)."""
+        (from memory while the org's settings version has not moved).
+
+        With ``fence``, raises `LeaseLost` unless that fence still holds the rep's lease
+        (read with the row: a cycle whose lease moved on stops before any request)."""
         record = RepCycleRecord(rep_id, self._clock())
         key = {"rep_id": rep_id}
         with self._read() as conn:
             row = conn.execute(_ROW, key).one_or_none()
+            if fence is not None and (row is None or row.fence != fence or row.lease_owner is None):
+                raise LeaseLost(f"lease of rep {rep_id!r} moved past fence {fence}")
             flows = conn.execute(_FLOWS, key).all()
             cursors = conn.execute(_CURSORS, key).all()
             intents = conn.execute(_INTENTS, key).mappings().all()

@@ -138,14 +138,6 @@ class LeaseMixin(StoreBase):
             )
             return conn.execute(stmt).rowcount == 1
 
-    def holds_lease(self, rep_id: str, fence: int) -> bool:
-        """Whether ``fence`` is still the rep's lease (a read: nothing is written)."""
-        with self._read() as conn:
-            stmt = select(_R.c.rep_id).where(
-                _R.c.rep_id == rep_id, _R.c.fence == fence, _R.c.lease_owner.is_not(None)
-            )
-            return conn.execute(stmt).first() is not None
-
     def release_rep(self, rep_id: str, fence: int) -> bool:
         """Give the lease up if ``fence`` still holds it; returns whether it did."""
         with self._write() as conn:

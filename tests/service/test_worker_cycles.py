@@ -1,17 +1,20 @@
 """A Celery worker's cycle as `crmsync.service.workers` runs it (issue 16), in this process
-against SQLite and a real Radicale: what a quiet one reads from the state database, and
-that a save from elsewhere (a new service password) still reaches the next one."""
+against SQLite and a real Radicale: what a quiet one reads from the state database, that
+a save from elsewhere (a new service password) still reaches the next one, and that a
+batch whose lease moved on asks the server nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from crmsync.service.mailboxes import SERVICE_PASSWORD
-from tests.servers import running_dav_server
+from tests.servers import DavServerInfo, running_dav_server
+from tests.service.http_proxy import RuleProxy
 from tests.service.test_quiet_cycle_cost import MOST_STATEMENTS, quiet_world
 from tests.service.worlds import World
 from tests.store.test_cycle_reads import statements
@@ -24,24 +27,42 @@ TTL = dt.timedelta(minutes=1)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def proxied(tmp_path: Path) -> Iterator[tuple[DavServerInfo, RuleProxy]]:
+    """Radicale, reached through a proxy that counts the requests."""
     with running_dav_server("radicale", tmp_path) as server:
-        world = quiet_world(server, tmp_path / "home", 2)
+        proxy = RuleProxy(server.url)
         try:
-            yield world
+            yield replace(server, url=proxy.url), proxy
         finally:
-            # The worker thread's service for the deployment (this thread's, here).
-            kept = workers._per_thread.__dict__.get("services", {})
-            service = kept.pop(world.service.deployment, None)
-            if service is not None:
-                service.close()
-            world.close()
+            proxy.close()
+
+
+@pytest.fixture
+def world(proxied: tuple[DavServerInfo, RuleProxy], tmp_path: Path) -> Iterator[World]:
+    world = quiet_world(proxied[0], tmp_path / "home", 2)
+    try:
+        yield world
+    finally:
+        # The worker thread's service for the deployment (this thread's, here).
+        kept = workers._per_thread.__dict__.get("services", {})
+        service = kept.pop(world.service.deployment, None)
+        if service is not None:
+            service.close()
+        world.close()
 
 
 def claimed_cycle(world: World) -> str:
     """Claim the rep as the scheduler does and run its cycle as a worker does."""
+    return worker_cycle(world, claim(world))
+
+
+def claim(world: World) -> int:
     fence = world.service.store.claim_rep(world.rep.id, "scheduler-test", TTL)
     assert fence is not None
+    return fence
+
+
+def worker_cycle(world: World, fence: int) -> str:
     return workers._one_cycle(
         world.service.deployment, world.rep.id, fence, workers.Cadence(interval=3600), TTL
     )
@@ -56,7 +77,7 @@ def test_a_workers_second_quiet_cycle_reads_no_settings(world: World) -> None:
     # The org's settings version says they still hold: no settings, CRM section or secret.
     for table in ("org_settings", "crm_settings", "sync_configs", "secrets"):
         assert table not in read, seen
-    assert len(seen) <= MOST_STATEMENTS + 2, seen  # the lease's check (BEGIN, SELECT)
+    assert len(seen) <= MOST_STATEMENTS, seen  # the lease is checked with the rep's row
 
 
 def test_a_new_service_password_reaches_the_workers_next_cycle(world: World) -> None:
@@ -68,3 +89,17 @@ def test_a_new_service_password_reaches_the_workers_next_cycle(world: World) -> 
     assert status.last_error is not None and status.recognized is False
     world.service.store.set_secret(SERVICE_PASSWORD, world.server.password)
     assert claimed_cycle(world) == "ok"
+
+
+def test_a_batch_whose_lease_moved_on_sends_no_request(
+    world: World, proxied: tuple[DavServerInfo, RuleProxy]
+) -> None:
+    proxy = proxied[1]
+    stale = claim(world)
+    fresh = claim(world)  # claimed again (the batch redelivered, say): a new fence
+    before = proxy.requests
+    assert worker_cycle(world, stale) == "lease lost"
+    assert proxy.requests == before
+    assert world.service.store.rep_status(world.rep.id).lease_owner is not None  # still held
+    assert worker_cycle(world, fresh) == "ok"
+    assert proxy.requests > before  # the lease's holder does reach the server

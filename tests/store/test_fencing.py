@@ -41,6 +41,22 @@ def test_release_and_reclaim(store: StateStore) -> None:
     assert store.claim_rep("rep-1", "worker-b", TTL) == again + 1
 
 
+def test_a_cycle_opens_only_under_the_lease_its_fence_holds(store: StateStore) -> None:
+    with pytest.raises(LeaseLost):
+        store.open_cycle("rep-1", fence=1)  # never claimed
+    old = store.claim_rep("rep-1", "worker-a", TTL)
+    assert old is not None
+    assert store.open_cycle("rep-1", fence=old).rep_id == "rep-1"
+    new = store.claim_rep("rep-1", "worker-a", TTL)
+    assert new is not None
+    with pytest.raises(LeaseLost):
+        store.open_cycle("rep-1", fence=old)  # claimed again since
+    assert store.release_rep("rep-1", new)
+    with pytest.raises(LeaseLost):
+        store.open_cycle("rep-1", fence=new)  # given up
+    assert store.open_cycle("rep-1").rep_id == "rep-1"  # unfenced: read as always
+
+
 def test_fenced_writes_pass_while_the_lease_holds(store: StateStore) -> None:
     fence = store.claim_rep("rep-1", "worker-a", TTL)
     assert fence is not None
