@@ -69,14 +69,16 @@ def arguments(description: str, *, items: int, reps: int = 1) -> argparse.Argume
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--server", choices=SERVERS, default="radicale")
     parser.add_argument("--reps", type=int, default=reps, help="reps (CRM users) to sync")
-    parser.add_argument("--items", type=int, default=items,
-                        help="contacts per rep, and as many events per rep")
+    parser.add_argument(
+        "--items", type=int, default=items, help="contacts per rep, and as many events per rep"
+    )
     parser.add_argument("--url", help="use this running server instead of starting one")
     parser.add_argument("--user", default=SERVICE_ACCOUNT, help="service account (with --url)")
     parser.add_argument("--password", default=SERVICE_PASSWORD, help="its password (--url)")
-    parser.add_argument("--principal-path",
-                        help="principal path template (default: /{email}/ for Radicale, "
-                             "/user/ for Xandikos)")
+    parser.add_argument(
+        "--principal-path",
+        help="principal path template (default: /{email}/ for Radicale, /user/ for Xandikos)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the sample data")
     return parser
 
@@ -98,8 +100,9 @@ class Server:
     stop: Callable[[], None] = lambda: None
 
     def settings(self) -> OrgSettings:
-        return OrgSettings(server_url=self.url, service_account=self.username,
-                           principal_path=self.principal_path)
+        return OrgSettings(
+            server_url=self.url, service_account=self.username, principal_path=self.principal_path
+        )
 
     def cpu_seconds(self) -> float:
         """User + system CPU the server process (and its children) used so far."""
@@ -159,16 +162,22 @@ def dav_server(args: argparse.Namespace, workdir: Path, emails: Sequence[str]) -
     default_principal = "/user/" if args.server == "xandikos" else "/{email}/"
     principal = args.principal_path or default_principal
     if args.url:
-        yield Server(args.server, args.url.rstrip("/"), args.user, args.password, principal,
-                     None)
+        yield Server(args.server, args.url.rstrip("/"), args.user, args.password, principal, None)
         return
     if args.server == "radicale":
         users = {SERVICE_ACCOUNT: SERVICE_PASSWORD, **dict.fromkeys(emails, REP_PASSWORD)}
         radicale = LocalRadicale(workdir / "radicale", users, SERVICE_ACCOUNT).start()
         try:
-            yield Server("radicale", radicale.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, principal,
-                         _child_listening_on(radicale.port), workdir / "radicale",
-                         radicale.stop)
+            yield Server(
+                "radicale",
+                radicale.url,
+                SERVICE_ACCOUNT,
+                SERVICE_PASSWORD,
+                principal,
+                _child_listening_on(radicale.port),
+                workdir / "radicale",
+                radicale.stop,
+            )
         finally:
             radicale.stop()
         return
@@ -181,8 +190,16 @@ def dav_server(args: argparse.Namespace, workdir: Path, emails: Sequence[str]) -
 
     xandikos = XandikosServer(workdir / "xandikos").start()
     try:
-        yield Server("xandikos", xandikos.url, SERVICE_ACCOUNT, SERVICE_PASSWORD, principal,
-                     _child_listening_on(xandikos.port), workdir / "xandikos", xandikos.stop)
+        yield Server(
+            "xandikos",
+            xandikos.url,
+            SERVICE_ACCOUNT,
+            SERVICE_PASSWORD,
+            principal,
+            _child_listening_on(xandikos.port),
+            workdir / "xandikos",
+            xandikos.stop,
+        )
     finally:
         xandikos.stop()
 
@@ -195,32 +212,109 @@ def _sabredav(args: argparse.Namespace, workdir: Path) -> Iterator[Server]:
 
     sabre = sabredav.SabreDavServer(workdir / "sabredav").start()
     try:
-        yield Server("sabredav", sabre.url, sabredav.SERVICE_ACCOUNT, sabredav.SERVICE_PASSWORD,
-                     args.principal_path or sabredav.PRINCIPAL_PATH,
-                     _child_listening_on(sabre.port), None, sabre.stop)
+        yield Server(
+            "sabredav",
+            sabre.url,
+            sabredav.SERVICE_ACCOUNT,
+            sabredav.SERVICE_PASSWORD,
+            args.principal_path or sabredav.PRINCIPAL_PATH,
+            _child_listening_on(sabre.port),
+            None,
+            sabre.stop,
+        )
     finally:
         sabre.stop()
 
 
 # ---------------------------------------------------------------------------- sample data
 
-_FIRST = ("Anna", "Ben", "Chloé", "David", "Elif", "François", "Grace", "Hiro", "Ines",
-          "Jonas", "Kateřina", "Liam", "Maya", "Noah", "Olga", "Pedro", "Qing", "Rosa",
-          "Sven", "Tomás", "Uma", "Víctor", "Wen", "Xavier", "Yuki", "Zoë")
-_LAST = ("Müller", "Smith", "O'Brien", "García", "Nguyen", "Kowalski", "Rossi", "Dubois",
-         "Johansson", "Yamamoto", "van der Berg", "Okafor", "Ivanova", "Silva", "Cohen",
-         "Andersen", "Schmidt", "Larsen", "Novak", "Papadopoulos")
-_COMPANIES = ("Acme Corp", "Globex, Inc.", "Initech", "Umbrella GmbH", "Stark Industries",
-              "Wayne Enterprises", "Müller & Söhne KG", "Soylent; Ltd", "Tyrell Corp.")
+_FIRST = (
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Elif",
+    "François",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kateřina",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pedro",
+    "Qing",
+    "Rosa",
+    "Sven",
+    "Tomás",
+    "Uma",
+    "Víctor",
+    "Wen",
+    "Xavier",
+    "Yuki",
+    "Zoë",
+)
+_LAST = (
+    "Müller",
+    "Smith",
+    "O'Brien",
+    "García",
+    "Nguyen",
+    "Kowalski",
+    "Rossi",
+    "Dubois",
+    "Johansson",
+    "Yamamoto",
+    "van der Berg",
+    "Okafor",
+    "Ivanova",
+    "Silva",
+    "Cohen",
+    "Andersen",
+    "Schmidt",
+    "Larsen",
+    "Novak",
+    "Papadopoulos",
+)
+_COMPANIES = (
+    "Acme Corp",
+    "Globex, Inc.",
+    "Initech",
+    "Umbrella GmbH",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Müller & Söhne KG",
+    "Soylent; Ltd",
+    "Tyrell Corp.",
+)
 _TITLES = ("VP Sales", "Buyer", "CTO", "Office Manager", "Procurement Lead", "CEO", "")
 _DEPARTMENTS = ("Sales", "Purchasing", "IT", "Finance", "", "R&D")
-_CITIES = (("Berlin", "BE", "10115", "Germany"), ("New York", "NY", "10001", "USA"),
-           ("Tokyo", "", "100-0001", "Japan"), ("São Paulo", "SP", "01000-000", "Brazil"),
-           ("London", "", "EC1A 1BB", "United Kingdom"))
-_SUBJECTS = ("Quarterly review", "Demo: new pricing", "Call re: renewal", "Lunch",
-             "Kick-off, phase 2", "Contract signing; final", "Site visit", "Pipeline sync")
-_ZONES = ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
-          "America/Sao_Paulo")
+_CITIES = (
+    ("Berlin", "BE", "10115", "Germany"),
+    ("New York", "NY", "10001", "USA"),
+    ("Tokyo", "", "100-0001", "Japan"),
+    ("São Paulo", "SP", "01000-000", "Brazil"),
+    ("London", "", "EC1A 1BB", "United Kingdom"),
+)
+_SUBJECTS = (
+    "Quarterly review",
+    "Demo: new pricing",
+    "Call re: renewal",
+    "Lunch",
+    "Kick-off, phase 2",
+    "Contract signing; final",
+    "Site visit",
+    "Pipeline sync",
+)
+_ZONES = (
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+)
 
 
 def make_contact(rng: random.Random, n: int) -> Contact:
@@ -239,13 +333,16 @@ def make_contact(rng: random.Random, n: int) -> Contact:
         home_phone="",
         other_phone="",
         fax="+49 30 1234567" if rng.random() < 0.1 else "",
-        mailing_address=Address(f"{rng.randrange(1, 300)} Main Street", city, state, postal,
-                                country),
+        mailing_address=Address(
+            f"{rng.randrange(1, 300)} Main Street", city, state, postal, country
+        ),
         other_address=Address(),
         birthdate=dt.date(1950 + rng.randrange(50), rng.randrange(1, 13), rng.randrange(1, 29))
-        if rng.random() < 0.3 else None,
+        if rng.random() < 0.3
+        else None,
         description="Met at the trade fair.\nPrefers email, not phone; German/English."
-        if rng.random() < 0.3 else "",
+        if rng.random() < 0.3
+        else "",
         is_person_account=rng.random() < 0.05,
     )
 
@@ -270,12 +367,16 @@ def make_event(rng: random.Random, n: int, owner_email: str) -> Event:
         recurrence = Recurrence(
             "FREQ=WEEKLY;COUNT=10",
             exdates=(second,),
-            overrides=(Occurrence(third, EventTiming(moved, moved + dt.timedelta(
-                minutes=minutes), timing.tzid), subject="Moved: weekly sync"),),
+            overrides=(
+                Occurrence(
+                    third,
+                    EventTiming(moved, moved + dt.timedelta(minutes=minutes), timing.tzid),
+                    subject="Moved: weekly sync",
+                ),
+            ),
         )
     attendees = tuple(
-        Attendee(f"guest{n}-{i}@example.org", f"Guest {i}",
-                 rng.choice(tuple(AttendeeStatus)))
+        Attendee(f"guest{n}-{i}@example.org", f"Guest {i}", rng.choice(tuple(AttendeeStatus)))
         for i in range(rng.choice((0, 0, 1, 2, 3)))
     )
     return Event(
@@ -309,8 +410,9 @@ class Seeded:
         return sum(len(v) for v in self.events.values())
 
 
-def seed_crm(crm: BuiltinCrm, emails: Sequence[str], items: int, seed: int,
-             *, batch: int = 1000) -> Seeded:
+def seed_crm(
+    crm: BuiltinCrm, emails: Sequence[str], items: int, seed: int, *, batch: int = 1000
+) -> Seeded:
     """Create the reps and ``items`` contacts and ``items`` events for each, in batches of
     ``batch`` records per transaction (the CRM's own insert path, one transaction per batch
     instead of per record, for speed)."""
@@ -324,12 +426,13 @@ def seed_crm(crm: BuiltinCrm, emails: Sequence[str], items: int, seed: int,
     return seeded
 
 
-def _insert(crm: BuiltinCrm, kind: OwnedKind, owner: str, records: list[Any],
-            batch: int) -> list[tuple[str, Any]]:
+def _insert(
+    crm: BuiltinCrm, kind: OwnedKind, owner: str, records: list[Any], batch: int
+) -> list[tuple[str, Any]]:
     done: list[tuple[str, Any]] = []
     for start in range(0, len(records), batch):
         with crm.writing() as conn:
-            for record in records[start:start + batch]:
+            for record in records[start : start + batch]:
                 stored = writes.insert_record(conn, kind, owner, record)
                 done.append((stored.id, record))
     return done
@@ -342,8 +445,9 @@ def configure(service: SyncService, server: Server, reps: Sequence[User]) -> Non
 
 def open_service(home: Path) -> SyncService:
     home.mkdir(parents=True, exist_ok=True)
-    deployment = Deployment(home, f"sqlite:///{home / 'state.sqlite'}",
-                            f"sqlite:///{home / 'crm.sqlite'}")
+    deployment = Deployment(
+        home, f"sqlite:///{home / 'state.sqlite'}", f"sqlite:///{home / 'crm.sqlite'}"
+    )
     return SyncService(deployment)
 
 
@@ -362,8 +466,11 @@ def render_event(crm_id: str, event: Event) -> tuple[str, str]:
 
 
 def raw_client(server: Server) -> httpx.Client:
-    return httpx.Client(auth=httpx.BasicAuth(server.username, server.password), timeout=60.0,
-                        headers={"User-Agent": "crmsync-bench"})
+    return httpx.Client(
+        auth=httpx.BasicAuth(server.username, server.password),
+        timeout=60.0,
+        headers={"User-Agent": "crmsync-bench"},
+    )
 
 
 def make_collection(client: httpx.Client, server: Server, name: str, kind: str) -> str:
@@ -372,25 +479,32 @@ def make_collection(client: httpx.Client, server: Server, name: str, kind: str) 
     client.request("DELETE", server.url + path)
     xml = {"Content-Type": "application/xml; charset=utf-8"}
     if kind == "contacts":
-        response = client.request("MKCOL", server.url + path, headers=xml,
-                                  content=mkcol_addressbook_body(name).encode())
+        response = client.request(
+            "MKCOL", server.url + path, headers=xml, content=mkcol_addressbook_body(name).encode()
+        )
     else:
-        response = client.request("MKCALENDAR", server.url + path, headers=xml,
-                                  content=mkcalendar_body(name).encode())
+        response = client.request(
+            "MKCALENDAR", server.url + path, headers=xml, content=mkcalendar_body(name).encode()
+        )
     if response.status_code not in (200, 201):
         raise RuntimeError(f"cannot create {path}: HTTP {response.status_code} {response.text}")
     return path
 
 
-def put_items(client: httpx.Client, server: Server, path: str,
-              items: Iterator[tuple[str, str]] | Sequence[tuple[str, str]],
-              content_type: str) -> int:
+def put_items(
+    client: httpx.Client,
+    server: Server,
+    path: str,
+    items: Iterator[tuple[str, str]] | Sequence[tuple[str, str]],
+    content_type: str,
+) -> int:
     """PUT each (name, text) into ``path`` sequentially, If-None-Match: *; the request count."""
     count = 0
     headers = {"Content-Type": content_type, "If-None-Match": "*"}
     for name, text in items:
-        response = client.put(server.url + path + name, content=text.encode("utf-8"),
-                              headers=headers)
+        response = client.put(
+            server.url + path + name, content=text.encode("utf-8"), headers=headers
+        )
         count += 1
         if response.status_code not in (200, 201, 204):
             raise RuntimeError(f"PUT {name}: HTTP {response.status_code} {response.text[:300]}")
@@ -488,8 +602,9 @@ class PeakRss:
 
 
 @contextlib.contextmanager
-def measure(label: str, items: int, server: Server | None = None,
-            requests: Callable[[], int] | None = None) -> Iterator[Measured]:
+def measure(
+    label: str, items: int, server: Server | None = None, requests: Callable[[], int] | None = None
+) -> Iterator[Measured]:
     """Time a block: wall clock, this process's CPU, the server's CPU, requests, peak RSS."""
     result = Measured(label, items)
     server_before = server.cpu_seconds() if server else float("nan")
@@ -535,8 +650,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
         table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i == 0)
     for row in rows:
         table.add_row(*row)
-    Console(width=max(240, int(os.environ.get("COLUMNS", "0") or 0)), soft_wrap=False).print(
-        table)
+    Console(width=max(240, int(os.environ.get("COLUMNS", "0") or 0)), soft_wrap=False).print(table)
 
 
 def verdict(ok: bool) -> str:
@@ -544,8 +658,7 @@ def verdict(ok: bool) -> str:
 
 
 @contextlib.contextmanager
-def per_kind_meter(service: SyncService, server: Server
-                   ) -> Iterator[dict[ItemKind, Measured]]:
+def per_kind_meter(service: SyncService, server: Server) -> Iterator[dict[ItemKind, Measured]]:
     """Measure each engine ``sync_kind`` call (one rep, one kind) while the block runs.
 
     Wraps ``crmsync.service.rep_cycle.sync_kind`` for the block's duration (bench-only patch,
@@ -556,8 +669,10 @@ def per_kind_meter(service: SyncService, server: Server
     def requests() -> int:
         return service.mail_server().requests_made
 
-    per_kind = {kind: Measured(f"{kind.value}s", 0, server_cpu=0.0, requests=0, peak_rss=0.0)
-                for kind in runner.KINDS}
+    per_kind = {
+        kind: Measured(f"{kind.value}s", 0, server_cpu=0.0, requests=0, peak_rss=0.0)
+        for kind in runner.KINDS
+    }
     per_kind_calls: dict[ItemKind, int] = dict.fromkeys(runner.KINDS, 0)
     original = runner.sync_kind
 
@@ -597,8 +712,9 @@ class Linked:
     how: str
 
 
-def write_server_items(server: Server, path: str, items: Sequence[tuple[str, str]],
-                       content_type: str) -> str:
+def write_server_items(
+    server: Server, path: str, items: Sequence[tuple[str, str]], content_type: str
+) -> str:
     """Put items into a collection as fast as the server allows; says how it did it.
 
     Radicale (started by us): the item files are written straight into its storage folder,
@@ -613,8 +729,10 @@ def write_server_items(server: Server, path: str, items: Sequence[tuple[str, str
         for name, text in items:
             (folder / name).write_text(text, encoding="utf-8", newline="")
         _warm_radicale(server, path)
-        return ("item files written into Radicale's storage folder, then listed once so "
-                "Radicale builds its item cache as PUTs would have")
+        return (
+            "item files written into Radicale's storage folder, then listed once so "
+            "Radicale builds its item cache as PUTs would have"
+        )
     if server.name == "xandikos" and server.data_dir is not None:
         from urllib.parse import unquote
 
@@ -636,9 +754,12 @@ def _warm_radicale(server: Server, path: str) -> None:
 
     with raw_client(server) as client:
         response = client.request(
-            "PROPFIND", server.url + path, timeout=None,
+            "PROPFIND",
+            server.url + path,
+            timeout=None,
             headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
-            content=propfind_body(tag(DAV, "getetag")).encode())
+            content=propfind_body(tag(DAV, "getetag")).encode(),
+        )
     if response.status_code != 207:
         raise RuntimeError(f"PROPFIND {path}: HTTP {response.status_code}")
 
@@ -676,24 +797,31 @@ def linked_setup(server: Server, home: Path, items: int, seed: int) -> Linked:
     facts = mailbox.facts  # type: ignore[attr-defined]
     with measure("server seed", 2 * items, server) as seeding:
         how = write_server_items(
-            server, facts.addressbook,
-            [render_contact(i, c) for i, c in seeded.contacts[rep.id]], VCARD_TYPE)
+            server,
+            facts.addressbook,
+            [render_contact(i, c) for i, c in seeded.contacts[rep.id]],
+            VCARD_TYPE,
+        )
         write_server_items(
-            server, facts.calendar,
-            [render_event(i, e) for i, e in seeded.events[rep.id]], ICAL_TYPE)
+            server,
+            facts.calendar,
+            [render_event(i, e) for i, e in seeded.events[rep.id]],
+            ICAL_TYPE,
+        )
 
     def requests() -> int:
         return service.mail_server().requests_made
 
-    with per_kind_meter(service, server) as kinds, \
-            measure("pairing cycle", 2 * items, server, requests) as pairing:
+    with (
+        per_kind_meter(service, server) as kinds,
+        measure("pairing cycle", 2 * items, server, requests) as pairing,
+    ):
         reports = service.sync_all()
     for r in reports:
         if r.error:
             raise RuntimeError(f"first cycle failed: {r.error}")
     writes_done = sum(r.writes for r in reports)
-    linked = sum(service.store.count_links(rep.id, k) for k in (ItemKind.CONTACT,
-                                                                ItemKind.EVENT))
+    linked = sum(service.store.count_links(rep.id, k) for k in (ItemKind.CONTACT, ItemKind.EVENT))
     if linked != 2 * items:
         print(f"WARNING: {linked} links after the first cycle, expected {2 * items}")
     if writes_done:
@@ -704,6 +832,8 @@ def linked_setup(server: Server, home: Path, items: int, seed: int) -> Linked:
 def machine_note() -> str:
     """CPUs and load averages: other processes on the machine skew wall-clock figures."""
     one, five, _ = os.getloadavg()
-    return (f"machine: {os.cpu_count()} CPUs, load average {one:.1f} (1 min) / {five:.1f} "
-            "(5 min) at the end; a load above the CPU count means other processes competed "
-            "with the client and the server, so wall-clock rates are noisy (CPU figures less so)")
+    return (
+        f"machine: {os.cpu_count()} CPUs, load average {one:.1f} (1 min) / {five:.1f} "
+        "(5 min) at the end; a load above the CPU count means other processes competed "
+        "with the client and the server, so wall-clock rates are noisy (CPU figures less so)"
+    )

@@ -40,8 +40,10 @@ def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0], items=2000)
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--no-vdirsyncer", action="store_true", help="skip the vdirsyncer run")
-    parser.add_argument("--profile", help="write a cProfile (CPU time) of the first crmsync "
-                        "phase's sync_all() to this file")
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile (CPU time) of the first crmsync phase's sync_all() to this file",
+    )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--server-json", help=argparse.SUPPRESS)
@@ -70,41 +72,66 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         common.configure(service, server, seeded.reps)
         service.close()
         ids = workdir / "ids.json"
-        ids.write_text(json.dumps({
-            "contacts": [[i for i, _ in v] for v in seeded.contacts.values()],
-            "events": [[i for i, _ in v] for v in seeded.events.values()],
-        }))
-        print(f"seeded {len(seeded.reps)} rep(s) x {args.items} contacts + {args.items} events "
-              f"in {time.perf_counter() - t0:.1f} s; server {server.name} at {server.url}",
-              flush=True)
+        ids.write_text(
+            json.dumps(
+                {
+                    "contacts": [[i for i, _ in v] for v in seeded.contacts.values()],
+                    "events": [[i for i, _ in v] for v in seeded.events.values()],
+                }
+            )
+        )
+        print(
+            f"seeded {len(seeded.reps)} rep(s) x {args.items} contacts + {args.items} events "
+            f"in {time.perf_counter() - t0:.1f} s; server {server.name} at {server.url}",
+            flush=True,
+        )
         info = pairs.server_json(server, workdir / "server.json")
-        base = ["--server", server.name, "--server-json", str(info), "--seed", str(args.seed),
-                "--items", str(args.items), "--reps", str(args.reps)]
+        base = [
+            "--server",
+            server.name,
+            "--server-json",
+            str(info),
+            "--seed",
+            str(args.seed),
+            "--items",
+            str(args.items),
+            "--reps",
+            str(args.reps),
+        ]
 
         def crmsync_phase(k: int) -> pairs.Phase:
             home = workdir / f"crmsync-{k}"
             shutil.copytree(template, home)
             extra = ["--profile", args.profile] if args.profile and k == 0 else []
-            result = pairs.run_child(__file__, [*base, "--child", "crmsync", "--home",
-                                                str(home), *extra], f"crmsync {k + 1}")
+            result = pairs.run_child(
+                __file__,
+                [*base, "--child", "crmsync", "--home", str(home), *extra],
+                f"crmsync {k + 1}",
+            )
             delete_collections(server, result["collections"])
             shutil.rmtree(home)
             return result
 
         def raw_phase(k: int) -> pairs.Phase:
-            result = pairs.run_child(__file__, [*base, "--child", "raw", "--ids", str(ids),
-                                                "--tag", str(k)], f"raw {k + 1}")
+            result = pairs.run_child(
+                __file__,
+                [*base, "--child", "raw", "--ids", str(ids), "--tag", str(k)],
+                f"raw {k + 1}",
+            )
             delete_collections(server, result["collections"])
             return result
 
         found = []
         for ours, raw, order in pairs.interleaved(args.pairs, crmsync_phase, raw_phase):
             found.append((ours, raw, order))
-            print(f"pair {len(found)} ({order}): crmsync {ours['items']} items "
-                  f"{ours['wall']:.1f} s, {ours['cpu'] / max(ours['items'], 1) * 1000:.2f} "
-                  f"ms CPU/item; raw {raw['items']} items {raw['wall']:.1f} s, "
-                  f"{raw['cpu'] / max(raw['items'], 1) * 1000:.2f} ms CPU/item; load "
-                  f"{ours['load']:.1f} / {raw['load']:.1f}", flush=True)
+            print(
+                f"pair {len(found)} ({order}): crmsync {ours['items']} items "
+                f"{ours['wall']:.1f} s, {ours['cpu'] / max(ours['items'], 1) * 1000:.2f} "
+                f"ms CPU/item; raw {raw['items']} items {raw['wall']:.1f} s, "
+                f"{raw['cpu'] / max(raw['items'], 1) * 1000:.2f} ms CPU/item; load "
+                f"{ours['load']:.1f} / {raw['load']:.1f}",
+                flush=True,
+            )
         vdir = None
         if not args.no_vdirsyncer:
             vdir = vdirsyncer(server, seeded, workdir / "vdirsyncer")
@@ -131,8 +158,10 @@ def child_crmsync(args: argparse.Namespace) -> None:
 
     # CPU time, not wall time: the client CPU per item is what the profile should explain.
     profiler = cProfile.Profile(time.process_time) if args.profile else None
-    with common.per_kind_meter(service, server) as per_kind, \
-            pairs.TimedBlock(server, requests) as total:
+    with (
+        common.per_kind_meter(service, server) as per_kind,
+        pairs.TimedBlock(server, requests) as total,
+    ):
         if profiler:
             profiler.enable()
         reports = service.sync_all()
@@ -150,11 +179,24 @@ def child_crmsync(args: argparse.Namespace) -> None:
         facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
         collections += [facts.addressbook, facts.calendar]
     service.close()
-    kinds = {kind.value: {"items": m.items, "wall": m.wall, "cpu": m.cpu,
-                          "server_cpu": m.server_cpu, "requests": m.requests}
-             for kind, m in per_kind.items()}
-    pairs.emit({**total.as_dict(), "items": sum(r.writes for r in reports), "kinds": kinds,
-                "collections": collections})
+    kinds = {
+        kind.value: {
+            "items": m.items,
+            "wall": m.wall,
+            "cpu": m.cpu,
+            "server_cpu": m.server_cpu,
+            "requests": m.requests,
+        }
+        for kind, m in per_kind.items()
+    }
+    pairs.emit(
+        {
+            **total.as_dict(),
+            "items": sum(r.writes for r in reports),
+            "kinds": kinds,
+            "collections": collections,
+        }
+    )
 
 
 def child_raw(args: argparse.Namespace) -> None:
@@ -166,19 +208,21 @@ def child_raw(args: argparse.Namespace) -> None:
     ids = json.loads(Path(args.ids).read_text())
     records = regenerate(args.reps, args.items, args.seed)
     plans = (
-        ("contact", ids["contacts"], records["contacts"], common.render_contact,
-         common.VCARD_TYPE),
+        ("contact", ids["contacts"], records["contacts"], common.render_contact, common.VCARD_TYPE),
         ("event", ids["events"], records["events"], common.render_event, common.ICAL_TYPE),
     )
     client = common.raw_client(server)
     work = []
     for kind, per_rep_ids, per_rep_records, render, content_type in plans:
-        for rep, (rep_ids, rep_records) in enumerate(zip(per_rep_ids, per_rep_records,
-                                                         strict=True)):
-            path = common.make_collection(client, server, f"raw-{kind}s-{args.tag}-{rep}",
-                                          f"{kind}s")
-            work.append((kind, path, list(zip(rep_ids, rep_records, strict=True)), render,
-                         content_type))
+        for rep, (rep_ids, rep_records) in enumerate(
+            zip(per_rep_ids, per_rep_records, strict=True)
+        ):
+            path = common.make_collection(
+                client, server, f"raw-{kind}s-{args.tag}-{rep}", f"{kind}s"
+            )
+            work.append(
+                (kind, path, list(zip(rep_ids, rep_records, strict=True)), render, content_type)
+            )
     client.close()
     kinds: dict[str, dict[str, Any]] = {}
     # The client is made before the clock starts, as crmsync's connection is.
@@ -187,11 +231,13 @@ def child_raw(args: argparse.Namespace) -> None:
         sent = 0
         for kind, path, items, render, content_type in work:
             with pairs.TimedBlock(server) as part:
-                sent_here = common.put_items(client, server, path,
-                                             (render(i, r) for i, r in items), content_type)
+                sent_here = common.put_items(
+                    client, server, path, (render(i, r) for i, r in items), content_type
+                )
             sent += sent_here
-            acc = kinds.setdefault(kind, {"items": 0, "wall": 0.0, "cpu": 0.0,
-                                          "server_cpu": 0.0, "requests": 0})
+            acc = kinds.setdefault(
+                kind, {"items": 0, "wall": 0.0, "cpu": 0.0, "server_cpu": 0.0, "requests": 0}
+            )
             acc["items"] += sent_here
             acc["requests"] += sent_here
             for key in ("wall", "cpu", "server_cpu"):
@@ -204,8 +250,15 @@ def child_raw(args: argparse.Namespace) -> None:
         for i, r in items:
             render(i, r)
         render_cpu[kind] = render_cpu.get(kind, 0.0) + time.process_time() - cpu0
-    pairs.emit({**total.as_dict(), "items": sent, "kinds": kinds, "render_cpu": render_cpu,
-                "collections": [path for _, path, *_ in work]})
+    pairs.emit(
+        {
+            **total.as_dict(),
+            "items": sent,
+            "kinds": kinds,
+            "render_cpu": render_cpu,
+            "collections": [path for _, path, *_ in work],
+        }
+    )
 
 
 def regenerate(reps: int, items: int, seed: int) -> dict[str, list[list[Any]]]:
@@ -221,18 +274,21 @@ def regenerate(reps: int, items: int, seed: int) -> dict[str, list[list[Any]]]:
 # ------------------------------------------------------------------------------ vdirsyncer
 
 
-def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
-               ) -> common.Measured | None:
+def vdirsyncer(
+    server: common.Server, seeded: common.Seeded, folder: Path
+) -> common.Measured | None:
     """vdirsyncer uploading the same contacts from a filesystem vdir to empty address books."""
     exe = shutil.which("vdirsyncer") or str(Path(sys.executable).parent / "vdirsyncer")
     if not Path(exe).exists():
         print("vdirsyncer is not installed (pip install vdirsyncer): skipped")
         return None
     client = common.raw_client(server)
-    config = [textwrap.dedent(f"""\
+    config = [
+        textwrap.dedent(f"""\
         [general]
-        status_path = "{folder / 'status'}/"
-        """)]
+        status_path = "{folder / "status"}/"
+        """)
+    ]
     n = 0
     for i, records in enumerate(seeded.contacts.values()):
         path = common.make_collection(client, server, f"vdirsyncer-{i}", "contacts")
@@ -242,7 +298,8 @@ def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
             name, text = common.render_contact(crm_id, contact)
             (vdir / name).write_text(text, encoding="utf-8")
             n += 1
-        config.append(textwrap.dedent(f"""\
+        config.append(
+            textwrap.dedent(f"""\
             [pair c{i}]
             a = "c{i}_local"
             b = "c{i}_remote"
@@ -259,7 +316,8 @@ def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
             url = "{server.url}{path}"
             username = "{server.username}"
             password = "{server.password}"
-            """))
+            """)
+        )
     client.close()
     config_path = folder / "config"
     config_path.write_text("\n".join(config))
@@ -269,8 +327,9 @@ def vdirsyncer(server: common.Server, seeded: common.Seeded, folder: Path
     peak = 0
     with common.measure("vdirsyncer", n, server) as m:
         # Its RSS sampled every 10 ms (its ru_maxrss would start at ours: vfork + exec).
-        process = psutil.Popen([*command, "sync"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        process = psutil.Popen(
+            [*command, "sync"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         while process.poll() is None:
             with contextlib.suppress(psutil.Error):
                 peak = max(peak, process.memory_info().rss)
@@ -295,61 +354,114 @@ def _rate(phase: dict[str, Any]) -> float:
     return phase["items"] / phase["wall"] if phase["wall"] else float("nan")
 
 
-def report(args: argparse.Namespace, server: common.Server,
-           found: list[tuple[pairs.Phase, pairs.Phase, str]],
-           vdir: common.Measured | None) -> None:
+def report(
+    args: argparse.Namespace,
+    server: common.Server,
+    found: list[tuple[pairs.Phase, pairs.Phase, str]],
+    vdir: common.Measured | None,
+) -> None:
     rows = []
     for k, (ours, raw, order) in enumerate(found, 1):
-        for phase, name in ((ours, "crmsync"), (raw, "raw PUT")) if order == "A,B" else (
-                (raw, "raw PUT"), (ours, "crmsync")):
+        for phase, name in (
+            ((ours, "crmsync"), (raw, "raw PUT"))
+            if order == "A,B"
+            else ((raw, "raw PUT"), (ours, "crmsync"))
+        ):
             kinds = phase["kinds"]
-            rows.append([
-                f"pair {k}: {name}", common.fmt(phase["items"]), common.fmt(phase["wall"]),
-                common.fmt(_rate(phase)), common.fmt(_per_item(phase, "cpu") * 1000),
-                " / ".join(common.fmt(_per_item(kinds[kind], "cpu") * 1000)
-                           for kind in ("contact", "event")),
-                common.fmt(_per_item(phase, "server_cpu") * 1000),
-                common.fmt(_per_item(phase, "requests")), common.fmt(phase["peak_rss"]),
-                common.fmt(phase["load"], 1),
-            ])
+            rows.append(
+                [
+                    f"pair {k}: {name}",
+                    common.fmt(phase["items"]),
+                    common.fmt(phase["wall"]),
+                    common.fmt(_rate(phase)),
+                    common.fmt(_per_item(phase, "cpu") * 1000),
+                    " / ".join(
+                        common.fmt(_per_item(kinds[kind], "cpu") * 1000)
+                        for kind in ("contact", "event")
+                    ),
+                    common.fmt(_per_item(phase, "server_cpu") * 1000),
+                    common.fmt(_per_item(phase, "requests")),
+                    common.fmt(phase["peak_rss"]),
+                    common.fmt(phase["load"], 1),
+                ]
+            )
     if vdir is not None:
-        rows.append(["vdirsyncer (contacts, once)", common.fmt(vdir.items),
-                     common.fmt(vdir.wall), common.fmt(vdir.rate),
-                     common.fmt(vdir.cpu_per_item * 1000), "",
-                     common.fmt(vdir.server_cpu_per_item * 1000), "n/a",
-                     common.fmt(vdir.peak_rss), common.fmt(vdir.load, 1)])
+        rows.append(
+            [
+                "vdirsyncer (contacts, once)",
+                common.fmt(vdir.items),
+                common.fmt(vdir.wall),
+                common.fmt(vdir.rate),
+                common.fmt(vdir.cpu_per_item * 1000),
+                "",
+                common.fmt(vdir.server_cpu_per_item * 1000),
+                "n/a",
+                common.fmt(vdir.peak_rss),
+                common.fmt(vdir.load, 1),
+            ]
+        )
     common.print_table(
         f"Initial sync: {args.reps} rep(s) x {args.items} contacts + {args.items} events, "
         f"{server.name}; phases in run order, each a fresh process into empty collections",
-        ["phase", "items", "wall s", "items/s", "client CPU ms/item",
-         "contacts / events", "server CPU ms/item", "req/item", "peak RSS MB", "load"],
+        [
+            "phase",
+            "items",
+            "wall s",
+            "items/s",
+            "client CPU ms/item",
+            "contacts / events",
+            "server CPU ms/item",
+            "req/item",
+            "peak RSS MB",
+            "load",
+        ],
         rows,
     )
     ratios = [
-        pairs.Ratio("items/s", [_rate(o) / _rate(r) for o, r, _ in found], RATE_TARGET,
-                    at_most=False),
-        pairs.Ratio("client CPU/item", [_per_item(o, "cpu") / _per_item(r, "cpu")
-                                        for o, r, _ in found], CPU_TARGET),
+        pairs.Ratio(
+            "items/s", [_rate(o) / _rate(r) for o, r, _ in found], RATE_TARGET, at_most=False
+        ),
+        pairs.Ratio(
+            "client CPU/item",
+            [_per_item(o, "cpu") / _per_item(r, "cpu") for o, r, _ in found],
+            CPU_TARGET,
+        ),
     ]
     for kind in ("contact", "event"):
-        ratios.append(pairs.Ratio(
-            f"client CPU/item, {kind}s",
-            [_per_item(o["kinds"][kind], "cpu") / _per_item(r["kinds"][kind], "cpu")
-             for o, r, _ in found]))
-    ratios.append(pairs.Ratio("server CPU/item", [
-        _per_item(o, "server_cpu") / _per_item(r, "server_cpu") for o, r, _ in found]))
+        ratios.append(
+            pairs.Ratio(
+                f"client CPU/item, {kind}s",
+                [
+                    _per_item(o["kinds"][kind], "cpu") / _per_item(r["kinds"][kind], "cpu")
+                    for o, r, _ in found
+                ],
+            )
+        )
+    ratios.append(
+        pairs.Ratio(
+            "server CPU/item",
+            [_per_item(o, "server_cpu") / _per_item(r, "server_cpu") for o, r, _ in found],
+        )
+    )
     pairs.print_ratios("Pairwise ratios, crmsync / raw PUT loop", ratios)
     raw_phases = [r for _, r, _ in found]
-    render = {kind: sorted(r["render_cpu"][kind] / r["kinds"][kind]["items"] * 1000
-                           for r in raw_phases) for kind in ("contact", "event")}
-    print("render-only CPU (part of the raw loop's figure), median of the raw phases: "
-          + ", ".join(f"{kind}s {v[len(v) // 2]:.2f} ms/item" for kind, v in render.items()))
+    render = {
+        kind: sorted(r["render_cpu"][kind] / r["kinds"][kind]["items"] * 1000 for r in raw_phases)
+        for kind in ("contact", "event")
+    }
+    print(
+        "render-only CPU (part of the raw loop's figure), median of the raw phases: "
+        + ", ".join(f"{kind}s {v[len(v) // 2]:.2f} ms/item" for kind, v in render.items())
+    )
     phases = [p for o, r, _ in found for p in (o, r)]
     print(pairs.load_note(phases))
-    print(f"SUMMARY initial sync ({server.name}, {args.items} + {args.items} items, "
-          f"{len(found)} pairs): " + "; ".join(r.summary() for r in ratios[:2])
-          + f"; {sum(_per_item(o, 'requests') for o, _, _ in found) / len(found):.2f} "
-          "requests/item")
+    print(
+        f"SUMMARY initial sync ({server.name}, {args.items} + {args.items} items, "
+        f"{len(found)} pairs): "
+        + "; ".join(r.summary() for r in ratios[:2])
+        + f"; {sum(_per_item(o, 'requests') for o, _, _ in found) / len(found):.2f} "
+        "requests/item"
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ TARGET_MB = 250
 
 def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0], items=0)
-    parser.add_argument("--servers", default="radicale,xandikos",
-                        help="servers to run, comma-separated")
-    parser.add_argument("--sizes", default="50000",
-                        help="items per collection to measure, comma-separated")
+    parser.add_argument(
+        "--servers", default="radicale,xandikos", help="servers to run, comma-separated"
+    )
+    parser.add_argument(
+        "--sizes", default="50000", help="items per collection to measure, comma-separated"
+    )
     parser.add_argument("--memray", help="run the first cycle under memray; files go here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
@@ -60,7 +62,8 @@ def main() -> None:
         for size in sizes:
             with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
                 results[name, size] = measure_size(
-                    argparse.Namespace(**{**vars(args), "server": name}), Path(tmp), size)
+                    argparse.Namespace(**{**vars(args), "server": name}), Path(tmp), size
+                )
     report(results)
 
 
@@ -70,9 +73,20 @@ def main() -> None:
 def measure_size(args: argparse.Namespace, workdir: Path, size: int) -> dict[str, dict[str, Any]]:
     with common.dav_server(args, workdir, common.rep_emails(1, args.server)) as server:
         info = pairs.server_json(server, workdir / "server.json")
-        base = [sys.executable, __file__, "--server", server.name, "--home",
-                str(workdir / "home"), "--server-json", str(info),
-                "--seed", str(args.seed), "--items", str(size)]
+        base = [
+            sys.executable,
+            __file__,
+            "--server",
+            server.name,
+            "--home",
+            str(workdir / "home"),
+            "--server-json",
+            str(info),
+            "--seed",
+            str(args.seed),
+            "--items",
+            str(size),
+        ]
         found: dict[str, dict[str, Any]] = {}
         for phase in ("setup", *PHASES):
             command = [*base, "--child", phase]
@@ -81,8 +95,17 @@ def measure_size(args: argparse.Namespace, workdir: Path, size: int) -> dict[str
                 Path(args.memray).mkdir(parents=True, exist_ok=True)
                 memray_file = Path(args.memray) / f"first-cycle-{server.name}-{size}.bin"
                 memray_file.unlink(missing_ok=True)
-                command = [sys.executable, "-m", "memray", "run", "-q",
-                           "--trace-python-allocators", "-o", str(memray_file), *command[1:]]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "memray",
+                    "run",
+                    "-q",
+                    "--trace-python-allocators",
+                    "-o",
+                    str(memray_file),
+                    *command[1:],
+                ]
             cpu0 = server.cpu_seconds()
             load0 = os.getloadavg()[0]
             done = subprocess.run(command, capture_output=True, text=True)
@@ -121,9 +144,11 @@ def memray_summary(capture: Path, top: int = 30) -> None:
             key = f"{ours[1].rpartition('/crmsync/')[2]}:{ours[2]} {ours[0]}"
         by_crmsync[key] += record.size
     total = sum(by_line.values())
-    lines = [f"heap alive at the peak: {total / 2**20:.1f} MB "
-             f"(RSS adds the interpreter, freed-but-kept arenas and memray itself)",
-             "by the innermost crmsync line:"]
+    lines = [
+        f"heap alive at the peak: {total / 2**20:.1f} MB "
+        f"(RSS adds the interpreter, freed-but-kept arenas and memray itself)",
+        "by the innermost crmsync line:",
+    ]
     lines += [f"  {size / 2**20:7.1f} MB  {where}" for where, size in by_crmsync.most_common(top)]
     lines.append("by allocating line:")
     lines += [f"  {size / 2**20:7.1f} MB  {where}" for where, size in by_line.most_common(top)]
@@ -142,29 +167,51 @@ def report(results: dict[tuple[str, int], dict[str, dict[str, Any]]]) -> None:
         for phase in PHASES:
             r = phases[phase]
             loads.append(r["load"])
-            rows.append([name, common.fmt(size),
-                         phase + (" (under memray)" if r.get("memray") else ""),
-                         common.fmt(r["max_rss_mb"]),
-                         common.fmt(r["wall"]), common.fmt(r["cpu"]),
-                         common.fmt(r["server_cpu"]), common.fmt(r.get("requests")),
-                         common.fmt(r.get("links")), common.fmt(r["load"], 1)])
+            rows.append(
+                [
+                    name,
+                    common.fmt(size),
+                    phase + (" (under memray)" if r.get("memray") else ""),
+                    common.fmt(r["max_rss_mb"]),
+                    common.fmt(r["wall"]),
+                    common.fmt(r["cpu"]),
+                    common.fmt(r["server_cpu"]),
+                    common.fmt(r.get("requests")),
+                    common.fmt(r.get("links")),
+                    common.fmt(r["load"], 1),
+                ]
+            )
         setup = phases["setup"]
         print(f"[{name} {size}] setup: {setup['how']}; {setup['wall']:.1f} s")
         worst = max(phases[p]["max_rss_mb"] for p in PHASES[1:])
-        verdicts.append(f"{name} {size:,}: first cycle {phases['first cycle']['max_rss_mb']:.0f}"
-                        f" MB, no-change {phases['no-change']['max_rss_mb']:.0f} MB, full "
-                        f"listing {phases['full listing']['max_rss_mb']:.0f} MB "
-                        f"(<= {TARGET_MB} MB: {common.verdict(worst <= TARGET_MB)})")
+        verdicts.append(
+            f"{name} {size:,}: first cycle {phases['first cycle']['max_rss_mb']:.0f}"
+            f" MB, no-change {phases['no-change']['max_rss_mb']:.0f} MB, full "
+            f"listing {phases['full listing']['max_rss_mb']:.0f} MB "
+            f"(<= {TARGET_MB} MB: {common.verdict(worst <= TARGET_MB)})"
+        )
     common.print_table(
         "Peak client RSS per phase (1 rep, M contacts + M events; each phase in a fresh "
         "process, measured at every size)",
-        ["server", "items/collection", "phase", "peak RSS MB", "wall s", "client CPU s",
-         "server CPU s", "requests", "links", "load"],
+        [
+            "server",
+            "items/collection",
+            "phase",
+            "peak RSS MB",
+            "wall s",
+            "client CPU s",
+            "server CPU s",
+            "requests",
+            "links",
+            "load",
+        ],
         rows,
     )
     if loads:
-        print(f"1-minute load average during the phases: {min(loads):.1f}-{max(loads):.1f}; "
-              f"{os.cpu_count()} CPUs; run {time.strftime('%Y-%m-%d %H:%M')}")
+        print(
+            f"1-minute load average during the phases: {min(loads):.1f}-{max(loads):.1f}; "
+            f"{os.cpu_count()} CPUs; run {time.strftime('%Y-%m-%d %H:%M')}"
+        )
     print("SUMMARY memory: " + "; ".join(verdicts))
 
 
@@ -179,18 +226,24 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "setup":
         shutil.rmtree(home, ignore_errors=True)
         service = common.open_service(home)
-        seeded = common.seed_crm(service.crm, common.rep_emails(1, server.name), args.items,
-                                 args.seed)
+        seeded = common.seed_crm(
+            service.crm, common.rep_emails(1, server.name), args.items, args.seed
+        )
         common.configure(service, server, seeded.reps)
         rep = seeded.reps[0]
         facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
         out["how"] = common.write_server_items(
-            server, facts.addressbook,
+            server,
+            facts.addressbook,
             [common.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
-            common.VCARD_TYPE)
+            common.VCARD_TYPE,
+        )
         common.write_server_items(
-            server, facts.calendar,
-            [common.render_event(i, e) for i, e in seeded.events[rep.id]], common.ICAL_TYPE)
+            server,
+            facts.calendar,
+            [common.render_event(i, e) for i, e in seeded.events[rep.id]],
+            common.ICAL_TYPE,
+        )
     else:
         service = common.open_service(home)
         if args.child != "baseline":
@@ -204,11 +257,15 @@ def child(args: argparse.Namespace) -> None:
             out["requests"] = service.mail_server().requests_made - before
             out["writes"] = sum(r.writes for r in reports)
             out["errors"] = [r.error for r in reports if r.error]
-            out["links"] = sum(service.store.count_links(rep.id, k)
-                               for k in (ItemKind.CONTACT, ItemKind.EVENT))
+            out["links"] = sum(
+                service.store.count_links(rep.id, k) for k in (ItemKind.CONTACT, ItemKind.EVENT)
+            )
     service.close()
-    out.update(wall=time.perf_counter() - wall0, cpu=time.process_time() - cpu0,
-               max_rss_mb=common.max_rss_mb())
+    out.update(
+        wall=time.perf_counter() - wall0,
+        cpu=time.process_time() - cpu0,
+        max_rss_mb=common.max_rss_mb(),
+    )
     print(json.dumps(out))
 
 

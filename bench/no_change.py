@@ -38,13 +38,20 @@ KINDS = ((ItemKind.CONTACT, "address book"), (ItemKind.EVENT, "calendar"))
 
 def main() -> None:
     parser = common.arguments(__doc__.splitlines()[0], items=10_000)
-    parser.add_argument("--servers", default=",".join(common.SERVERS),
-                        help="servers to run, comma-separated (SabreDAV is skipped with the "
-                        "reason where it cannot run)")
+    parser.add_argument(
+        "--servers",
+        default=",".join(common.SERVERS),
+        help="servers to run, comma-separated (SabreDAV is skipped with the "
+        "reason where it cannot run)",
+    )
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--small", type=int, default=100, help="the comparison size")
-    parser.add_argument("--sabredav-items", type=int, default=2000,
-                        help="M for SabreDAV (seeded over HTTP, one PUT per item)")
+    parser.add_argument(
+        "--sabredav-items",
+        type=int,
+        default=2000,
+        help="M for SabreDAV (seeded over HTTP, one PUT per item)",
+    )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--server-json", help=argparse.SUPPRESS)
@@ -75,34 +82,58 @@ def main() -> None:
             phases += [p for pair in found for p in pair[:2]]
             ratio = whole_ratio(found)
             worst = max(k["requests"] for o, _, _ in found for k in o["kinds"].values())
-            summaries.append(f"{name} {items:,}: {worst} request(s)/collection "
-                             f"({common.verdict(worst <= REQUEST_TARGET)}), "
-                             + ratio.summary() + "; " + warm_ratio(found).summary())
+            summaries.append(
+                f"{name} {items:,}: {worst} request(s)/collection "
+                f"({common.verdict(worst <= REQUEST_TARGET)}), "
+                + ratio.summary()
+                + "; "
+                + warm_ratio(found).summary()
+            )
     common.print_table(
         f"No-change cycle vs raw sync-collection REPORTs (1 rep; {args.pairs} interleaved "
         "pairs, each phase a fresh process; times are medians over the pairs)",
-        ["server", "items/coll.", "collection", "requests (raw)", "wall s (raw)",
-         "x raw time: median (spread)", "verdict", "client CPU s (raw)", "server CPU s",
-         "peak RSS MB", "load"],
+        [
+            "server",
+            "items/coll.",
+            "collection",
+            "requests (raw)",
+            "wall s (raw)",
+            "x raw time: median (spread)",
+            "verdict",
+            "client CPU s (raw)",
+            "server CPU s",
+            "peak RSS MB",
+            "load",
+        ],
         rows,
     )
     common.print_table(
         "Where a fresh-process no-change cycle's wall time goes (medians over the pairs)",
-        ["server", "items/coll.", "whole cycle s", "discovery PROPFINDs s",
-         "sync-collection REPORTs s", "rest s (state store, CRM, engine)", "raw REPORTs s",
-         "client CPU s"],
+        [
+            "server",
+            "items/coll.",
+            "whole cycle s",
+            "discovery PROPFINDs s",
+            "sync-collection REPORTs s",
+            "rest s (state store, CRM, engine)",
+            "raw REPORTs s",
+            "client CPU s",
+        ],
         breakdown,
     )
     print(pairs.load_note(phases))
-    print(f"SUMMARY no-change (target <= {REQUEST_TARGET} requests per collection and "
-          f"<= {TIME_TARGET} x the raw REPORTs' wall time): " + "; ".join(summaries))
+    print(
+        f"SUMMARY no-change (target <= {REQUEST_TARGET} requests per collection and "
+        f"<= {TIME_TARGET} x the raw REPORTs' wall time): " + "; ".join(summaries)
+    )
 
 
 # ------------------------------------------------------------------------------ parent
 
 
-def scenario(args: argparse.Namespace, name: str, workdir: Path, items: int
-             ) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
+def scenario(
+    args: argparse.Namespace, name: str, workdir: Path, items: int
+) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
     args = argparse.Namespace(**{**vars(args), "server": name})
     emails = common.rep_emails(1, name)
     with common.dav_server(args, workdir, emails) as server:
@@ -111,27 +142,46 @@ def scenario(args: argparse.Namespace, name: str, workdir: Path, items: int
         rep = linked.seeded.reps[0]
         facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
         collections = workdir / "collections.json"
-        collections.write_text(json.dumps({ItemKind.CONTACT.value: facts.addressbook,
-                                           ItemKind.EVENT.value: facts.calendar}))
+        collections.write_text(
+            json.dumps(
+                {ItemKind.CONTACT.value: facts.addressbook, ItemKind.EVENT.value: facts.calendar}
+            )
+        )
         service.close()
-        print(f"[{name} {items}] server seeded in {linked.server_seed.wall:.1f} s "
-              f"({linked.how}); first (pairing) cycle {linked.pairing.wall:.1f} s, "
-              f"{linked.pairing.requests} requests, client CPU {linked.pairing.cpu:.1f} s, "
-              f"peak RSS {linked.pairing.peak_rss:.0f} MB", flush=True)
-        base = ["--server", name, "--server-json",
-                str(pairs.server_json(server, workdir / "server.json")),
-                "--home", str(workdir / "home"), "--collections", str(collections)]
+        print(
+            f"[{name} {items}] server seeded in {linked.server_seed.wall:.1f} s "
+            f"({linked.how}); first (pairing) cycle {linked.pairing.wall:.1f} s, "
+            f"{linked.pairing.requests} requests, client CPU {linked.pairing.cpu:.1f} s, "
+            f"peak RSS {linked.pairing.peak_rss:.0f} MB",
+            flush=True,
+        )
+        base = [
+            "--server",
+            name,
+            "--server-json",
+            str(pairs.server_json(server, workdir / "server.json")),
+            "--home",
+            str(workdir / "home"),
+            "--collections",
+            str(collections),
+        ]
         found = []
         for ours, raw, order in pairs.interleaved(
-                args.pairs,
-                lambda k: pairs.run_child(__file__, [*base, "--child", "crmsync"],
-                                          f"{name} {items} crmsync {k + 1}"),
-                lambda k: pairs.run_child(__file__, [*base, "--child", "raw"],
-                                          f"{name} {items} raw {k + 1}")):
+            args.pairs,
+            lambda k: pairs.run_child(
+                __file__, [*base, "--child", "crmsync"], f"{name} {items} crmsync {k + 1}"
+            ),
+            lambda k: pairs.run_child(
+                __file__, [*base, "--child", "raw"], f"{name} {items} raw {k + 1}"
+            ),
+        ):
             found.append((ours, raw, order))
-            print(f"[{name} {items}] pair {len(found)} ({order}): crmsync {ours['wall']:.3f} s "
-                  f"{ours['requests']} req, raw {raw['wall']:.3f} s {raw['requests']} req; "
-                  f"load {ours['load']:.1f} / {raw['load']:.1f}", flush=True)
+            print(
+                f"[{name} {items}] pair {len(found)} ({order}): crmsync {ours['wall']:.3f} s "
+                f"{ours['requests']} req, raw {raw['wall']:.3f} s {raw['requests']} req; "
+                f"load {ours['load']:.1f} / {raw['load']:.1f}",
+                flush=True,
+            )
         return found
 
 
@@ -139,8 +189,9 @@ def whole_ratio(found: list[tuple[pairs.Phase, pairs.Phase, str]]) -> pairs.Rati
     return pairs.Ratio("wall time", [o["wall"] / r["wall"] for o, r, _ in found], TIME_TARGET)
 
 
-def table_rows(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
-               ) -> list[list[str]]:
+def table_rows(
+    name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
+) -> list[list[str]]:
     def median(values: list[float]) -> float:
         return pairs.Ratio("", values).median
 
@@ -150,52 +201,80 @@ def table_rows(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase
     for kind, label in KINDS:
         ours = [o["kinds"][kind.value] for o, _, _ in found]
         raws = [r["kinds"][kind.value] for _, r, _ in found]
-        ratio = pairs.Ratio("", [o["wall"] / r["wall"] for o, r in zip(ours, raws,
-                                                                       strict=True)],
-                            TIME_TARGET)
-        rows.append([name, common.fmt(items), label,
-                     _both(max(o["requests"] for o in ours), max(r["requests"] for r in raws)),
-                     _both(median([o["wall"] for o in ours]), median([r["wall"] for r in raws])),
-                     f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})", "",
-                     _both(median([o["cpu"] for o in ours]), median([r["cpu"] for r in raws])),
-                     common.fmt(median([o["server_cpu"] for o in ours]), 3), "", load])
+        ratio = pairs.Ratio(
+            "", [o["wall"] / r["wall"] for o, r in zip(ours, raws, strict=True)], TIME_TARGET
+        )
+        rows.append(
+            [
+                name,
+                common.fmt(items),
+                label,
+                _both(max(o["requests"] for o in ours), max(r["requests"] for r in raws)),
+                _both(median([o["wall"] for o in ours]), median([r["wall"] for r in raws])),
+                f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})",
+                "",
+                _both(median([o["cpu"] for o in ours]), median([r["cpu"] for r in raws])),
+                common.fmt(median([o["server_cpu"] for o in ours]), 3),
+                "",
+                load,
+            ]
+        )
     whole = whole_ratio(found)
     ours_all = [o for o, _, _ in found]
     raws_all = [r for _, r, _ in found]
-    discovery = max(o["requests"] - sum(k["requests"] for k in o["kinds"].values())
-                    for o in ours_all)
-    rows.append([name, common.fmt(items), f"whole cycle ({discovery} discovery req)",
-                 _both(max(o["requests"] for o in ours_all),
-                       max(r["requests"] for r in raws_all)),
-                 _both(median([o["wall"] for o in ours_all]),
-                       median([r["wall"] for r in raws_all])),
-                 f"{whole.median:.2f} ({whole.low:.2f}-{whole.high:.2f})", whole.verdict(),
-                 _both(median([o["cpu"] for o in ours_all]), median([r["cpu"] for r in raws_all])),
-                 common.fmt(median([o["server_cpu"] for o in ours_all]), 3),
-                 common.fmt(max(o["peak_rss"] for o in ours_all)), load])
+    discovery = max(
+        o["requests"] - sum(k["requests"] for k in o["kinds"].values()) for o in ours_all
+    )
+    rows.append(
+        [
+            name,
+            common.fmt(items),
+            f"whole cycle ({discovery} discovery req)",
+            _both(max(o["requests"] for o in ours_all), max(r["requests"] for r in raws_all)),
+            _both(median([o["wall"] for o in ours_all]), median([r["wall"] for r in raws_all])),
+            f"{whole.median:.2f} ({whole.low:.2f}-{whole.high:.2f})",
+            whole.verdict(),
+            _both(median([o["cpu"] for o in ours_all]), median([r["cpu"] for r in raws_all])),
+            common.fmt(median([o["server_cpu"] for o in ours_all]), 3),
+            common.fmt(max(o["peak_rss"] for o in ours_all)),
+            load,
+        ]
+    )
     warm = warm_ratio(found)
     warms = [o["warm"] for o in ours_all]
     raw_warms = [r["warm"] for r in raws_all]
-    rows.append([name, common.fmt(items), "2nd cycle, same process (discovery cached)",
-                 _both(max(w["requests"] for w in warms), max(r["requests"] for r in raw_warms)),
-                 _both(median([w["wall"] for w in warms]),
-                       median([r["wall"] for r in raw_warms])),
-                 f"{warm.median:.2f} ({warm.low:.2f}-{warm.high:.2f})", warm.verdict(),
-                 _both(median([w["cpu"] for w in warms]), median([r["cpu"] for r in raw_warms])),
-                 common.fmt(median([w["server_cpu"] for w in warms]), 3), "", load])
+    rows.append(
+        [
+            name,
+            common.fmt(items),
+            "2nd cycle, same process (discovery cached)",
+            _both(max(w["requests"] for w in warms), max(r["requests"] for r in raw_warms)),
+            _both(median([w["wall"] for w in warms]), median([r["wall"] for r in raw_warms])),
+            f"{warm.median:.2f} ({warm.low:.2f}-{warm.high:.2f})",
+            warm.verdict(),
+            _both(median([w["cpu"] for w in warms]), median([r["cpu"] for r in raw_warms])),
+            common.fmt(median([w["server_cpu"] for w in warms]), 3),
+            "",
+            load,
+        ]
+    )
     return rows
 
 
 def warm_ratio(found: list[tuple[pairs.Phase, pairs.Phase, str]]) -> pairs.Ratio:
-    return pairs.Ratio("warm cycle wall time",
-                       [o["warm"]["wall"] / r["warm"]["wall"] for o, r, _ in found],
-                       TIME_TARGET)
+    return pairs.Ratio(
+        "warm cycle wall time",
+        [o["warm"]["wall"] / r["warm"]["wall"] for o, r, _ in found],
+        TIME_TARGET,
+    )
 
 
-def breakdown_row(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
-                  ) -> list[str]:
+def breakdown_row(
+    name: str, items: int, found: list[tuple[pairs.Phase, pairs.Phase, str]]
+) -> list[str]:
     """Where the fresh cycle's wall time went (medians over the pairs): its discovery
     PROPFINDs, its sync-collection REPORTs, and the rest (state store, CRM, engine)."""
+
     def median(values: list[float]) -> float:
         return pairs.Ratio("", values).median
 
@@ -205,9 +284,16 @@ def breakdown_row(name: str, items: int, found: list[tuple[pairs.Phase, pairs.Ph
     report = median([w.get("REPORT", 0.0) for w in walls])
     rest = median([o["wall"] - sum(w.values()) for o, w in zip(ours, walls, strict=True)])
     raw = median([r["wall"] for _, r, _ in found])
-    return [name, common.fmt(items), common.fmt(median([o["wall"] for o in ours]), 3),
-            common.fmt(propfind, 3), common.fmt(report, 3), common.fmt(rest, 3),
-            common.fmt(raw, 3), common.fmt(median([o["cpu"] for o in ours]), 3)]
+    return [
+        name,
+        common.fmt(items),
+        common.fmt(median([o["wall"] for o in ours]), 3),
+        common.fmt(propfind, 3),
+        common.fmt(report, 3),
+        common.fmt(rest, 3),
+        common.fmt(raw, 3),
+        common.fmt(median([o["cpu"] for o in ours]), 3),
+    ]
 
 
 def _both(ours: float, raw: float) -> str:
@@ -227,18 +313,27 @@ def child_crmsync(args: argparse.Namespace) -> None:
     def requests() -> int:
         return service.mail_server().requests_made
 
-    with request_walls() as walls, common.per_kind_meter(service, server) as per_kind, \
-            pairs.TimedBlock(server, requests) as total:
+    with (
+        request_walls() as walls,
+        common.per_kind_meter(service, server) as per_kind,
+        pairs.TimedBlock(server, requests) as total,
+    ):
         reports = service.sync_all()
     with pairs.TimedBlock(server, requests) as warm:
         reports += service.sync_all()
     if any(r.error or r.writes for r in reports):
         print(f"WARNING: a no-change cycle wrote or failed: {reports}")
     service.close()
-    kinds = {kind.value: {"wall": m.wall, "cpu": m.cpu, "server_cpu": m.server_cpu,
-                          "requests": m.requests or 0} for kind, m in per_kind.items()}
-    pairs.emit({**total.as_dict(), "kinds": kinds, "request_walls": walls,
-                "warm": warm.as_dict()})
+    kinds = {
+        kind.value: {
+            "wall": m.wall,
+            "cpu": m.cpu,
+            "server_cpu": m.server_cpu,
+            "requests": m.requests or 0,
+        }
+        for kind, m in per_kind.items()
+    }
+    pairs.emit({**total.as_dict(), "kinds": kinds, "request_walls": walls, "warm": warm.as_dict()})
 
 
 @contextlib.contextmanager
@@ -283,8 +378,7 @@ def child_raw(args: argparse.Namespace) -> None:
     paths: dict[str, str] = json.loads(Path(args.collections).read_text())
     service = common.open_service(Path(args.home))
     rep = service.reps()[0]
-    tokens = {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or ""
-              for kind, _ in KINDS}
+    tokens = {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind, _ in KINDS}
     service.close()
     kinds: dict[str, Any] = {}
     headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
@@ -297,13 +391,24 @@ def child_raw(args: argparse.Namespace) -> None:
         with pairs.TimedBlock(server) as total:
             for kind, path in paths.items():
                 with pairs.TimedBlock(server) as part:
-                    response = client.request("REPORT", server.url + path, headers=headers,
-                                              content=sync_collection_body(tokens[kind]).encode())
+                    response = client.request(
+                        "REPORT",
+                        server.url + path,
+                        headers=headers,
+                        content=sync_collection_body(tokens[kind]).encode(),
+                    )
                     if response.status_code != 207:
                         raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
-                kinds.setdefault(kind, {"wall": part.wall, "cpu": part.cpu,
-                                        "server_cpu": part.server_cpu, "requests": 1,
-                                        "bytes": len(response.content)})
+                kinds.setdefault(
+                    kind,
+                    {
+                        "wall": part.wall,
+                        "cpu": part.cpu,
+                        "server_cpu": part.server_cpu,
+                        "requests": 1,
+                        "bytes": len(response.content),
+                    },
+                )
         total.requests = len(paths)
         timed.append(total)
     client.close()

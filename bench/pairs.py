@@ -33,12 +33,19 @@ MIN_PAIRS = 3
 
 def server_json(server: common.Server, path: Path) -> Path:
     """Write what a child process needs to reach ``server`` (and meter its CPU)."""
-    path.write_text(json.dumps({
-        "name": server.name, "url": server.url, "username": server.username,
-        "password": server.password, "principal_path": server.principal_path,
-        "data_dir": str(server.data_dir) if server.data_dir else None,
-        "pid": server.process.pid if server.process else None,
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "name": server.name,
+                "url": server.url,
+                "username": server.username,
+                "password": server.password,
+                "principal_path": server.principal_path,
+                "data_dir": str(server.data_dir) if server.data_dir else None,
+                "pid": server.process.pid if server.process else None,
+            }
+        )
+    )
     return path
 
 
@@ -50,9 +57,15 @@ def load_server(path: str | Path) -> common.Server:
             process = psutil.Process(info["pid"])
         except psutil.Error:
             process = None
-    return common.Server(info["name"], info["url"], info["username"], info["password"],
-                         info["principal_path"], process,
-                         Path(info["data_dir"]) if info["data_dir"] else None)
+    return common.Server(
+        info["name"],
+        info["url"],
+        info["username"],
+        info["password"],
+        info["principal_path"],
+        process,
+        Path(info["data_dir"]) if info["data_dir"] else None,
+    )
 
 
 def run_child(script: str, argv: Sequence[str], label: str) -> Phase:
@@ -84,17 +97,24 @@ class Timed:
     requests: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"wall": self.wall, "cpu": self.cpu, "server_cpu": self.server_cpu,
-                "peak_rss": self.peak_rss, "load": self.load, "requests": self.requests,
-                "max_rss_mb": common.max_rss_mb()}
+        return {
+            "wall": self.wall,
+            "cpu": self.cpu,
+            "server_cpu": self.server_cpu,
+            "peak_rss": self.peak_rss,
+            "load": self.load,
+            "requests": self.requests,
+            "max_rss_mb": common.max_rss_mb(),
+        }
 
 
 class TimedBlock:
     """Time a block in a child: wall, this process's CPU, the server's CPU, peak RSS, the
     mean 1-minute load average while it ran, and requests when ``requests`` is given."""
 
-    def __init__(self, server: common.Server | None,
-                 requests: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, server: common.Server | None, requests: Callable[[], int] | None = None
+    ) -> None:
         self.server = server
         self.requests = requests
         self.result = Timed()
@@ -129,8 +149,9 @@ def emit(result: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- pairs
 
 
-def interleaved(pairs: int, first: Callable[[int], Phase], second: Callable[[int], Phase]
-                ) -> Iterator[tuple[Phase, Phase, str]]:
+def interleaved(
+    pairs: int, first: Callable[[int], Phase], second: Callable[[int], Phase]
+) -> Iterator[tuple[Phase, Phase, str]]:
     """Run ``pairs`` pairs, alternating which phase goes first; yields (first's result,
     second's result, the order run) per pair."""
     if pairs < MIN_PAIRS:
@@ -182,29 +203,43 @@ class Ratio:
 
     def summary(self) -> str:
         sign = "<=" if self.at_most else ">="
-        text = (f"{self.name} median {self.median:.2f} (pairs {self.low:.2f}-{self.high:.2f}, "
-                f"n={len(self.values)})")
+        text = (
+            f"{self.name} median {self.median:.2f} (pairs {self.low:.2f}-{self.high:.2f}, "
+            f"n={len(self.values)})"
+        )
         if self.target is not None:
             text += f", target {sign} {self.target}: {self.verdict()}"
         return text
 
 
 def ratio_rows(ratios: Sequence[Ratio]) -> list[list[str]]:
-    return [[r.name, common.fmt(r.median), f"{common.fmt(r.low)}-{common.fmt(r.high)}",
-             ", ".join(common.fmt(v) for v in r.values),
-             "" if r.target is None else ("<= " if r.at_most else ">= ") + str(r.target),
-             r.verdict()] for r in ratios]
+    return [
+        [
+            r.name,
+            common.fmt(r.median),
+            f"{common.fmt(r.low)}-{common.fmt(r.high)}",
+            ", ".join(common.fmt(v) for v in r.values),
+            "" if r.target is None else ("<= " if r.at_most else ">= ") + str(r.target),
+            r.verdict(),
+        ]
+        for r in ratios
+    ]
 
 
 def print_ratios(title: str, ratios: Sequence[Ratio]) -> None:
-    common.print_table(title, ["ratio (crmsync / raw)", "median", "spread (min-max)",
-                               "per pair", "target", "verdict"], ratio_rows(ratios))
+    common.print_table(
+        title,
+        ["ratio (crmsync / raw)", "median", "spread (min-max)", "per pair", "target", "verdict"],
+        ratio_rows(ratios),
+    )
 
 
 def load_note(phases: Sequence[Phase]) -> str:
     loads = [p["load"] for p in phases if p.get("load") == p.get("load")]
     if not loads:
         return "load average: not measured"
-    return (f"1-minute load average while the phases ran: {min(loads):.1f}-{max(loads):.1f} "
-            f"(median {statistics.median(loads):.1f}); {os.cpu_count()} CPUs; "
-            f"run {time.strftime('%Y-%m-%d %H:%M')}")
+    return (
+        f"1-minute load average while the phases ran: {min(loads):.1f}-{max(loads):.1f} "
+        f"(median {statistics.median(loads):.1f}); {os.cpu_count()} CPUs; "
+        f"run {time.strftime('%Y-%m-%d %H:%M')}"
+    )

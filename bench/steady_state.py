@@ -61,30 +61,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("radicale", "sabredav"), default="radicale")
     parser.add_argument("--reps", default="100,300", help="N values, comma-separated")
-    parser.add_argument("--items", default="100", help="M values (contacts per rep, and as "
-                        "many events), comma-separated")
+    parser.add_argument(
+        "--items",
+        default="100",
+        help="M values (contacts per rep, and as many events), comma-separated",
+    )
     parser.add_argument("--churn", type=float, default=0.01, help="share of items edited")
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--seeded", help="run the passes on this folder, left by a run "
-                        "stopped after seeding (its snapshots 'linked' and 'churned' made), "
-                        "instead of seeding again; --items names its M")
-    parser.add_argument("--seed-into", help="seed max(--reps) reps x --items into this new "
-                        "folder (server, databases, snapshots), stop, and keep it for --seeded")
-    parser.add_argument("--workers", help="e.g. 1,2: run the passes through `crmsync "
-                        "scheduler` and that many `crmsync worker` processes instead (needs "
-                        "--postgres-url and redis-server)")
-    parser.add_argument("--postgres-url", help="a PostgreSQL URL whose user may create "
-                        "databases (`bash .ci/postgres.sh` prints one)")
-    parser.add_argument("--server-cpus", help="pin the DAV server to these CPUs (e.g. 2,3) "
-                        "and the workers to the others (with --workers)")
-    parser.add_argument("--visible", action="store_true", help="measure edit-to-visible "
-                        "under `crmsync serve` instead (bench/steady_visible.py)")
+    parser.add_argument(
+        "--seeded",
+        help="run the passes on this folder, left by a run "
+        "stopped after seeding (its snapshots 'linked' and 'churned' made), "
+        "instead of seeding again; --items names its M",
+    )
+    parser.add_argument(
+        "--seed-into",
+        help="seed max(--reps) reps x --items into this new "
+        "folder (server, databases, snapshots), stop, and keep it for --seeded",
+    )
+    parser.add_argument(
+        "--workers",
+        help="e.g. 1,2: run the passes through `crmsync "
+        "scheduler` and that many `crmsync worker` processes instead (needs "
+        "--postgres-url and redis-server)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        help="a PostgreSQL URL whose user may create databases (`bash .ci/postgres.sh` prints one)",
+    )
+    parser.add_argument(
+        "--server-cpus",
+        help="pin the DAV server to these CPUs (e.g. 2,3) "
+        "and the workers to the others (with --workers)",
+    )
+    parser.add_argument(
+        "--visible",
+        action="store_true",
+        help="measure edit-to-visible under `crmsync serve` instead (bench/steady_visible.py)",
+    )
     parser.add_argument("--edits", type=int, default=60, help="--visible: edits made")
-    parser.add_argument("--window", type=float, default=300.0, help="--visible: seconds "
-                        "over which the edits are spread")
-    parser.add_argument("--interval", type=float, default=60.0, help="--visible: serve's "
-                        "--interval (its default)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=300.0,
+        help="--visible: seconds over which the edits are spread",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=60.0, help="--visible: serve's --interval (its default)"
+    )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--state", choices=("linked", "churned"), help=argparse.SUPPRESS)
@@ -104,8 +129,10 @@ def main() -> None:
             world.seed()
         finally:
             world.stop()
-        print(f"seeded: rerun the passes with --seeded {args.seed_into} --items {args.items}"
-              f" --server {args.server}")
+        print(
+            f"seeded: rerun the passes with --seeded {args.seed_into} --items {args.items}"
+            f" --server {args.server}"
+        )
         return
     if args.workers and not args.postgres_url:
         parser.error("--workers needs --postgres-url (bash .ci/postgres.sh prints one)")
@@ -137,10 +164,12 @@ def main() -> None:
                     import steady_workers
 
                     counts = sorted(int(w) for w in args.workers.split(","))
-                    cpus = ({int(c) for c in args.server_cpus.split(",")}
-                            if args.server_cpus else None)
+                    cpus = (
+                        {int(c) for c in args.server_cpus.split(",")} if args.server_cpus else None
+                    )
                     found_rows, found_summaries = steady_workers.run_workers_mode(
-                        world, args, reps, counts, cpus)
+                        world, args, reps, counts, cpus
+                    )
                     rows += found_rows
                     summaries += found_summaries
                     continue
@@ -148,19 +177,23 @@ def main() -> None:
                     for state in ("linked", "churned"):
                         found = world.pairs(n, state, args.pairs)
                         phases += [p for o, r, _ in found for p in (o, r)]
-                        ratio = pairs.Ratio("wall", [o["wall"] / r["wall"] for o, r, _ in found],
-                                            TIME_TARGET)
+                        ratio = pairs.Ratio(
+                            "wall", [o["wall"] / r["wall"] for o, r, _ in found], TIME_TARGET
+                        )
                         rows.append(table_row(items, n, state, found, ratio))
                         failed = sum(o.get("errors", 0) for o, _, _ in found)
-                        summaries.append(f"{n} reps x {items} {PASS_NAMES[state]}: " + (
-                            f"{failed} failed cycles: no verdict" if failed else ratio.summary()))
+                        summaries.append(
+                            f"{n} reps x {items} {PASS_NAMES[state]}: "
+                            + (f"{failed} failed cycles: no verdict" if failed else ratio.summary())
+                        )
             finally:
                 world.stop()
     print_results(args, rows, phases, summaries)
 
 
-def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[pairs.Phase],
-                  summaries: list[str]) -> None:
+def print_results(
+    args: argparse.Namespace, rows: list[list[str]], phases: list[pairs.Phase], summaries: list[str]
+) -> None:
     server = "Radicale" if args.server == "radicale" else "SabreDAV"
     if args.visible:
         import steady_visible
@@ -168,10 +201,11 @@ def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[
         common.print_table(
             f"Edit to visible under `crmsync serve --interval {args.interval:g}` on one "
             f"{server} ({args.edits} edits over {args.window:g} s per N)",
-            steady_visible.COLUMNS, rows)
+            steady_visible.COLUMNS,
+            rows,
+        )
         print(common.machine_note())
-        print("SUMMARY edit to visible (target p95 < 60 s at 1,000 reps): "
-              + "; ".join(summaries))
+        print("SUMMARY edit to visible (target p95 < 60 s at 1,000 reps): " + "; ".join(summaries))
         return
     if args.workers:
         import steady_workers
@@ -179,18 +213,36 @@ def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[
         common.print_table(
             f"Steady state through `crmsync scheduler` + `crmsync worker` (Redis, PostgreSQL) "
             f"on one {server}, beside the raw loop ({args.pairs} rounds, order alternated; "
-            "medians)", steady_workers.WORKERS_COLUMNS, rows)
+            "medians)",
+            steady_workers.WORKERS_COLUMNS,
+            rows,
+        )
         print(common.machine_note())
-        print("SUMMARY workers (target >= 1.8 x one worker's speed where the server is not "
-              "the bottleneck): " + "; ".join(summaries))
+        print(
+            "SUMMARY workers (target >= 1.8 x one worker's speed where the server is not "
+            "the bottleneck): " + "; ".join(summaries)
+        )
         return
     common.print_table(
         f"Steady state on one {server} vs the raw loop ({args.pairs} interleaved pairs, fresh "
         "processes; medians over the pairs; per rep = divided by N)",
-        ["M items", "N reps", "pass", "wall s crmsync (raw)", "x raw: median (spread)",
-         "requests/rep (raw)", "SQL stmts/rep", "commits/rep", "client CPU s (raw)",
-         "server CPU s (raw)", "writes", "failed cycles", "load"],
-        rows)
+        [
+            "M items",
+            "N reps",
+            "pass",
+            "wall s crmsync (raw)",
+            "x raw: median (spread)",
+            "requests/rep (raw)",
+            "SQL stmts/rep",
+            "commits/rep",
+            "client CPU s (raw)",
+            "server CPU s (raw)",
+            "writes",
+            "failed cycles",
+            "load",
+        ],
+        rows,
+    )
     print(pairs.load_note(phases))
     print(f"SUMMARY steady state (target <= {TIME_TARGET} x raw): " + "; ".join(summaries))
 
@@ -198,21 +250,32 @@ def print_results(args: argparse.Namespace, rows: list[list[str]], phases: list[
 PASS_NAMES = {"linked": "no change", "churned": "churn"}
 
 
-def table_row(items: int, n: int, state: str, found: list[tuple[pairs.Phase, pairs.Phase, str]],
-              ratio: pairs.Ratio) -> list[str]:
+def table_row(
+    items: int,
+    n: int,
+    state: str,
+    found: list[tuple[pairs.Phase, pairs.Phase, str]],
+    ratio: pairs.Ratio,
+) -> list[str]:
     def med(side: int, key: str) -> float:
         return pairs.Ratio("", [pair[side][key] for pair in found]).median
 
     loads = [p["load"] for o, r, _ in found for p in (o, r)]
-    return [common.fmt(items), common.fmt(n), PASS_NAMES[state],
-            f"{med(0, 'wall'):.2f} ({med(1, 'wall'):.2f})",
-            f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})",
-            f"{med(0, 'requests') / n:.1f} ({med(1, 'requests') / n:.1f})",
-            f"{med(0, 'statements') / n:.1f}", f"{med(0, 'commits') / n:.2f}",
-            f"{med(0, 'cpu'):.2f} ({med(1, 'cpu'):.2f})",
-            f"{med(0, 'server_cpu'):.2f} ({med(1, 'server_cpu'):.2f})",
-            f"{med(0, 'writes'):.0f}", f"{sum(o.get('errors', 0) for o, _, _ in found)}",
-            f"{min(loads):.1f}-{max(loads):.1f}"]
+    return [
+        common.fmt(items),
+        common.fmt(n),
+        PASS_NAMES[state],
+        f"{med(0, 'wall'):.2f} ({med(1, 'wall'):.2f})",
+        f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})",
+        f"{med(0, 'requests') / n:.1f} ({med(1, 'requests') / n:.1f})",
+        f"{med(0, 'statements') / n:.1f}",
+        f"{med(0, 'commits') / n:.2f}",
+        f"{med(0, 'cpu'):.2f} ({med(1, 'cpu'):.2f})",
+        f"{med(0, 'server_cpu'):.2f} ({med(1, 'server_cpu'):.2f})",
+        f"{med(0, 'writes'):.0f}",
+        f"{sum(o.get('errors', 0) for o, _, _ in found)}",
+        f"{min(loads):.1f}-{max(loads):.1f}",
+    ]
 
 
 # ------------------------------------------------------------------------------ parent
@@ -227,8 +290,10 @@ class DavProcess:
         self.folder = folder
         self.started_once = port is not None  # a --seeded folder holds its data already
         if kind == "radicale":
-            users = {common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
-                     **dict.fromkeys(emails, common.REP_PASSWORD)}
+            users = {
+                common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
+                **dict.fromkeys(emails, common.REP_PASSWORD),
+            }
             self.server: Any = LocalRadicale(folder, users, common.SERVICE_ACCOUNT, port=port)
             self.account = (common.SERVICE_ACCOUNT, common.SERVICE_PASSWORD, "/{email}/")
         else:
@@ -238,9 +303,13 @@ class DavProcess:
             from tests import sabredav
 
             self.server = sabredav.SabreDavServer(
-                folder, reps=dict.fromkeys(emails, common.REP_PASSWORD), port=port)
-            self.account = (sabredav.SERVICE_ACCOUNT, sabredav.SERVICE_PASSWORD,
-                            sabredav.PRINCIPAL_PATH)
+                folder, reps=dict.fromkeys(emails, common.REP_PASSWORD), port=port
+            )
+            self.account = (
+                sabredav.SERVICE_ACCOUNT,
+                sabredav.SERVICE_PASSWORD,
+                sabredav.PRINCIPAL_PATH,
+            )
 
     def start(self) -> common.Server:
         if self.kind == "radicale":
@@ -250,9 +319,15 @@ class DavProcess:
         self.started_once = True
         user, password, principal = self.account
         return common.Server(
-            self.kind, self.server.url, user, password, principal,
+            self.kind,
+            self.server.url,
+            user,
+            password,
+            principal,
             common._child_listening_on(self.server.port),
-            self.folder if self.kind == "radicale" else None, self.server.stop)
+            self.folder if self.kind == "radicale" else None,
+            self.server.stop,
+        )
 
     def stop(self) -> None:
         self.server.stop()
@@ -261,8 +336,9 @@ class DavProcess:
 class World:
     """One DAV server and one deployment home under ``work``, with snapshots to restore."""
 
-    def __init__(self, work: Path, reps: int, items: int, args: argparse.Namespace,
-                 port: int | None = None) -> None:
+    def __init__(
+        self, work: Path, reps: int, items: int, args: argparse.Namespace, port: int | None = None
+    ) -> None:
         self.work = work
         self.reps = reps
         self.items = items
@@ -303,15 +379,22 @@ class World:
         collections: dict[str, dict[str, str]] = {}
         for rep in seeded.reps:
             facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
-            collections[rep.email] = {ItemKind.CONTACT.value: facts.addressbook,
-                                      ItemKind.EVENT.value: facts.calendar}
+            collections[rep.email] = {
+                ItemKind.CONTACT.value: facts.addressbook,
+                ItemKind.EVENT.value: facts.calendar,
+            }
             common.write_server_items(
-                server, facts.addressbook,
+                server,
+                facts.addressbook,
                 [common.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
-                common.VCARD_TYPE)
+                common.VCARD_TYPE,
+            )
             common.write_server_items(
-                server, facts.calendar,
-                [common.render_event(i, e) for i, e in seeded.events[rep.id]], common.ICAL_TYPE)
+                server,
+                facts.calendar,
+                [common.render_event(i, e) for i, e in seeded.events[rep.id]],
+                common.ICAL_TYPE,
+            )
         (self.work / "collections.json").write_text(json.dumps(collections))
         t1 = time.perf_counter()
         for rep in seeded.reps:
@@ -319,9 +402,12 @@ class World:
             if report.error:
                 raise SystemExit(f"pairing cycle of {rep.email} failed: {report.error}")
         links = sum(service.store.count_links(r.id, k) for r in seeded.reps for k in KINDS)
-        print(f"[M={self.items}] seeded {self.reps} reps x {self.items} contacts + events in "
-              f"{t1 - t0:.0f} s, paired by a first cycle in {time.perf_counter() - t1:.0f} s "
-              f"({links:,} links)", flush=True)
+        print(
+            f"[M={self.items}] seeded {self.reps} reps x {self.items} contacts + events in "
+            f"{t1 - t0:.0f} s, paired by a first cycle in {time.perf_counter() - t1:.0f} s "
+            f"({links:,} links)",
+            flush=True,
+        )
         service.close()
         self.snapshot("linked")
         self.churn(seeded)
@@ -343,11 +429,14 @@ class World:
                     for link in links[:count]:  # the rep's edits on the server
                         url = server.url + link.mail_id
                         text = edit_server_item(client.get(url).text, kind)
-                        response = client.put(url, content=text.encode(), headers={
-                            "Content-Type": CONTENT_TYPES[kind]})
+                        response = client.put(
+                            url,
+                            content=text.encode(),
+                            headers={"Content-Type": CONTENT_TYPES[kind]},
+                        )
                         if response.status_code not in (200, 201, 204):
                             raise SystemExit(f"churn PUT {url}: HTTP {response.status_code}")
-                    for link in links[count:2 * count]:  # edits in the CRM
+                    for link in links[count : 2 * count]:  # edits in the CRM
                         puts[rep.email].append(self.edit_in_crm(service, kind, link))
         service.close()
         (self.work / "puts.json").write_text(json.dumps(puts))
@@ -363,8 +452,7 @@ class World:
             ev = replace(crm.get_event(link.crm_id).record, subject="Churned subject")
             crm.update_record(OwnedKind.EVENT, link.crm_id, ev)
             _, text = common.render_event(link.crm_id, ev)
-        return {"href": link.mail_id, "etag": link.mail_version, "kind": kind.value,
-                "text": text}
+        return {"href": link.mail_id, "etag": link.mail_version, "kind": kind.value, "text": text}
 
     def snapshot(self, state: str) -> None:
         self.dav.stop()
@@ -380,27 +468,33 @@ class World:
         copy_state(self.work / state, self.live, self.dav_kind)
         self.start()
 
-    def pairs(self, n: int, state: str, count: int
-              ) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
+    def pairs(self, n: int, state: str, count: int) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
         base = ["--work", str(self.work), "--state", state, "--n", str(n)]
 
         def phase(which: str, k: int) -> pairs.Phase:
             if state == "churned":
                 self.restore("churned")
-            return pairs.run_child(__file__, [*base, "--child", which],
-                                   f"M={self.items} N={n} {PASS_NAMES[state]} {which} {k + 1}")
+            return pairs.run_child(
+                __file__,
+                [*base, "--child", which],
+                f"M={self.items} N={n} {PASS_NAMES[state]} {which} {k + 1}",
+            )
 
         if state == "linked":
             self.restore("linked")
         found = []
-        for ours, raw, order in pairs.interleaved(count, lambda k: phase("crmsync", k),
-                                                  lambda k: phase("raw", k)):
+        for ours, raw, order in pairs.interleaved(
+            count, lambda k: phase("crmsync", k), lambda k: phase("raw", k)
+        ):
             found.append((ours, raw, order))
-            print(f"[M={self.items} N={n} {PASS_NAMES[state]}] pair {len(found)} ({order}): "
-                  f"crmsync {ours['wall']:.2f} s {ours['requests']} req "
-                  f"{ours['statements']} stmts {ours['commits']} commits, "
-                  f"raw {raw['wall']:.2f} s {raw['requests']} req; "
-                  f"load {ours['load']:.1f} / {raw['load']:.1f}", flush=True)
+            print(
+                f"[M={self.items} N={n} {PASS_NAMES[state]}] pair {len(found)} ({order}): "
+                f"crmsync {ours['wall']:.2f} s {ours['requests']} req "
+                f"{ours['statements']} stmts {ours['commits']} commits, "
+                f"raw {raw['wall']:.2f} s {raw['requests']} req; "
+                f"load {ours['load']:.1f} / {raw['load']:.1f}",
+                flush=True,
+            )
         return found
 
 
@@ -469,21 +563,30 @@ def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[
     return {**timed.as_dict(), **counts, "writes": writes, "errors": errors}
 
 
-def child_raw(service: Any, server: common.Server, reps: list[Any], work: Path,
-              churned: bool) -> dict[str, Any]:
+def child_raw(
+    service: Any, server: common.Server, reps: list[Any], work: Path, churned: bool
+) -> dict[str, Any]:
     collections = json.loads((work / "collections.json").read_text())
     puts = json.loads((work / "puts.json").read_text()) if churned else {}
-    plan = [(collections[rep.email],
-             {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
-             puts.get(rep.email, []))
-            for rep in reps]
+    plan = [
+        (
+            collections[rep.email],
+            {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
+            puts.get(rep.email, []),
+        )
+        for rep in reps
+    ]
     client = common.raw_client(server)
     requests = 0
     with pairs.TimedBlock(server) as timed:
         for paths, tokens, rep_puts in plan:
             for kind, path in paths.items():
-                response = client.request("REPORT", server.url + path, headers=REPORT_HEADERS,
-                                          content=sync_collection_body(tokens[kind]).encode())
+                response = client.request(
+                    "REPORT",
+                    server.url + path,
+                    headers=REPORT_HEADERS,
+                    content=sync_collection_body(tokens[kind]).encode(),
+                )
                 requests += 1
                 if response.status_code != 207:
                     raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
@@ -491,9 +594,14 @@ def child_raw(service: Any, server: common.Server, reps: list[Any], work: Path,
                     client.get(server.url + href)
                     requests += 1
             for put in rep_puts:
-                response = client.put(server.url + put["href"], content=put["text"].encode(),
-                                      headers={"Content-Type": CONTENT_TYPES[ItemKind(put["kind"])],
-                                               "If-Match": put["etag"]})
+                response = client.put(
+                    server.url + put["href"],
+                    content=put["text"].encode(),
+                    headers={
+                        "Content-Type": CONTENT_TYPES[ItemKind(put["kind"])],
+                        "If-Match": put["etag"],
+                    },
+                )
                 requests += 1
                 if response.status_code not in (200, 201, 204):
                     raise SystemExit(f"PUT {put['href']}: HTTP {response.status_code}")

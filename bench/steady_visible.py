@@ -40,8 +40,18 @@ from crmsync.store import schema
 _L = schema.links
 _R = schema.reps
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
-COLUMNS = ["M items", "N reps", "edits made on", "edits", "visible", "p50 s", "p95 s", "max s",
-           "serve's first pass s", "load"]
+COLUMNS = [
+    "M items",
+    "N reps",
+    "edits made on",
+    "edits",
+    "visible",
+    "p50 s",
+    "p95 s",
+    "max s",
+    "serve's first pass s",
+    "load",
+]
 
 
 @dataclass
@@ -74,16 +84,25 @@ class Visible:
 
     def rows(self) -> list[list[str]]:
         found = []
-        for name, chosen in (("server (to the CRM)", [e for e in self.edits if e.on_server]),
-                             ("CRM (to the server)", [e for e in self.edits if not e.on_server]),
-                             ("both", self.edits)):
+        for name, chosen in (
+            ("server (to the CRM)", [e for e in self.edits if e.on_server]),
+            ("CRM (to the server)", [e for e in self.edits if not e.on_server]),
+            ("both", self.edits),
+        ):
             times = sorted(e.seconds for e in chosen if e.seconds is not None)
             arrived = sum(1 for e in chosen if e.arrived)
-            found.append([common.fmt(self.items), common.fmt(self.n), name, str(len(chosen)),
-                          f"{len(times)} ({arrived} checked there)",
-                          *(f"{v:.1f}" for v in percentiles(times)),
-                          f"{self.first_pass:.0f}",
-                          f"{min(self.loads):.1f}-{max(self.loads):.1f}"])
+            found.append(
+                [
+                    common.fmt(self.items),
+                    common.fmt(self.n),
+                    name,
+                    str(len(chosen)),
+                    f"{len(times)} ({arrived} checked there)",
+                    *(f"{v:.1f}" for v in percentiles(times)),
+                    f"{self.first_pass:.0f}",
+                    f"{min(self.loads):.1f}-{max(self.loads):.1f}",
+                ]
+            )
         return found
 
     def summary(self) -> str:
@@ -93,8 +112,10 @@ class Visible:
         verdict = "MET" if times and p95 < 60 and not lost else "MISSED"
         if self.n < 1000:
             verdict = f"{verdict} at {self.n} reps (the target is stated at 1,000: no verdict)"
-        return (f"{self.n} reps x {self.items}: p50 {p50:.1f} s, p95 {p95:.1f} s, max {top:.1f} s"
-                f" over {len(times)} of {len(self.edits)} edits; {verdict}")
+        return (
+            f"{self.n} reps x {self.items}: p50 {p50:.1f} s, p95 {p95:.1f} s, max {top:.1f} s"
+            f" over {len(times)} of {len(self.edits)} edits; {verdict}"
+        )
 
 
 def percentiles(times: list[float]) -> tuple[float, float, float]:
@@ -117,15 +138,30 @@ def run(world: Any, n: int, args: Any) -> Visible:
     opened = dt.datetime.now(dt.UTC)
     with log.open("ab") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-c", "from crmsync.admin.cli import main; main()", "serve",
-             "--port", str(free_port()), "--interval", f"{args.interval:g}"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=common.ROOT)
+            [
+                sys.executable,
+                "-c",
+                "from crmsync.admin.cli import main; main()",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--interval",
+                f"{args.interval:g}",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=common.ROOT,
+        )
     loads = [os.getloadavg()[0]]
     try:
         warm = wait_for_pass(service, [r.id for r in reps], opened, serve)
-        print(f"[M={world.items} N={n}] serve's first pass over every rep took {warm:.0f} s "
-              f"(not measured); edits start", flush=True)
+        print(
+            f"[M={world.items} N={n}] serve's first pass over every rep took {warm:.0f} s "
+            f"(not measured); edits start",
+            flush=True,
+        )
         watcher = threading.Thread(target=watch, args=(service, edits), daemon=True)
         watcher.start()
         t0 = time.monotonic()
@@ -149,8 +185,11 @@ def run(world: Any, n: int, args: Any) -> Visible:
         for edit in edits:
             edit.arrived = arrived(service, client, world.server, edit)
     service.close()
-    print(f"[M={world.items} N={n}] {sum(e.visible is not None for e in edits)} of "
-          f"{len(edits)} edits visible", flush=True)
+    print(
+        f"[M={world.items} N={n}] {sum(e.visible is not None for e in edits)} of "
+        f"{len(edits)} edits visible",
+        flush=True,
+    )
     return Visible(world.items, n, edits, warm, loads)
 
 
@@ -165,8 +204,17 @@ def plan_edits(service: Any, reps: list[Any], args: Any) -> list[Edit]:
         kind = KINDS[(i // 2) % 2]
         links = sorted(service.store.links(rep.id, kind), key=lambda k: k.crm_id)
         link = links[i // len(reps)]
-        edits.append(Edit(at, rep.id, kind, link.crm_id, link.mail_id, i % 2 == 0,
-                          f"Visible edit {i} {rng.randrange(10**9)}"))
+        edits.append(
+            Edit(
+                at,
+                rep.id,
+                kind,
+                link.crm_id,
+                link.mail_id,
+                i % 2 == 0,
+                f"Visible edit {i} {rng.randrange(10**9)}",
+            )
+        )
     return edits
 
 
@@ -175,9 +223,16 @@ def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> N
         url = server.url + edit.mail_id
         got = client.get(url)
         text = retitled(got.text, edit.kind, edit.token)
-        response = client.put(url, content=text.encode(), headers={
-            "Content-Type": common.VCARD_TYPE if edit.kind is ItemKind.CONTACT
-            else common.ICAL_TYPE, "If-Match": got.headers["ETag"]})
+        response = client.put(
+            url,
+            content=text.encode(),
+            headers={
+                "Content-Type": common.VCARD_TYPE
+                if edit.kind is ItemKind.CONTACT
+                else common.ICAL_TYPE,
+                "If-Match": got.headers["ETag"],
+            },
+        )
         if response.status_code not in (200, 201, 204):
             print(f"WARNING: server edit of {edit.mail_id}: HTTP {response.status_code}")
             return
@@ -209,9 +264,13 @@ def watch(service: Any, edits: list[Edit]) -> None:
     while any(e.visible is None for e in edits):
         for edit in [e for e in edits if e.made is not None and e.visible is None]:
             with service.store.engine.connect() as conn:
-                stamp = conn.execute(select(_L.c.synced_at).where(
-                    _L.c.rep_id == edit.rep_id, _L.c.kind == edit.kind.value,
-                    _L.c.crm_id == edit.crm_id)).scalar_one_or_none()
+                stamp = conn.execute(
+                    select(_L.c.synced_at).where(
+                        _L.c.rep_id == edit.rep_id,
+                        _L.c.kind == edit.kind.value,
+                        _L.c.crm_id == edit.crm_id,
+                    )
+                ).scalar_one_or_none()
             if stamp is not None and stamp > edit.made:
                 edit.visible = stamp
         time.sleep(1.0)
@@ -225,13 +284,17 @@ def arrived(service: Any, client: Any, server: common.Server, edit: Edit) -> boo
     return edit.token in client.get(server.url + edit.mail_id).text
 
 
-def wait_for_pass(service: Any, rep_ids: list[str], since: dt.datetime,
-                  serve: subprocess.Popen[bytes]) -> float:
+def wait_for_pass(
+    service: Any, rep_ids: list[str], since: dt.datetime, serve: subprocess.Popen[bytes]
+) -> float:
     """Seconds until every rep finished a cycle after ``since``."""
     while True:
         with service.store.engine.connect() as conn:
-            done = conn.execute(select(_R.c.rep_id).where(
-                _R.c.rep_id.in_(rep_ids), _R.c.last_cycle_finished >= since)).all()
+            done = conn.execute(
+                select(_R.c.rep_id).where(
+                    _R.c.rep_id.in_(rep_ids), _R.c.last_cycle_finished >= since
+                )
+            ).all()
         if len(done) == len(rep_ids):
             return (dt.datetime.now(dt.UTC) - since).total_seconds()
         if serve.poll() is not None:

@@ -43,8 +43,10 @@ class PostgresCopy:
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
-        self.urls = {"state": self._database_url("crmsync_bench_state"),
-                     "crm": self._database_url("crmsync_bench_crm")}
+        self.urls = {
+            "state": self._database_url("crmsync_bench_state"),
+            "crm": self._database_url("crmsync_bench_crm"),
+        }
         self.metadata = {"state": schema.metadata, "crm": crm_metadata}
         self.engines: dict[str, Engine] = {}
 
@@ -73,8 +75,9 @@ class PostgresCopy:
         admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             for url in self.urls.values():
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" '
-                                  "WITH (FORCE)"))
+                conn.execute(
+                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+                )
         admin.dispose()
 
     def snapshot_from(self, home: Path, snapshot: str) -> None:
@@ -84,17 +87,19 @@ class PostgresCopy:
             source = create_engine(f"sqlite:///{home / (which + '.sqlite')}")
             tables = self.metadata[which].sorted_tables
             with source.connect() as read, engine.begin() as write:
-                write.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
-                                   + " CASCADE"))
+                write.execute(
+                    text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE")
+                )
                 for table in tables:
                     rows = [dict(row._mapping) for row in read.execute(select(table))]
                     for start in range(0, len(rows), 5000):
-                        write.execute(insert(table), rows[start:start + 5000])
+                        write.execute(insert(table), rows[start : start + 5000])
                 write.execute(text(f"DROP SCHEMA IF EXISTS snap_{snapshot} CASCADE"))
                 write.execute(text(f"CREATE SCHEMA snap_{snapshot}"))
                 for table in tables:
-                    write.execute(text(f'CREATE TABLE snap_{snapshot}."{table.name}" AS '
-                                       f'TABLE "{table.name}"'))
+                    write.execute(
+                        text(f'CREATE TABLE snap_{snapshot}."{table.name}" AS TABLE "{table.name}"')
+                    )
                     self._fix_sequences(write, table)
             source.dispose()
 
@@ -104,23 +109,34 @@ class PostgresCopy:
         for which, engine in self.engines.items():
             tables = self.metadata[which].sorted_tables
             with engine.begin() as conn:
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables)
-                                  + " CASCADE"))
+                conn.execute(
+                    text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE")
+                )
                 for table in tables:
-                    conn.execute(text(f'INSERT INTO "{table.name}" SELECT * FROM '
-                                      f'snap_{snapshot}."{table.name}"'))
+                    conn.execute(
+                        text(
+                            f'INSERT INTO "{table.name}" SELECT * FROM '
+                            f'snap_{snapshot}."{table.name}"'
+                        )
+                    )
                     self._fix_sequences(conn, table)
                 if which == "state":
-                    conn.execute(update(_R).values(next_due=FAR_AWAY, lease_owner=None,
-                                                   lease_expires=None))
+                    conn.execute(
+                        update(_R).values(next_due=FAR_AWAY, lease_owner=None, lease_expires=None)
+                    )
 
     @staticmethod
     def _fix_sequences(conn: Any, table: Any) -> None:
         for column in table.primary_key.columns:
             if isinstance(column.type, Integer):  # setval(NULL, ...) where no sequence
-                conn.execute(text(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', '{column.name}'), "
-                    f'COALESCE((SELECT max("{column.name}") FROM "{table.name}"), 0) + 1, false)'))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', "
+                        f"'{column.name}'), "
+                        f'COALESCE((SELECT max("{column.name}") '
+                        f'FROM "{table.name}"), 0) + 1, false)'
+                    )
+                )
 
     def start_pass(self, rep_ids: Sequence[str]) -> dt.datetime:
         """Make the reps due now; the pass's start."""
@@ -134,8 +150,10 @@ class PostgresCopy:
         lease given up), and how many of those cycles ended in an error."""
         deadline = time.monotonic() + PASS_TIMEOUT
         done = select(_R.c.last_error).where(
-            _R.c.rep_id.in_(rep_ids), _R.c.last_cycle_finished >= started,
-            _R.c.lease_owner.is_(None))
+            _R.c.rep_id.in_(rep_ids),
+            _R.c.last_cycle_finished >= started,
+            _R.c.lease_owner.is_(None),
+        )
         while True:
             with self.engines["state"].connect() as conn:
                 finished = conn.execute(done).all()
@@ -143,14 +161,22 @@ class PostgresCopy:
                 wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
                 return wall, sum(1 for (error,) in finished if error)
             if time.monotonic() > deadline:
-                raise SystemExit(f"pass not done after {PASS_TIMEOUT:.0f} s: "
-                                 f"{len(finished)} of {len(rep_ids)} reps")
+                raise SystemExit(
+                    f"pass not done after {PASS_TIMEOUT:.0f} s: "
+                    f"{len(finished)} of {len(rep_ids)} reps"
+                )
             time.sleep(0.05)
 
     def first_errors(self, rep_ids: Sequence[str]) -> list[str]:
         with self.engines["state"].connect() as conn:
-            return [e for (e,) in conn.execute(select(_R.c.last_error).where(
-                _R.c.rep_id.in_(rep_ids), _R.c.last_error.is_not(None)).limit(3))]
+            return [
+                e
+                for (e,) in conn.execute(
+                    select(_R.c.last_error)
+                    .where(_R.c.rep_id.in_(rep_ids), _R.c.last_error.is_not(None))
+                    .limit(3)
+                )
+            ]
 
 
 def cluster_processes(url: str) -> list[psutil.Process]:
@@ -178,10 +204,22 @@ def tree_cpu(processes: Sequence[psutil.Process]) -> float:
 class Fleet:
     """One `crmsync scheduler` and W `crmsync worker` processes for the deployment."""
 
-    def __init__(self, home: Path, urls: dict[str, str], broker: str, workers: int,
-                 logs: Path, worker_cpus: set[int] | None) -> None:
-        self.env = {**os.environ, "CRMSYNC_HOME": str(home), "CRMSYNC_STATE_URL": urls["state"],
-                    "CRMSYNC_CRM_URL": urls["crm"], "CRMSYNC_BROKER_URL": broker}
+    def __init__(
+        self,
+        home: Path,
+        urls: dict[str, str],
+        broker: str,
+        workers: int,
+        logs: Path,
+        worker_cpus: set[int] | None,
+    ) -> None:
+        self.env = {
+            **os.environ,
+            "CRMSYNC_HOME": str(home),
+            "CRMSYNC_STATE_URL": urls["state"],
+            "CRMSYNC_CRM_URL": urls["crm"],
+            "CRMSYNC_BROKER_URL": broker,
+        }
         self.count = workers
         self.logs = logs
         self.worker_cpus = worker_cpus
@@ -192,8 +230,12 @@ class Fleet:
         with log.open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-c", "from crmsync.admin.cli import main; main()", *argv],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                cwd=common.ROOT)
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=common.ROOT,
+            )
 
     def __enter__(self) -> Fleet:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -204,8 +246,9 @@ class Fleet:
             if self.worker_cpus:
                 psutil.Process(process.pid).cpu_affinity(sorted(self.worker_cpus))
             self.workers.append(process)
-        self.scheduler = self._start(["scheduler", "--interval", "3600", "--poll", "0.1"],
-                                     self.logs / "scheduler.log")
+        self.scheduler = self._start(
+            ["scheduler", "--interval", "3600", "--poll", "0.1"], self.logs / "scheduler.log"
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -268,13 +311,23 @@ def redis_broker(work: Path) -> Iterator[str]:
 
 def redis_processes(broker: str) -> list[psutil.Process]:
     port = make_url(broker).port
-    return [p for p in psutil.process_iter(["name", "cmdline"])
-            if (p.info["name"] or "").startswith("redis-server")
-            and f"{port}" in " ".join(p.info["cmdline"] or [])]
+    return [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if (p.info["name"] or "").startswith("redis-server")
+        and f"{port}" in " ".join(p.info["cmdline"] or [])
+    ]
 
 
-def worker_pass(world: Any, copy: PostgresCopy, broker: str, workers: int, n: int,
-                state: str, server_cpus: set[int] | None) -> dict[str, Any]:
+def worker_pass(
+    world: Any,
+    copy: PostgresCopy,
+    broker: str,
+    workers: int,
+    n: int,
+    state: str,
+    server_cpus: set[int] | None,
+) -> dict[str, Any]:
     """One timed pass of N reps through a fresh scheduler and ``workers`` workers."""
     world.restore("linked")
     copy.restore("linked")
@@ -283,8 +336,9 @@ def worker_pass(world: Any, copy: PostgresCopy, broker: str, workers: int, n: in
     service.close()
     cpus = set(range(os.cpu_count() or 1))
     worker_cpus = cpus - server_cpus if server_cpus else None
-    with Fleet(world.live / "home", copy.urls, broker, workers, world.work / "fleet-logs",
-               worker_cpus) as fleet:
+    with Fleet(
+        world.live / "home", copy.urls, broker, workers, world.work / "fleet-logs", worker_cpus
+    ) as fleet:
         fleet.wait_ready()
         # Two untimed passes: every worker process and most of its cycle threads have then
         # opened their services and run discovery, as in a worker that has been running.
@@ -299,10 +353,13 @@ def worker_pass(world: Any, copy: PostgresCopy, broker: str, workers: int, n: in
                 conn.execute(update(_R).values(next_due=FAR_AWAY))
         if server_cpus:
             world.pin_server(server_cpus)
-        meters = {"workers": fleet.processes(), "scheduler": [psutil.Process(fleet.scheduler.pid)],
-                  "server": [world.server.process] if world.server.process else [],
-                  "postgres": cluster_processes(copy.admin_url),
-                  "redis": redis_processes(broker)}
+        meters = {
+            "workers": fleet.processes(),
+            "scheduler": [psutil.Process(fleet.scheduler.pid)],
+            "server": [world.server.process] if world.server.process else [],
+            "postgres": cluster_processes(copy.admin_url),
+            "redis": redis_processes(broker),
+        }
         before = {name: tree_cpu(p) for name, p in meters.items()}
         load0 = os.getloadavg()[0]
         sizes = fleet.log_sizes()
@@ -313,9 +370,18 @@ def worker_pass(world: Any, copy: PostgresCopy, broker: str, workers: int, n: in
         load = (load0 + os.getloadavg()[0]) / 2
         if errors:
             print(f"WARNING: {errors} cycle(s) failed, e.g. {copy.first_errors(rep_ids)}")
-    return {"wall": wall, "warm_up": warm, "errors": errors, "retries": retries, "load": load,
-            "cpu": cpu["workers"], "server_cpu": cpu["server"], "postgres_cpu": cpu["postgres"],
-            "other_cpu": cpu["scheduler"] + cpu["redis"], "workers": workers}
+    return {
+        "wall": wall,
+        "warm_up": warm,
+        "errors": errors,
+        "retries": retries,
+        "load": load,
+        "cpu": cpu["workers"],
+        "server_cpu": cpu["server"],
+        "postgres_cpu": cpu["postgres"],
+        "other_cpu": cpu["scheduler"] + cpu["redis"],
+        "workers": workers,
+    }
 
 
 def raw_phases(world: Any, n: int, state: str, parts: int, label: str) -> dict[str, Any]:
@@ -330,8 +396,9 @@ def raw_phases(world: Any, n: int, state: str, parts: int, label: str) -> dict[s
     base = ["--work", str(world.work), "--state", state, "--n", str(n), "--child", "raw"]
 
     def run(k: int) -> None:
-        found[k] = pairs.run_child(world.script, [*base, "--part", f"{k}/{parts}"],
-                                   f"{label} raw part {k + 1}/{parts}")
+        found[k] = pairs.run_child(
+            world.script, [*base, "--part", f"{k}/{parts}"], f"{label} raw part {k + 1}/{parts}"
+        )
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
     for thread in threads:
@@ -340,14 +407,18 @@ def raw_phases(world: Any, n: int, state: str, parts: int, label: str) -> dict[s
         thread.join()
     if any(not f for f in found):
         raise SystemExit(f"{label}: a raw process failed")
-    return {"wall": max(f["wall"] for f in found), "cpu": sum(f["cpu"] for f in found),
-            "server_cpu": found[0]["server_cpu"] if parts == 1 else float("nan"),
-            "requests": sum(f["requests"] for f in found),
-            "load": sum(f["load"] for f in found) / parts}
+    return {
+        "wall": max(f["wall"] for f in found),
+        "cpu": sum(f["cpu"] for f in found),
+        "server_cpu": found[0]["server_cpu"] if parts == 1 else float("nan"),
+        "requests": sum(f["requests"] for f in found),
+        "load": sum(f["load"] for f in found) / parts,
+    }
 
 
-def run_workers_mode(world: Any, args: Any, reps: Sequence[int], counts: Sequence[int],
-                     server_cpus: set[int] | None) -> tuple[list[list[str]], list[str]]:
+def run_workers_mode(
+    world: Any, args: Any, reps: Sequence[int], counts: Sequence[int], server_cpus: set[int] | None
+) -> tuple[list[list[str]], list[str]]:
     """Per N and pass: interleaved rounds of (1 worker, 2 workers; order alternated), each
     beside the raw loop in one process and in as many processes as the most workers."""
     import pairs
@@ -373,68 +444,115 @@ def run_workers_mode(world: Any, args: Any, reps: Sequence[int], counts: Sequenc
                         found["raw"] = raw_phases(world, n, state, 1, label)
                         found["raw2"] = raw_phases(world, n, state, max(counts), label)
                         rounds.append(found)
-                        print(f"[{label}] round {k + 1} ({'/'.join(map(str, order))} workers): "
-                              + ", ".join(f"{w} worker(s) {found[w]['wall']:.2f} s "
-                                          f"(warm-up {found[w]['warm_up']:.2f}, "
-                                          f"{found[w]['retries']} retried requests, "
-                                          f"{found[w]['errors']} failed)" for w in counts)
-                              + f"; raw {found['raw']['wall']:.2f} s, raw in {max(counts)} "
-                              f"processes {found['raw2']['wall']:.2f} s; load "
-                              f"{min(f['load'] for f in found.values()):.1f}-"
-                              f"{max(f['load'] for f in found.values()):.1f}", flush=True)
+                        print(
+                            f"[{label}] round {k + 1} ({'/'.join(map(str, order))} workers): "
+                            + ", ".join(
+                                f"{w} worker(s) {found[w]['wall']:.2f} s "
+                                f"(warm-up {found[w]['warm_up']:.2f}, "
+                                f"{found[w]['retries']} retried requests, "
+                                f"{found[w]['errors']} failed)"
+                                for w in counts
+                            )
+                            + f"; raw {found['raw']['wall']:.2f} s, raw in {max(counts)} "
+                            f"processes {found['raw2']['wall']:.2f} s; load "
+                            f"{min(f['load'] for f in found.values()):.1f}-"
+                            f"{max(f['load'] for f in found.values()):.1f}",
+                            flush=True,
+                        )
                     rows += workers_rows(world.items, n, state, rounds, counts)
                     one, most = min(counts), max(counts)
-                    speedup = pairs.Ratio(f"{most} workers' speed / {one}'s",
-                                          [r[one]["wall"] / r[most]["wall"] for r in rounds],
-                                          1.8, at_most=False)
-                    summaries.append(f"{n} reps x {world.items} {label.split(' ', 2)[2]}: "
-                                     + speedup.summary())
+                    speedup = pairs.Ratio(
+                        f"{most} workers' speed / {one}'s",
+                        [r[one]["wall"] / r[most]["wall"] for r in rounds],
+                        1.8,
+                        at_most=False,
+                    )
+                    summaries.append(
+                        f"{n} reps x {world.items} {label.split(' ', 2)[2]}: " + speedup.summary()
+                    )
     finally:
         copy.drop()
     return rows, summaries
 
 
-def workers_rows(items: int, n: int, state: str, rounds: list[dict[Any, dict[str, Any]]],
-                 counts: Sequence[int]) -> list[list[str]]:
+def workers_rows(
+    items: int, n: int, state: str, rounds: list[dict[Any, dict[str, Any]]], counts: Sequence[int]
+) -> list[list[str]]:
     import statistics
 
     def med(key: Any, field: str) -> float:
         return statistics.median(r[key][field] for r in rounds)
 
     def spread(values: list[float]) -> str:
-        return (f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
     one = min(counts)
     rows = []
     name = "no change" if state == "linked" else "churn"
     for w in counts:
-        busy = [(r[w]["cpu"] + r[w]["server_cpu"] + r[w]["postgres_cpu"] + r[w]["other_cpu"])
-                / r[w]["wall"] for r in rounds]
+        busy = [
+            (r[w]["cpu"] + r[w]["server_cpu"] + r[w]["postgres_cpu"] + r[w]["other_cpu"])
+            / r[w]["wall"]
+            for r in rounds
+        ]
         loads = [r[w]["load"] for r in rounds]
-        rows.append([
-            common.fmt(items), common.fmt(n), name, f"{w} worker{'s' if w > 1 else ''}",
-            f"{med(w, 'wall'):.2f} ({med('raw', 'wall'):.2f})",
-            spread([r[w]["wall"] / r["raw"]["wall"] for r in rounds]),
-            spread([r[one]["wall"] / r[w]["wall"] for r in rounds]) if w != one else "1",
-            f"{med(w, 'cpu'):.2f} ({med('raw', 'cpu'):.2f})",
-            f"{med(w, 'server_cpu'):.2f} ({med('raw', 'server_cpu'):.2f})",
-            f"{med(w, 'postgres_cpu'):.2f}", f"{statistics.median(busy):.2f}",
-            f"{med(w, 'warm_up'):.2f}", f"{med(w, 'retries'):.0f}",
-            f"{sum(r[w]['errors'] for r in rounds)}",
-            f"{min(loads):.1f}-{max(loads):.1f}"])
+        rows.append(
+            [
+                common.fmt(items),
+                common.fmt(n),
+                name,
+                f"{w} worker{'s' if w > 1 else ''}",
+                f"{med(w, 'wall'):.2f} ({med('raw', 'wall'):.2f})",
+                spread([r[w]["wall"] / r["raw"]["wall"] for r in rounds]),
+                spread([r[one]["wall"] / r[w]["wall"] for r in rounds]) if w != one else "1",
+                f"{med(w, 'cpu'):.2f} ({med('raw', 'cpu'):.2f})",
+                f"{med(w, 'server_cpu'):.2f} ({med('raw', 'server_cpu'):.2f})",
+                f"{med(w, 'postgres_cpu'):.2f}",
+                f"{statistics.median(busy):.2f}",
+                f"{med(w, 'warm_up'):.2f}",
+                f"{med(w, 'retries'):.0f}",
+                f"{sum(r[w]['errors'] for r in rounds)}",
+                f"{min(loads):.1f}-{max(loads):.1f}",
+            ]
+        )
     most = max(counts)
-    rows.append([
-        common.fmt(items), common.fmt(n), name, f"raw in {most} processes",
-        f"{med('raw2', 'wall'):.2f}", "",
-        spread([r["raw"]["wall"] / r["raw2"]["wall"] for r in rounds]),
-        f"{med('raw2', 'cpu'):.2f}", "", "", "", "", "", "",
-        f"{min(r['raw2']['load'] for r in rounds):.1f}-"
-        f"{max(r['raw2']['load'] for r in rounds):.1f}"])
+    rows.append(
+        [
+            common.fmt(items),
+            common.fmt(n),
+            name,
+            f"raw in {most} processes",
+            f"{med('raw2', 'wall'):.2f}",
+            "",
+            spread([r["raw"]["wall"] / r["raw2"]["wall"] for r in rounds]),
+            f"{med('raw2', 'cpu'):.2f}",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{min(r['raw2']['load'] for r in rounds):.1f}-"
+            f"{max(r['raw2']['load'] for r in rounds):.1f}",
+        ]
+    )
     return rows
 
 
-WORKERS_COLUMNS = ["M items", "N reps", "pass", "run by", "wall s (raw)",
-                   "x raw: median (spread)", "speed x one worker's (spread)",
-                   "workers' CPU s (raw)", "server CPU s (raw)", "PostgreSQL CPU s",
-                   "cores busy (all of it)", "warm-up pass s", "requests retried",
-                   "failed cycles", "load"]
+WORKERS_COLUMNS = [
+    "M items",
+    "N reps",
+    "pass",
+    "run by",
+    "wall s (raw)",
+    "x raw: median (spread)",
+    "speed x one worker's (spread)",
+    "workers' CPU s (raw)",
+    "server CPU s (raw)",
+    "PostgreSQL CPU s",
+    "cores busy (all of it)",
+    "warm-up pass s",
+    "requests retried",
+    "failed cycles",
+    "load",
+]
