@@ -18,15 +18,11 @@ from typing import Any
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import ConnectionMethod, OrgSettings, SyncConfig
 from crmsync.groupware.dav import RetryPolicy
-from crmsync.groupware.google import (
-    GoogleConnection,
-    GoogleMailbox,
-    TenantLimiter,
-    open_google_mailbox,
-)
+from crmsync.groupware.google import GoogleConnection, GoogleMailbox, open_google_mailbox
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import google_config
 from crmsync.service.runner import SyncService
+from crmsync.transport.throttling import TenantLimiter
 from tests.groupware.google.fake_google import service_account_key
 from tests.groupware.google.fake_server import FakeGoogleServer
 from tests.service.salesforce_world import fake_crm_settings, fake_salesforce

@@ -186,7 +186,8 @@ def test_a_cycle_against_microsoft_365_creates_then_writes_nothing(tmp_path: Pat
     token endpoint."""
     import httpx
 
-    from crmsync.groupware.graph import GraphConnection, TenantLimiter
+    from crmsync.groupware.graph import GraphConnection
+    from crmsync.transport.throttling import TenantLimiter
     from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 
     fake = FakeGraph(users=(REP,))

@@ -20,10 +20,11 @@ import pytest
 
 from crmsync.domain.records import Contact, Event, EventTiming, ItemKind, Occurrence, Recurrence
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
-from crmsync.groupware.graph import GraphConnection, TenantLimiter
+from crmsync.groupware.graph import GraphConnection
 from crmsync.service.deployment import Deployment
 from crmsync.service.mailboxes import MailServer, RepMailbox, graph_config
 from crmsync.service.runner import RepReport, SyncService
+from crmsync.transport.throttling import TenantLimiter
 from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 from tests.service.salesforce_world import fake_crm_settings, fake_salesforce
 from tests.service.worlds import BOTH_WAYS

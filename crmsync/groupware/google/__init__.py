@@ -9,7 +9,7 @@ from crmsync.groupware.google.contacts import GoogleContacts
 from crmsync.groupware.google.errors import NotOrganizer, UsageLimitExceeded
 from crmsync.groupware.google.mailbox import GoogleMailbox, open_google_mailbox
 from crmsync.groupware.google.tokens import DelegationMissing, GoogleTokens
-from crmsync.transport.throttling import RetryPolicy, TenantLimiter
+from crmsync.transport.throttling import RetryPolicy
 
 __all__ = [
     "SCOPES",
@@ -22,7 +22,6 @@ __all__ = [
     "GoogleTokens",
     "NotOrganizer",
     "RetryPolicy",
-    "TenantLimiter",
     "UsageLimitExceeded",
     "open_google_mailbox",
     "parse_key",

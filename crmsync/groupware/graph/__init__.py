@@ -7,7 +7,7 @@ from crmsync.groupware.graph.connection import GraphConnection
 from crmsync.groupware.graph.contact_folder import GraphContacts
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
 from crmsync.groupware.graph.tokens import GraphTokens
-from crmsync.transport.throttling import RetryPolicy, TenantLimiter, limiter_for
+from crmsync.transport.throttling import RetryPolicy
 
 __all__ = [
     "GraphConfig",
@@ -17,8 +17,6 @@ __all__ = [
     "GraphMailbox",
     "GraphTokens",
     "RetryPolicy",
-    "TenantLimiter",
     "WouldNotifyAttendees",
-    "limiter_for",
     "open_graph_mailbox",
 ]

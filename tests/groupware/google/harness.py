@@ -24,13 +24,13 @@ from crmsync.groupware.google import (
     GoogleContacts,
     GoogleEvents,
     RetryPolicy,
-    TenantLimiter,
     event_api,
     open_google_mailbox,
     people_api,
 )
 from crmsync.groupware.google.contact_map import contact_slots, person_body
 from crmsync.groupware.google.event_map import event_body, event_slots
+from crmsync.transport.throttling import TenantLimiter
 from tests.groupware.fake_clock import FakeClock
 from tests.groupware.google.fake_google import CALENDAR, PEOPLE, FakeGoogle, service_account_key
 

@@ -17,10 +17,11 @@ import httpx
 
 from crmsync.domain.records import Record
 from crmsync.engine.ports import ItemSide
-from crmsync.groupware.graph import GraphConfig, GraphConnection, RetryPolicy, TenantLimiter
+from crmsync.groupware.graph import GraphConfig, GraphConnection, RetryPolicy
 from crmsync.groupware.graph.connection import READ_PREFER
 from crmsync.groupware.graph.item_folder import GraphItems
 from crmsync.groupware.graph.mailbox import GraphMailbox, open_graph_mailbox
+from crmsync.transport.throttling import TenantLimiter
 from tests.groupware.fake_clock import FakeClock
 from tests.groupware.graph.fake_graph import GRAPH, LOGIN, FakeGraph, MsalHttpAdapter
 
