@@ -13,16 +13,19 @@ import datetime as dt
 import os
 import random
 import resource
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psutil
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -54,6 +57,7 @@ from crmsync.groupware.dav.multistatus import (  # noqa: E402
 from crmsync.groupware.dav.vcard import render_new_vcard  # noqa: E402
 from crmsync.service.deployment import Deployment  # noqa: E402
 from crmsync.service.runner import SyncService  # noqa: E402
+from crmsync.store import schema  # noqa: E402
 
 SERVICE_ACCOUNT = "crmsync-service"
 SERVICE_PASSWORD = "service-secret"
@@ -105,27 +109,17 @@ class Server:
         )
 
     def cpu_seconds(self) -> float:
-        """User + system CPU the server process (and its children) used so far."""
-        if self.process is None:
+        """User + system CPU the server process (and its children) used so far; NaN
+        without a process of ours or once it is gone."""
+        if self.process is None or not self.process.is_running():
             return float("nan")
-        with contextlib.suppress(psutil.Error):
-            total = _cpu(self.process)
-            for child in self.process.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += _cpu(child)
-            return total
-        return float("nan")
+        return tree_cpu([self.process])
 
     def raw_home(self) -> str:
         """A server-absolute folder where the raw loop may create its own collections."""
         if self.name == "xandikos":
             return "/user/"
         return f"/{self.username}/"
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
 
 
 def rep_emails(count: int, server: str = "") -> list[str]:
@@ -515,6 +509,35 @@ VCARD_TYPE = "text/vcard; charset=utf-8"
 ICAL_TYPE = "text/calendar; charset=utf-8"
 
 
+# ---------------------------------------------------------------------------- a rep's edits
+
+
+def retitled(text: str, kind: ItemKind, title: str) -> str:
+    """A server item's text with its job title (contact) or subject (event) set to
+    ``title``: a rep's edit on the mail server."""
+    lines = text.split("\r\n")
+    if kind is ItemKind.CONTACT:
+        lines = [line for line in lines if not line.startswith("TITLE")]
+        lines.insert(lines.index("END:VCARD"), f"TITLE:{title}")
+    else:
+        at = next(i for i, line in enumerate(lines) if line.startswith("SUMMARY"))
+        lines[at] = f"SUMMARY:{title}"
+    return "\r\n".join(lines)
+
+
+def retitle_in_crm(crm: BuiltinCrm, kind: ItemKind, crm_id: str, title: str) -> Contact | Event:
+    """Set the CRM record's job title (contact) or subject (event) through the built-in
+    CRM's own update, as a rep's edit in the CRM; the record as updated."""
+    record: Contact | Event
+    if kind is ItemKind.CONTACT:
+        record = replace(crm.get_contact(crm_id).record, title=title)
+        crm.update_record(OwnedKind.CONTACT, crm_id, record)
+    else:
+        record = replace(crm.get_event(crm_id).record, subject=title)
+        crm.update_record(OwnedKind.EVENT, crm_id, record)
+    return record
+
+
 # ---------------------------------------------------------------------------- meters
 
 
@@ -538,6 +561,19 @@ def children_cpu() -> float:
     """CPU of this process's terminated, waited-for children (subprocess.run ones)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(processes: Sequence[psutil.Process]) -> float:
+    """User + system CPU of the processes and their living children so far (a process
+    gone meanwhile counts nothing)."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            for p in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = p.cpu_times()
+                    total += times.user + times.system
+    return total
 
 
 @dataclass
@@ -620,6 +656,99 @@ def measure(
         result.server_cpu = server.cpu_seconds() - server_before
     if requests is not None:
         result.requests = requests() - requests_before
+
+
+# ---------------------------------------------------------------------------- crmsync processes
+
+# How long a pass of every rep through crmsync processes may take before a bench gives up
+# (minutes at 1,000 reps; a pass that never ends means a process is stuck).
+PASS_TIMEOUT = 1800.0
+T = TypeVar("T")
+
+
+def start_crmsync(argv: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``crmsync ARGV`` in a session of its own (`stop_processes` reaches its children
+    too), its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from crmsync.admin.cli import main; main()", *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    """SIGTERM to every process's session at once, then up to ``timeout`` seconds each
+    to finish (cycles in flight end first); SIGKILL for one still running."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def wait_until(
+    done: Callable[[], T | None],
+    *,
+    timeout: float,
+    poll: float,
+    what: Callable[[], str],
+    check: Callable[[], None] = lambda: None,
+) -> T:
+    """``done()`` every ``poll`` seconds until it returns something, which is returned;
+    ``check()`` between tries (it raises if a process the wait depends on died). After
+    ``timeout`` seconds: SystemExit saying ``what()`` is not done."""
+    deadline = time.monotonic() + timeout
+    while (found := done()) is None:
+        check()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what()} not done after {timeout:.0f} s")
+        time.sleep(poll)
+    return found
+
+
+def wait_for_pass(
+    engine: Any,
+    rep_ids: Sequence[str],
+    since: dt.datetime,
+    *,
+    poll: float,
+    timeout: float = PASS_TIMEOUT,
+    check: Callable[[], None] = lambda: None,
+) -> tuple[float, int]:
+    """Seconds from ``since`` until every rep finished a cycle after it and gave its lease
+    up (read from the state database ``engine``), and how many of those cycles ended in
+    an error."""
+    reps = schema.reps
+    finished = select(reps.c.last_error).where(
+        reps.c.rep_id.in_(rep_ids),
+        reps.c.last_cycle_finished >= since,
+        reps.c.lease_owner.is_(None),
+    )
+    done: list[Any] = []
+
+    def all_done() -> tuple[float, int] | None:
+        with engine.connect() as conn:
+            done[:] = conn.execute(finished).all()
+        if len(done) < len(rep_ids):
+            return None
+        wall = (dt.datetime.now(dt.UTC) - since).total_seconds()
+        return wall, sum(1 for (error,) in done if error)
+
+    return wait_until(
+        all_done,
+        timeout=timeout,
+        poll=poll,
+        what=lambda: f"pass ({len(done)} of {len(rep_ids)} reps)",
+        check=check,
+    )
 
 
 # ---------------------------------------------------------------------------- output

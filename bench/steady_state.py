@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +44,7 @@ import common
 import pairs
 from sqlalchemy import event
 
-from crmsync.crm.builtin.rows import OwnedKind
-from crmsync.domain.records import ItemKind
+from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import Side
 from crmsync.groupware.dav.local_server import LocalRadicale
 from crmsync.groupware.dav.multistatus import sync_collection_body
@@ -428,7 +426,8 @@ class World:
                     links = sorted(service.store.links(rep.id, kind), key=lambda k: k.crm_id)
                     for link in links[:count]:  # the rep's edits on the server
                         url = server.url + link.mail_id
-                        text = edit_server_item(client.get(url).text, kind)
+                        title = f"Edited on the server {time.time()}"
+                        text = common.retitled(client.get(url).text, kind, title)
                         response = client.put(
                             url,
                             content=text.encode(),
@@ -443,15 +442,12 @@ class World:
 
     @staticmethod
     def edit_in_crm(service: Any, kind: ItemKind, link: Any) -> dict[str, str]:
-        crm = service.crm
-        if kind is ItemKind.CONTACT:
-            contact = replace(crm.get_contact(link.crm_id).record, title="Churned title")
-            crm.update_record(OwnedKind.CONTACT, link.crm_id, contact)
-            _, text = common.render_contact(link.crm_id, contact)
+        field = "title" if kind is ItemKind.CONTACT else "subject"
+        record = common.retitle_in_crm(service.crm, kind, link.crm_id, f"Churned {field}")
+        if isinstance(record, Contact):
+            _, text = common.render_contact(link.crm_id, record)
         else:
-            ev = replace(crm.get_event(link.crm_id).record, subject="Churned subject")
-            crm.update_record(OwnedKind.EVENT, link.crm_id, ev)
-            _, text = common.render_event(link.crm_id, ev)
+            _, text = common.render_event(link.crm_id, record)
         return {"href": link.mail_id, "etag": link.mail_version, "kind": kind.value, "text": text}
 
     def snapshot(self, state: str) -> None:
@@ -504,18 +500,6 @@ def copy_state(source: Path, target: Path, kind: str) -> None:
     link = os.link if kind == "radicale" else shutil.copy2
     shutil.copytree(source / kind, target / kind, copy_function=link)
     shutil.copytree(source / "home", target / "home")
-
-
-def edit_server_item(text: str, kind: ItemKind) -> str:
-    """A rep's edit: a new job title on a contact, a new subject on an event."""
-    lines = text.split("\r\n")
-    if kind is ItemKind.CONTACT:
-        lines = [line for line in lines if not line.startswith("TITLE")]
-        lines.insert(lines.index("END:VCARD"), f"TITLE:Edited on the server {time.time()}")
-    else:
-        at = next(i for i, line in enumerate(lines) if line.startswith("SUMMARY"))
-        lines[at] = f"SUMMARY:Edited on the server {time.time()}"
-    return "\r\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ children

@@ -19,26 +19,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-import signal
 import statistics
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import common
 from sqlalchemy import select
 
-from crmsync.crm.builtin.rows import OwnedKind
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import SyncConfig
 from crmsync.groupware.dav.local_server import free_port
 from crmsync.store import schema
 
 _L = schema.links
-_R = schema.reps
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
 COLUMNS = [
     "M items",
@@ -136,27 +133,11 @@ def run(world: Any, n: int, args: Any) -> Visible:
     log = world.work / f"serve-{n}.log"
     env = {**os.environ, "CRMSYNC_HOME": str(home)}
     opened = dt.datetime.now(dt.UTC)
-    with log.open("ab") as out:
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from crmsync.admin.cli import main; main()",
-                "serve",
-                "--port",
-                str(free_port()),
-                "--interval",
-                f"{args.interval:g}",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=common.ROOT,
-        )
+    argv = ["serve", "--port", str(free_port()), "--interval", f"{args.interval:g}"]
+    serve = common.start_crmsync(argv, env, log)
     loads = [os.getloadavg()[0]]
     try:
-        warm = wait_for_pass(service, [r.id for r in reps], opened, serve)
+        warm = wait_for_pass(service, [r.id for r in reps], opened, serve, log)
         print(
             f"[M={world.items} N={n}] serve's first pass over every rep took {warm:.0f} s "
             f"(not measured); edits start",
@@ -175,12 +156,7 @@ def run(world: Any, n: int, args: Any) -> Visible:
             time.sleep(1.0)
             loads.append(os.getloadavg()[0])
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
+        common.stop_processes([serve], 120)
     with common.raw_client(world.server) as client:
         for edit in edits:
             edit.arrived = arrived(service, client, world.server, edit)
@@ -222,7 +198,7 @@ def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> N
     if edit.on_server:
         url = server.url + edit.mail_id
         got = client.get(url)
-        text = retitled(got.text, edit.kind, edit.token)
+        text = common.retitled(got.text, edit.kind, edit.token)
         response = client.put(
             url,
             content=text.encode(),
@@ -237,26 +213,8 @@ def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> N
             print(f"WARNING: server edit of {edit.mail_id}: HTTP {response.status_code}")
             return
     else:
-        crm = service.crm
-        if edit.kind is ItemKind.CONTACT:
-            record = replace(crm.get_contact(edit.crm_id).record, title=edit.token)
-            crm.update_record(OwnedKind.CONTACT, edit.crm_id, record)
-        else:
-            record = replace(crm.get_event(edit.crm_id).record, subject=edit.token)
-            crm.update_record(OwnedKind.EVENT, edit.crm_id, record)
+        common.retitle_in_crm(service.crm, edit.kind, edit.crm_id, edit.token)
     edit.made = dt.datetime.now(dt.UTC)
-
-
-def retitled(text: str, kind: ItemKind, token: str) -> str:
-    """The item with its job title (contact) or subject (event) set to ``token``."""
-    lines = text.split("\r\n")
-    if kind is ItemKind.CONTACT:
-        lines = [line for line in lines if not line.startswith("TITLE")]
-        lines.insert(lines.index("END:VCARD"), f"TITLE:{token}")
-    else:
-        at = next(i for i, line in enumerate(lines) if line.startswith("SUMMARY"))
-        lines[at] = f"SUMMARY:{token}"
-    return "\r\n".join(lines)
 
 
 def watch(service: Any, edits: list[Edit]) -> None:
@@ -285,18 +243,18 @@ def arrived(service: Any, client: Any, server: common.Server, edit: Edit) -> boo
 
 
 def wait_for_pass(
-    service: Any, rep_ids: list[str], since: dt.datetime, serve: subprocess.Popen[bytes]
+    service: Any,
+    rep_ids: list[str],
+    since: dt.datetime,
+    serve: subprocess.Popen[bytes],
+    log: Path,
 ) -> float:
-    """Seconds until every rep finished a cycle after ``since``."""
-    while True:
-        with service.store.engine.connect() as conn:
-            done = conn.execute(
-                select(_R.c.rep_id).where(
-                    _R.c.rep_id.in_(rep_ids), _R.c.last_cycle_finished >= since
-                )
-            ).all()
-        if len(done) == len(rep_ids):
-            return (dt.datetime.now(dt.UTC) - since).total_seconds()
+    """Seconds until every rep finished a cycle after ``since``; SystemExit once
+    `common.PASS_TIMEOUT` passed or serve exited."""
+
+    def check() -> None:
         if serve.poll() is not None:
-            raise SystemExit("crmsync serve exited; see its log in the work folder")
-        time.sleep(1.0)
+            raise SystemExit(f"crmsync serve exited; see its log, {log}")
+
+    wall, _ = common.wait_for_pass(service.store.engine, rep_ids, since, poll=1.0, check=check)
+    return wall

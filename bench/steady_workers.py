@@ -17,10 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,6 @@ from crmsync.crm.builtin.tables import metadata as crm_metadata
 from crmsync.store import schema
 
 FAR_AWAY = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
-PASS_TIMEOUT = 1800.0
 _R = schema.reps
 
 
@@ -148,24 +144,7 @@ class PostgresCopy:
     def wait_pass(self, rep_ids: Sequence[str], started: dt.datetime) -> tuple[float, int]:
         """Seconds from ``started`` until every rep finished a cycle after it (with its
         lease given up), and how many of those cycles ended in an error."""
-        deadline = time.monotonic() + PASS_TIMEOUT
-        done = select(_R.c.last_error).where(
-            _R.c.rep_id.in_(rep_ids),
-            _R.c.last_cycle_finished >= started,
-            _R.c.lease_owner.is_(None),
-        )
-        while True:
-            with self.engines["state"].connect() as conn:
-                finished = conn.execute(done).all()
-            if len(finished) == len(rep_ids):
-                wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
-                return wall, sum(1 for (error,) in finished if error)
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"pass not done after {PASS_TIMEOUT:.0f} s: "
-                    f"{len(finished)} of {len(rep_ids)} reps"
-                )
-            time.sleep(0.05)
+        return common.wait_for_pass(self.engines["state"], rep_ids, started, poll=0.05)
 
     def first_errors(self, rep_ids: Sequence[str]) -> list[str]:
         with self.engines["state"].connect() as conn:
@@ -187,18 +166,6 @@ def cluster_processes(url: str) -> list[psutil.Process]:
         if process.info["name"] == "postgres" and f"-p {port}" in " ".join(cmdline):
             return [process]
     return []
-
-
-def tree_cpu(processes: Sequence[psutil.Process]) -> float:
-    """User + system CPU of the processes and their living children so far."""
-    total = 0.0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            for p in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    times = p.cpu_times()
-                    total += times.user + times.system
-    return total
 
 
 class Fleet:
@@ -226,53 +193,40 @@ class Fleet:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.scheduler: subprocess.Popen[bytes] | None = None
 
-    def _start(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            return subprocess.Popen(
-                [sys.executable, "-c", "from crmsync.admin.cli import main; main()", *argv],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=common.ROOT,
-            )
-
     def __enter__(self) -> Fleet:
         self.logs.mkdir(parents=True, exist_ok=True)
         for old_log in self.logs.glob("*.log"):
             old_log.unlink()
         for i in range(self.count):
-            process = self._start(["worker"], self.logs / f"worker{i}.log")
+            process = common.start_crmsync(["worker"], self.env, self.logs / f"worker{i}.log")
             if self.worker_cpus:
                 psutil.Process(process.pid).cpu_affinity(sorted(self.worker_cpus))
             self.workers.append(process)
-        self.scheduler = self._start(
-            ["scheduler", "--interval", "3600", "--poll", "0.1"], self.logs / "scheduler.log"
+        self.scheduler = common.start_crmsync(
+            ["scheduler", "--interval", "3600", "--poll", "0.1"],
+            self.env,
+            self.logs / "scheduler.log",
         )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for process in [*self.workers, self.scheduler]:
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in [*self.workers, self.scheduler]:
-            if process is not None:
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        started = [p for p in [*self.workers, self.scheduler] if p is not None]
+        common.stop_processes(started, 60)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until every worker says it is ready (Celery's "ready." line)."""
-        deadline = time.monotonic() + timeout
-        for i in range(self.count):
-            log = self.logs / f"worker{i}.log"
-            while "ready." not in log.read_text(errors="replace"):
-                self.check_alive()
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"worker {i} not ready after {timeout:.0f} s; see {log}")
-                time.sleep(0.2)
+        logs = [self.logs / f"worker{i}.log" for i in range(self.count)]
+
+        def all_ready() -> bool | None:
+            return all("ready." in log.read_text(errors="replace") for log in logs) or None
+
+        common.wait_until(
+            all_ready,
+            timeout=timeout,
+            poll=0.2,
+            what=lambda: f"the workers' start (see their logs in {self.logs})",
+            check=self.check_alive,
+        )
 
     def log_sizes(self) -> list[int]:
         return [(self.logs / f"worker{i}.log").stat().st_size for i in range(self.count)]
@@ -360,13 +314,13 @@ def worker_pass(
             "postgres": cluster_processes(copy.admin_url),
             "redis": redis_processes(broker),
         }
-        before = {name: tree_cpu(p) for name, p in meters.items()}
+        before = {name: common.tree_cpu(p) for name, p in meters.items()}
         load0 = os.getloadavg()[0]
         sizes = fleet.log_sizes()
         started = copy.start_pass(rep_ids)
         wall, errors = copy.wait_pass(rep_ids, started)
         retries = fleet.retries_since(sizes)
-        cpu = {name: tree_cpu(p) - before[name] for name, p in meters.items()}
+        cpu = {name: common.tree_cpu(p) - before[name] for name, p in meters.items()}
         load = (load0 + os.getloadavg()[0]) / 2
         if errors:
             print(f"WARNING: {errors} cycle(s) failed, e.g. {copy.first_errors(rep_ids)}")
