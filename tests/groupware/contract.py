@@ -208,6 +208,32 @@ class ItemSideContract:
         fetched = side.fetch(written.id)
         assert fetched is not None and fetched.record == company
 
+    def test_control_characters_in_crm_values_are_left_out(self, harness: ContractHarness) -> None:
+        # A CRM value holding control characters (a NUL or vertical tab from an old import,
+        # an escape pasted from a terminal): no mail format carries them (XML 1.0, the
+        # TEXT of RFC 5545 and 6350), so the item is written without them, tabs and line
+        # breaks kept, reads back as written, and the collection stays listable.
+        contact = dataclasses.replace(
+            sample_contact(), title="Account\x00 Exec\x0b", description="a\x1b\tb\nc\x7f"
+        )
+        event = dataclasses.replace(sample_event(), subject="Call\x0c with\x01 Ada")
+        for side, record, clean in (
+            (
+                harness.contacts,
+                contact,
+                dataclasses.replace(contact, title="Account Exec", description="a\tb\nc"),
+            ),
+            (harness.events, event, dataclasses.replace(event, subject="Call with Ada")),
+        ):
+            written = side.create(record, "ctl")
+            assert written.record == clean
+            fetched = side.fetch(written.id)
+            assert fetched is not None and fetched.record == clean
+            listed = {s.id: s.record for s in side.changes(None, {}).items}
+            assert listed[written.id] == clean
+            updated = side.update(written.id, fetched.version, record)
+            assert updated.record == clean
+
     @pytest.mark.parametrize(
         "event",
         [sample_event(), weekly_series(), all_day_event(), new_york_event(), flight()],

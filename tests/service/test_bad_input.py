@@ -99,6 +99,25 @@ def world(dav_server: DavServerInfo, tmp_path: Path) -> Iterator[World]:
     w.close()
 
 
+def test_crm_values_with_control_characters_sync_without_them(world: World) -> None:
+    # The quirk: a NUL in a CRM value, written as it was, was stored by Xandikos, which
+    # then answered every listing of the collection with XML no reader accepts; the rep's
+    # events stopped syncing for good. Written without it, the items list and read back,
+    # and the CRM keeps its value (a later cycle changes nothing).
+    world.crm.create_contact(
+        world.rep.id, Contact("Nul", "Value", email="nul@crm.example", title="Account\x00 Exec")
+    )
+    world.crm.create_event(
+        world.rep.id, Event("Call\x0b with\x1b Ada", EventTiming(at(3, 9), at(3, 10)))
+    )
+    first = world.sync()
+    assert first.writes == 2
+    assert [c.title for c in world.mail_records(ItemKind.CONTACT)] == ["Account Exec"]  # type: ignore[attr-defined]
+    assert [e.subject for e in world.mail_records(ItemKind.EVENT)] == ["Call with Ada"]  # type: ignore[attr-defined]
+    assert world.sync().writes == 0
+    assert [c.title for c in world.crm_records(ItemKind.CONTACT)] == ["Account\x00 Exec"]  # type: ignore[attr-defined]
+
+
 # ------------------------------------------------------------------ malformed items
 
 # name → (kind, text, what the error message must say); both servers store the first two

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
+from crmsync.domain.mail_text import without_control_characters
 from crmsync.domain.records import Event, Record
 from crmsync.domain.sync import (
     AlreadyExists,
@@ -346,6 +347,7 @@ class DavCollection:
         When that href is taken by an item carrying ``marker`` (a create that went through
         before a crash), that item is returned; by anything else, `AlreadyExists`.
         """
+        record = without_control_characters(record)
         name = item_name(marker)
         href = self.planned_id(marker)
         rendered = self.format.render_new(record, marker, name)
@@ -387,6 +389,7 @@ class DavCollection:
 
         Raises `VersionConflict` when the item changed since ``version``.
         """
+        record = without_control_characters(record)
         cached = self._bodies.get(item_id)
         if cached is not None and cached[0] == version:
             text = cached[1]

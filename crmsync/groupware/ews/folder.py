@@ -25,6 +25,7 @@ from exchangelib.properties import ItemId
 from exchangelib.services import SyncFolderItems
 
 from crmsync.domain.contact_fields import ContactFieldMap
+from crmsync.domain.mail_text import without_control_characters
 from crmsync.domain.records import Contact, Event, EventTiming, Occurrence, Record, Recurrence
 from crmsync.domain.sync import (
     Changes,
@@ -288,6 +289,7 @@ class EwsFolder:
             raise RejectedWrite(f"a {type(record).__name__} cannot go into {self!r}", "")
 
     def create(self, record: Record, marker: str) -> Written:
+        record = without_control_characters(record)
         self._check_kind(record)
         existing = self._find_marker(marker)
         if existing is not None and existing.record is not None:
@@ -325,6 +327,7 @@ class EwsFolder:
         return None
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
+        record = without_control_characters(record)
         self._check_kind(record)
         items = self._get([item_id])
         if not items:

@@ -32,6 +32,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from crmsync.domain.mail_text import without_control_characters
 from crmsync.domain.records import Event, Occurrence, Record
 from crmsync.domain.sync import (
     Changes,
@@ -229,6 +230,7 @@ class GoogleEvents:
     def create(self, record: Record, marker: str) -> Written:
         """Insert the event under its marker's id; an event already there with the marker
         is returned unchanged (the create went through before)."""
+        record = without_control_characters(record)
         assert isinstance(record, Event)
         body = event_body(event_slots(record, self.cats), None, self.cats)
         body.setdefault("extendedProperties", {"private": {}})["private"][markers.MARKER] = marker
@@ -265,6 +267,7 @@ class GoogleEvents:
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """PATCH the changed slots with ``If-Match``; `VersionConflict` when stale."""
+        record = without_control_characters(record)
         assert isinstance(record, Event)
         master, exceptions = self._current(item_id, version)
         old, _ = read_event(master, exceptions, self.cats)

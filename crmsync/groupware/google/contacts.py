@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crmsync.domain.contact_fields import ContactFieldMap
+from crmsync.domain.mail_text import without_control_characters
 from crmsync.domain.records import Contact, Record
 from crmsync.domain.sync import (
     Changes,
@@ -180,6 +181,7 @@ class GoogleContacts:
     def create(self, record: Record, marker: str) -> Written:
         """createContact in the group, stamped with ``marker``; a contact already carrying
         it is returned unchanged."""
+        record = without_control_characters(record)
         assert isinstance(record, Contact)
         existing = self._find_marker(marker)
         if existing is not None and existing.record is not None:
@@ -197,6 +199,7 @@ class GoogleContacts:
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """updateContact of the changed fields with the etag; `VersionConflict` when stale."""
+        record = without_control_characters(record)
         assert isinstance(record, Contact)
         current = self._current(item_id, version)
         old, _ = read_contact(current, self.fields)

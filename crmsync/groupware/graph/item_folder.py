@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from crmsync.domain.mail_text import without_control_characters
 from crmsync.domain.records import Record
 from crmsync.domain.sync import (
     Changes,
@@ -214,6 +215,7 @@ class GraphItems:
 
     def create(self, record: Record, marker: str) -> Written:
         """POST the item stamped with ``marker``; an item already carrying it is returned."""
+        record = without_control_characters(record)
         existing = self._find_marker(marker)
         if existing is not None and existing.record is not None:
             return Written(existing.id, existing.version, existing.record)
@@ -237,6 +239,7 @@ class GraphItems:
 
     def update(self, item_id: str, version: str, record: Record) -> Written:
         """PATCH the changed slots with ``If-Match: version``; `VersionConflict` when stale."""
+        record = without_control_characters(record)
         current = self._current(item_id, version)
         seen = self._seen(item_id, current, self._extras({item_id: current}).get(item_id))
         if seen.record is None:
