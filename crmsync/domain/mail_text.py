@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from functools import cache
 from typing import Any, TypeVar
 
 # C0 controls but tab, LF and CR; DEL; lone surrogates (no UTF-8 encoding) and the two
@@ -45,11 +46,18 @@ def _cleaned(value: Any) -> Any:
         if all(p is None for p in parts):
             return None
         return tuple(v if p is None else p for v, p in zip(value, parts, strict=True))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {}
-        for f in dataclasses.fields(value):
-            cleaned = _cleaned(getattr(value, f.name))
-            if cleaned is not None:
-                changes[f.name] = cleaned
-        return dataclasses.replace(value, **changes) if changes else None
-    return None
+    names = _field_names(type(value))
+    if not names:
+        return None
+    changes = {}
+    for name in names:
+        cleaned = _cleaned(getattr(value, name))
+        if cleaned is not None:
+            changes[name] = cleaned
+    return dataclasses.replace(value, **changes) if changes else None
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    # Looked up once per type: every write goes through here, most with nothing to clean.
+    return tuple(f.name for f in dataclasses.fields(kind)) if dataclasses.is_dataclass(kind) else ()
