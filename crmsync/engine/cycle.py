@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import Changes, ErrorEntry, ErrorType, Link, Side
+from crmsync.domain.sync import AuditEntry, Changes, ErrorEntry, ErrorType, Link, Side
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
 from crmsync.engine.intents import settle
 from crmsync.engine.planner import Action, Policy, hold_mass_deletes, plan
@@ -42,47 +42,57 @@ def sync_kind(
     sides: dict[Side, ItemSide] = {Side.CRM: crm, Side.MAIL: mail}
     report = KindReport(kind)
     saved = {side: state.cursor(rep_id, kind, side) for side in sides}
-    for _ in range(MAX_ROUNDS):
-        synced, changes, actions, held = _read_and_plan(
-            rep_id, kind, sides, state, policy, saved, settle_intents=True
-        )
-        for side, side_changes in changes.items():
-            report.full_listing.setdefault(side, side_changes.full)
-        writes_before = report.total_writes
-        cursors = {side: side_changes.cursor for side, side_changes in changes.items()}
-        Executor(rep_id, kind, sides, state, policy, clock, on_action, report, cursors).run(actions)
-        if held:
-            # Keep the cursors: the held deletions are planned again once confirmed.
-            report.held_deletes = held
-            state.record_error(
-                ErrorEntry(
-                    rep_id,
-                    kind,
-                    None,
-                    "delete",
-                    ErrorType.MASS_DELETE,
-                    f"{held} deletions held back: more than the mass-delete guard allows "
-                    f"of {synced} synced {kind.value}s.",
-                    "Check why so many items disappeared (a moved folder, a changed filter). "
-                    "If the deletions are wanted, confirm them: Confirm deletions on the "
-                    "rep's status page, or `crmsync confirm-deletes --rep EMAIL`; if not, "
-                    "restore the items or reset the rep's sync.",
-                    clock(),
-                )
+    # The executors' audit entries not written yet: they go with the next cursor save
+    # (one transaction), else once the kind ends.
+    audit: list[AuditEntry] = []
+    try:
+        for _ in range(MAX_ROUNDS):
+            synced, changes, actions, held = _read_and_plan(
+                rep_id, kind, sides, state, policy, saved, settle_intents=True
             )
-            break
-        if report.transient_failures:
-            break
-        moved = {
-            side: side_changes.cursor
-            for side, side_changes in changes.items()
-            if side_changes.cursor != saved[side]  # a quiet cycle writes no cursor
-        }
-        if moved:
-            state.save_cursors(rep_id, kind, moved)
-            saved.update(moved)
-        if report.total_writes == writes_before:
-            break
+            for side, side_changes in changes.items():
+                report.full_listing.setdefault(side, side_changes.full)
+            writes_before = report.total_writes
+            cursors = {side: side_changes.cursor for side, side_changes in changes.items()}
+            Executor(
+                rep_id, kind, sides, state, policy, clock, on_action, report, cursors, audit=audit
+            ).run(actions)
+            if held:
+                # Keep the cursors: the held deletions are planned again once confirmed.
+                report.held_deletes = held
+                state.record_error(
+                    ErrorEntry(
+                        rep_id,
+                        kind,
+                        None,
+                        "delete",
+                        ErrorType.MASS_DELETE,
+                        f"{held} deletions held back: more than the mass-delete guard allows "
+                        f"of {synced} synced {kind.value}s.",
+                        "Check why so many items disappeared (a moved folder, a changed filter). "
+                        "If the deletions are wanted, confirm them: Confirm deletions on the "
+                        "rep's status page, or `crmsync confirm-deletes --rep EMAIL`; if not, "
+                        "restore the items or reset the rep's sync.",
+                        clock(),
+                    )
+                )
+                break
+            if report.transient_failures:
+                break
+            moved = {
+                side: side_changes.cursor
+                for side, side_changes in changes.items()
+                if side_changes.cursor != saved[side]  # a quiet cycle writes no cursor
+            }
+            if moved:
+                state.save_cursors(rep_id, kind, moved, audit)
+                audit.clear()
+                saved.update(moved)
+            if report.total_writes == writes_before:
+                break
+    finally:
+        if audit:  # the last round saved no cursors, or the kind failed
+            state.record_audit(audit)
     return report
 
 

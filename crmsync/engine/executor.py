@@ -157,7 +157,12 @@ class Executor:
         on_action: ActionListener | None = None,
         report: KindReport | None = None,
         read_cursors: dict[Side, str | None] | None = None,
+        *,
+        audit: list[AuditEntry],
     ) -> None:
+        """``audit``: where the run's audit entries go; the caller writes them (with the
+        round's cursors, `SyncState.save_cursors`), the executor only when
+        `LinkBatch.SIZE` of them pile up."""
         self.rep_id = rep_id
         self.kind = kind
         self.sides = sides
@@ -170,14 +175,11 @@ class Executor:
         self.read_cursors = read_cursors or {}
         self.links = LinkBatch(state, rep_id, kind)
         self._outage_streak = 0
-        self._audit: list[AuditEntry] = []
+        self.audit = audit
 
     def run(self, actions: list[Action]) -> KindReport:
-        try:
-            for start in range(0, len(actions), LinkBatch.SIZE):
-                self._run_batch(actions[start : start + LinkBatch.SIZE])
-        finally:
-            self._flush_audit()
+        for start in range(0, len(actions), LinkBatch.SIZE):
+            self._run_batch(actions[start : start + LinkBatch.SIZE])
         return self.report
 
     def _run_batch(self, batch: list[Action]) -> None:
@@ -333,7 +335,7 @@ class Executor:
                 ids, target = {Side.CRM: crm.id, Side.MAIL: mail.id}, then
             case Skip(side=side, item_id=item_id):
                 ids[side] = item_id
-        self._audit.append(
+        self.audit.append(
             AuditEntry(
                 self.rep_id,
                 self.kind,
@@ -346,12 +348,9 @@ class Executor:
                 error,
             )
         )
-        if len(self._audit) >= LinkBatch.SIZE:
-            self._flush_audit()
-
-    def _flush_audit(self) -> None:
-        entries, self._audit = self._audit, []
-        self.state.record_audit(entries)
+        if len(self.audit) >= LinkBatch.SIZE:  # a long run's entries are not all held
+            self.state.record_audit(self.audit)
+            self.audit.clear()
 
     def _apply(self, action: Action, ahead: Ahead | None = None) -> str | None:
         """Carry out ``action`` (or take its outcome from a batch call made ``ahead``);

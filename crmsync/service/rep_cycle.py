@@ -250,18 +250,15 @@ def _sync(
     for kind, direction in directions.items():
         if direction is Direction.NONE:
             continue
-        try:
-            kind_report = sync_kind(
-                user.id,
-                kind,
-                *service.sides(user, kind, config, fields, mailbox),
-                engine_state,
-                service.policy(config, kind, user, settings, guard, fields),
-                service.clock,
-                listener,
-            )
-        finally:
-            engine_state.flush()  # audit entries the kind's cursor save did not carry
+        kind_report = sync_kind(
+            user.id,
+            kind,
+            *service.sides(user, kind, config, fields, mailbox),
+            engine_state,
+            service.policy(config, kind, user, settings, guard, fields),
+            service.clock,
+            listener,
+        )
         report.kinds[kind] = kind_report
         if kind_report.held_deletes and report.error is None:
             report.error = (

@@ -25,8 +25,7 @@ class ReadAhead:
     rounds plan from them again after the writes). Its pending
     write intents of a kind come from ``record`` until the cycle records intents of that
     kind; then they are read from ``state`` again, unless every intent known to be
-    pending has been settled since (the usual end of a round that wrote). Audit entries
-    are held and written with the kind's next cursor save, or by `flush`. Writes, links
+    pending has been settled since (the usual end of a round that wrote). Writes, links
     and other reps go to ``state``.
     """
 
@@ -35,7 +34,6 @@ class ReadAhead:
         self._record = record
         # Per kind whose intents moved: the keys pending as far as this cycle knows.
         self._pending: dict[ItemKind, set[str]] = {}
-        self._audit: list[AuditEntry] = []
         # The links of one kind (the one syncing) by CRM id, and whether in CRM id order.
         self._links: tuple[ItemKind, dict[str, Link]] | None = None
         self._links_ordered = True
@@ -118,13 +116,7 @@ class ReadAhead:
         cursors: Mapping[Side, str | None],
         audit: Sequence[AuditEntry] = (),
     ) -> None:
-        """The cursors, with the audit entries held so far, in one transaction."""
-        audit, self._audit = [*self._audit, *audit], []
-        try:
-            self._state.save_cursors(rep_id, kind, cursors, audit)
-        except BaseException:
-            self._audit = audit + self._audit  # still to be written
-            raise
+        self._state.save_cursors(rep_id, kind, cursors, audit)
         if self._own(rep_id):
             for side, cursor in cursors.items():
                 if cursor is None:
@@ -145,9 +137,4 @@ class ReadAhead:
         self._state.record_error(entry)
 
     def record_audit(self, entries: Sequence[AuditEntry]) -> None:
-        self._audit.extend(entries)
-
-    def flush(self) -> None:
-        """Write the audit entries still held (a kind that ended without a cursor save)."""
-        audit, self._audit = self._audit, []
-        self._state.record_audit(audit)
+        self._state.record_audit(entries)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import pytest
 
 from crmsync.domain.records import Contact, ItemKind
-from crmsync.domain.sync import ErrorType, ServerUnavailable, Side
+from crmsync.domain.sync import AuditEntry, ErrorType, ServerUnavailable, Side
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import Executor, LinkBatch
 from crmsync.engine.planner import DeleteGuard, Policy
@@ -103,6 +104,43 @@ def test_a_mass_deletion_is_held_until_confirmed() -> None:
     assert sync_kind(REP, KIND, crm, mail, state, policy).held_deletes == 8
     confirmed = sync_kind(REP, KIND, crm, mail, state, replace(policy, delete_guard=None))
     assert confirmed.written_to(Side.MAIL) == 8 and len(mail.items) == 12
+
+
+class AuditWrites(MemoryState):
+    """Notes which call brought each batch of audit entries (the state's transactions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audit_writes: list[tuple[str, int]] = []
+
+    def save_cursors(
+        self,
+        rep_id: str,
+        kind: ItemKind,
+        cursors: Mapping[Side, str | None],
+        audit: Sequence[AuditEntry] = (),
+    ) -> None:
+        self.audit_writes.append(("save_cursors", len(audit)))
+        super().save_cursors(rep_id, kind, cursors, audit)
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        self.audit_writes.append(("record_audit", len(entries)))
+        super().record_audit(entries)
+
+
+def test_a_rounds_audit_entries_go_with_its_cursors_and_a_failed_rounds_on_their_own() -> None:
+    crm, mail, state = MemorySide("c"), MemorySide("m"), AuditWrites()
+    for n in range(3):
+        crm.put(Contact(first_name=f"P{n}"))
+    sync_kind(REP, KIND, crm, mail, state, Policy())
+    # The writing round's cursors and entries, then the settling round's cursor.
+    assert state.audit_writes == [("save_cursors", 3), ("save_cursors", 0)]
+
+    state.audit_writes.clear()
+    crm.put(Contact(first_name="P3"))
+    mail.fail_next_writes = 1  # a passing failure: the round keeps its cursors
+    assert sync_kind(REP, KIND, crm, mail, state, Policy()).transient_failures == 1
+    assert state.audit_writes == [("record_audit", 1)]
 
 
 def test_every_action_and_skip_lands_in_the_audit_trail_with_both_ids() -> None:

@@ -153,11 +153,9 @@ def test_read_ahead_reads_the_links_once_and_follows_its_own_link_writes(
 def test_read_ahead_writes_audit_entries_with_the_cursors(store: StateStore) -> None:
     ahead = ReadAhead(store, store.open_cycle(ANN.id))
     entry = AuditEntry(ANN.id, ItemKind.CONTACT, "c1", "/m1", "update", Side.MAIL, "edited", AT)
-    ahead.record_audit([entry])
-    ahead.save_cursors(ANN.id, ItemKind.CONTACT, {Side.CRM: "4"})
+    ahead.save_cursors(ANN.id, ItemKind.CONTACT, {Side.CRM: "4"}, [entry])
     assert store.rep_history(ANN.id) == [entry]
-    ahead.record_audit([replace(entry, crm_id="c2")])
-    ahead.flush()  # a kind that ended without saving its cursors
+    ahead.record_audit([replace(entry, crm_id="c2")])  # a kind that saved no cursors
     assert [e.crm_id for e in store.rep_history(ANN.id)] == ["c2", "c1"]
 
 
