@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Connection, case, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crmsync.domain.records import User
-from crmsync.domain.settings import ContactSettings, EventSettings, OrgSettings, SyncConfig
+from crmsync.domain.settings import (
+    ContactSettings,
+    Coverage,
+    EventSettings,
+    OrgSettings,
+    SyncConfig,
+)
 from crmsync.store import schema
 from crmsync.store.codec import from_json, to_json
 from crmsync.store.database import StoreBase, insert_for
@@ -18,6 +24,9 @@ DEFAULT_ORG = "default"
 _O = schema.org_settings
 _K = schema.sync_configs
 _A = schema.config_assignments
+
+# Built once: every cycle that finds the settings version moved reads them.
+_ORG_SETTINGS = select(_O.c.settings).where(_O.c.org_id == bindparam("org_id"))
 
 _USER = "user"
 _PROFILE = "profile"
@@ -33,10 +42,7 @@ class ConfigsMixin(StoreBase):
     def org_settings(self, org_id: str = DEFAULT_ORG) -> OrgSettings:
         """The org's settings; defaults for an org never saved."""
         with self._read() as conn:
-            data = conn.execute(
-                select(_O.c.settings).where(_O.c.org_id == org_id)
-            ).scalar_one_or_none()
-        return OrgSettings() if data is None else from_json(OrgSettings, data)
+            return read_org_settings(conn, org_id)
 
     def save_org_settings(self, settings: OrgSettings, org_id: str = DEFAULT_ORG) -> None:
         """Replace the org's settings."""
@@ -95,7 +101,7 @@ class ConfigsMixin(StoreBase):
             return load_configs(conn, _K.c.org_id == org_id)
 
     def effective_config(self, user: User, org_id: str = DEFAULT_ORG) -> SyncConfig | None:
-        """The active configuration ``user`` syncs under, or ``None``.
+        """The active configuration ``user`` syncs under, or ``None`` (`Coverage`'s rule).
 
         A direct assignment of the user wins over one of the user's profile; inactive
         configurations are ignored (an inactive direct assignment falls back to the
@@ -104,19 +110,17 @@ class ConfigsMixin(StoreBase):
         subjects = [(_A.c.subject == _USER) & (_A.c.subject_id == user.id)]
         if user.profile_id is not None:
             subjects.append((_A.c.subject == _PROFILE) & (_A.c.subject_id == user.profile_id))
-        direct_first = case((_A.c.subject == _USER, 0), else_=1)
-        stmt = (
-            select(_K.c.id)
-            .join(_A, _A.c.config_id == _K.c.id)
-            .where(_K.c.org_id == org_id, _K.c.active.is_(True), or_(*subjects))
-            .order_by(direct_first)
-            .limit(1)
-        )
+        # Only the configurations that could cover the user (at most two); Coverage picks.
+        assigning = select(_A.c.config_id).where(_A.c.org_id == org_id, or_(*subjects))
         with self._read() as conn:
-            config_id = conn.execute(stmt).scalar_one_or_none()
-            if config_id is None:
-                return None
-            return load_configs(conn, _K.c.id == config_id)[0]
+            candidates = load_configs(conn, _K.c.id.in_(assigning))
+        return Coverage(candidates).config_of(user)
+
+
+def read_org_settings(conn: Connection, org_id: str) -> OrgSettings:
+    """The org's settings, read in ``conn``'s transaction; defaults for an org never saved."""
+    data = conn.execute(_ORG_SETTINGS, {"org_id": org_id}).scalar_one_or_none()
+    return OrgSettings() if data is None else from_json(OrgSettings, data)
 
 
 def _write_config(conn: Connection, config: SyncConfig, org_id: str) -> None:
