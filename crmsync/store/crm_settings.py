@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 
 from crmsync.domain.crm_settings import CrmSettings
 from crmsync.store import schema
@@ -18,16 +18,24 @@ _S = schema.crm_settings
 _C = schema.crm_api_calls
 
 
+# Built once: every cycle that finds the settings version moved reads it.
+_CRM_SETTINGS = select(_S.c.settings).where(_S.c.org_id == bindparam("org_id"))
+
+
+def read_crm_settings(conn: Connection, org_id: str) -> CrmSettings:
+    """The org's CRM section, read in ``conn``'s transaction (the built-in CRM until
+    saved)."""
+    data = conn.execute(_CRM_SETTINGS, {"org_id": org_id}).scalar_one_or_none()
+    return CrmSettings() if data is None else from_json(CrmSettings, data)
+
+
 class CrmSettingsMixin(StoreBase):
     """``crm_settings`` / ``save_crm_settings`` (the built-in CRM until saved) and the
     hourly API-call counter (``record_api_calls``, ``api_calls_since``)."""
 
     def crm_settings(self, org_id: str = DEFAULT_ORG) -> CrmSettings:
         with self._read() as conn:
-            data = conn.execute(
-                select(_S.c.settings).where(_S.c.org_id == org_id)
-            ).scalar_one_or_none()
-        return CrmSettings() if data is None else from_json(CrmSettings, data)
+            return read_crm_settings(conn, org_id)
 
     def save_crm_settings(self, settings: CrmSettings, org_id: str = DEFAULT_ORG) -> None:
         with self._write() as conn:

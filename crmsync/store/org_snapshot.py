@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
 from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.records import User
 from crmsync.domain.settings import Coverage, OrgSettings, SyncConfig
 from crmsync.store import schema
-from crmsync.store.codec import from_json
-from crmsync.store.configs import load_configs
-
-_O = schema.org_settings
-_S = schema.crm_settings
-
-_ORG_SETTINGS = select(_O.c.settings).where(_O.c.org_id == bindparam("org_id"))
-_CRM_SETTINGS = select(_S.c.settings).where(_S.c.org_id == bindparam("org_id"))
+from crmsync.store.configs import load_configs, read_org_settings
+from crmsync.store.crm_settings import read_crm_settings
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,9 @@ class OrgSnapshot:
 
 def read_snapshot(conn: Connection, org_id: str, version: int) -> OrgSnapshot:
     """The org's settings, CRM section and configurations, read in ``conn``'s transaction."""
-    org = conn.execute(_ORG_SETTINGS, {"org_id": org_id}).scalar_one_or_none()
-    crm = conn.execute(_CRM_SETTINGS, {"org_id": org_id}).scalar_one_or_none()
     return OrgSnapshot(
         version,
-        OrgSettings() if org is None else from_json(OrgSettings, org),
-        CrmSettings() if crm is None else from_json(CrmSettings, crm),
+        read_org_settings(conn, org_id),
+        read_crm_settings(conn, org_id),
         tuple(load_configs(conn, schema.sync_configs.c.org_id == org_id)),
     )
