@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmsync.domain.records import ItemKind, User
-from crmsync.domain.settings import Direction
+from crmsync.domain.settings import Coverage, Direction
 from crmsync.domain.sync import Side
 from crmsync.engine.planner import Action, Create, Delete, Pair, Relink, Skip, Unlink, Update
 from crmsync.service.runner import RepPreview, RepReport, SyncService
@@ -42,9 +42,11 @@ def status_table(
     service: SyncService, reps: Iterable[User], statuses: dict[str, RepStatus] | None = None
 ) -> Table:
     """The spec's per-rep statuses (Tables 4-6): one row per rep and kind. ``statuses``:
-    the reps' statuses by rep id, if already read (else every rep's is read at once)."""
+    the reps' statuses by rep id, if already read (else every rep's is read at once).
+    The configurations are read at once too, whatever the number of reps."""
     if statuses is None:
         statuses = {s.rep_id: s for s in service.store.rep_statuses()}
+    coverage = Coverage(service.store.configs())
     table = Table(
         "Rep",
         "Configuration",
@@ -57,7 +59,7 @@ def status_table(
     )
     for user in reps:
         status = statuses.get(user.id) or RepStatus(user.id)
-        config = service.store.effective_config(user)
+        config = coverage.config_of(user)
         checks = (
             f"recognized {_check(status.recognized)} "
             f"folder {_check(status.contacts_folder_found)} "
