@@ -8,13 +8,14 @@ may include up to one hour more activity. The latest sync instant is kept exactl
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.sql.expression import Executable
 
 from crmsync.domain.records import ItemKind
 from crmsync.store import schema
-from crmsync.store.database import StoreBase, insert_for
+from crmsync.store.database import StoreBase, upsert_once
 
 _A = schema.activity
 
@@ -27,30 +28,21 @@ def hour_of(at: dt.datetime) -> dt.datetime:
 def add_synced(conn: Connection, kind: ItemKind, count: int, at: dt.datetime) -> None:
     """`ActivityMixin.record_synced` in ``conn``'s transaction."""
     values = {"kind": kind.value, "hour": hour_of(at), "count": count, "last_at": at}
-    conn.execute(_upsert(conn), values)
+    conn.execute(upsert_once(conn, _A, _adding), values)
 
 
-def _upsert(conn: Connection) -> Executable:
-    # Built once per dialect: every cycle that synced something runs it.
-    dialect = conn.dialect.name
-    stmt = _UPSERTS.get(dialect)
-    if stmt is None:
-        ins = insert_for(conn)(_A)
-        stmt = ins.on_conflict_do_update(
-            index_elements=["kind", "hour"],
-            set_={
-                "count": _A.c.count + ins.excluded.count,
-                # Late reports (an ``at`` in the past) must not move it backwards.
-                "last_at": func.max(_A.c.last_at, ins.excluded.last_at)
-                if dialect == "sqlite"
-                else func.greatest(_A.c.last_at, ins.excluded.last_at),
-            },
-        )
-        _UPSERTS[dialect] = stmt
-    return stmt
-
-
-_UPSERTS: dict[str, Executable] = {}
+def _adding(ins: Any, dialect: str) -> Executable:
+    """The activity upsert: a row's count adds to its hour's."""
+    return ins.on_conflict_do_update(
+        index_elements=["kind", "hour"],
+        set_={
+            "count": _A.c.count + ins.excluded.count,
+            # Late reports (an ``at`` in the past) must not move it backwards.
+            "last_at": func.max(_A.c.last_at, ins.excluded.last_at)
+            if dialect == "sqlite"
+            else func.greatest(_A.c.last_at, ins.excluded.last_at),
+        },
+    )
 
 
 class ActivityMixin(StoreBase):

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.expression import Executable
 
 from crmsync.store import schema
 from crmsync.store.exceptions import LeaseLost, SchemaTooNew
@@ -161,6 +162,23 @@ def insert_for(conn: Connection) -> Callable[[Table], Any]:
     if conn.dialect.name == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"unsupported database: {conn.dialect.name}")
+
+
+def upsert_once(
+    conn: Connection, table: Table, build: Callable[[Any, str], Executable]
+) -> Executable:
+    """``table``'s upsert for ``conn``'s dialect: ``build(insert, dialect name)`` with
+    the dialect's INSERT into ``table`` (`insert_for`), built on first use per dialect and
+    table and reused after. Run with parameters, SQLAlchemy's statement cache then makes
+    each run of a hot statement cost little more than the driver call."""
+    key = (conn.dialect.name, table.name)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        stmt = _UPSERTS[key] = build(insert_for(conn)(table), conn.dialect.name)
+    return stmt
+
+
+_UPSERTS: dict[tuple[str, str], Executable] = {}
 
 
 @dataclass(frozen=True)

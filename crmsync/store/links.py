@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.expression import Executable
 
@@ -14,7 +14,7 @@ from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import AuditEntry, Link, Side, WriteIntent, WriteOperation
 from crmsync.store import schema
 from crmsync.store.audit import insert_audit
-from crmsync.store.database import Fence, StoreBase, insert_for
+from crmsync.store.database import Fence, StoreBase, upsert_once
 from crmsync.store.exceptions import LinkConflict
 
 _L = schema.links
@@ -175,7 +175,7 @@ class LinksMixin(StoreBase):
                         )
                     )
                 if rows:
-                    conn.execute(_upsert(conn, _L), rows)
+                    conn.execute(upsert_once(conn, _L, _replacing), rows)
                 for start in range(0, len(settled), _CHUNK):
                     conn.execute(
                         delete(_I).where(
@@ -217,7 +217,7 @@ class LinksMixin(StoreBase):
             for intent in intents
         ]
         with self._write(fence) as conn:
-            conn.execute(_upsert(conn, _I), rows)
+            conn.execute(upsert_once(conn, _I, _replacing), rows)
 
     def _save_cursors(
         self,
@@ -238,7 +238,7 @@ class LinksMixin(StoreBase):
                 else:
                     kept.append({**key, "cursor": cursor})
             if kept:
-                conn.execute(_upsert(conn, _C), kept)
+                conn.execute(upsert_once(conn, _C, _replacing), kept)
             insert_audit(conn, audit)
 
 
@@ -268,21 +268,13 @@ _UPSERT_COLUMNS = {
 }
 
 
-def _upsert(conn: Connection, table: Table) -> Executable:
-    # Built once per dialect and table and executed with parameters, so SQLAlchemy's
-    # statement cache makes each save cost little more than the driver call.
-    key = (conn.dialect.name, table.name)
-    stmt = _UPSERTS.get(key)
-    if stmt is None:
-        index, replaced = _UPSERT_COLUMNS[table.name]
-        ins = insert_for(conn)(table)
-        stmt = ins.on_conflict_do_update(
-            index_elements=list(index), set_={c: ins.excluded[c] for c in replaced}
-        )
-        _UPSERTS[key] = stmt
-    return stmt
+def _replacing(ins: Any, dialect: str) -> Executable:
+    """The upsert of a row keyed as `_UPSERT_COLUMNS` says: its other columns replaced."""
+    index, replaced = _UPSERT_COLUMNS[ins.table.name]
+    return ins.on_conflict_do_update(
+        index_elements=list(index), set_={c: ins.excluded[c] for c in replaced}
+    )
 
 
-_UPSERTS: dict[tuple[str, str], Executable] = {}
 # Bound parameters per IN list: well under SQLite's and PostgreSQL's limits.
 _CHUNK = 500
