@@ -81,6 +81,24 @@ def test_the_reps_page_takes_the_login_and_shows_needs_attention(console: WebCon
     assert 'id="needs-attention"' in console.client.get(f"/status/{ANN}").text
 
 
+def test_the_reps_page_reads_the_reps_login_once(
+    console: WebConsole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console.client.put("/api/v1/setup", json=PER_REP_SETUP, headers=console.bearer("manager"))
+    console.service.crm.create_user(ANN, "Ann")
+    store = console.service.store
+    store.set_rep_credentials(ANN, "ann", SECRET)
+    store.mark_rep_credentials_refused(ANN, "HTTP 401")
+    console.sign_in("manager")
+    reads: list[str] = []
+    read = store.rep_credentials
+    monkeypatch.setattr(store, "rep_credentials", lambda email: reads.append(email) or read(email))
+    page = console.client.get(f"/status/{ANN}").text
+    assert reads == [ANN]
+    # Both places that show it still do: the attention line and the sign-in form.
+    assert "Needs attention: Sign-in refused" in page and 'id="needs-attention"' in page
+
+
 @pytest.fixture
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("CRMSYNC_HOME", str(tmp_path / "home"))

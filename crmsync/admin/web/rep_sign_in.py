@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from crmsync.admin.web.deps import check_csrf, get_service, require
 from crmsync.admin.web.schemas import SIGNED_IN, WITH_BODY, answers
 from crmsync.admin.web.security import MANAGE, Principal
-from crmsync.service.mailboxes import per_rep_sign_in
+from crmsync.service.rep_sign_in import RepSignIn
 from crmsync.service.runner import SyncService
 
 api_router = APIRouter(prefix="/api/v1", responses=SIGNED_IN)
@@ -49,15 +49,15 @@ def _known_rep(service: SyncService, email: str) -> None:
         raise HTTPException(404, f"no CRM user has the email {email}")
 
 
-def sign_in_out(service: SyncService, email: str) -> RepSignInOut:
-    return RepSignInOut(**service.rep_sign_in(email).as_dict())
+def sign_in_out(sign_in: RepSignIn) -> RepSignInOut:
+    return RepSignInOut(**sign_in.as_dict())
 
 
 @api_router.get("/reps/{email}/sign-in", tags=["statuses"], responses=REP_NOT_FOUND)
 def get_rep_sign_in(email: str, principal: Manager, service: Service) -> RepSignInOut:
     """The rep's stored login and whether the server refused it; never the password."""
     _known_rep(service, email)
-    return sign_in_out(service, email)
+    return sign_in_out(service.rep_sign_in(email))
 
 
 @api_router.put(
@@ -70,7 +70,7 @@ def put_rep_sign_in(
     check_csrf(principal, request.headers.get("x-csrf-token"))
     _known_rep(service, email)
     service.set_rep_sign_in(email, body.login.strip(), body.password)
-    return sign_in_out(service, email)
+    return sign_in_out(service.rep_sign_in(email))
 
 
 @api_router.delete(
@@ -100,8 +100,7 @@ def save_rep_sign_in_page(
     return RedirectResponse(f"/status/{quote(email)}?signed_in=1", status_code=303)
 
 
-def sign_in_context(service: SyncService, email: str) -> dict[str, Any]:
-    """What the rep's page shows of the sign-in (only for per-rep sign-in)."""
-    if not per_rep_sign_in(service.org_settings()):
-        return {"sign_in": None}
-    return {"sign_in": sign_in_out(service, email)}
+def sign_in_context(sign_in: RepSignIn | None) -> dict[str, Any]:
+    """What the rep's page shows of the sign-in read by `views.sign_in_shown` (``None``
+    unless the org signs in with each rep's own login)."""
+    return {"sign_in": None if sign_in is None else sign_in_out(sign_in)}

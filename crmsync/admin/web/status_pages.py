@@ -79,7 +79,9 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
     now = service.clock()
     store = service.store
     status = store.rep_status(user.id)
-    (row,) = views.rep_lines(service, [user], now, {user.id: status})
+    # The rep's login is read once, for the attention line and the sign-in form.
+    sign_in = views.sign_in_shown(service, user.email)
+    (row,) = views.rep_lines(service, [user], now, {user.id: status}, views.refused_of(sign_in))
     where = paging(_page_of(request), ACTIVITY_PER_PAGE, store.count_rep_history(user.id))
     names = ItemNames(service.crm)
     activity = [
@@ -109,7 +111,7 @@ def rep_page(email: str, request: Request, principal: Manager, service: Service)
         marked=request.query_params.get("marked"),
         confirmed=request.query_params.get("confirmed"),
         signed_in=request.query_params.get("signed_in"),
-        **rep_sign_in.sign_in_context(service, user.email),
+        **rep_sign_in.sign_in_context(sign_in),
     )
 
 

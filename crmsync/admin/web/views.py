@@ -21,6 +21,7 @@ from crmsync.service.connection_test import run_connection_test
 from crmsync.service.crm_connection_test import run_crm_connection_test
 from crmsync.service.crms import SALESFORCE_SECRET, WRITES_PAUSED_TEXT, api_state
 from crmsync.service.mailboxes import SERVICE_PASSWORD, per_rep_sign_in
+from crmsync.service.rep_sign_in import RepSignIn
 from crmsync.service.runner import RepPreview, SyncService
 from crmsync.store import FLOWS, ErrorSort, RepStatus
 from crmsync.store.error_report import RepErrors
@@ -218,9 +219,12 @@ def rep_lines(
     reps: list[User],
     now: dt.datetime,
     statuses: dict[str, RepStatus] | None = None,
+    refused: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The reps list's lines (pages and API), from every status, configuration, error
-    count and refused login at once, not per rep.
+    count and refused login at once, not per rep. ``statuses`` (by rep id) and
+    ``refused`` (the lower-case emails whose stored login the server refused): if
+    already read.
 
     ``attention`` lists everything that needs attention, a pause first; the pages show the
     pause with its own markup (its end as a local time), then ``other_attention``.
@@ -231,7 +235,8 @@ def rep_lines(
     configs = effective_configs(store.configs(), reps)
     # One rep (its page, the API's answers about it): only its own rows are counted.
     errors = store.rep_errors(reps[0].id if len(reps) == 1 else None)
-    refused = _refused_logins(service, reps)
+    if refused is None:
+        refused = _refused_logins(service, reps)
     lines = []
     for user in reps:
         status = statuses.get(user.id) or RepStatus(user.id)
@@ -288,10 +293,19 @@ def _refused_logins(service: SyncService, reps: list[User]) -> set[str]:
     if not per_rep_sign_in(service.org_settings()):
         return set()
     if len(reps) == 1:
-        credentials = service.store.rep_credentials(reps[0].email)
-        refused = credentials is not None and credentials.refused_at is not None
-        return {reps[0].email.strip().casefold()} if refused else set()
+        return refused_of(service.rep_sign_in(reps[0].email))
     return set(service.store.refused_rep_logins())
+
+
+def sign_in_shown(service: SyncService, email: str) -> RepSignIn | None:
+    """The rep's stored login as the rep's page shows it (never the password); ``None``
+    unless the org signs in with each rep's own login."""
+    return service.rep_sign_in(email) if per_rep_sign_in(service.org_settings()) else None
+
+
+def refused_of(sign_in: RepSignIn | None) -> set[str]:
+    """`rep_lines`' ``refused`` for the one rep of ``sign_in``."""
+    return {sign_in.email.strip().casefold()} if sign_in and sign_in.needs_attention else set()
 
 
 def rep_summary(service: SyncService, user: User) -> dict[str, Any]:
