@@ -25,8 +25,9 @@ class ReadAhead:
     rounds plan from them again after the writes). Its pending
     write intents of a kind come from ``record`` until the cycle records intents of that
     kind; then they are read from ``state`` again, unless every intent known to be
-    pending has been settled since (the usual end of a round that wrote). Writes, links
-    and other reps go to ``state``.
+    pending has been settled since (the usual end of a round that wrote). Writes and
+    links go to ``state``; asked about another rep it raises ``ValueError``, as
+    `FencedState` does.
     """
 
     def __init__(self, state: StateStore | FencedState, record: RepCycleRecord) -> None:
@@ -41,12 +42,14 @@ class ReadAhead:
     def __repr__(self) -> str:
         return f"ReadAhead({self._state!r}, rep_id={self._record.rep_id!r})"
 
-    def _own(self, rep_id: str) -> bool:
-        return rep_id == self._record.rep_id
+    def _own(self, rep_id: str) -> None:
+        if rep_id != self._record.rep_id:
+            raise ValueError(
+                f"this state is the cycle of rep {self._record.rep_id!r}, not of {rep_id!r}"
+            )
 
     def links(self, rep_id: str, kind: ItemKind) -> list[Link]:
-        if not self._own(rep_id):
-            return self._state.links(rep_id, kind)
+        self._own(rep_id)
         if self._links is None or self._links[0] is not kind:
             # One kind at a time: a rep's 50,000 contacts need not stay while events sync.
             self._links = None
@@ -68,13 +71,12 @@ class ReadAhead:
         drops: Sequence[str],
         settled: Sequence[str] = (),
     ) -> None:
+        self._own(rep_id)
         try:
             self._state.apply_links(rep_id, kind, saves, drops, settled)
         except BaseException:
             self._links = None  # read again: what the store holds now is not known here
             raise
-        if not self._own(rep_id):
-            return
         if settled:
             self._moved(kind).difference_update(settled)
         if self._links is not None and self._links[0] is kind:
@@ -87,17 +89,16 @@ class ReadAhead:
                 held[link.crm_id] = link
 
     def pending_intents(self, rep_id: str, kind: ItemKind) -> list[WriteIntent]:
-        if not self._own(rep_id):
-            return self._state.pending_intents(rep_id, kind)
+        self._own(rep_id)
         pending = self._pending.get(kind)
         if pending is None:
             return list(self._record.intents.get(kind, ()))
         return self._state.pending_intents(rep_id, kind) if pending else []
 
     def record_intents(self, rep_id: str, kind: ItemKind, intents: Sequence[WriteIntent]) -> None:
+        self._own(rep_id)
         self._state.record_intents(rep_id, kind, intents)
-        if self._own(rep_id):
-            self._moved(kind).update(intent.key for intent in intents)
+        self._moved(kind).update(intent.key for intent in intents)
 
     def _moved(self, kind: ItemKind) -> set[str]:
         if kind not in self._pending:
@@ -105,9 +106,8 @@ class ReadAhead:
         return self._pending[kind]
 
     def cursor(self, rep_id: str, kind: ItemKind, side: Side) -> str | None:
-        if self._own(rep_id):
-            return self._record.cursors.get((kind, side))
-        return self._state.cursor(rep_id, kind, side)
+        self._own(rep_id)
+        return self._record.cursors.get((kind, side))
 
     def save_cursors(
         self,
@@ -116,22 +116,22 @@ class ReadAhead:
         cursors: Mapping[Side, str | None],
         audit: Sequence[AuditEntry] = (),
     ) -> None:
+        self._own(rep_id)
         self._state.save_cursors(rep_id, kind, cursors, audit)
-        if self._own(rep_id):
-            for side, cursor in cursors.items():
-                if cursor is None:
-                    self._record.cursors.pop((kind, side), None)
-                else:
-                    self._record.cursors[(kind, side)] = cursor
+        for side, cursor in cursors.items():
+            if cursor is None:
+                self._record.cursors.pop((kind, side), None)
+            else:
+                self._record.cursors[(kind, side)] = cursor
 
     def clear_rep(self, rep_id: str) -> None:
         """Reset sync (`StateStore.clear_rep`): the rep's cursors and intents go too."""
+        self._own(rep_id)
         self._state.clear_rep(rep_id)
-        if self._own(rep_id):
-            self._record.cursors.clear()
-            self._record.intents.clear()
-            self._pending.clear()
-            self._links = None
+        self._record.cursors.clear()
+        self._record.intents.clear()
+        self._pending.clear()
+        self._links = None
 
     def record_error(self, entry: ErrorEntry) -> None:
         self._state.record_error(entry)

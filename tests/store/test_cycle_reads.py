@@ -162,6 +162,14 @@ def test_read_ahead_writes_audit_entries_with_the_cursors(store: StateStore) -> 
 def test_read_ahead_leaves_other_reps_to_the_store(store: StateStore) -> None:
     store.save_cursor("bob", ItemKind.CONTACT, Side.CRM, "5")
     ahead = ReadAhead(store, store.open_cycle(ANN.id))
-    assert ahead.cursor("bob", ItemKind.CONTACT, Side.CRM) == "5"
+    # One rep's cycle state, as FencedState: another rep is the store's to answer.
+    with pytest.raises(ValueError, match="bob"):
+        ahead.cursor("bob", ItemKind.CONTACT, Side.CRM)
+    assert store.cursor("bob", ItemKind.CONTACT, Side.CRM) == "5"
     store.record_intents("bob", ItemKind.CONTACT, [replace(intent("c9"), rep_id="bob")])
-    assert [i.crm_id for i in ahead.pending_intents("bob", ItemKind.CONTACT)] == ["c9"]
+    with pytest.raises(ValueError, match="bob"):
+        ahead.pending_intents("bob", ItemKind.CONTACT)
+    assert [i.crm_id for i in store.pending_intents("bob", ItemKind.CONTACT)] == ["c9"]
+    with pytest.raises(ValueError, match="bob"):  # and nothing is written for it
+        ahead.apply_links("bob", ItemKind.CONTACT, [replace(link("c9", "/m9"), rep_id="bob")], [])
+    assert store.links("bob", ItemKind.CONTACT) == []
