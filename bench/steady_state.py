@@ -134,6 +134,13 @@ def main() -> None:
         return
     if args.workers and not args.postgres_url:
         parser.error("--workers needs --postgres-url (bash .ci/postgres.sh prints one)")
+    if args.visible:
+        import steady_visible
+
+        sizes = [int(m) for m in args.items.split(",")]
+        problem = steady_visible.edits_problem(args.edits, min(reps), min(sizes))
+        if problem:
+            parser.error(problem)
     rows: list[list[str]] = []
     phases: list[pairs.Phase] = []
     summaries: list[str] = []

@@ -169,17 +169,38 @@ def run(world: Any, n: int, args: Any) -> Visible:
     return Visible(world.items, n, edits, warm, loads)
 
 
+def edits_problem(edits: int, reps: int, items: int) -> str | None:
+    """Why ``edits`` edits cannot be planned on ``reps`` reps of ``items`` contacts and as
+    many events each, or ``None``: every edit takes an item of its own (two edits of one
+    item would be seen as one), so there are at most 2 x N x M."""
+    most = 2 * reps * items
+    if 1 <= edits <= most:
+        return None
+    return (
+        f"--visible --edits {edits}: give between 1 and {most}, one contact or event each "
+        f"({reps} reps x {items} contacts and {items} events, none edited twice)"
+    )
+
+
 def plan_edits(service: Any, reps: list[Any], args: Any) -> list[Edit]:
-    """Random instants over the window; sides and kinds alternate; each edit on another
-    rep (and, once every rep has one, on another item)."""
+    """Random instants over the window; sides alternate and kinds every two edits (a rep
+    out of one kind's items takes the other's); each edit on another rep and, once every
+    rep has one, on another item of that rep: no item is edited twice."""
     rng = random.Random(args.seed)
     instants = sorted(rng.uniform(0, args.window) for _ in range(args.edits))
+    unedited = {
+        (rep.id, kind): sorted(service.store.links(rep.id, kind), key=lambda k: k.crm_id)
+        for rep in reps[: args.edits]  # the reps that get an edit
+        for kind in KINDS
+    }
     edits = []
     for i, at in enumerate(instants):
         rep = reps[i % len(reps)]
-        kind = KINDS[(i // 2) % 2]
-        links = sorted(service.store.links(rep.id, kind), key=lambda k: k.crm_id)
-        link = links[i // len(reps)]
+        preferred_first = KINDS if (i // 2) % 2 == 0 else KINDS[::-1]
+        kind = next((k for k in preferred_first if unedited[rep.id, k]), None)
+        if kind is None:
+            raise SystemExit(f"edit {i + 1}: every linked item of rep {rep.id} is edited already")
+        link = unedited[rep.id, kind].pop(0)
         edits.append(
             Edit(
                 at,
