@@ -21,7 +21,6 @@ import logging
 import random
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from crmsync.crm.salesforce.errors import (
     to_sync_error,
 )
 from crmsync.domain.sync import ServerUnavailable
+from crmsync.transport import throttling
 from crmsync.transport.bounded import read_bounded
 from crmsync.transport.throttling import RequestLimiter, limiter_for, retry_after_seconds
 
@@ -72,27 +72,25 @@ class ApiUsage:
         return cls(int(match[1]), int(match[2])) if match else None
 
 
-@dataclass
-class RetryPolicy:
-    """How often and how long to wait before trying a transient failure again.
+@dataclass(frozen=True)
+class RetryPolicy(throttling.RetryPolicy):
+    """The shared policy (attempts, ``Retry-After`` cap, ``sleep`` and ``clock``) with
+    Salesforce's numbers and wait.
 
-    The wait doubles from ``base`` up to ``cap`` seconds with full jitter, so several
-    workers blocked on one locked row do not retry in step. A ``Retry-After`` is honoured
-    up to ``max_retry_after``. ``sleep``, ``clock`` and ``random`` are injectable (tests
-    never wait).
+    The wait doubles from ``base_delay`` up to ``max_delay`` seconds with full jitter, so
+    several workers blocked on one locked row do not retry in step. ``limit_hold``: how
+    long a ``REQUEST_LIMIT_EXCEEDED`` without ``Retry-After`` holds the org's requests.
+    ``random`` is injectable too (tests never wait).
     """
 
     max_attempts: int = 4
-    base: float = 0.5
-    cap: float = 8.0
-    max_retry_after: float = 300.0
+    base_delay: float = 0.5
+    max_delay: float = 8.0
     limit_hold: float = LIMIT_HOLD
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    random: Callable[[], float] = random.random
+    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     def wait(self, attempt: int) -> None:
-        self.sleep(self.random() * min(self.cap, self.base * 2**attempt))
+        self.sleep(self.random() * min(self.max_delay, self.base_delay * 2**attempt))
 
 
 @dataclass(frozen=True)
