@@ -6,6 +6,9 @@ that stored one answers every later listing with XML no reader accepts, so one b
 stopped a rep's whole calendar. A CRM value can hold them all the same (a NUL from an old
 import, a vertical tab from a spreadsheet cell, an escape pasted from a terminal), so every
 backend writes records through `without_control_characters`; tabs and line breaks stay.
+The engine hashes and compares what it writes to the mail side as `held_by` it, so a
+cleaned value is neither written a second time nor, after a crash, taken for a person's
+edit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import dataclasses
 import re
 from functools import cache
 from typing import Any, TypeVar
+
+from crmsync.domain.records import Record
+from crmsync.domain.sync import Side
 
 # C0 controls but tab, LF and CR; DEL; lone surrogates (no UTF-8 encoding) and the two
 # noncharacters XML forbids.
@@ -34,6 +40,12 @@ def without_control_characters(record: R) -> R:
     `printable_text`; the record itself when nothing changes, as for most."""
     cleaned = _cleaned(record)
     return record if cleaned is None else cleaned
+
+
+def held_by(side: Side, record: Record) -> Record:
+    """``record`` as ``side`` holds it once written: the mail side without control
+    characters, the CRM side as it is."""
+    return without_control_characters(record) if side is Side.MAIL else record
 
 
 def _cleaned(value: Any) -> Any:

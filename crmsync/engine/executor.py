@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from crmsync.domain.mail_text import held_by
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
     AuditEntry,
@@ -208,10 +209,11 @@ class Executor:
                 match action:
                     case Create(target=t, source=source) if t is target:
                         assert source.record is not None
-                        creates.append((index, (source.record, source.id)))
+                        creates.append((index, (held_by(target, source.record), source.id)))
                     case Update(target=t, link=link, source=source) if t is target:
                         assert source.record is not None
-                        item = (link.id_on(target), action.expected, source.record)
+                        record = held_by(target, source.record)
+                        item = (link.id_on(target), action.expected, record)
                         updates.append((index, item))
                     case Delete(target=t, link=link) if t is target:
                         deletes.append((index, (link.id_on(target), action.expected)))
@@ -361,13 +363,12 @@ class Executor:
                 if ahead is not None:
                     written = _written(ahead)  # brought up to date ahead too
                 else:
-                    written = self.sides[target].create(source.record, marker=source.id)
-                    if content_hash(written.record) != content_hash(source.record):
+                    record = held_by(target, source.record)
+                    written = self.sides[target].create(record, marker=source.id)
+                    if content_hash(written.record) != content_hash(record):
                         # An earlier, interrupted cycle created it with older content (or
                         # the side keeps less than the record holds).
-                        written = self.sides[target].update(
-                            written.id, written.version, source.record
-                        )
+                        written = self.sides[target].update(written.id, written.version, record)
                 if replaces is not None:
                     self.links.drop(replaces.crm_id)
                 self.links.save(self._link(source, written, target))
@@ -377,7 +378,7 @@ class Executor:
                 assert source.record is not None
                 if ahead is None:
                     written = self.sides[target].update(
-                        link.id_on(target), action.expected, source.record
+                        link.id_on(target), action.expected, held_by(target, source.record)
                     )
                 else:
                     written = _written(ahead)
@@ -400,7 +401,7 @@ class Executor:
                     target_item = mail if then is Side.MAIL else crm
                     assert source.record is not None
                     written = self.sides[then].update(
-                        target_item.id, target_item.version, source.record
+                        target_item.id, target_item.version, held_by(then, source.record)
                     )
                     self.links.save(self._link(source, written, then))
                     self.report.writes["update", then] += 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from crmsync.domain.mail_text import held_by
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import Changes, Link, Seen, Side, WriteIntent, WriteOperation
 from crmsync.engine.hashing import content_hash
@@ -54,7 +55,7 @@ def intent_for(
                 ids[Side.CRM],
                 ids[Side.MAIL],
                 source.version,
-                content_hash(source.record),
+                content_hash(held_by(target, source.record)),
                 replaces=replaces.crm_id if replaces else None,
             )
         case Update(target=target, link=link, source=source, expected=expected, current=current):
@@ -70,7 +71,7 @@ def intent_for(
                 link.crm_id,
                 link.mail_id,
                 source.version,
-                content_hash(source.record),
+                content_hash(held_by(target, source.record)),
                 previous_hash=before,
                 previous_version=expected,
             )
@@ -89,7 +90,7 @@ def intent_for(
                 crm.id,
                 mail.id,
                 source.version,
-                content_hash(source.record),
+                content_hash(held_by(then, source.record)),
                 previous_hash=content_hash(existing.record),
                 replaces=replaces.crm_id if replaces else None,
                 previous_version=existing.version,

@@ -17,11 +17,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from crmsync.domain.records import Contact, Event, EventTiming, ItemKind
+from crmsync.domain.records import Contact, Event, EventTiming, ItemKind, Record
 from crmsync.domain.settings import Direction
-from crmsync.domain.sync import ErrorType, Side
+from crmsync.domain.sync import ErrorType, Side, Written
 from crmsync.groupware.dav import RetryPolicy
+from crmsync.groupware.dav.collection import DavCollection
 from crmsync.store import SyncStatus
+from crmsync.store.read_ahead import ReadAhead
 from tests.servers import (
     REP_EMAIL,
     SERVICE_ACCOUNT,
@@ -99,23 +101,67 @@ def world(dav_server: DavServerInfo, tmp_path: Path) -> Iterator[World]:
     w.close()
 
 
-def test_crm_values_with_control_characters_sync_without_them(world: World) -> None:
-    # The quirk: a NUL in a CRM value, written as it was, was stored by Xandikos, which
-    # then answered every listing of the collection with XML no reader accepts; the rep's
-    # events stopped syncing for good. Written without it, the items list and read back,
-    # and the CRM keeps its value (a later cycle changes nothing).
+def _crm_values_with_control_characters(world: World) -> None:
     world.crm.create_contact(
         world.rep.id, Contact("Nul", "Value", email="nul@crm.example", title="Account\x00 Exec")
     )
     world.crm.create_event(
         world.rep.id, Event("Call\x0b with\x1b Ada", EventTiming(at(3, 9), at(3, 10)))
     )
+
+
+def test_crm_values_with_control_characters_sync_without_them(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The quirk: a NUL in a CRM value, written as it was, was stored by Xandikos, which
+    # then answered every listing of the collection with XML no reader accepts; the rep's
+    # events stopped syncing for good. Written without it, the items list and read back,
+    # each in one write (not a create and then an update to bring the item "up to
+    # date"), and the CRM keeps its value (a later cycle changes nothing).
+    updates: list[str] = []
+    update = DavCollection.update
+
+    def counted(self: DavCollection, item_id: str, version: str, record: Record) -> Written:
+        updates.append(item_id)
+        return update(self, item_id, version, record)
+
+    monkeypatch.setattr(DavCollection, "update", counted)
+    _crm_values_with_control_characters(world)
     first = world.sync()
-    assert first.writes == 2
+    assert first.writes == 2 and updates == []
     assert [c.title for c in world.mail_records(ItemKind.CONTACT)] == ["Account Exec"]  # type: ignore[attr-defined]
     assert [e.subject for e in world.mail_records(ItemKind.EVENT)] == ["Call with Ada"]  # type: ignore[attr-defined]
     assert world.sync().writes == 0
     assert [c.title for c in world.crm_records(ItemKind.CONTACT)] == ["Account\x00 Exec"]  # type: ignore[attr-defined]
+
+
+class Killed(BaseException):
+    """The process dies (nothing below the engine catches a BaseException)."""
+
+
+def test_a_cycle_killed_after_writing_a_cleaned_value_leaves_the_crm_value(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed after the writes landed and before their links were saved: the next cycle
+    # finds on the server the content it meant to write (without the control
+    # characters), so the writes landed; it must not take the difference from the CRM's
+    # value for a person's edit on the server and write it back into the CRM.
+    _crm_values_with_control_characters(world)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ReadAhead, "apply_links", killed)
+        with pytest.raises(Killed):
+            world.service.sync_rep(world.rep)
+    again = world.sync()  # the contact's create settled; the event's made now
+    written = {(kind, op, side) for kind, r in again.kinds.items() for op, side in r.writes}
+    assert written == {(ItemKind.EVENT, "create", Side.MAIL)}
+    assert [c.title for c in world.crm_records(ItemKind.CONTACT)] == ["Account\x00 Exec"]  # type: ignore[attr-defined]
+    assert [e.subject for e in world.crm_records(ItemKind.EVENT)] == ["Call\x0b with\x1b Ada"]  # type: ignore[attr-defined]
+    assert len(world.mail_records(ItemKind.CONTACT)) == len(world.mail_records(ItemKind.EVENT)) == 1
+    assert world.sync().writes == 0
 
 
 # ------------------------------------------------------------------ malformed items
