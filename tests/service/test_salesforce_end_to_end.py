@@ -162,7 +162,8 @@ def test_a_spent_allocation_pauses_writes_shows_on_the_status_and_resumes(
     for n in range(3):
         world.mailbox.contacts.create(Contact(last_name=f"Client {n}"), marker=f"c{n}")
     world.fake.api_limit = world.fake.api_used  # the next call is one too many
-    world.service.crm.conn.retry.limit_hold = 0.1  # the org's hold after the refusal (10 s)
+    conn = world.service.crm.conn
+    conn.retry = replace(conn.retry, limit_hold=0.1)  # the org's hold after the refusal (10 s)
 
     spent = world.sync_allowing_errors()
     metrics.observe(spent, 0.1)
