@@ -119,7 +119,7 @@ class SyncService:
             self._server.close()
             self._server = None
         self._org_crm.refresh(org.crm)
-        self._crm_problems = self._org_crm.problems(org.crm)
+        self._crm_problems = self.crm_problems(org.crm)
         self._checked_version = org.version
 
     def __enter__(self) -> SyncService:
