@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from crmsync.admin import config_file
 from crmsync.admin.validation import configuration_name_problem, org_settings_problems
 from crmsync.admin.web import views
-from crmsync.admin.web.deps import check_csrf, get_service, one_value_each, require
+from crmsync.admin.web.deps import OneValueEach, check_csrf, get_service, require
 from crmsync.admin.web.response_models import (
     ConnectionTestAnswer,
     ErrorRow,
@@ -254,7 +254,6 @@ def delete_configuration(
 @router.post(
     "/configurations/{name:path}/preview",
     tags=["configurations"],
-    dependencies=[Depends(one_value_each)],
     responses=answers(
         404, e404="No configuration has this name, or no CRM user has the email given as rep."
     ),
@@ -264,6 +263,7 @@ def preview_configuration(
     name: str,
     request: Request,
     principal: Manager,
+    _: OneValueEach,
     service: Service,
     rep: Annotated[str | None, Query(max_length=320)] = None,
 ) -> list[dict[str, Any]]:
@@ -378,10 +378,12 @@ def export_filters(filters: ErrorExportFilters) -> dict[str, Any]:
     "/errors",
     tags=["error report"],
     response_model=list[ErrorRow],
-    dependencies=[Depends(one_value_each)],
 )
 def errors(
-    principal: ErrorReader, service: Service, filters: Annotated[ErrorFilters, Query()]
+    principal: ErrorReader,
+    _: OneValueEach,
+    service: Service,
+    filters: Annotated[ErrorFilters, Query()],
 ) -> list[dict[str, Any]]:
     """Every sync error with rep, kind, item, operation, time, message and a suggestion."""
     return error_rows(service, filters)
@@ -391,10 +393,12 @@ def errors(
     "/errors.csv",
     tags=["error report"],
     response_class=StreamingResponse,
-    dependencies=[Depends(one_value_each)],
 )
 def errors_csv(
-    principal: ErrorReader, service: Service, filters: Annotated[ErrorExportFilters, Query()]
+    principal: ErrorReader,
+    _: OneValueEach,
+    service: Service,
+    filters: Annotated[ErrorExportFilters, Query()],
 ) -> StreamingResponse:
     """Every row matching the filters, however many, as CSV (streamed as it is read)."""
     rows = views.error_rows(service, **export_filters(filters))

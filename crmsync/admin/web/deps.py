@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
@@ -107,7 +107,8 @@ def check_csrf(principal: Principal, token: str | None) -> None:
 def one_value_each(request: Request) -> None:
     """Refuse (422) a query parameter given twice: every one the API declares takes one
     value, and keeping only the last (as the framework would) hides a client's mistake,
-    e.g. an export filtered on one rep of the two it named."""
+    e.g. an export filtered on one rep of the two it named. Declared as a route's
+    parameter after its principal (`OneValueEach`), so a caller not signed in gets 401."""
     keys = [key for key, _ in request.query_params.multi_items()]
     repeated = sorted({key for key in keys if keys.count(key) > 1})
     if repeated:
@@ -121,3 +122,6 @@ def one_value_each(request: Request) -> None:
                 for key in repeated
             ]
         )
+
+
+OneValueEach = Annotated[None, Depends(one_value_each)]

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from crmsync.admin.web import api, views
+from crmsync.admin.web.deps import OneValueEach
 from crmsync.admin.web.item_names import ItemNames
 from crmsync.admin.web.rendering import ErrorReader, Service, messages, paging, render
 from crmsync.admin.web.schemas import ErrorFilters
@@ -90,7 +91,9 @@ def errors_page(request: Request, principal: ErrorReader, service: Service) -> H
 
 
 @router.get("/errors.csv")
-def errors_csv(request: Request, principal: ErrorReader, service: Service) -> Response:
+def errors_csv(
+    request: Request, principal: ErrorReader, _: OneValueEach, service: Service
+) -> Response:
     """Every row matching the filters, however many (not only a page's), streamed."""
     filters, _ = _filters(request)
     rows = views.error_rows(service, **api.export_filters(filters))

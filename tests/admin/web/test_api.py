@@ -121,6 +121,15 @@ def test_statuses_reset_and_the_error_report(console: Console) -> None:
         )
         assert twice.status_code == 422, path
         assert [d["loc"] for d in twice.json()["detail"]] == [["query", "rep"]]
+        # Asked without signing in, the caller learns that first.
+        assert console.client.get(f"{path}?rep=a&rep=b").status_code == 401
+    console.client.post("/api/v1/configurations", json={"name": "Sales"}, headers=manager)
+    preview = console.client.post(
+        "/api/v1/configurations/Sales/preview?rep=ann@example.com&rep=bob@example.com",
+        headers=manager,
+    )
+    assert preview.status_code == 422
+    assert [d["loc"] for d in preview.json()["detail"]] == [["query", "rep"]]
 
 
 def test_cookie_sessions_need_the_csrf_token_for_changes(console: Console) -> None:
