@@ -58,9 +58,12 @@ class SecretsMixin(StoreBase):
     _secrets_key_path: Path
     _fernet: Fernet | None = None
 
-    def set_secret(self, name: str, value: str) -> None:
-        """Store ``value`` encrypted under ``name``, replacing any previous value; moves
-        the org's settings version (see `_secret_changed`)."""
+    def set_secret(self, name: str, value: str, *, versioned: bool = True) -> None:
+        """Store ``value`` encrypted under ``name``, replacing any previous value.
+
+        ``versioned``: the save moves the org's settings version (see `_secret_changed`),
+        as a secret that a process keeps an object made with needs (the service password,
+        the Salesforce key); one read at each use (a rep's own login) passes ``False``."""
         token = self._cipher().encrypt(value.encode())
         with self._write() as conn:
             stmt = insert_for(conn)(_T).values(name=name, token=token, updated_at=self._clock())
@@ -70,7 +73,8 @@ class SecretsMixin(StoreBase):
                     set_={"token": stmt.excluded.token, "updated_at": stmt.excluded.updated_at},
                 )
             )
-            _secret_changed(conn)
+            if versioned:
+                _secret_changed(conn)
 
     def get_secret(self, name: str) -> str | None:
         """The secret's value, or ``None`` if none is stored.
@@ -91,12 +95,12 @@ class SecretsMixin(StoreBase):
                 f"secret {name!r} cannot be decrypted with the key at {self._secrets_key_path}"
             ) from None
 
-    def delete_secret(self, name: str) -> bool:
-        """Forget the secret; returns whether it existed (and then moves the org's
-        settings version, see `_secret_changed`)."""
+    def delete_secret(self, name: str, *, versioned: bool = True) -> bool:
+        """Forget the secret; returns whether it existed (and then, if ``versioned``, moves
+        the org's settings version, as in `set_secret`)."""
         with self._write() as conn:
             existed = conn.execute(delete(_T).where(_T.c.name == name)).rowcount > 0
-            if existed:
+            if existed and versioned:
                 _secret_changed(conn)
             return existed
 
@@ -122,6 +126,7 @@ class SecretsMixin(StoreBase):
 
 def _secret_changed(conn: Connection) -> None:
     """A process keeps the mail server and CRM it opened with a password or key while the
-    org's settings version stands, so a secret's save moves it, in the save's transaction.
-    The secrets table is its database's, that is its org's (one state database per org)."""
+    org's settings version stands, so such a secret's save moves it, in the save's
+    transaction. The secrets table is its database's, that is its org's (one state
+    database per org)."""
     bump_settings_version(conn, DEFAULT_ORG)

@@ -5,6 +5,10 @@ so the admin enters each rep's login and an app password. They are kept in the e
 secrets table, one secret per rep (keyed by the rep's email, case-insensitively), and
 never shown back: only whether one is stored, the login, and whether the server refused
 it (the rep then "needs attention" until the admin enters a new one).
+
+A rep's login is read at each use (`MailServer` opens the rep's mailbox with it), so its
+saves leave the org's settings version alone: moving it would make every process read its
+settings and secrets again for a login that only one rep's next cycle uses.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class RepCredentialsMixin(SecretsMixin):
         """Store (or replace) the rep's login and app password; a refusal is forgotten."""
         if not login.strip() or not password:
             raise ValueError("a rep's sign-in needs a login and a password")
-        self.set_secret(_name(email), json.dumps({"login": login.strip(), "password": password}))
+        login_json = json.dumps({"login": login.strip(), "password": password})
+        self.set_secret(_name(email), login_json, versioned=False)
 
     def rep_credentials(self, email: str) -> RepCredentials | None:
         value = self.get_secret(_name(email))
@@ -68,10 +73,10 @@ class RepCredentialsMixin(SecretsMixin):
         data = json.loads(value)
         data["refused_at"] = self._clock().isoformat()
         data["refused_because"] = because
-        self.set_secret(_name(email), json.dumps(data))
+        self.set_secret(_name(email), json.dumps(data), versioned=False)
 
     def delete_rep_credentials(self, email: str) -> bool:
-        return self.delete_secret(_name(email))
+        return self.delete_secret(_name(email), versioned=False)
 
     def reps_with_credentials(self) -> list[str]:
         """The emails (lower-case) of the reps whose login is stored, sorted."""

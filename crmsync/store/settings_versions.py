@@ -1,6 +1,8 @@
 """The org's settings version: moved by every save of its settings, CRM section or
-configurations, in the save's own transaction, so that a process holding them in memory
-(`crmsync.store.org_snapshot`) learns with one read whether they still hold."""
+configurations, and of the service password or Salesforce key (a secret saved with
+``versioned``, `encrypted_secrets`), in the save's own transaction, so that a process
+holding them in memory (`crmsync.store.org_snapshot`), or a mail server or CRM opened with
+them, learns with one read whether they still hold. A rep's own login does not move it."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.service.crms import SALESFORCE_SECRET
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.store import SecretError, StateStore
 from crmsync.store.configs import DEFAULT_ORG
 from crmsync.store.database import display_url
@@ -27,20 +29,38 @@ def test_round_trip_and_replace(store: StateStore) -> None:
     assert store.get_secret("ews.password") is None
 
 
+def version_of(store: StateStore) -> int:
+    with store.engine.connect() as conn:
+        return settings_version(conn, DEFAULT_ORG)
+
+
 def test_saving_or_deleting_a_secret_moves_the_settings_version(store: StateStore) -> None:
     # A process holding a mail server or CRM opened with the old value looks again.
-    def version() -> int:
-        with store.engine.connect() as conn:
-            return settings_version(conn, DEFAULT_ORG)
-
-    versions = [version()]
+    versions = [version_of(store)]
     store.set_secret("ews.password", PLAINTEXT)
-    versions.append(version())
+    versions.append(version_of(store))
     store.delete_secret("ews.password")
-    versions.append(version())
+    versions.append(version_of(store))
     assert versions[0] < versions[1] < versions[2]
     store.delete_secret("ews.password")  # nothing there: nothing moves
-    assert version() == versions[2]
+    assert version_of(store) == versions[2]
+
+
+def test_a_reps_login_leaves_the_settings_version_the_org_secrets_move_it(
+    store: StateStore,
+) -> None:
+    # Read at each use, a rep's login is no reason for every process to look again.
+    before = version_of(store)
+    store.set_rep_credentials("Ann@example.com", "ann", "app-password")
+    store.mark_rep_credentials_refused("ann@example.com", "401 Unauthorized")
+    assert store.rep_credentials("ann@example.com") is not None
+    assert store.delete_rep_credentials("ann@example.com") is True
+    assert version_of(store) == before
+    store.set_secret(SERVICE_PASSWORD, PLAINTEXT)
+    moved = version_of(store)
+    assert moved > before
+    store.set_secret(SALESFORCE_SECRET, "-----BEGIN PRIVATE KEY-----")
+    assert version_of(store) > moved
 
 
 def test_key_file_is_created_private(store: StateStore, tmp_path: Path) -> None:
