@@ -198,7 +198,7 @@ class SyncService:
         user = self.crm.get_user_by_email(email)
         if user is not None:
             self.store.set_rep_checks(user.id, recognized=None)
-            self.store.set_next_due(user.id, None)
+            self.store.make_due(user.id, self.clock())
 
     def rep_sign_in(self, email: str) -> RepSignIn:
         """The rep's stored login and whether the server refused it (never the password)."""
@@ -248,7 +248,7 @@ class SyncService:
                 user.id in c.user_ids or (user.profile_id and user.profile_id in c.profile_ids)
                 for c in configs
             ):
-                self.store.set_next_due(user.id, None)
+                self.store.make_due(user.id, self.clock())
 
     def configuration_problems(self, configs: list[SyncConfig]) -> list[str]:
         """Why ``configs`` cannot be saved together (empty: they can)."""
@@ -292,12 +292,12 @@ class SyncService:
     def mark_for_reset(self, user: User) -> None:
         """The spec's Reset Sync: the next cycle re-pairs the rep's items from scratch."""
         self.store.set_reset_status(user.id, ResetStatus.MARKED)
-        self.store.set_next_due(user.id, None)  # the scheduler takes the rep at once
+        self.store.make_due(user.id, self.clock())  # the scheduler takes the rep at once
 
     def confirm_deletes(self, user: User) -> None:
         """Let the rep's next cycle, due at once, carry out the deletions held back."""
         self.store.confirm_deletes(user.id)
-        self.store.set_next_due(user.id, None)
+        self.store.make_due(user.id, self.clock())
 
     # -- preview ---------------------------------------------------------------------------
     def preview_rep(self, user: User, config: SyncConfig | None = None) -> RepPreview:

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import Direction
@@ -140,8 +150,9 @@ class RepStatus:
 
     def due_since(self, now: dt.datetime) -> dt.datetime | None:
         """Since when the rep waits for a claim, if the store's `claim_due` would take it at
-        ``now``: due (``next_due`` passed, or none: never scheduled or made due at once,
-        which counts as due since ``now``) and no live lease. ``None``: not due, or leased."""
+        ``now``: due (``next_due`` passed, or none: never scheduled, which counts as due
+        since ``now``) and no live lease. ``None``: not due, or leased. A rep made due at
+        once (`StatusMixin.make_due`) waits since that instant."""
         if self._leased(now):
             return None
         if self.next_due is None:
@@ -187,8 +198,18 @@ class StatusMixin(StoreBase):
         return self._cycle_finished(rep_id, error, next_due, at, None)
 
     def set_next_due(self, rep_id: str, next_due: dt.datetime | None) -> None:
-        """When the scheduler should run the rep next (``None``: not scheduled)."""
+        """When the scheduler should run the rep next (``None``: at once, with no instant
+        it became due, as for a rep never scheduled; `make_due` keeps that instant)."""
         self._update_rep(rep_id, {"next_due": next_due}, None)
+
+    def make_due(self, rep_id: str, at: dt.datetime) -> None:
+        """Have the scheduler take the rep at once: its next-due time becomes ``at`` (now,
+        by the caller's clock) unless it was due earlier already. The instant, not
+        ``None``, so that a rep nobody claims shows how long it waits (`RepStatus.due_since`:
+        Overdue, the claim lag); `claim_due` takes reps earliest due first."""
+        due_earlier = and_(_R.c.next_due.is_not(None), _R.c.next_due <= at)
+        now = literal(at, _R.c.next_due.type)  # stored as the column stores it (UTC)
+        self._update_rep(rep_id, {"next_due": case((due_earlier, _R.c.next_due), else_=now)}, None)
 
     def set_reset_status(self, rep_id: str, status: ResetStatus | None) -> None:
         """The reset request's progress; ``None`` once the reset is done."""

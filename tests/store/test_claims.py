@@ -59,6 +59,26 @@ def test_only_due_reps_are_claimed_earliest_first(store: StateStore, clock: Cloc
     assert [rep for rep, _ in store.claim_due("w", TTL)] == ["rep-0000"]
 
 
+def test_a_rep_made_due_at_once_waits_since_then_and_is_claimed_in_its_turn(
+    store: StateStore, clock: Clock
+) -> None:
+    never, backing_off, late, later = due_reps(store, 4)
+    store.set_next_due(backing_off, clock.now + dt.timedelta(hours=1))
+    store.set_next_due(late, clock.now - dt.timedelta(minutes=9))
+    store.set_next_due(later, clock.now + dt.timedelta(hours=1))
+    made_due = clock.now
+    store.make_due(backing_off, made_due)  # a reset, say
+    store.make_due(late, made_due)  # due earlier already: it keeps waiting since then
+    assert store.rep_status(backing_off).next_due == made_due
+    assert store.rep_status(late).next_due == made_due - dt.timedelta(minutes=9)
+    clock.advance(minutes=10)  # no scheduler ran meanwhile
+    status = store.rep_status(backing_off)
+    assert status.due_since(clock.now) == made_due  # not "since now": it can be overdue
+    # Never scheduled first, then earliest due; the other rep backing off waits.
+    claimed = [[rep for rep, _ in store.claim_due("w", TTL, limit=1)] for _ in range(4)]
+    assert claimed == [[never], [late], [backing_off], []]
+
+
 def test_an_expired_lease_is_claimed_again_and_fences_the_old_holder(
     store: StateStore, clock: Clock
 ) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from crmsync.admin import cli
 from crmsync.domain.records import ItemKind
+from crmsync.domain.settings import SyncConfig
 from crmsync.domain.sync import ErrorEntry, ErrorType
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
@@ -102,6 +103,36 @@ def test_a_rep_with_no_next_due_time_is_due_now_as_the_scheduler_claims_it(
     assert "Needs attention: Overdue: due 12 min ago" in page and "(overdue)" in page
     claimed = store.claim_due("scheduler:test", dt.timedelta(minutes=5), limit=1, now=NOW)
     assert [rep_id for rep_id, _ in claimed] == [new.id]
+
+
+# What makes a rep due at once, as the console and the CLI call it.
+MADE_DUE = {
+    "configuration saved": lambda service, rep: service.save_config(
+        SyncConfig("Sales", user_ids=(rep.id,))
+    ),
+    "reset": lambda service, rep: service.mark_for_reset(rep),
+    "deletions confirmed": lambda service, rep: service.confirm_deletes(rep),
+    "new sign-in": lambda service, rep: service.set_rep_sign_in(rep.email, "cy", "app-pw"),
+}
+
+
+@pytest.mark.parametrize("action", MADE_DUE)
+def test_a_rep_made_due_at_once_turns_overdue_while_no_scheduler_runs(
+    console: Console, action: str
+) -> None:
+    service = console.service
+    service.clock = lambda: NOW
+    rep = service.crm.create_user("cy@example.com", "Cy Waiting")
+    service.store.set_next_due(rep.id, NOW + dt.timedelta(hours=1))  # backing off
+    MADE_DUE[action](service, rep)
+    console.sign_in("manager")
+    assert _api_reps(console)["cy@example.com"]["overdue"] is False  # a scheduler takes it
+
+    # No scheduler runs: past the 5 minutes' grace, the wait shows.
+    service.clock = lambda: NOW + dt.timedelta(minutes=10)
+    page = console.client.get("/status/cy@example.com").text
+    assert "Needs attention: Overdue: due 10 min ago" in page and "(overdue)" in page
+    assert _api_reps(console)["cy@example.com"]["overdue"] is True
 
 
 def test_the_scheduler_taking_an_overdue_rep_shows_who_holds_it(console: Console) -> None:
