@@ -168,7 +168,7 @@ def _cycle(
         return
     calls_before = service.crm_api_state()
     try:
-        service.check_crm()
+        service.check_settings()
         _sync(service, user, config, settings, record, report, state, on_action)
     except LeaseLost:
         raise

@@ -81,9 +81,12 @@ class SyncService:
         # outside by `use_mail_server`, kept as it is).
         self._server_key: tuple[OrgSettings, str | None] | None = None
         # The org's settings version the mail server and CRM were last checked against,
-        # and the CRM section's problems then (`open_cycle`).
+        # and the CRM section's problems then (`open_cycle`); or what stopped the last
+        # check (a secret that cannot be decrypted, the database away), which the cycle
+        # reports (`check_settings`).
         self._checked_version: int | None = None
         self._crm_problems: list[str] = []
+        self._check_failure: Exception | None = None
         self._claims = MailboxClaims(self, lambda other: SyncService(other, self.retry, self.clock))
 
     def close(self) -> None:
@@ -103,15 +106,20 @@ class SyncService:
         match the settings and secrets it was read with.
 
         They are checked only when the org's settings version moved since the last
-        check (every save of settings, CRM section or secret moves it, in this process
-        or another), so a long-lived service's quiet cycle reads nothing more. The mail
-        server connection is kept while its settings and password are unchanged: what
-        it discovered makes a quiet cycle cheap. (Other orgs' claims refresh on their
-        own clock.)"""
+        check (every save of settings, CRM section, service password or Salesforce key
+        moves it, in this process or another), so a long-lived service's quiet cycle
+        reads nothing more. The mail server connection is kept while its settings and
+        password are unchanged: what it discovered makes a quiet cycle cheap. (Other
+        orgs' claims refresh on their own clock.) A check that fails is not raised here
+        but by the cycle's `check_settings`, as the rep's error, and runs again at the
+        next opening."""
         record = self.store.open_cycle(rep_id, fence=fence)
         assert record.org is not None  # read by open_cycle
         if record.org.version != self._checked_version:
-            self._check_settings(record.org)
+            try:
+                self._check_settings(record.org)
+            except Exception as failure:  # raised where the cycle reports its failures
+                self._check_failure = failure
         return record
 
     def _check_settings(self, org: OrgSnapshot) -> None:
@@ -120,6 +128,7 @@ class SyncService:
             self._server = None
         self._org_crm.refresh(org.crm)
         self._crm_problems = self.crm_problems(org.crm)
+        self._check_failure = None
         self._checked_version = org.version
 
     def __enter__(self) -> SyncService:
@@ -378,9 +387,13 @@ class SyncService:
         """
         return run_cycle(self, user, on_action, fence=fence, next_due=next_due, opened=opened)
 
-    def check_crm(self) -> None:
-        """Raise `InvalidConfiguration` if the CRM section the last `open_cycle` read
-        cannot work (checked with it, only when the settings version moved)."""
+    def check_settings(self) -> None:
+        """Raise what stopped the last `open_cycle`'s check of the settings and secrets (a
+        secret that cannot be decrypted, the database away), or `InvalidConfiguration` if
+        the CRM section it read cannot work (checked only when the settings version
+        moved); the cycle calls it where its failures become the rep's error row."""
+        if self._check_failure is not None:
+            raise self._check_failure
         problems = self._crm_problems
         if problems:
             raise InvalidConfiguration(

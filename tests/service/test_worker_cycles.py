@@ -1,7 +1,8 @@
 """A Celery worker's cycle as `crmsync.service.workers` runs it (issue 16), in this process
 against SQLite and a real Radicale: what a quiet one reads from the state database, that
-a save from elsewhere (a new service password) still reaches the next one, and that a
-batch whose lease moved on asks the server nothing."""
+a save from elsewhere (a new service password) still reaches the next one, that a secret
+it cannot read is the rep's error, and that a batch whose lease moved on asks the server
+nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.domain.sync import ErrorType
 from crmsync.service.mailboxes import SERVICE_PASSWORD
+from crmsync.store import StateStore
 from tests.servers import DavServerInfo, running_dav_server
 from tests.service.http_proxy import RuleProxy
 from tests.service.test_quiet_cycle_cost import MOST_STATEMENTS, quiet_world
@@ -89,6 +92,23 @@ def test_a_new_service_password_reaches_the_workers_next_cycle(world: World) -> 
     assert status.last_error is not None and status.recognized is False
     world.service.store.set_secret(SERVICE_PASSWORD, world.server.password)
     assert claimed_cycle(world) == "ok"
+
+
+def test_a_secret_that_cannot_be_decrypted_is_the_reps_error_not_raised(
+    world: World, tmp_path: Path
+) -> None:
+    assert claimed_cycle(world) == "ok"
+    # Saved with another key file (the key replaced, say): the settings version moves and
+    # the workers' key cannot decrypt the new password.
+    other = StateStore(world.service.deployment.state_url, tmp_path / "another.key")
+    other.set_secret(SERVICE_PASSWORD, world.server.password)
+    other.close()
+    assert claimed_cycle(world) == "error"  # the batch's other reps go on
+    report = world.service.sync_rep(world.rep)  # crmsync sync: a report, the next rep next
+    assert report.error is not None and "cannot be decrypted" in report.error
+    [row] = world.service.store.errors(rep_id=world.rep.id)  # the same failure, twice
+    assert row.occurrences == 2 and "cannot be decrypted" in row.message
+    assert row.error_type is ErrorType.INTERNAL
 
 
 def test_a_batch_whose_lease_moved_on_sends_no_request(
