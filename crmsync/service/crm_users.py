@@ -30,6 +30,10 @@ class CrmUsers:
         self._users: list[User] | None = None
         self._read_at = 0.0
 
+    def forget(self) -> None:
+        """Read the list again at the next `get` (the CRM it came from was replaced)."""
+        self._users = None
+
     def get(self, read: Callable[[], list[User]]) -> list[User]:
         now = self.clock()
         if self._users is None or now - self._read_at >= self.every:

@@ -6,7 +6,8 @@ Metered CRMs). The scheduler runs each worker with a `SyncService` of its own an
 console has one more, so the process keeps one `SalesforceCrm` per org and setup in
 `SHARED` and hands it to every service of that org; it is closed when the last one lets
 go. A change of the CRM section or of the stored key makes a new one (at each service's
-next cycle, `SyncService.open_cycle`).
+next cycle, `SyncService.open_cycle`, or a dispatcher's next round, which opens no cycle,
+`SyncService.follow_settings`).
 
 The credential (the certificate's PEM private key, or the consumer secret) is read from
 the encrypted secrets store; it is registered with the log redaction and appears in no

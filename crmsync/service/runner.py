@@ -122,6 +122,18 @@ class SyncService:
                 self._check_failure = failure
         return record
 
+    def follow_settings(self) -> bool:
+        """Make the mail server and CRM match the org's saved settings and secrets, as a
+        cycle's opening does, for a service that opens no cycle (the schedulers'
+        dispatchers, once per round): one read while the settings version stands.
+        Returns whether it moved (the users listed before may be another CRM's); raises
+        what stops the check."""
+        org = self.store.org_snapshot()
+        if org.version == self._checked_version:
+            return False
+        self._check_settings(org)
+        return True
+
     def _check_settings(self, org: OrgSnapshot) -> None:
         if self._server is not None and self._server_key not in (None, self._mail_key(org)):
             self._server.close()

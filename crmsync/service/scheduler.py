@@ -86,9 +86,10 @@ class Scheduler:
     the leases of running cycles are renewed every third of it. ``poll`` is how often the
     dispatcher looks for reps made due from elsewhere (new users, "sync now") besides the
     next-due times it knows (default: ``interval``, at most 5 s). The CRM's user list is
-    read once per ``users_every`` seconds (`CrmUsers`): a new rep is scheduled within that.
-    ``clock`` (aware UTC) is the store's and the services' notion of now. Call `start`
-    once, then `stop`.
+    read once per ``users_every`` seconds (`CrmUsers`): a new rep is scheduled within that;
+    and at once when the org's settings moved (a new CRM section or key: each round checks
+    the settings version, `SyncService.follow_settings`). ``clock`` (aware UTC) is the
+    store's and the services' notion of now. Call `start` once, then `stop`.
     """
 
     def __init__(
@@ -224,6 +225,8 @@ class Scheduler:
         store = service.store
         self._housekeeping(service)
         self._renew_leases(store)
+        if service.follow_settings():  # a new CRM section or key, say: list its users
+            self._users.forget()
         with self._lock:
             idle = self.workers - len(self._in_flight)
             busy = set(self._in_flight)

@@ -158,7 +158,9 @@ class Dispatcher:
     broker queue's length) is ``max_queued`` or more, nothing more is claimed, so reps stay
     due in the database instead of piling up in the queue as duplicate batches whose leases
     expire before a worker gets to them. The CRM's user list is read once per
-    ``users_every`` seconds (`CrmUsers`).
+    ``users_every`` seconds (`CrmUsers`), and at once when the org's settings moved (a new
+    CRM section or key: each round checks the settings version,
+    `SyncService.follow_settings`).
     """
 
     def __init__(
@@ -192,6 +194,8 @@ class Dispatcher:
         """Schedule new reps, claim and send due batches while the queue has room;
         returns the reps sent."""
         store: StateStore = service.store
+        if service.follow_settings():  # a new CRM section or key, say: list its users
+            self.users.forget()
         new = sorted({user.id for user in self.users.get(service.reps)} - self._scheduled)
         if new:
             store.schedule_reps(new)

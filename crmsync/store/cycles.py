@@ -181,6 +181,12 @@ class CycleMixin(StoreBase):
             record.intents.setdefault(kind, []).append(write_intent(rep_id, kind, found))
         return record
 
+    def org_snapshot(self, org_id: str = DEFAULT_ORG) -> OrgSnapshot:
+        """The org's settings, CRM section and configurations as `open_cycle` reads them:
+        one read of the settings version while it has not moved."""
+        with self._read() as conn:
+            return self._org_snapshot_in(conn, org_id)
+
     def _org_snapshot_in(self, conn: Connection, org_id: str) -> OrgSnapshot:
         version = settings_version(conn, org_id)
         kept = self._org_snapshot

@@ -1,5 +1,6 @@
 """What the `crmsync scheduler` dispatcher asks of others (issue 16): the CRM's user list
-once per interval, and nothing claimed while the real Redis broker's queue is deep."""
+once per interval (and from the CRM as saved since), and nothing claimed while the real
+Redis broker's queue is deep."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
 from tests.redis_server import start_redis
+from tests.service.salesforce_world import fake_crm_settings, fake_salesforce
 
 pytest.importorskip("celery", reason="celery is not installed (pip install -e '.[test]')")
 
@@ -61,6 +64,29 @@ def test_the_crm_user_list_is_read_once_per_interval(
     clock.now += 60
     dispatcher.round(service)
     assert len(reads) == 2 and sent == [rita, hugo]  # scheduled once the list was read
+
+
+def test_a_crm_saved_elsewhere_lists_the_users_of_the_next_round(service: SyncService) -> None:
+    rita = service.crm.create_user("rita@example.com", "Rita Rep").id
+    sent: list[str] = []
+    dispatcher = Dispatcher(
+        service.deployment, lambda batch: sent.extend(rep for rep, _ in batch), users_every=3600
+    )
+    assert dispatcher.round(service) == 1 and sent == [rita]
+    fake, pem, salesforce_rep = fake_salesforce("rep@example.com")
+    try:
+        # Saved on the console (another service): the switch to Salesforce, then a new key.
+        with SyncService(service.deployment) as console:
+            console.configure_crm(fake_crm_settings(fake.url, fake.client_id), pem)
+            dispatcher.round(service)
+            assert salesforce_rep in sent  # listed by Salesforce, within the hour
+            salesforce = service.crm
+            console.store.set_secret(SALESFORCE_SECRET, pem + "\n")
+            dispatcher.round(service)
+            assert service.crm is not salesforce  # opened with the new key
+    finally:
+        service.close()  # lets go of the shared Salesforce CRM before its server stops
+        fake.stop()
 
 
 def test_nothing_is_claimed_while_the_broker_queue_is_deep(
