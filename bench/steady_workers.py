@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +141,14 @@ class PostgresCopy:
             conn.execute(update(_R).where(_R.c.rep_id.in_(rep_ids)).values(next_due=None))
         return started
 
-    def wait_pass(self, rep_ids: Sequence[str], started: dt.datetime) -> tuple[float, int]:
+    def wait_pass(
+        self, rep_ids: Sequence[str], started: dt.datetime, check: Callable[[], None]
+    ) -> tuple[float, int]:
         """Seconds from ``started`` until every rep finished a cycle after it (with its
-        lease given up), and how many of those cycles ended in an error."""
-        return common.wait_for_pass(self.engines["state"], rep_ids, started, poll=0.05)
+        lease given up), and how many of those cycles ended in an error. ``check`` raises
+        when a process the pass needs exited (`Fleet.check_alive`): the wait stops then,
+        not after `common.PASS_TIMEOUT`."""
+        return common.wait_for_pass(self.engines["state"], rep_ids, started, poll=0.05, check=check)
 
     def first_errors(self, rep_ids: Sequence[str]) -> list[str]:
         with self.engines["state"].connect() as conn:
@@ -244,9 +248,13 @@ class Fleet:
         return [psutil.Process(p.pid) for p in self.workers]
 
     def check_alive(self) -> None:
-        for i, process in enumerate(self.workers):
+        """SystemExit naming a process of the fleet (a worker, the scheduler) that exited."""
+        named = [(f"worker {i}", f"worker{i}.log", p) for i, p in enumerate(self.workers)]
+        if self.scheduler is not None:
+            named.append(("the scheduler", "scheduler.log", self.scheduler))
+        for name, log, process in named:
             if process.poll() is not None:
-                raise SystemExit(f"worker {i} exited; see {self.logs / f'worker{i}.log'}")
+                raise SystemExit(f"{name} exited; see {self.logs / log}")
 
 
 @contextlib.contextmanager
@@ -296,8 +304,8 @@ def worker_pass(
         fleet.wait_ready()
         # Two untimed passes: every worker process and most of its cycle threads have then
         # opened their services and run discovery, as in a worker that has been running.
-        copy.wait_pass(rep_ids, copy.start_pass(rep_ids))
-        warm, _ = copy.wait_pass(rep_ids, copy.start_pass(rep_ids))
+        copy.wait_pass(rep_ids, copy.start_pass(rep_ids), fleet.check_alive)
+        warm, _ = copy.wait_pass(rep_ids, copy.start_pass(rep_ids), fleet.check_alive)
         fleet.check_alive()
         if state == "churned":
             world.restore("churned")
@@ -318,7 +326,7 @@ def worker_pass(
         load0 = os.getloadavg()[0]
         sizes = fleet.log_sizes()
         started = copy.start_pass(rep_ids)
-        wall, errors = copy.wait_pass(rep_ids, started)
+        wall, errors = copy.wait_pass(rep_ids, started, fleet.check_alive)
         retries = fleet.retries_since(sizes)
         cpu = {name: common.tree_cpu(p) - before[name] for name, p in meters.items()}
         load = (load0 + os.getloadavg()[0]) / 2

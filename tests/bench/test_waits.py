@@ -1,6 +1,7 @@
 """The benchmarks' waits end: a pass of crmsync processes that never finishes, or whose
 process died, stops the bench with a message saying so instead of hanging it
-(bench/steady_visible.py waited for `crmsync serve`'s first pass without a deadline)."""
+(bench/steady_visible.py waited for `crmsync serve`'s first pass without a deadline;
+steady_workers.py's passes waited out the timeout when a worker or the scheduler died)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ def test_a_wait_stops_when_the_process_it_waits_for_exits() -> None:
 
     with pytest.raises(SystemExit, match="crmsync serve exited"):
         common.wait_until(lambda: None, timeout=60, poll=0.01, what=lambda: "x", check=check)
+
+
+def test_a_workers_pass_stops_when_the_scheduler_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))  # steady_workers imports common from there
+    steady_workers = importlib.import_module("steady_workers")
+    store = StateStore(f"sqlite:///{tmp_path / 'state.sqlite'}", tmp_path / "key")
+    store.schedule_reps(["waiting"])
+    copy = steady_workers.PostgresCopy("postgresql://bench@127.0.0.1/bench")
+    copy.engines = {"state": store.engine}  # the pass reads only the state database
+    fleet = steady_workers.Fleet(tmp_path, copy.urls, "redis://", 0, tmp_path / "logs", None)
+    fleet.scheduler = subprocess.Popen([sys.executable, "-c", "pass"])
+    fleet.scheduler.wait()
+    started = dt.datetime.now(dt.UTC)
+    with pytest.raises(SystemExit, match=r"the scheduler exited; see .*scheduler\.log"):
+        copy.wait_pass(["waiting"], started, fleet.check_alive)
+    store.close()
