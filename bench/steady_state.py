@@ -19,7 +19,10 @@ Passes (each phase a fresh Python process; pairs interleaved, bench/pairs.py):
   databases copied back, the server restarted on its port): per rep, 1 % of the contacts
   and of the events were edited on the server (a rep's edits) and another 1 % in the CRM.
   crmsync syncs the N reps; raw sends the REPORTs, GETs each item the REPORT names, and
-  PUTs the CRM-edited items (rendered before its clock starts) with If-Match.
+  PUTs the CRM-edited items (rendered before its clock starts) with If-Match. `--raw
+  faithful` sends crmsync's requests instead (a multiget of the changed items and those the
+  CRM edits update, a settling REPORT after the PUTs): the floor skips what a faithful
+  client needs (tests/service/test_churn_cycle_cost.py).
 SQL statements and commits are counted on the state store's engine (SQLAlchemy events).
 `--workers` runs the passes through `crmsync scheduler` and `crmsync worker` processes
 instead (bench/steady_workers.py); `--visible` measures edit-to-visible under `crmsync
@@ -47,7 +50,13 @@ from sqlalchemy import event
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import Side
 from crmsync.groupware.dav.local_server import LocalRadicale
-from crmsync.groupware.dav.multistatus import sync_collection_body
+from crmsync.groupware.dav.multistatus import (
+    CALDAV,
+    CARDDAV,
+    multiget_body,
+    sync_collection_body,
+    tag,
+)
 
 TIME_TARGET = 1.5  # a pass <= 1.5 x the raw loop (issue 16, at 1,000 reps)
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
@@ -112,6 +121,14 @@ def main() -> None:
         "--passes",
         default="no-change,churn",
         help="which passes to run, comma-separated (no-change, churn)",
+    )
+    parser.add_argument(
+        "--raw",
+        choices=("floor", "faithful"),
+        default="floor",
+        help="the raw loop: floor (a REPORT, a GET per changed item, the PUTs) or faithful "
+        "(crmsync's requests: a REPORT, one multiget of the changed items and those the CRM "
+        "edits update, the PUTs, a settling REPORT)",
     )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -238,7 +255,8 @@ def print_results(
         )
         return
     common.print_table(
-        f"Steady state on one {server} vs the raw loop ({args.pairs} interleaved pairs, fresh "
+        f"Steady state on one {server} vs the {args.raw} raw loop ({args.pairs} interleaved "
+        "pairs, fresh "
         "processes; medians over the pairs; per rep = divided by N)",
         [
             "M items",
@@ -258,7 +276,10 @@ def print_results(
         rows,
     )
     print(pairs.load_note(phases))
-    print(f"SUMMARY steady state (target <= {TIME_TARGET} x raw): " + "; ".join(summaries))
+    print(
+        f"SUMMARY steady state (target <= {TIME_TARGET} x the {args.raw} raw loop): "
+        + "; ".join(summaries)
+    )
 
 
 PASS_NAMES = {"linked": "no change", "churned": "churn"}
@@ -486,7 +507,7 @@ class World:
         self.start()
 
     def pairs(self, n: int, state: str, count: int) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
-        base = ["--work", str(self.work), "--state", state, "--n", str(n)]
+        base = ["--work", str(self.work), "--state", state, "--n", str(n), "--raw", self.args.raw]
 
         def phase(which: str, k: int) -> pairs.Phase:
             if state == "churned":
@@ -540,7 +561,11 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "crmsync":
         result = child_crmsync(service, server, reps)
     else:
-        result = child_raw(service, server, reps, work, args.state == "churned")
+        churned = args.state == "churned"
+        if args.raw == "faithful":
+            result = child_faithful_raw(service, server, reps, work, churned)
+        else:
+            result = child_raw(service, server, reps, work, churned)
     service.close()
     pairs.emit(result)
 
@@ -614,6 +639,75 @@ def child_raw(
                 requests += 1
                 if response.status_code not in (200, 201, 204):
                     raise SystemExit(f"PUT {put['href']}: HTTP {response.status_code}")
+    client.close()
+    timed.requests = requests
+    return {**timed.as_dict(), "statements": 0, "commits": 0, "writes": 0}
+
+
+MULTIGETS = {
+    ItemKind.CONTACT.value: (tag(CARDDAV, "addressbook-multiget"), tag(CARDDAV, "address-data")),
+    ItemKind.EVENT.value: (tag(CALDAV, "calendar-multiget"), tag(CALDAV, "calendar-data")),
+}
+
+
+def child_faithful_raw(
+    service: Any, server: common.Server, reps: list[Any], work: Path, churned: bool
+) -> dict[str, Any]:
+    """The raw loop of the requests a faithful client sends (crmsync's, see
+    tests/service/test_churn_cycle_cost.py): per kind a sync-collection REPORT, one
+    multiget of the items it names and of those the CRM edits update (an update keeps the
+    lines it does not map), the PUTs, and after them a settling REPORT from the first
+    one's token."""
+    collections = json.loads((work / "collections.json").read_text())
+    puts = json.loads((work / "puts.json").read_text()) if churned else {}
+    plan = [
+        (
+            collections[rep.email],
+            {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
+            puts.get(rep.email, []),
+        )
+        for rep in reps
+    ]
+    client = common.raw_client(server)
+    requests = 0
+
+    def report(path: str, body: str, depth: str = "0") -> bytes:
+        nonlocal requests
+        response = client.request(
+            "REPORT",
+            server.url + path,
+            headers={**REPORT_HEADERS, "Depth": depth},
+            content=body.encode(),
+        )
+        requests += 1
+        if response.status_code != 207:
+            raise SystemExit(f"REPORT {path}: HTTP {response.status_code}")
+        return response.content
+
+    with pairs.TimedBlock(server) as timed:
+        for paths, tokens, rep_puts in plan:
+            for kind, path in paths.items():
+                listed = report(path, sync_collection_body(tokens[kind]))
+                kind_puts = [put for put in rep_puts if put["kind"] == kind]
+                wanted = changed_hrefs(listed, path)
+                wanted += [p["href"] for p in kind_puts if p["href"] not in wanted]
+                if wanted:
+                    report(path, multiget_body(*MULTIGETS[kind], wanted), depth="1")
+                for put in kind_puts:
+                    response = client.put(
+                        server.url + put["href"],
+                        content=put["text"].encode(),
+                        headers={
+                            "Content-Type": CONTENT_TYPES[ItemKind(kind)],
+                            "If-Match": put["etag"],
+                        },
+                    )
+                    requests += 1
+                    if response.status_code not in (200, 201, 204):
+                        raise SystemExit(f"PUT {put['href']}: HTTP {response.status_code}")
+                if kind_puts:
+                    token = ET.fromstring(listed).findtext("{DAV:}sync-token") or ""
+                    report(path, sync_collection_body(token))
     client.close()
     timed.requests = requests
     return {**timed.as_dict(), "statements": 0, "commits": 0, "writes": 0}
