@@ -24,6 +24,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
 from crmsync.service import worker_metrics
 from crmsync.service.batch_queue import MAX_QUEUED, VISIBILITY_TIMEOUT
 from crmsync.service.crm_users import DEFAULT_EVERY, CrmUsers
@@ -137,6 +138,8 @@ def _one_cycle(
         user = service.crm.get_user(rep_id)
     except LookupError:
         user = None
+    except Exception as failure:  # the CRM unreachable, its key unreadable ...
+        return _crm_failed(service, rep_id, fence, schedule, failure)
     if user is None or not user.active:  # gone since it was scheduled: look next interval
         service.store.set_next_due(rep_id, schedule.next_due(0))
         service.store.release_rep(rep_id, fence)
@@ -149,6 +152,27 @@ def _one_cycle(
     if not report.configured:
         return "not configured"
     return "ok" if report.error is None else "error"
+
+
+def _crm_failed(
+    service: SyncService, rep_id: str, fence: int, schedule: Cadence, failure: Exception
+) -> str:
+    """The rep's error row when the CRM could not be asked who the rep is, instead of the
+    whole batch failing with it; the rep is tried again after one failure's wait."""
+    if isinstance(failure, SyncError):
+        kind, message, suggestion = failure.error_type, failure.message, failure.suggestion
+    else:
+        log.exception("the CRM could not be asked for rep %s", rep_id)
+        kind, message = ErrorType.INTERNAL, f"{type(failure).__name__}: {failure}"
+        suggestion = "This is a crmsync bug: report it with this row."
+    entry = ErrorEntry(rep_id, None, None, "sync", kind, message, suggestion, service.clock())
+    try:
+        service.store.fenced(rep_id, fence).record_error(entry)
+    except LeaseLost:
+        return "lease lost"
+    service.store.set_next_due(rep_id, schedule.next_due(1))
+    service.store.release_rep(rep_id, fence)
+    return "error"
 
 
 class Dispatcher:

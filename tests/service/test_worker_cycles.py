@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crmsync.domain.sync import ErrorType
+from crmsync.domain.sync import ErrorType, ServerUnavailable
 from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.store import StateStore
 from tests.servers import DavServerInfo, running_dav_server
@@ -123,3 +123,27 @@ def test_a_batch_whose_lease_moved_on_sends_no_request(
     assert world.service.store.rep_status(world.rep.id).lease_owner is not None  # still held
     assert worker_cycle(world, fresh) == "ok"
     assert proxy.requests > before  # the lease's holder does reach the server
+
+
+def test_a_crm_that_cannot_be_asked_for_the_rep_is_the_reps_error_not_the_batchs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker asks the CRM who the rep is before the cycle: that failing (the CRM down,
+    # its key unreadable) failed the whole batch with no error row, the lease left to
+    # expire. Now it is the rep's error row, and the rep waits one failure's backoff.
+    assert claimed_cycle(world) == "ok"
+    service = workers._service(world.service.deployment)
+
+    def unreachable(rep_id: str) -> None:
+        raise ServerUnavailable("The CRM did not answer.", "Check that it is up.")
+
+    monkeypatch.setattr(service.crm, "get_user", unreachable)
+    assert claimed_cycle(world) == "error"
+    (row,) = world.service.store.errors()
+    assert (row.error_type, row.message) == (
+        ErrorType.SERVER_UNAVAILABLE,
+        "The CRM did not answer.",
+    )
+    status = world.service.store.rep_status(world.rep.id)
+    assert status.lease_owner is None
+    assert status.next_due is not None and status.next_due > dt.datetime.now(dt.UTC)
