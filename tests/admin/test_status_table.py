@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from sqlalchemy import event
 
 from crmsync.admin.reports import status_table
 from crmsync.domain.records import User
 from crmsync.domain.settings import SyncConfig
 from crmsync.service.deployment import Deployment
 from crmsync.service.runner import SyncService
+from tests.store.test_cycle_reads import statements
 
 
 def statements_for_table(service: SyncService, reps: list[User]) -> int:
     """How many SQL statements the state store runs while the table for ``reps`` is made."""
-    run: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        run.append(statement)
-
-    event.listen(service.store.engine, "before_cursor_execute", count)
-    try:
+    with statements(service.store) as run:
         status_table(service, reps)
-    finally:
-        event.remove(service.store.engine, "before_cursor_execute", count)
     return len(run)
 
 

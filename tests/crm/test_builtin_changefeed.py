@@ -3,15 +3,11 @@ and a reader already caught up costs the database next to nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Any
-
-from sqlalchemy import event
 
 from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.records import Contact, ItemKind, User
+from tests.store.test_cycle_reads import statements
 
 
 def test_reader_misses_nothing_while_writers_commit(crm_url: str, ann: User) -> None:
@@ -52,28 +48,13 @@ def test_reader_misses_nothing_while_writers_commit(crm_url: str, ann: User) -> 
         assert len(set(stamps)) == len(stamps)
 
 
-@contextlib.contextmanager
-def statements_run(crm: BuiltinCrm) -> Iterator[list[str]]:
-    """The SQL statements ``crm``'s engine runs inside the block (a BEGIN counts)."""
-    run: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        run.append(statement)
-
-    event.listen(crm.engine, "before_cursor_execute", count)
-    try:
-        yield run
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", count)
-
-
 def test_a_caught_up_reader_runs_two_statements_at_most(crm: BuiltinCrm, ann: User) -> None:
     # Every quiet sync cycle asks: the feed's position (head and pruning horizon) is one
     # query, and a cursor at the head looks for no record and no tombstone.
     crm.create_contact(ann.id, Contact(first_name="Ada"))
     side = crm.side(ann.id, ItemKind.CONTACT)
     cursor = side.changes(None, {}).cursor
-    with statements_run(crm) as run:
+    with statements(crm) as run:
         changes = side.changes(cursor, {})
     assert changes.items == () and changes.deleted == () and changes.cursor == cursor
     assert len(run) <= 2, run

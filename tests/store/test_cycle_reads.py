@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import event
 
+from crmsync.crm.builtin import BuiltinCrm
 from crmsync.domain.crm_settings import CrmKind, CrmSettings
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import OrgSettings, SyncConfig
@@ -24,17 +25,18 @@ SALESFORCE = CrmSettings(CrmKind.SALESFORCE, my_domain_url="https://acme.my.sale
 
 
 @contextmanager
-def statements(store: StateStore) -> Iterator[list[str]]:
+def statements(owner: StateStore | BuiltinCrm) -> Iterator[list[str]]:
+    """The SQL statements ``owner``'s engine runs inside the block (a BEGIN counts)."""
     seen: list[str] = []
 
     def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         seen.append(statement)
 
-    event.listen(store.engine, "before_cursor_execute", note)
+    event.listen(owner.engine, "before_cursor_execute", note)
     try:
         yield seen
     finally:
-        event.remove(store.engine, "before_cursor_execute", note)
+        event.remove(owner.engine, "before_cursor_execute", note)
 
 
 def test_a_save_by_another_process_reaches_the_next_cycle(
