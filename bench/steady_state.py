@@ -49,14 +49,10 @@ from sqlalchemy import event
 
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import Side
+from crmsync.groupware.dav.ical import ICalendarFormat
 from crmsync.groupware.dav.local_server import LocalRadicale
-from crmsync.groupware.dav.multistatus import (
-    CALDAV,
-    CARDDAV,
-    multiget_body,
-    sync_collection_body,
-    tag,
-)
+from crmsync.groupware.dav.multistatus import multiget_body, sync_collection_body
+from crmsync.groupware.dav.vcard import VCardFormat
 
 TIME_TARGET = 1.5  # a pass <= 1.5 x the raw loop (issue 16, at 1,000 reps)
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
@@ -597,12 +593,14 @@ def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[
     return {**timed.as_dict(), **counts, "writes": writes, "errors": errors}
 
 
-def child_raw(
-    service: Any, server: common.Server, reps: list[Any], work: Path, churned: bool
-) -> dict[str, Any]:
+def raw_plan(
+    service: Any, reps: list[Any], work: Path, churned: bool
+) -> list[tuple[dict[str, str], dict[str, str], list[dict[str, str]]]]:
+    """Per rep, what a raw loop works from: its collections by kind, the sync tokens
+    crmsync saved, and the PUTs of the CRM edits (churn only)."""
     collections = json.loads((work / "collections.json").read_text())
     puts = json.loads((work / "puts.json").read_text()) if churned else {}
-    plan = [
+    return [
         (
             collections[rep.email],
             {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
@@ -610,6 +608,12 @@ def child_raw(
         )
         for rep in reps
     ]
+
+
+def child_raw(
+    service: Any, server: common.Server, reps: list[Any], work: Path, churned: bool
+) -> dict[str, Any]:
+    plan = raw_plan(service, reps, work, churned)
     client = common.raw_client(server)
     requests = 0
     with pairs.TimedBlock(server) as timed:
@@ -644,9 +648,10 @@ def child_raw(
     return {**timed.as_dict(), "statements": 0, "commits": 0, "writes": 0}
 
 
+# The multiget each kind's format sends (the report, and the property holding the text).
 MULTIGETS = {
-    ItemKind.CONTACT.value: (tag(CARDDAV, "addressbook-multiget"), tag(CARDDAV, "address-data")),
-    ItemKind.EVENT.value: (tag(CALDAV, "calendar-multiget"), tag(CALDAV, "calendar-data")),
+    kind.value: (format.multiget_report, format.data_property)
+    for kind, format in ((ItemKind.CONTACT, VCardFormat), (ItemKind.EVENT, ICalendarFormat))
 }
 
 
@@ -658,16 +663,7 @@ def child_faithful_raw(
     multiget of the items it names and of those the CRM edits update (an update keeps the
     lines it does not map), the PUTs, and after them a settling REPORT from the first
     one's token."""
-    collections = json.loads((work / "collections.json").read_text())
-    puts = json.loads((work / "puts.json").read_text()) if churned else {}
-    plan = [
-        (
-            collections[rep.email],
-            {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
-            puts.get(rep.email, []),
-        )
-        for rep in reps
-    ]
+    plan = raw_plan(service, reps, work, churned)
     client = common.raw_client(server)
     requests = 0
 
