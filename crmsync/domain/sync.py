@@ -35,6 +35,10 @@ class ErrorType(StrEnum):
     INTERNAL = "internal"
 
 
+# The suggestion of an error row for a failure crmsync itself caused.
+BUG_SUGGESTION = "This is a crmsync bug: report it with this row."
+
+
 @dataclass(frozen=True, slots=True)
 class ItemProblem:
     """Why one item could not be read or written, in words an admin can act on."""

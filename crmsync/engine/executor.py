@@ -29,6 +29,7 @@ from typing import Any
 from crmsync.domain.mail_text import held_by
 from crmsync.domain.records import ItemKind, Record
 from crmsync.domain.sync import (
+    BUG_SUGGESTION,
     AuditEntry,
     AuthenticationFailed,
     Changes,
@@ -252,7 +253,7 @@ class Executor:
             wrong = SyncError(
                 f"the {SIDE_NAMES[target]} answered {len(outcomes)} outcomes to "
                 f"{len(items)} writes",
-                "This is a crmsync bug: report it with this row.",
+                BUG_SUGGESTION,
             )
             return [wrong] * len(items)
         return outcomes
@@ -310,7 +311,7 @@ class Executor:
                 action,
                 SyncError(
                     f"{type(bug).__name__}: {bug}",
-                    "This is a crmsync bug: report it with this row.",
+                    BUG_SUGGESTION,
                 ),
             )
         if known_outcome:

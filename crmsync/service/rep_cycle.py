@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from crmsync.domain.records import ItemKind, User
 from crmsync.domain.settings import Direction, OrgSettings, SyncConfig
-from crmsync.domain.sync import ErrorEntry, ErrorType, FolderMissing, SyncError
+from crmsync.domain.sync import BUG_SUGGESTION, ErrorEntry, ErrorType, FolderMissing, SyncError
 from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import ActionListener, KindReport
 from crmsync.service.domains import NotInDomains, mailbox_in_domains
@@ -185,7 +185,7 @@ def _cycle(
             user,
             ErrorType.INTERNAL,
             report.error,
-            "This is a crmsync bug: report it with this row.",
+            BUG_SUGGESTION,
         )
     calls_after = service.crm_api_state()
     if calls_after is not None:

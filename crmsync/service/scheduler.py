@@ -36,7 +36,7 @@ from types import FrameType
 from sqlalchemy import select
 
 from crmsync.domain.records import User
-from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.domain.sync import BUG_SUGGESTION, ErrorEntry, ErrorType
 from crmsync.engine.executor import utc_now
 from crmsync.groupware.dav import RetryPolicy
 from crmsync.service.crm_users import DEFAULT_EVERY, CrmUsers
@@ -416,7 +416,7 @@ class Scheduler:
                     "sync",
                     ErrorType.INTERNAL,
                     report.error or "",
-                    "This is a crmsync bug: report it with this row.",
+                    BUG_SUGGESTION,
                     service.clock(),
                 )
             )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
+from crmsync.domain.sync import BUG_SUGGESTION, ErrorEntry, ErrorType, SyncError
 from crmsync.service import worker_metrics
 from crmsync.service.batch_queue import MAX_QUEUED, VISIBILITY_TIMEOUT
 from crmsync.service.crm_users import DEFAULT_EVERY, CrmUsers
@@ -164,7 +164,7 @@ def _crm_failed(
     else:
         log.exception("the CRM could not be asked for rep %s", rep_id)
         kind, message = ErrorType.INTERNAL, f"{type(failure).__name__}: {failure}"
-        suggestion = "This is a crmsync bug: report it with this row."
+        suggestion = BUG_SUGGESTION
     entry = ErrorEntry(rep_id, None, None, "sync", kind, message, suggestion, service.clock())
     try:
         service.store.fenced(rep_id, fence).record_error(entry)
