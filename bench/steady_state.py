@@ -49,6 +49,7 @@ from sqlalchemy import event
 
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.domain.sync import Side
+from crmsync.groupware.dav.collection import WRITTEN_AFTER
 from crmsync.groupware.dav.ical import ICalendarFormat
 from crmsync.groupware.dav.local_server import LocalRadicale
 from crmsync.groupware.dav.multistatus import multiget_body, sync_collection_body
@@ -603,11 +604,17 @@ def raw_plan(
     return [
         (
             collections[rep.email],
-            {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind in KINDS},
+            {kind.value: sync_token(service, rep, kind) for kind in KINDS},
             puts.get(rep.email, []),
         )
         for rep in reps
     ]
+
+
+def sync_token(service: Any, rep: Any, kind: ItemKind) -> str:
+    """The sync-token of the rep's saved cursor, without the hrefs written after it."""
+    cursor = service.store.cursor(rep.id, kind, Side.MAIL) or ""
+    return cursor.split(WRITTEN_AFTER, 1)[0]
 
 
 def child_raw(

@@ -176,6 +176,8 @@ class Executor:
         # Each side's cursor as of the read the actions were planned from.
         self.read_cursors = read_cursors or {}
         self.links = LinkBatch(state, rep_id, kind)
+        # The ids this run wrote (created, updated or deleted) on each side.
+        self.touched: dict[Side, set[str]] = {side: set() for side in sides}
         self._outage_streak = 0
         self.audit = audit
 
@@ -374,6 +376,7 @@ class Executor:
                     self.links.drop(replaces.crm_id)
                 self.links.save(self._link(source, written, target))
                 self.report.writes["create", target] += 1
+                self.touched[target].add(written.id)
                 return written.id
             case Update(target=target, link=link, source=source):
                 assert source.record is not None
@@ -385,6 +388,7 @@ class Executor:
                     written = _written(ahead)
                 self.links.save(self._link(source, written, target))
                 self.report.writes["update", target] += 1
+                self.touched[target].add(written.id)
             case Delete(target=target, link=link):
                 if ahead is None:
                     self.sides[target].delete(link.id_on(target), action.expected)
@@ -392,6 +396,7 @@ class Executor:
                     ahead.result()
                 self.links.drop(link.crm_id)
                 self.report.writes["delete", target] += 1
+                self.touched[target].add(link.id_on(target))
             case Pair(crm=crm, mail=mail, then=then, replaces=replaces):
                 if replaces is not None:
                     self.links.drop(replaces.crm_id)
@@ -406,6 +411,7 @@ class Executor:
                     )
                     self.links.save(self._link(source, written, then))
                     self.report.writes["update", then] += 1
+                    self.touched[then].add(written.id)
             case Relink(link=link):
                 self.links.save(link)
             case Unlink(link=link):

@@ -5,7 +5,7 @@ Nothing here is imported by a backend: they only build the values of `crmsync.do
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from crmsync.domain.records import ItemKind, Record
@@ -99,6 +99,19 @@ class ReadsAlong(Protocol):
     def read_along(self, versions: Mapping[str, str]) -> None:
         """Items (id → the version last synced) whose content the next `changes` may
         read and keep for an update; the hint lasts for that one call."""
+        ...
+
+
+@runtime_checkable
+class CarriesWrites(Protocol):
+    """What an `ItemSide` may offer besides: a cursor that answers for the cycle's own
+    writes, so no settling round has to read past them (see `sync_kind`)."""
+
+    def cursor_after_writes(self, cursor: str | None, written: Collection[str]) -> str | None:
+        """A cursor to save instead of ``cursor`` (read before ``written``, the ids this
+        round created, updated or deleted) from which the next `changes` reports every
+        later change of those items too: their deletion, or their return to the content
+        they had at ``cursor``, which a sync token naming a content state does not."""
         ...
 
 

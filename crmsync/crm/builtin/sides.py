@@ -7,7 +7,7 @@ builds `crmsync.domain.sync` values and raises its errors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, and_, func, select
@@ -158,6 +158,11 @@ class OwnerSide:
             if since == head:  # nothing committed since: no record or tombstone to look for
                 return Changes((), (), cursor=str(head))
             return self._since(conn, since, head)
+
+    def cursor_after_writes(self, cursor: str | None, written: Collection[str]) -> str | None:
+        """``cursor`` as it is (`CarriesWrites`): the feed's stamps only grow, so every
+        later write of any record, crmsync's included, lies after it."""
+        return cursor
 
     @staticmethod
     def _parse_cursor(cursor: str | None) -> int | None:

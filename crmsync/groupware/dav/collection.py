@@ -1,7 +1,8 @@
 """`DavCollection`: one calendar or address book as an ``ItemSide`` of the engine.
 
 Ids are the items' server-absolute paths (percent-encoded once, see `canonical_path`),
-versions their ETags exactly as the server sent them, cursors RFC 6578 sync-tokens.
+versions their ETags exactly as the server sent them, cursors RFC 6578 sync-tokens,
+followed by the hrefs crmsync wrote after the token was read (`cursor_after_writes`).
 Reading costs one sync-collection REPORT per cycle (plus one multiget per 100 changed
 items); writes use If-None-Match / If-Match so a concurrent edit is never overwritten.
 
@@ -20,7 +21,7 @@ import hashlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import httpx
 
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 
 MULTIGET_BATCH = 100
 LISTING_CURSOR = "listing:"
+# Between a cursor's sync-token and the hrefs written after it: no URI holds a line break.
+WRITTEN_AFTER = "\n"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
@@ -136,16 +139,38 @@ class DavCollection:
         if cursor and cursor.startswith(LISTING_CURSOR):
             return self._listed_changes(cursor[len(LISTING_CURSOR) :], known, along)
         if cursor:
+            token, *written = cursor.split(WRITTEN_AFTER)
             try:
-                listing, deleted, token = self._listing.sync(cursor)
+                listing, deleted, token_now = self._listing.sync(token)
             except TokenRejected:
                 log.info("sync-token for %s rejected; listing everything", self.path)
             else:
                 wanted = {h: e for h, e in listing.items() if known.get(h) != e}
+                # An item written after the token that the listing does not name is back
+                # at its state at the token (Xandikos' tokens name a content state):
+                # deleted after we created it, or put back as it was before our update.
+                # Read it to see which.
+                unnamed = [h for h in written if h not in listing and h not in deleted]
+                wanted.update((h, "") for h in unnamed)
                 items = self._download(wanted, along)
-                return Changes(items, tuple(deleted), token, full=False)
+                if unnamed:
+                    downloaded = {s.id for s in items}
+                    deleted += [h for h in unnamed if h not in downloaded and h in known]
+                return Changes(items, tuple(deleted), token_now, full=False)
         listing, token = self._full_listing()
         return self._compared(listing, known, token, along)
+
+    def cursor_after_writes(self, cursor: str | None, written: Collection[str]) -> str | None:
+        """``cursor`` answering for the hrefs crmsync ``written`` after reading it
+        (`CarriesWrites`): the next `changes` reads those the listing does not name."""
+        if not cursor:
+            return cursor  # the next cycle lists every ETag and compares it with the links
+        if cursor.startswith(LISTING_CURSOR):
+            # Without the ctag read before the writes: a ctag that is a hash of the
+            # content would come back to it when an item is put back as it was.
+            return LISTING_CURSOR
+        token = cursor.split(WRITTEN_AFTER, 1)[0]
+        return WRITTEN_AFTER.join([token, *sorted(written)])
 
     def read_along(self, versions: Mapping[str, str]) -> None:
         """Items an update may follow this cycle (href → ETag last synced): the next
