@@ -4,6 +4,7 @@ with the raw loop of the same sync-collection REPORTs, GETs and PUTs.
     python bench/steady_state.py [--server radicale|sabredav] [--reps 100,300] [--items 100]
         [--churn 0.01] [--pairs 3] [--passes no-change,churn] [--seed-into DIR | --seeded DIR]
         [--workers 1,2 --postgres-url URL [--server-cpus 1] | --visible [--edits 60]]
+        [--profile FILE]
 
 `--reps 100,300,1000` and `--items 100,500` add the larger sizes. One server per M is
 seeded once with max(N) reps x M contacts and M events (Radicale: files written into its
@@ -20,9 +21,9 @@ Passes (each phase a fresh Python process; pairs interleaved, bench/pairs.py):
   and of the events were edited on the server (a rep's edits) and another 1 % in the CRM.
   crmsync syncs the N reps; raw sends the REPORTs, GETs each item the REPORT names, and
   PUTs the CRM-edited items (rendered before its clock starts) with If-Match. `--raw
-  faithful` sends crmsync's requests instead (a multiget of the changed items and those the
-  CRM edits update, a settling REPORT after the PUTs): the floor skips what a faithful
-  client needs (tests/service/test_churn_cycle_cost.py).
+  faithful` sends crmsync's requests instead (one multiget of the changed items and those
+  the CRM edits update, instead of a GET per changed item; see
+  tests/service/test_churn_cycle_cost.py).
 SQL statements and commits are counted on the state store's engine (SQLAlchemy events).
 `--workers` runs the passes through `crmsync scheduler` and `crmsync worker` processes
 instead (bench/steady_workers.py); `--visible` measures edit-to-visible under `crmsync
@@ -32,6 +33,7 @@ serve` (bench/steady_visible.py).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import shutil
@@ -125,7 +127,11 @@ def main() -> None:
         default="floor",
         help="the raw loop: floor (a REPORT, a GET per changed item, the PUTs) or faithful "
         "(crmsync's requests: a REPORT, one multiget of the changed items and those the CRM "
-        "edits update, the PUTs, a settling REPORT)",
+        "edits update, the PUTs)",
+    )
+    parser.add_argument(
+        "--profile",
+        help="write a cProfile (client CPU time) of the first timed crmsync phase of each pass",
     )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -509,9 +515,11 @@ class World:
         def phase(which: str, k: int) -> pairs.Phase:
             if state == "churned":
                 self.restore("churned")
+            profile = self.args.profile and which == "crmsync" and k == 0
+            extra = ["--profile", f"{self.args.profile}.{state}"] if profile else []
             return pairs.run_child(
                 __file__,
-                [*base, "--child", which],
+                [*base, "--child", which, *extra],
                 f"M={self.items} N={n} {PASS_NAMES[state]} {which} {k + 1}",
             )
 
@@ -556,7 +564,7 @@ def child(args: argparse.Namespace) -> None:
     part, parts = (int(x) for x in args.part.split("/"))
     reps = reps[part::parts]
     if args.child == "crmsync":
-        result = child_crmsync(service, server, reps)
+        result = child_crmsync(service, server, reps, args.profile)
     else:
         churned = args.state == "churned"
         if args.raw == "faithful":
@@ -567,7 +575,9 @@ def child(args: argparse.Namespace) -> None:
     pairs.emit(result)
 
 
-def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[str, Any]:
+def child_crmsync(
+    service: Any, server: common.Server, reps: list[Any], profile: str | None = None
+) -> dict[str, Any]:
     # Discovery warmed, as a running service keeps it (a day): the pass is the steady state.
     mail = service.mail_server()
     for rep in reps:
@@ -584,13 +594,22 @@ def child_crmsync(service: Any, server: common.Server, reps: list[Any]) -> dict[
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
     writes = errors = 0
+    # CPU time, not wall time: what the profile explains is crmsync's own client CPU.
+    profiler = cProfile.Profile(time.process_time) if profile else None
     with pairs.TimedBlock(server, lambda: mail.requests_made) as timed:
+        if profiler:
+            profiler.enable()
         for rep in reps:
             report = service.sync_rep(rep)
             if report.error:
                 print(f"WARNING: {rep.email}: {report.error}")
                 errors += 1
             writes += report.writes
+        if profiler:
+            profiler.disable()
+    if profiler:
+        profiler.dump_stats(profile)
+        print(f"cProfile of the pass written to {profile}", file=sys.stderr)
     return {**timed.as_dict(), **counts, "writes": writes, "errors": errors}
 
 
@@ -668,8 +687,7 @@ def child_faithful_raw(
     """The raw loop of the requests a faithful client sends (crmsync's, see
     tests/service/test_churn_cycle_cost.py): per kind a sync-collection REPORT, one
     multiget of the items it names and of those the CRM edits update (an update keeps the
-    lines it does not map), the PUTs, and after them a settling REPORT from the first
-    one's token."""
+    lines it does not map), and the PUTs."""
     plan = raw_plan(service, reps, work, churned)
     client = common.raw_client(server)
     requests = 0
@@ -708,9 +726,6 @@ def child_faithful_raw(
                     requests += 1
                     if response.status_code not in (200, 201, 204):
                         raise SystemExit(f"PUT {put['href']}: HTTP {response.status_code}")
-                if kind_puts:
-                    token = ET.fromstring(listed).findtext("{DAV:}sync-token") or ""
-                    report(path, sync_collection_body(token))
     client.close()
     timed.requests = requests
     return {**timed.as_dict(), "statements": 0, "commits": 0, "writes": 0}
