@@ -137,6 +137,7 @@ NUMBER_BOUNDS = (
     ("mass_delete_count", 1, None),
     ("mass_delete_minimum", 0, None),
     ("audit_retention_days", 1, 3650),
+    ("overdue_after_minutes", 1, 1440),
 )
 
 

@@ -189,6 +189,9 @@ class OrgSettings:
     mass_delete_minimum: int = 5
     # How long the audit trail keeps what each cycle did.
     audit_retention_days: int = 30
+    # A rep's cycle due and unclaimed for longer than this shows as Overdue: set above the
+    # claim lag the org accepts, so reps waiting their turn are not reported as stuck.
+    overdue_after_minutes: int = 5
     # Exchange Server (EWS): how the service account signs in; an empty server_url means
     # Autodiscover with the service account's address.
     exchange_auth: ExchangeAuth = ExchangeAuth.NTLM

@@ -155,6 +155,33 @@ def test_the_password_is_never_exported_and_comes_from_an_environment_variable(
     assert "s3cret-Value" not in export(runner)
 
 
+def test_the_overdue_threshold_is_exported_and_applied_within_its_bounds(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = yaml.safe_load(export(runner))
+    assert data["org"]["overdue_after_minutes"] == 5
+    data["org"].update(
+        server_url="https://dav.example.com/",
+        service_account="crmsync",
+        service_password_env="DAV_PASSWORD",
+        overdue_after_minutes=0,
+    )
+    monkeypatch.setenv("DAV_PASSWORD", "s3cret-Value")
+    file = tmp_path / "crmsync.yaml"
+    file.write_text(yaml.safe_dump(data))
+    refused = runner.invoke(app, ["config", "apply", str(file), "--yes"])
+    assert refused.exit_code == 1
+    assert "org.overdue_after_minutes: must be 1 to 1440, not 0" in refused.output
+
+    data["org"]["overdue_after_minutes"] = 35
+    file.write_text(yaml.safe_dump(data))
+    applied = runner.invoke(app, ["config", "apply", str(file), "--yes"])
+    assert applied.exit_code == 0, applied.output
+    with SyncService(Deployment.from_env(tmp_path / "home")) as service:
+        assert service.org_settings().overdue_after_minutes == 35
+    assert yaml.safe_load(export(runner))["org"]["overdue_after_minutes"] == 35
+
+
 def test_description_series_list_warnings_and_delete(runner: CliRunner, tmp_path: Path) -> None:
     added = runner.invoke(
         app,

@@ -81,6 +81,12 @@ def test_codec_defaults_missing_fields_and_ignores_unknown_ones() -> None:
     assert from_json(ContactSettings, stored) == ContactSettings(direction=Direction.CRM_TO_MAIL)
 
 
+def test_org_settings_saved_before_the_overdue_threshold_read_with_its_default() -> None:
+    saved = to_json(OrgSettings(mass_delete_count=70))
+    del saved["overdue_after_minutes"]
+    assert from_json(OrgSettings, saved) == OrgSettings(mass_delete_count=70)
+
+
 @pytest.mark.parametrize(
     ("cls", "data"),
     [

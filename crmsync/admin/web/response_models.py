@@ -153,7 +153,8 @@ class RepSummary(BaseModel):
         description="When the rep's next cycle is due (null: due now, as for a new rep)."
     )
     overdue: bool = Field(
-        description="Due more than 5 minutes ago and no worker holds the rep's lease."
+        description="Due longer ago than the org's `overdue_after_minutes` (default 5) and "
+        "no worker holds the rep's lease."
     )
     running_on: str | None = Field(
         description="The worker holding the rep's lease (its cycle runs), if any."

@@ -136,6 +136,7 @@ class Setup(BaseModel):
     mass_delete_count: int = Field(50, ge=1, strict=True)
     mass_delete_minimum: int = Field(5, ge=0, strict=True)
     audit_retention_days: int = Field(30, ge=1, le=3650, strict=True)
+    overdue_after_minutes: int = Field(5, ge=1, le=1440, strict=True)
     exchange_auth: ExchangeAuth = ExchangeAuth.NTLM
     graph_tenant_id: str = Field("", max_length=200)
     graph_client_id: str = Field("", max_length=200)

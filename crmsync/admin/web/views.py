@@ -15,7 +15,7 @@ from typing import Any
 from crmsync.admin.reports import subject_of
 from crmsync.admin.web.coverage import effective_configs
 from crmsync.domain.records import ItemKind, User
-from crmsync.domain.settings import Direction
+from crmsync.domain.settings import Direction, OrgSettings
 from crmsync.domain.sync import ErrorEntry, ErrorType, SyncError
 from crmsync.service.connection_test import run_connection_test
 from crmsync.service.crm_connection_test import run_crm_connection_test
@@ -30,9 +30,6 @@ FLOW_LABELS = {
     Direction.CRM_TO_MAIL: "CRM → mail server",
     Direction.MAIL_TO_CRM: "mail server → CRM",
 }
-# A due rep nobody has claimed for this long is overdue: a scheduler claims within seconds
-# of the due time while workers keep up (`crmsync_oldest_due_age_seconds` measures it).
-OVERDUE_AFTER = dt.timedelta(minutes=5)
 CHECK_LABELS = {
     "mailbox_supported": "Mailbox runs on a supported server",
     "recognized": "Mailbox recognized by the service account",
@@ -175,12 +172,12 @@ def ago(value: str | dt.datetime | None, now: dt.datetime) -> str:
     return ""
 
 
-def overdue(status: RepStatus, now: dt.datetime) -> bool:
-    """Whether the rep's cycle waits for a claim longer than `OVERDUE_AFTER` (the
-    schedulers or workers are stopped or behind); a rep with no next-due time is due now,
-    not overdue."""
+def overdue(status: RepStatus, now: dt.datetime, after: dt.timedelta) -> bool:
+    """Whether the rep's cycle waits for a claim longer than ``after`` (the org's
+    `overdue_after_minutes`: the schedulers or workers are stopped or behind); a rep with
+    no next-due time is due now, not overdue."""
     since = status.due_since(now)
-    return since is not None and since < now - OVERDUE_AFTER
+    return since is not None and since < now - after
 
 
 def attention(
@@ -230,13 +227,15 @@ def rep_lines(
     pause with its own markup (its end as a local time), then ``other_attention``.
     """
     store = service.store
+    settings = service.org_settings()
+    overdue_after = dt.timedelta(minutes=settings.overdue_after_minutes)
     if statuses is None:
         statuses = {s.rep_id: s for s in store.rep_statuses()}
     configs = effective_configs(store.configs(), reps)
     # One rep (its page, the API's answers about it): only its own rows are counted.
     errors = store.rep_errors(reps[0].id if len(reps) == 1 else None)
     if refused is None:
-        refused = _refused_logins(service, reps)
+        refused = _refused_logins(service, settings, reps)
     lines = []
     for user in reps:
         status = statuses.get(user.id) or RepStatus(user.id)
@@ -244,7 +243,7 @@ def rep_lines(
         config = configs.get(user.id)
         paused = status.paused if status.paused and status.paused.active(now) else None
         sign_in_refused = user.email.strip().casefold() in refused
-        late = overdue(status, now)
+        late = overdue(status, now, overdue_after)
         others = attention(
             status,
             rep_errors,
@@ -287,10 +286,10 @@ def rep_lines(
     return lines
 
 
-def _refused_logins(service: SyncService, reps: list[User]) -> set[str]:
+def _refused_logins(service: SyncService, settings: OrgSettings, reps: list[User]) -> set[str]:
     """The lower-case emails among ``reps`` whose stored login the mail server refused:
     one rep's login alone for one rep (every stored login is decrypted otherwise)."""
-    if not per_rep_sign_in(service.org_settings()):
+    if not per_rep_sign_in(settings):
         return set()
     if len(reps) == 1:
         return refused_of(service.rep_sign_in(reps[0].email))

@@ -5,6 +5,7 @@ pages show (held deletions, failing items, errors)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -83,6 +84,27 @@ def test_an_overdue_cycle_and_the_worker_running_one_show_everywhere(console: Co
     # Once the lease has expired, nobody runs the rep: it is overdue.
     service.clock = lambda: NOW + dt.timedelta(minutes=6)
     assert _api_reps(console)["rui@example.com"]["overdue"] is True
+
+
+@pytest.mark.parametrize(("overdue_after_minutes", "late"), [(5, True), (15, False)])
+def test_the_orgs_overdue_threshold_decides_when_a_waiting_rep_is_overdue(
+    console: Console, overdue_after_minutes: int, late: bool
+) -> None:
+    service = console.service
+    service.clock = lambda: NOW
+    store = service.store
+    store.save_org_settings(
+        dataclasses.replace(store.org_settings(), overdue_after_minutes=overdue_after_minutes)
+    )
+    rep = service.crm.create_user("tia@example.com", "Tia Waiting")
+    store.set_next_due(rep.id, NOW - dt.timedelta(minutes=10))
+    console.sign_in("manager")
+
+    assert _api_reps(console)["tia@example.com"]["overdue"] is late
+    row = _rows(console.client.get("/status").text)["tia%40example.com"]
+    assert ("Overdue: due 10 min ago" in row) is late
+    page = console.client.get("/status/tia@example.com").text
+    assert ('id="overdue"' in page) is late
 
 
 def test_a_rep_with_no_next_due_time_is_due_now_as_the_scheduler_claims_it(

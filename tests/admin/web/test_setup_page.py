@@ -17,6 +17,7 @@ SAVED = {
     "mass_delete_count": 80,
     "mass_delete_minimum": 7,
     "audit_retention_days": 90,
+    "overdue_after_minutes": 20,
     "notify_attendees_on_crm_edits": True,
 }
 
@@ -67,23 +68,59 @@ def test_the_thresholds_are_saved_from_the_page_and_refused_beside_their_fields(
     unticked = [f for f in fields if f != ("notify_attendees_on_crm_edits", "true")]
     changed = console.client.post(
         "/setup",
-        data={**_as_dict(unticked), "mass_delete_percent": "40", "audit_retention_days": "365"},
+        data={
+            **_as_dict(unticked),
+            "mass_delete_percent": "40",
+            "audit_retention_days": "365",
+            "overdue_after_minutes": "45",
+        },
     )
     assert changed.status_code == 200
     saved = console.service.org_settings()
     assert (saved.mass_delete_percent, saved.audit_retention_days) == (40, 365)
+    assert saved.overdue_after_minutes == 45
     # The box unticked is sent too (a hidden "false" before it): it turns the setting off.
     assert not saved.notify_attendees_on_crm_edits
 
     refused = console.client.post(
-        "/setup", data={**form, "mass_delete_percent": "lots", "audit_retention_days": "0"}
+        "/setup",
+        data={
+            **form,
+            "mass_delete_percent": "lots",
+            "audit_retention_days": "0",
+            "overdue_after_minutes": "1441",
+        },
     )
     assert refused.status_code == 422
     assert re.search(r'id="error-mass_delete_percent"[^>]*>[^<]*integer', refused.text)
     assert re.search(r'id="error-audit_retention_days"[^>]*>[^<]*greater than', refused.text)
+    assert re.search(r'id="error-overdue_after_minutes"[^>]*>[^<]*less than', refused.text)
     # What the admin typed comes back to correct.
     assert 'value="lots"' in refused.text
     assert console.service.org_settings().mass_delete_percent == 40
+    assert console.service.org_settings().overdue_after_minutes == 45
+
+
+def test_the_overdue_threshold_round_trips_through_the_api_within_its_bounds(
+    console: Console,
+) -> None:
+    _saved_setup(console)
+    auth = console.bearer("full")
+    body = console.client.get("/api/v1/setup", headers=auth).json()
+    assert body.pop("password_stored") is True and body["overdue_after_minutes"] == 20
+    saved = console.client.put(
+        "/api/v1/setup", json={**body, "overdue_after_minutes": 1440}, headers=auth
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["overdue_after_minutes"] == 1440
+    assert console.service.org_settings().overdue_after_minutes == 1440
+    for refused_value in (0, 1441, "30"):
+        refused = console.client.put(
+            "/api/v1/setup", json={**body, "overdue_after_minutes": refused_value}, headers=auth
+        )
+        assert refused.status_code == 422, refused_value
+        assert [p["loc"] for p in refused.json()["detail"]] == [["body", "overdue_after_minutes"]]
+    assert console.service.org_settings().overdue_after_minutes == 1440
 
 
 def test_each_connection_method_has_its_own_fieldset_named_in_its_legend(
