@@ -2,14 +2,15 @@
 
 `MemorySide` behaves like a server with a change log: versions are counters, cursors
 are log positions, creates are idempotent per marker, stale versions raise
-`VersionConflict`. `MemoryState` keeps links, cursors and errors in dicts.
+`VersionConflict`. `ContentStateSide` differs in its cursors only: they name content
+states, as Xandikos' sync tokens do. `MemoryState` keeps links, cursors and errors in dicts.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crmsync.domain.records import ItemKind, Record
@@ -48,6 +49,8 @@ class MemorySide:
         self.planned_ids = planned_ids
         self.items: dict[str, Stored] = {}
         self.log: list[str] = []
+        # Every state each id held, oldest first: what a client's stale copy may put back.
+        self.history: dict[str, list[Stored]] = {}
         self.writes = 0
         self.fail_next_writes = 0
         # Crash the cycle at the n-th write from now (1-based): before the write reaches
@@ -66,9 +69,13 @@ class MemorySide:
     def put(self, record: Record, item_id: str | None = None) -> str:
         item_id = item_id or f"{self.prefix}{next(self._ids)}"
         marker = self.items[item_id].marker if item_id in self.items else None
-        self.items[item_id] = Stored(next(self._versions), record, marker)
-        self.log.append(item_id)
+        self._store(item_id, Stored(next(self._versions), record, marker))
         return item_id
+
+    def put_back(self, item_id: str, earlier: Stored) -> None:
+        """A client saving its stale copy over the item: an ``earlier`` state from
+        `history`, version (ETag) and all."""
+        self._store(item_id, replace(earlier))
 
     def remove(self, item_id: str) -> None:
         del self.items[item_id]
@@ -76,7 +83,12 @@ class MemorySide:
 
     def touch(self, item_id: str) -> None:
         """A new version with the same content, as a server rewriting its etags."""
-        self.items[item_id].version = next(self._versions)
+        stored = self.items[item_id]
+        self._store(item_id, Stored(next(self._versions), stored.record, stored.marker))
+
+    def _store(self, item_id: str, stored: Stored) -> None:
+        self.items[item_id] = stored
+        self.history.setdefault(item_id, []).append(stored)
         self.log.append(item_id)
 
     # -- ItemSide -------------------------------------------------------------------------
@@ -91,17 +103,21 @@ class MemorySide:
             position = int(at) if int(epoch) == self.epoch else None
         head = f"{self.epoch}:{len(self.log)}"
         if position is None:
-            items = tuple(
-                self._seen(item_id)
-                for item_id in sorted(self.items)
-                if known.get(item_id) != str(self.items[item_id].version)
-            )
-            deleted = tuple(sorted(set(known) - set(self.items)))
-            return Changes(items, deleted, head, full=True)
+            return self._listed(known, head)
         touched = sorted(set(self.log[position:]))
         items = tuple(self._seen(i) for i in touched if i in self.items)
         deleted = tuple(i for i in touched if i not in self.items)
         return Changes(items, deleted, head)
+
+    def _listed(self, known: Mapping[str, str], cursor: str) -> Changes:
+        """Everything, as a side lists it without a cursor it knows."""
+        items = tuple(
+            self._seen(item_id)
+            for item_id in sorted(self.items)
+            if known.get(item_id) != str(self.items[item_id].version)
+        )
+        deleted = tuple(sorted(set(known) - set(self.items)))
+        return Changes(items, deleted, cursor, full=True)
 
     def fetch(self, item_id: str) -> Seen | None:
         return self._seen(item_id) if item_id in self.items else None
@@ -160,6 +176,51 @@ class MemorySide:
     def _seen(self, item_id: str) -> Seen:
         stored = self.items[item_id]
         return Seen(item_id, str(stored.version), stored.record, stored.marker)
+
+
+# Between a cursor's snapshot and the ids written after it was read.
+WRITTEN_AFTER = "\n"
+
+
+class ContentStateSide(MemorySide):
+    """A `MemorySide` whose cursors name content states, as Xandikos' sync tokens do:
+    each `changes` keeps a snapshot of every item's version, and `changes` from it
+    reports only the items whose version or existence differs between that snapshot and
+    now. So an item created after the snapshot and deleted again is no change, nor is one
+    put back at the version it had then. Like `DavCollection`, it carries the ids written
+    after a cursor in it (`CarriesWrites`) and reads those the difference leaves out."""
+
+    def __init__(self, prefix: str, planned_ids: bool = False) -> None:
+        super().__init__(prefix, planned_ids)
+        # Cursor → every item's version when that cursor was issued.
+        self.snapshots: dict[str, dict[str, int]] = {}
+        self._states = itertools.count()
+
+    def forget_history(self) -> None:
+        self.snapshots.clear()
+
+    def changes(self, cursor: str | None, known: Mapping[str, str]) -> Changes:
+        token, *written = (cursor or "").split(WRITTEN_AFTER)
+        then = self.snapshots.get(token)
+        now = {item_id: stored.version for item_id, stored in self.items.items()}
+        head = f"state:{next(self._states)}"
+        self.snapshots[head] = now
+        if then is None:
+            return self._listed(known, head)
+        differ = {i for i in then.keys() | now.keys() if then.get(i) != now.get(i)}
+        # Written after the snapshot, yet no difference: back at the state it had then.
+        unnamed = {i for i in written if i not in differ}
+        items = tuple(self._seen(i) for i in sorted(differ | unnamed) if i in now)
+        deleted = sorted(i for i in differ if i not in now)
+        deleted += sorted(i for i in unnamed if i not in now and i in known)
+        return Changes(items, tuple(deleted), head)
+
+    def cursor_after_writes(self, cursor: str | None, written: Collection[str]) -> str | None:
+        """``cursor``'s snapshot followed by the ``written`` ids (`CarriesWrites`)."""
+        if cursor is None:
+            return None
+        token = cursor.split(WRITTEN_AFTER, 1)[0]
+        return WRITTEN_AFTER.join([token, *sorted(written)])
 
 
 class BatchingMemorySide(MemorySide):

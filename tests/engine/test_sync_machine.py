@@ -1,13 +1,16 @@
 """Hypothesis state machine over two in-memory sides: the planner and executor together.
 
 People create, edit, delete and "touch" (new version, same content) items on either side
-between syncs; writes may fail for a passing reason, and a cycle may crash at any write,
-before it reaches the side or just after it landed (nothing after the crash reaches the
-state store). Either side may take a batch's writes in one call per operation (as
-Salesforce's collections do) or one by one. After every successful sync: both sides
-converge, a second sync writes nothing, no item exists twice on a side, and no edit is
-lost except to the configured conflict behaviour; an edit or deletion a person made after
-a crashed cycle's write landed wins.
+between syncs, or put back a stale copy (an earlier state of an item, version and all);
+writes may fail for a passing reason, and a cycle may crash at any write, before it
+reaches the side or just after it landed (nothing after the crash reaches the state
+store; neither happens with a content-state side, see `_cursors_name_log_positions`).
+Either side may take a batch's writes in one call per operation (as Salesforce's
+collections do) or one by one, and its cursors may name positions in a log or content
+states (as Xandikos' sync tokens do). After every successful sync: both sides converge, a
+second sync (where one follows) writes nothing, no item exists twice on a side, and no
+edit is lost except to the configured conflict behaviour; an edit or deletion a person
+made after a crashed cycle's write landed wins.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from crmsync.engine.cycle import sync_kind
 from crmsync.engine.executor import KindReport
 from crmsync.engine.hashing import content_hash
 from crmsync.engine.planner import Policy
-from tests.engine.memory import BatchingMemorySide, Crash, MemorySide, MemoryState
+from tests.engine.memory import (
+    BatchingMemorySide,
+    ContentStateSide,
+    Crash,
+    MemorySide,
+    MemoryState,
+)
 
 REP = "rep-1"
 KIND = ItemKind.CONTACT
@@ -42,6 +51,7 @@ contacts = st.builds(
     title=st.text(alphabet="xyz", max_size=2),
 )
 sides = st.sampled_from([Side.CRM, Side.MAIL])
+side_kinds = st.sampled_from([MemorySide, BatchingMemorySide, ContentStateSide])
 
 
 class SyncMachine(RuleBasedStateMachine):
@@ -61,13 +71,11 @@ class SyncMachine(RuleBasedStateMachine):
         # (side, id) -> the record they left, or None for a deletion.
         self.after_crash: dict[tuple[Side, str], Contact | None] = {}
 
-    @initialize(crm_batches=st.booleans(), mail_batches=st.booleans())
-    def choose_batch_writes(self, crm_batches: bool, mail_batches: bool) -> None:
-        """Either side may take a batch's writes in one call (`BatchWrites`) or one by one."""
-        self.sides = {
-            Side.CRM: BatchingMemorySide("c") if crm_batches else MemorySide("c"),
-            Side.MAIL: BatchingMemorySide("m") if mail_batches else MemorySide("m"),
-        }
+    @initialize(crm_kind=side_kinds, mail_kind=side_kinds)
+    def choose_sides(self, crm_kind: type[MemorySide], mail_kind: type[MemorySide]) -> None:
+        """Either side may take a batch's writes in one call (`BatchWrites`) or one by one,
+        and its cursors may name content states (`ContentStateSide`)."""
+        self.sides = {Side.CRM: crm_kind("c"), Side.MAIL: mail_kind("m")}
 
     @rule(conflict=st.sampled_from(list(ConflictBehaviour)))
     def choose_conflict(self, conflict: ConflictBehaviour) -> None:
@@ -89,8 +97,25 @@ class SyncMachine(RuleBasedStateMachine):
                 self.sides[side].touch(item_id)  # saving without a change is no edit
                 return
             self.sides[side].put(record, item_id)
-            self.edits[side, item_id] = record
-            self.after_crash.clear()
+            self._person_left(side, item_id, record)
+
+    @rule(side=sides, data=st.data())
+    def put_back_stale_copy(self, side: Side, data: st.DataObject) -> None:
+        """A client saves its stale copy over an item: an earlier state of it, with the
+        version (ETag) it had then. From a content-state cursor read at that state, the
+        item has not changed at all."""
+        target = self.sides[side]
+        items = sorted(target.items)
+        if not items:
+            return
+        item_id = data.draw(st.sampled_from(items))
+        now = target.items[item_id]
+        earlier = [stored for stored in target.history[item_id] if stored.version != now.version]
+        if earlier:
+            stored = data.draw(st.sampled_from(earlier))
+            target.put_back(item_id, stored)
+            if stored.record != now.record:  # else only the version changed: a touch
+                self._person_left(side, item_id, stored.record)
 
     @rule(side=sides, data=st.data())
     def delete(self, side: Side, data: st.DataObject) -> None:
@@ -101,12 +126,31 @@ class SyncMachine(RuleBasedStateMachine):
             self.edits[side, item_id] = None
             self.after_crash.clear()
 
+    def _person_left(self, side: Side, item_id: str, record: Contact) -> None:
+        """Bookkeeping of a person's edit of a linked or new item. One back at the content
+        last synced is no edit at all (the planner compares content with the link's)."""
+        synced = [link for link in self.state.links(REP, KIND) if link.id_on(side) == item_id]
+        if synced and synced[0].hash_on(side) == content_hash(record):
+            self.edits.pop((side, item_id), None)
+        else:
+            self.edits[side, item_id] = record
+        self.after_crash.clear()
+
     @rule(side=sides, data=st.data())
     def touch(self, side: Side, data: st.DataObject) -> None:
         items = sorted(self.sides[side].items)
         if items:
             self.sides[side].touch(data.draw(st.sampled_from(items)))
 
+    def _cursors_name_log_positions(self) -> bool:
+        # A cycle cut short (an outage, a crash) keeps the cursors read before it, but the
+        # links of its writes that landed are saved: from a content-state cursor, a later
+        # deletion of an item created after it is no change, so that pair never converges.
+        # An engine gap (a cut-short cycle's cursors do not answer for what it linked):
+        # until it is closed, content-state sides go through whole cycles only.
+        return not any(isinstance(side, ContentStateSide) for side in self.sides.values())
+
+    @precondition(_cursors_name_log_positions)
     @rule(side=sides, failures=st.integers(1, 4))
     def sync_with_outage(self, side: Side, failures: int) -> None:
         """Some writes fail for a passing reason; the next syncs must repair everything."""
@@ -114,6 +158,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.sync()
         self.sides[side].fail_next_writes = 0
 
+    @precondition(_cursors_name_log_positions)
     @rule(
         side=sides,
         at_write=st.integers(1, 3),
@@ -166,17 +211,21 @@ class SyncMachine(RuleBasedStateMachine):
             self.after_crash = {(side, item_id): record}
         self.edits[side, item_id] = self.after_crash[side, item_id]
 
-    @rule()
-    def sync(self) -> None:
+    @rule(look_again=st.booleans())
+    def sync(self, look_again: bool = True) -> None:
+        """A sync, checked; ``look_again`` syncs once more, which must write nothing. That
+        second read lies after the first one's writes, so without it people act from the
+        cursors the cycle saved, as between the cycles of the service."""
         before = {side: dict(s.items) for side, s in self.sides.items()}
         after_crash, self.after_crash = self.after_crash, {}
-        self._verify(self._sync(), before, after_crash)
+        self._verify(self._sync(), before, after_crash, look_again)
 
     def _verify(
         self,
         report: KindReport,
         before: dict[Side, dict],
         after_crash: dict[tuple[Side, str], Contact | None],
+        look_again: bool = True,
     ) -> None:
         """The checks after a sync that ran to its end."""
         self._note_origins()
@@ -192,10 +241,11 @@ class SyncMachine(RuleBasedStateMachine):
             self._check_no_edit_lost(before)
         self.edits.clear()
         self.outage_since_check = False
-        again = self._sync()
-        assert again.total_writes == 0, again.writes
-        assert not again.transient_failures
         self.synced_once = True
+        if look_again:
+            again = self._sync()
+            assert again.total_writes == 0, again.writes
+            assert not again.transient_failures
 
     @precondition(lambda self: self.synced_once)
     @invariant()
