@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from crmsync.domain.records import ItemKind
-from crmsync.domain.sync import AuditEntry, Changes, ErrorEntry, ErrorType, Link, Side
+from crmsync.domain.sync import (
+    AuditEntry,
+    Changes,
+    ErrorEntry,
+    ErrorType,
+    Link,
+    Side,
+    WriteIntent,
+)
 from crmsync.engine.executor import ActionListener, Clock, Executor, KindReport, utc_now
-from crmsync.engine.intents import settle
+from crmsync.engine.intents import Settlement, settle
 from crmsync.engine.planner import Action, Policy, hold_mass_deletes, plan
 from crmsync.engine.ports import CarriesWrites, ItemSide, ReadsAlong, SyncState
 
@@ -86,8 +94,13 @@ def sync_kind(
                         clock(),
                     )
                 )
-                break
-            if report.transient_failures:
+            if held or report.transient_failures:
+                # The round's changes are read again from the cursors it read from, which
+                # must then answer for what it linked after them (see `_kept_cursors`).
+                kept = _kept_cursors(sides, saved, executor.linked_or_written())
+                if kept:
+                    state.save_cursors(rep_id, kind, kept, audit)
+                    audit.clear()
                 break
             cursors, settle = _after_writes(sides, cursors, executor.touched)
             moved = {
@@ -125,6 +138,31 @@ def _after_writes(
         else:
             settle = True
     return after, settle
+
+
+def _kept_cursors(
+    sides: Mapping[Side, ItemSide],
+    saved: Mapping[Side, str | None],
+    linked: Mapping[Side, set[str]],
+    pairs: Sequence[Link] = (),
+) -> dict[Side, str | None]:
+    """The cursors a round cut short saves (a write failed for a passing reason, deletions
+    were held, or a crashed cycle's intents were settled): those it read from, so its
+    changes are read again, made to answer for the items it ``linked`` or wrote, and those
+    of ``pairs``. Kept as they were, a cursor naming a content state would hide such an
+    item's deletion, or its return to that state, for good: the link is saved, and every
+    later cursor lies past the change. Past `CARRIED_WRITES` items the cursor is dropped:
+    the next cycle lists everything and compares it with the links."""
+    kept: dict[Side, str | None] = {}
+    for side, item_side in sides.items():
+        ids = linked[side] | {link.id_on(side) for link in pairs}
+        if not ids or not isinstance(item_side, CarriesWrites):
+            continue
+        many = len(ids) > CARRIED_WRITES
+        cursor = None if many else item_side.cursor_after_writes(saved[side], ids)
+        if cursor != saved[side]:
+            kept[side] = cursor
+    return kept
 
 
 def preview_kind(
@@ -177,7 +215,17 @@ def _read_and_plan(
             )
         }
         settlement = settle(intents, links, changes, since_read)
+        # The pairs the crashed cycle wrote or linked: those it settles, and those of its
+        # intents (a cycle dying after it settled an earlier one's left them linked).
+        pairs = _pairs_of(settlement, intents)
         if settle_intents:
+            # Saved first, the cursors answer for those pairs from now on: another crash
+            # before this cycle saves its own must not hide their changes (see
+            # `_kept_cursors`).
+            carried = _kept_cursors(sides, saved, {side: set() for side in sides}, pairs)
+            if carried:
+                state.save_cursors(rep_id, kind, carried)
+                saved.update(carried)
             state.apply_links(
                 rep_id,
                 kind,
@@ -186,7 +234,10 @@ def _read_and_plan(
                 [intent.key for intent in intents],
             )
         links = settlement.links
-        changes = {side: _listing_settled(changes[side], settlement.saves, side) for side in sides}
+        changes = {
+            side: _settled_read(sides[side], changes[side], settlement.saves, pairs, side)
+            for side in sides
+        }
     actions = plan(kind, links, changes[Side.CRM], changes[Side.MAIL], policy)
     synced = _synced(links)
     actions, held = hold_mass_deletes(actions, synced, policy.delete_guard)
@@ -263,16 +314,42 @@ def _synced(links: list[Link]) -> int:
     return sum(1 for link in links if link.detached is None)
 
 
-def _listing_settled(changes: Changes, saves: list[Link], side: Side) -> Changes:
-    """A full listing as if the settled links had been known when it was read.
+def _pairs_of(settlement: Settlement, intents: Sequence[WriteIntent]) -> list[Link]:
+    """The settled links, and the links the intents' CRM ids have after the settlement."""
+    pairs = {link.crm_id: link for link in settlement.saves}
+    by_crm_id = {link.crm_id: link for link in settlement.links}
+    for intent in intents:
+        link = by_crm_id.get(intent.crm_id)
+        if link is not None:
+            pairs.setdefault(link.crm_id, link)
+    return list(pairs.values())
+
+
+def _settled_read(
+    item_side: ItemSide, changes: Changes, saves: list[Link], pairs: list[Link], side: Side
+) -> Changes:
+    """``changes`` as if the settled links had been known when they were read.
 
     A full listing reports a known id it no longer holds as deleted, and lists every
-    unknown item: a settled link's item it does not list is one a person deleted.
+    unknown item: a settled link's item (of ``saves``) it does not list is one a person
+    deleted. An incremental one names what changed since a cursor read before the crashed
+    cycle wrote or linked the items of ``pairs``: from a cursor naming a content state (a
+    side offering `CarriesWrites`), an item a person deleted, or put back as it was then,
+    is no change, so each of them it does not name is read on its own (after a crash
+    only).
     """
-    if not changes.full:
+    named = {seen.id for seen in changes.items} | set(changes.deleted)
+    if changes.full:
+        gone = [k.id_on(side) for k in saves if k.id_on(side) not in named]
+        return replace(changes, deleted=(*changes.deleted, *gone)) if gone else changes
+    unnamed = [link for link in pairs if link.id_on(side) not in named]
+    if not unnamed or not isinstance(item_side, CarriesWrites):
         return changes
-    listed = {seen.id for seen in changes.items} | set(changes.deleted)
-    gone = [link.id_on(side) for link in saves if link.id_on(side) not in listed]
-    if not gone:
-        return changes
-    return replace(changes, deleted=(*changes.deleted, *gone))
+    items, deleted = list(changes.items), list(changes.deleted)
+    for link in unnamed:
+        seen = item_side.fetch(link.id_on(side))
+        if seen is None:
+            deleted.append(link.id_on(side))
+        elif seen.version != link.version_on(side):
+            items.append(seen)
+    return replace(changes, items=tuple(items), deleted=tuple(deleted))

@@ -120,9 +120,13 @@ class LinkBatch:
         self.kind = kind
         self._pending: dict[str, Link | None] = {}
         self._settled: list[str] = []
+        # The ids of both items of every link saved, per side.
+        self.linked: dict[Side, set[str]] = {Side.CRM: set(), Side.MAIL: set()}
 
     def save(self, link: Link) -> None:
         self._pending[link.crm_id] = link
+        self.linked[Side.CRM].add(link.crm_id)
+        self.linked[Side.MAIL].add(link.mail_id)
 
     def drop(self, crm_id: str) -> None:
         self._pending[crm_id] = None
@@ -180,6 +184,10 @@ class Executor:
         self.touched: dict[Side, set[str]] = {side: set() for side in sides}
         self._outage_streak = 0
         self.audit = audit
+
+    def linked_or_written(self) -> dict[Side, set[str]]:
+        """The ids of the items this run wrote or linked, per side."""
+        return {side: self.touched[side] | self.links.linked[side] for side in self.sides}
 
     def run(self, actions: list[Action]) -> KindReport:
         for start in range(0, len(actions), LinkBatch.SIZE):

@@ -219,8 +219,8 @@ class ContentStateSide(MemorySide):
         """``cursor``'s snapshot followed by the ``written`` ids (`CarriesWrites`)."""
         if cursor is None:
             return None
-        token = cursor.split(WRITTEN_AFTER, 1)[0]
-        return WRITTEN_AFTER.join([token, *sorted(written)])
+        token, *carried = cursor.split(WRITTEN_AFTER)
+        return WRITTEN_AFTER.join([token, *sorted({*carried, *written})])
 
 
 class BatchingMemorySide(MemorySide):

@@ -81,3 +81,18 @@ def test_more_writes_than_a_cursor_carries_get_a_settling_round() -> None:
 
     assert (crm.reads, mail.reads) == (2, 2)
     assert mail.carried == []
+
+
+def test_a_round_cut_short_keeps_its_cursors_answering_for_what_it_linked() -> None:
+    crm, mail, state = Carrying("c"), Carrying("m"), MemoryState()
+    ids = [crm.put(Contact(first_name=f"P{n}")) for n in range(3)]
+    mail.fail_next_writes = 1  # a passing failure: the round's changes are read again
+
+    report = sync_kind(REP, KIND, crm, mail, state, Policy())
+
+    assert report.transient_failures == 1 and report.written_to(Side.MAIL) == 2
+    # The cursors read before are kept, answering for both ends of the two pairs linked.
+    linked = state.links(REP, KIND)
+    assert crm.carried == [sorted(k.crm_id for k in linked)] and len(linked) == 2
+    assert mail.carried == [sorted(k.mail_id for k in linked)]
+    assert set(ids) > {k.crm_id for k in linked}

@@ -4,7 +4,8 @@ People create, edit, delete and "touch" (new version, same content) items on eit
 between syncs, or put back a stale copy (an earlier state of an item, version and all);
 writes may fail for a passing reason, and a cycle may crash at any write, before it
 reaches the side or just after it landed (nothing after the crash reaches the state
-store; neither happens with a content-state side, see `_cursors_name_log_positions`).
+store), with either kind of cursor: a cycle cut short must leave cursors that answer for
+what it linked, or a content-state cursor hides those items' later deletion for good.
 Either side may take a batch's writes in one call per operation (as Salesforce's
 collections do) or one by one, and its cursors may name positions in a log or content
 states (as Xandikos' sync tokens do). After every successful sync: both sides converge, a
@@ -142,15 +143,6 @@ class SyncMachine(RuleBasedStateMachine):
         if items:
             self.sides[side].touch(data.draw(st.sampled_from(items)))
 
-    def _cursors_name_log_positions(self) -> bool:
-        # A cycle cut short (an outage, a crash) keeps the cursors read before it, but the
-        # links of its writes that landed are saved: from a content-state cursor, a later
-        # deletion of an item created after it is no change, so that pair never converges.
-        # An engine gap (a cut-short cycle's cursors do not answer for what it linked):
-        # until it is closed, content-state sides go through whole cycles only.
-        return not any(isinstance(side, ContentStateSide) for side in self.sides.values())
-
-    @precondition(_cursors_name_log_positions)
     @rule(side=sides, failures=st.integers(1, 4))
     def sync_with_outage(self, side: Side, failures: int) -> None:
         """Some writes fail for a passing reason; the next syncs must repair everything."""
@@ -158,7 +150,6 @@ class SyncMachine(RuleBasedStateMachine):
         self.sync()
         self.sides[side].fail_next_writes = 0
 
-    @precondition(_cursors_name_log_positions)
     @rule(
         side=sides,
         at_write=st.integers(1, 3),

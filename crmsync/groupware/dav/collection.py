@@ -161,16 +161,18 @@ class DavCollection:
         return self._compared(listing, known, token, along)
 
     def cursor_after_writes(self, cursor: str | None, written: Collection[str]) -> str | None:
-        """``cursor`` answering for the hrefs crmsync ``written`` after reading it
-        (`CarriesWrites`): the next `changes` reads those the listing does not name."""
+        """``cursor`` answering for the hrefs crmsync ``written`` (or linked) after
+        reading it (`CarriesWrites`): the next `changes` reads those the listing does not
+        name."""
         if not cursor:
             return cursor  # the next cycle lists every ETag and compares it with the links
         if cursor.startswith(LISTING_CURSOR):
             # Without the ctag read before the writes: a ctag that is a hash of the
             # content would come back to it when an item is put back as it was.
             return LISTING_CURSOR
-        token = cursor.split(WRITTEN_AFTER, 1)[0]
-        return WRITTEN_AFTER.join([token, *sorted(written)])
+        # A cycle cut short carries more on the cursor it read from, which may carry some.
+        token, *carried = cursor.split(WRITTEN_AFTER)
+        return WRITTEN_AFTER.join([token, *sorted({*carried, *written})])
 
     def read_along(self, versions: Mapping[str, str]) -> None:
         """Items an update may follow this cycle (href → ETag last synced): the next
