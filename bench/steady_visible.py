@@ -29,6 +29,7 @@ from typing import Any
 
 import common
 from sqlalchemy import select
+from steady_world import CONTENT_TYPES, KINDS
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import SyncConfig
@@ -36,7 +37,6 @@ from crmsync.groupware.dav.local_server import free_port
 from crmsync.store import schema
 
 _L = schema.links
-KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
 COLUMNS = [
     "M items",
     "N reps",
@@ -223,12 +223,7 @@ def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> N
         response = client.put(
             url,
             content=text.encode(),
-            headers={
-                "Content-Type": common.VCARD_TYPE
-                if edit.kind is ItemKind.CONTACT
-                else common.ICAL_TYPE,
-                "If-Match": got.headers["ETag"],
-            },
+            headers={"Content-Type": CONTENT_TYPES[edit.kind], "If-Match": got.headers["ETag"]},
         )
         if response.status_code not in (200, 201, 204):
             print(f"WARNING: server edit of {edit.mail_id}: HTTP {response.status_code}")

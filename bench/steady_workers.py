@@ -26,6 +26,7 @@ import common
 import psutil
 from sqlalchemy import Engine, Integer, create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
+from steady_world import PASS_NAMES
 
 from crmsync.crm.builtin.tables import metadata as crm_metadata
 from crmsync.store import schema
@@ -396,7 +397,7 @@ def run_workers_mode(
         with redis_broker(world.work) as broker:
             for n in reps:
                 for state in ("linked", "churned"):
-                    label = f"M={world.items} N={n} {'no change' if state == 'linked' else 'churn'}"
+                    label = f"M={world.items} N={n} {PASS_NAMES[state]}"
                     rounds: list[dict[int | str, dict[str, Any]]] = []
                     for k in range(args.pairs):
                         order = list(counts) if k % 2 == 0 else list(reversed(counts))
@@ -430,7 +431,7 @@ def run_workers_mode(
                         at_most=False,
                     )
                     summaries.append(
-                        f"{n} reps x {world.items} {label.split(' ', 2)[2]}: " + speedup.summary()
+                        f"{n} reps x {world.items} {PASS_NAMES[state]}: " + speedup.summary()
                     )
     finally:
         copy.drop()
@@ -450,7 +451,6 @@ def workers_rows(
 
     one = min(counts)
     rows = []
-    name = "no change" if state == "linked" else "churn"
     for w in counts:
         busy = [
             (r[w]["cpu"] + r[w]["server_cpu"] + r[w]["postgres_cpu"] + r[w]["other_cpu"])
@@ -462,7 +462,7 @@ def workers_rows(
             [
                 common.fmt(items),
                 common.fmt(n),
-                name,
+                PASS_NAMES[state],
                 f"{w} worker{'s' if w > 1 else ''}",
                 f"{med(w, 'wall'):.2f} ({med('raw', 'wall'):.2f})",
                 spread([r[w]["wall"] / r["raw"]["wall"] for r in rounds]),
@@ -482,7 +482,7 @@ def workers_rows(
         [
             common.fmt(items),
             common.fmt(n),
-            name,
+            PASS_NAMES[state],
             f"raw in {most} processes",
             f"{med('raw2', 'wall'):.2f}",
             "",
