@@ -1,4 +1,5 @@
-"""The HTTP layer of the DAV backend: one httpx client, one retry policy, a request count.
+"""The HTTP layer of the DAV backend: one httpx client (its requests sent by `DirectSender`),
+one retry policy, a request count.
 
 Transient failures (timeouts, connection errors and resets, 5xx, 429) are retried by
 `RetryPolicy`; once its attempts are spent the caller gets `ServerUnavailable`. Every
@@ -21,6 +22,7 @@ import httpx
 from crmsync.domain.sync import AuthenticationFailed, ServerUnavailable, SyncError
 from crmsync.groupware.dav.auth import ChallengeAuth, offered_schemes
 from crmsync.transport.bounded import read_response
+from crmsync.transport.direct_send import DirectSender
 from crmsync.transport.throttling import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -141,11 +143,8 @@ class DavConnection:
         # The schemes the server's last 401 offered (lower-case), for error messages.
         self.challenge: tuple[str, ...] = ()
         self.auth = ChallengeAuth(username, password) if username else None
-        self._client = httpx.Client(
-            auth=self.auth,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": "crmsync"},
+        self._client, self._sender = DirectSender.for_client(
+            auth=self.auth, timeout=timeout, transport=transport, headers={"User-Agent": "crmsync"}
         )
 
     def __repr__(self) -> str:
@@ -237,10 +236,9 @@ class DavConnection:
             self.requests_made += 1
             response: httpx.Response | None = None
             try:
-                request = self._client.build_request(
+                response = self._sender.send(
                     method, url, content=content, headers=send_headers, timeout=timeout
                 )
-                response = self._client.send(request, stream=True)
                 if limit is not None and response.status_code not in _RETRY_STATUSES:
                     response = read_response(response, limit, f"{method} {path} on {self.origin}")
             except (httpx.TimeoutException, httpx.TransportError) as exc:
