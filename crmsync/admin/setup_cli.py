@@ -1,12 +1,15 @@
 """`crmsync setup ...`: how crmsync reaches the mail server, one command per connection
 method, and the org's CRM (`setup salesforce`, `setup builtin-crm`). Each checks the
-settings with the same rules as the Setup page and the API."""
+settings with the same rules as the Setup page and the API.
+
+A connection command replaces the connection (`CONNECTION_FIELDS`) and keeps the org's
+policy settings (the mass-delete guard, audit retention, ...) as they are stored."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,7 +25,13 @@ from crmsync.domain.crm_settings import (
     CrmSettings,
     SalesforceFlow,
 )
-from crmsync.domain.settings import ConnectionMethod, DavSignIn, ExchangeAuth, OrgSettings
+from crmsync.domain.settings import (
+    ConnectionMethod,
+    DavSignIn,
+    ExchangeAuth,
+    OrgSettings,
+    with_connection,
+)
 from crmsync.domain.sync import SyncError
 from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
@@ -62,8 +71,7 @@ def setup_dav(
     ] = "",
 ) -> None:
     """Save the CalDAV/CardDAV connection; the password is read from the environment."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.DAV,
+    connection = dict(
         server_url=url.rstrip("/"),
         service_account=service_account,
         principal_path=principal_path,
@@ -71,7 +79,9 @@ def setup_dav(
         contacts_folder=contacts_folder,
         additional_domains=_domains(additional_domains),
     )
-    _save_setup(settings, password_env, password_needed=not per_rep)
+    settings = _save_setup(
+        ConnectionMethod.DAV, connection, password_env, password_needed=not per_rep
+    )
     who = "each rep's own login" if per_rep else service_account
     console.print(f"Saved the connection to {settings.server_url} as {who}.")
 
@@ -95,23 +105,35 @@ def setup_rep_login(
     console.print(f"Saved the login {login.strip()!r} for {email.strip()}.")
 
 
-def _save_setup(settings: OrgSettings, password_env: str, *, password_needed: bool = True) -> None:
-    """Save ``settings`` with the password from ``password_env``, if the rules the API and
-    the console apply allow it; otherwise print every problem and exit 1."""
+def _save_setup(
+    method: ConnectionMethod,
+    connection: dict[str, Any],
+    password_env: str,
+    *,
+    password_needed: bool = True,
+) -> OrgSettings:
+    """Connect by ``method`` with ``connection`` and the password from ``password_env``
+    (see `_save_checked`)."""
     password = os.environ.get(password_env) or ""
-    _save_checked(settings, password, password_needed, f"set {password_env} to the password")
+    how = f"set {password_env} to the password"
+    return _save_checked(method, connection, password, password_needed, how)
 
 
-def _save_checked(settings: OrgSettings, password: str, needed: bool, how: str) -> None:
-    problems = org_settings_problems(settings, password_known=True, password=password or None)
-    if not password and needed:
-        problems.append(("password", how))
-    if problems:
-        for name, problem in problems:
-            console.print(f"[red]error:[/red] {name}: {problem}", highlight=False)
-        raise typer.Exit(1)
+def _save_checked(
+    method: ConnectionMethod, connection: dict[str, Any], password: str, needed: bool, how: str
+) -> OrgSettings:
+    """Save the stored settings connected by ``method`` with ``connection`` (the org's
+    policy kept), if the rules the API and the console apply allow them; otherwise print
+    every problem and exit 1. ``how``: what to do when a ``needed`` password is missing."""
     with SyncService(Deployment.from_env()) as service:
+        settings = with_connection(service.org_settings(), method, **connection)
+        problems = org_settings_problems(settings, password_known=True, password=password or None)
+        if not password and needed:
+            problems.append(("password", how))
+        if problems:
+            _fail(problems)
         service.configure_server(settings, password)
+    return settings
 
 
 def _domains(text: str) -> tuple[str, ...]:
@@ -140,15 +162,14 @@ def setup_exchange(
     ] = "",
 ) -> None:
     """Save the Exchange Server (EWS) connection: a service account with impersonation."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.EWS,
+    connection = dict(
         server_url=ews_url.strip(),
         service_account=service_account,
         exchange_auth=auth,
         contacts_folder=contacts_folder,
         additional_domains=_domains(additional_domains),
     )
-    _save_setup(settings, password_env)
+    _save_setup(ConnectionMethod.EWS, connection, password_env)
     console.print(f"Saved the Exchange connection as {service_account}.")
 
 
@@ -171,8 +192,7 @@ def setup_m365(
     ] = False,
 ) -> None:
     """Save the Microsoft 365 connection: an app registration with admin consent."""
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.GRAPH,
+    connection = dict(
         graph_tenant_id=tenant,
         graph_client_id=client_id,
         graph_certificate_thumbprint=certificate_thumbprint,
@@ -180,7 +200,7 @@ def setup_m365(
         additional_domains=_domains(additional_domains),
         notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
     )
-    _save_setup(settings, secret_env)
+    _save_setup(ConnectionMethod.GRAPH, connection, secret_env)
     console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
 
 
@@ -214,15 +234,16 @@ def setup_google(
         key_json = key_file.read_text()
     except OSError as exc:
         _fail([("key_file", f"cannot read {key_file}: {exc.strerror or exc}")])
-    settings = OrgSettings(
-        connection_method=ConnectionMethod.GOOGLE,
+    connection = dict(
         server_url=api_url.strip(),
         additional_domains=_domains(",".join(domain)),
         google_event_color=event_color.strip(),
         contacts_folder=contacts_folder,
         notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
     )
-    _save_checked(settings, key_json, True, "the key file is empty")
+    settings = _save_checked(
+        ConnectionMethod.GOOGLE, connection, key_json, True, "the key file is empty"
+    )
     console.print(
         f"Saved the Google Workspace connection for {', '.join(settings.additional_domains)}. "
         "Check it with `crmsync connection-test --rep EMAIL`.",

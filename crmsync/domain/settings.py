@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from crmsync.domain.contact_fields import (
     ContactFilter,
@@ -211,6 +212,44 @@ class OrgSettings:
     # colour ids) is one the rep selected for the CRM ("Events users select"); empty,
     # colours mean nothing to crmsync.
     google_event_color: str = ""
+
+
+# How the deployment connects: what a connection command (`crmsync setup dav|exchange|m365|
+# google`) owns. The method itself; DAV: server_url, service_account, principal_path,
+# dav_sign_in; Exchange (EWS): server_url, service_account, exchange_auth; Microsoft 365:
+# the graph_* app registration; Google: server_url (an address standing in for Google's)
+# and google_event_color. Every method's command names additional_domains (the reps'
+# domains, Google's Workspace) and contacts_folder. Every other field is org policy that
+# holds whichever way the org connects, and is kept: the mass-delete guard,
+# audit_retention_days, overdue_after_minutes, event_category, and
+# notify_attendees_on_crm_edits (DAV servers that schedule, Microsoft 365 and Google all
+# read it). A field left out of this set is kept too, the safe side for a new setting.
+CONNECTION_FIELDS = frozenset(
+    {
+        "connection_method",
+        "server_url",
+        "service_account",
+        "principal_path",
+        "dav_sign_in",
+        "additional_domains",
+        "contacts_folder",
+        "exchange_auth",
+        "graph_tenant_id",
+        "graph_client_id",
+        "graph_certificate_thumbprint",
+        "google_event_color",
+    }
+)
+
+
+def with_connection(stored: OrgSettings, method: ConnectionMethod, **given: Any) -> OrgSettings:
+    """``stored`` connected by ``method`` with ``given``, the settings a connection command
+    names: every connection field not given goes back to its default, so a former method's
+    tenant, account or URL does not linger; org policy keeps its stored values unless
+    ``given`` names it."""
+    defaults = OrgSettings()
+    reset = {name: getattr(defaults, name) for name in CONNECTION_FIELDS}
+    return replace(stored, **(reset | given | {"connection_method": method}))
 
 
 def configuration_problems(config: SyncConfig, custom_types: Mapping[str, FieldType]) -> list[str]:
