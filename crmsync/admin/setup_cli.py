@@ -3,7 +3,11 @@ method, and the org's CRM (`setup salesforce`, `setup builtin-crm`). Each checks
 settings with the same rules as the Setup page and the API.
 
 A connection command replaces the connection (`CONNECTION_FIELDS`) and keeps the org's
-policy settings (the mass-delete guard, audit retention, ...) as they are stored."""
+policy settings (the mass-delete guard, audit retention, ...) as they are stored. Run
+again for the method the org already uses, it changes only what it is given: an option
+left out (None) keeps its stored value, and without the password variable the stored
+password is kept for the same account. Switching methods, options left out take their
+defaults and the password must be given."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from crmsync.domain.settings import (
 from crmsync.domain.sync import SyncError
 from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 
 console = Console()
@@ -44,6 +49,15 @@ setup_app = typer.Typer(
 )
 
 
+def _or_stored(help_text: str, default: str) -> str:
+    """``help_text`` for an option that keeps its stored value when left out."""
+    return f"{help_text} Default: the stored value, else {default}."
+
+
+# Without its variable, the stored password is kept (see `_save_setup`).
+_KEPT_PASSWORD = "; unset: the stored one is kept (same method and account)."
+
+
 @setup_app.command("dav")
 def setup_dav(
     url: Annotated[str, typer.Argument(help="The CalDAV/CardDAV server's base URL.")],
@@ -51,12 +65,19 @@ def setup_dav(
         str, typer.Option(help="Service account user name (none with --per-rep).")
     ] = "",
     password_env: Annotated[
-        str, typer.Option(help="Environment variable holding the service account's password.")
-    ] = ("CRMSYNC_SERVICE_PASSWORD"),
-    principal_path: Annotated[
         str,
-        typer.Option(help="Where a rep's principal lives, with {email}, {local} or {user}."),
-    ] = "/{email}/",
+        typer.Option(
+            help="Environment variable holding the service account's password" + _KEPT_PASSWORD
+        ),
+    ] = "CRMSYNC_SERVICE_PASSWORD",
+    principal_path: Annotated[
+        str | None,
+        typer.Option(
+            help=_or_stored(
+                "Where a rep's principal lives, with {email}, {local} or {user}.", "/{email}/"
+            )
+        ),
+    ] = None,
     per_rep: Annotated[
         bool,
         typer.Option(
@@ -65,10 +86,17 @@ def setup_dav(
             "iCloud, Fastmail); set them with `crmsync setup rep-login`.",
         ),
     ] = False,
-    contacts_folder: Annotated[str, typer.Option(help="Address book reps sync.")] = "CRM_Sync",
+    contacts_folder: Annotated[
+        str | None, typer.Option(help=_or_stored("Address book reps sync.", "CRM_Sync"))
+    ] = None,
     additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains besides the service account's.")
-    ] = "",
+        str | None,
+        typer.Option(
+            help=_or_stored(
+                "Comma-separated rep email domains besides the service account's.", "none"
+            )
+        ),
+    ] = None,
 ) -> None:
     """Save the CalDAV/CardDAV connection; the password is read from the environment."""
     connection = dict(
@@ -80,7 +108,11 @@ def setup_dav(
         additional_domains=_domains(additional_domains),
     )
     settings = _save_setup(
-        ConnectionMethod.DAV, connection, password_env, password_needed=not per_rep
+        ConnectionMethod.DAV,
+        connection,
+        password_env,
+        password_for=("service_account", "dav_sign_in"),
+        password_needed=not per_rep,
     )
     who = "each rep's own login" if per_rep else service_account
     console.print(f"Saved the connection to {settings.server_url} as {who}.")
@@ -110,25 +142,38 @@ def _save_setup(
     connection: dict[str, Any],
     password_env: str,
     *,
+    password_for: tuple[str, ...],
     password_needed: bool = True,
 ) -> OrgSettings:
     """Connect by ``method`` with ``connection`` and the password from ``password_env``
-    (see `_save_checked`)."""
+    (see `_save_checked`). Without the variable, the stored password is kept when the
+    org already connects by ``method`` and the settings ``password_for`` (the account it
+    signs in as) are unchanged: a password given for another account would be refused."""
     password = os.environ.get(password_env) or ""
     how = f"set {password_env} to the password"
-    return _save_checked(method, connection, password, password_needed, how)
+    return _save_checked(
+        method, connection, password, password_needed, how, password_for=password_for
+    )
 
 
 def _save_checked(
-    method: ConnectionMethod, connection: dict[str, Any], password: str, needed: bool, how: str
+    method: ConnectionMethod,
+    connection: dict[str, Any],
+    password: str,
+    needed: bool,
+    how: str,
+    *,
+    password_for: tuple[str, ...] | None = None,
 ) -> OrgSettings:
     """Save the stored settings connected by ``method`` with ``connection`` (the org's
     policy kept), if the rules the API and the console apply allow them; otherwise print
-    every problem and exit 1. ``how``: what to do when a ``needed`` password is missing."""
+    every problem and exit 1. ``how``: what to do when a ``needed`` password is missing
+    and no stored one is kept (``password_for``: see `_save_setup`; None: never kept)."""
     with SyncService(Deployment.from_env()) as service:
-        settings = with_connection(service.org_settings(), method, **connection)
+        stored = service.org_settings()
+        settings = with_connection(stored, method, **connection)
         problems = org_settings_problems(settings, password_known=True, password=password or None)
-        if not password and needed:
+        if not password and needed and not _keeps_password(service, stored, settings, password_for):
             problems.append(("password", how))
         if problems:
             _fail(problems)
@@ -136,7 +181,26 @@ def _save_checked(
     return settings
 
 
-def _domains(text: str) -> tuple[str, ...]:
+def _keeps_password(
+    service: SyncService,
+    stored: OrgSettings,
+    settings: OrgSettings,
+    password_for: tuple[str, ...] | None,
+) -> bool:
+    """Whether the stored password is the one ``settings`` sign in with: a password is
+    stored and neither the method nor the settings ``password_for`` changed."""
+    if password_for is None:
+        return False
+    unchanged = ("connection_method", *password_for)
+    return all(getattr(stored, name) == getattr(settings, name) for name in unchanged) and (
+        service.store.get_secret(SERVICE_PASSWORD) is not None
+    )
+
+
+def _domains(text: str | None) -> tuple[str, ...] | None:
+    """The comma-separated domains in ``text``; None (left out) stays None."""
+    if text is None:
+        return None
     return tuple(d.strip() for d in text.split(",") if d.strip())
 
 
@@ -146,30 +210,39 @@ def setup_exchange(
         str, typer.Option(help="The service account: user@domain or DOMAIN\\user.")
     ],
     ews_url: Annotated[
-        str, typer.Option(help="The EWS URL; empty: Autodiscover from the account's address.")
-    ] = "",
-    auth: Annotated[ExchangeAuth, typer.Option(help="How the account signs in.")] = (
-        ExchangeAuth.NTLM
-    ),
+        str | None,
+        typer.Option(
+            help=_or_stored(
+                "The EWS URL; empty: Autodiscover from the account's address.", "Autodiscover"
+            )
+        ),
+    ] = None,
+    auth: Annotated[
+        ExchangeAuth | None, typer.Option(help=_or_stored("How the account signs in.", "ntlm"))
+    ] = None,
     password_env: Annotated[
-        str, typer.Option(help="Environment variable holding the account's password.")
+        str,
+        typer.Option(help="Environment variable holding the account's password" + _KEPT_PASSWORD),
     ] = "CRMSYNC_SERVICE_PASSWORD",
-    contacts_folder: Annotated[str, typer.Option(help="Contacts subfolder reps sync.")] = (
-        "CRM_Sync"
-    ),
+    contacts_folder: Annotated[
+        str | None, typer.Option(help=_or_stored("Contacts subfolder reps sync.", "CRM_Sync"))
+    ] = None,
     additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains besides the account's.")
-    ] = "",
+        str | None,
+        typer.Option(
+            help=_or_stored("Comma-separated rep email domains besides the account's.", "none")
+        ),
+    ] = None,
 ) -> None:
     """Save the Exchange Server (EWS) connection: a service account with impersonation."""
     connection = dict(
-        server_url=ews_url.strip(),
+        server_url=None if ews_url is None else ews_url.strip(),
         service_account=service_account,
         exchange_auth=auth,
         contacts_folder=contacts_folder,
         additional_domains=_domains(additional_domains),
     )
-    _save_setup(ConnectionMethod.EWS, connection, password_env)
+    _save_setup(ConnectionMethod.EWS, connection, password_env, password_for=("service_account",))
     console.print(f"Saved the Exchange connection as {service_account}.")
 
 
@@ -178,18 +251,34 @@ def setup_m365(
     tenant: Annotated[str, typer.Option(help="The Microsoft Entra tenant id or domain.")],
     client_id: Annotated[str, typer.Option(help="The app registration's client id.")],
     certificate_thumbprint: Annotated[
-        str, typer.Option(help="Use a certificate: its thumbprint (the secret is its PEM key).")
-    ] = "",
+        str | None,
+        typer.Option(
+            help=_or_stored(
+                "Use a certificate: its thumbprint (the secret is its PEM key); empty: a "
+                "client secret.",
+                "none",
+            )
+        ),
+    ] = None,
     secret_env: Annotated[
-        str, typer.Option(help="Environment variable holding the client secret or PEM key.")
+        str,
+        typer.Option(
+            help="Environment variable holding the client secret or PEM key" + _KEPT_PASSWORD
+        ),
     ] = "CRMSYNC_SERVICE_PASSWORD",
-    contacts_folder: Annotated[str, typer.Option(help="Contacts folder reps sync.")] = ("CRM_Sync"),
+    contacts_folder: Annotated[
+        str | None, typer.Option(help=_or_stored("Contacts folder reps sync.", "CRM_Sync"))
+    ] = None,
     additional_domains: Annotated[
-        str, typer.Option(help="Comma-separated rep email domains (empty: any).")
-    ] = "",
+        str | None,
+        typer.Option(help=_or_stored("Comma-separated rep email domains (empty: any).", "empty")),
+    ] = None,
     notify_attendees_on_crm_edits: Annotated[
-        bool, typer.Option(help="Let CRM edits update meetings (Graph mails attendees).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help=_or_stored("Let CRM edits update meetings (Graph mails attendees).", "off")
+        ),
+    ] = None,
 ) -> None:
     """Save the Microsoft 365 connection: an app registration with admin consent."""
     connection = dict(
@@ -200,7 +289,9 @@ def setup_m365(
         additional_domains=_domains(additional_domains),
         notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
     )
-    _save_setup(ConnectionMethod.GRAPH, connection, secret_env)
+    # A client secret (or a certificate's PEM key) is given for one app registration.
+    app_registration = ("graph_tenant_id", "graph_client_id", "graph_certificate_thumbprint")
+    _save_setup(ConnectionMethod.GRAPH, connection, secret_env, password_for=app_registration)
     console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
 
 
@@ -213,19 +304,28 @@ def setup_google(
         list[str], typer.Option(help="A Workspace email domain of the reps (repeat for more).")
     ],
     event_color: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Google event colour id (1-11) that marks an event for the CRM "
-            "(\"Events users select\"); empty: none."
+            help=_or_stored(
+                "Google event colour id (1-11) that marks an event for the CRM "
+                '("Events users select"); empty: none.',
+                "none",
+            )
         ),
-    ] = "",
-    contacts_folder: Annotated[str, typer.Option(help="Contact group reps sync.")] = "CRM_Sync",
+    ] = None,
+    contacts_folder: Annotated[
+        str | None, typer.Option(help=_or_stored("Contact group reps sync.", "CRM_Sync"))
+    ] = None,
     notify_attendees_on_crm_edits: Annotated[
-        bool, typer.Option(help="Let CRM edits update meetings (Google mails attendees).")
-    ] = False,
+        bool | None,
+        typer.Option(
+            help=_or_stored("Let CRM edits update meetings (Google mails attendees).", "off")
+        ),
+    ] = None,
     api_url: Annotated[
-        str, typer.Option(hidden=True, help="One address standing in for Google's (tests).")
-    ] = "",
+        str | None,
+        typer.Option(hidden=True, help="One address standing in for Google's (tests)."),
+    ] = None,
 ) -> None:
     """Save the Google Workspace connection: a service account with domain-wide delegation.
 
@@ -235,9 +335,9 @@ def setup_google(
     except OSError as exc:
         _fail([("key_file", f"cannot read {key_file}: {exc.strerror or exc}")])
     connection = dict(
-        server_url=api_url.strip(),
+        server_url=None if api_url is None else api_url.strip(),
         additional_domains=_domains(",".join(domain)),
-        google_event_color=event_color.strip(),
+        google_event_color=None if event_color is None else event_color.strip(),
         contacts_folder=contacts_folder,
         notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
     )

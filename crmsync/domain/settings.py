@@ -246,10 +246,17 @@ def with_connection(stored: OrgSettings, method: ConnectionMethod, **given: Any)
     """``stored`` connected by ``method`` with ``given``, the settings a connection command
     names: every connection field not given goes back to its default, so a former method's
     tenant, account or URL does not linger; org policy keeps its stored values unless
-    ``given`` names it."""
+    ``given`` names it. A ``given`` value of ``None`` is an option the admin left out: it
+    keeps its stored value while the org stays on ``method`` and takes its default when
+    the method changes, as nothing stored was meant for the new one."""
     defaults = OrgSettings()
+    left_out_from = stored if stored.connection_method is method else defaults
     reset = {name: getattr(defaults, name) for name in CONNECTION_FIELDS}
-    return replace(stored, **(reset | given | {"connection_method": method}))
+    named = {
+        name: getattr(left_out_from, name) if value is None else value
+        for name, value in given.items()
+    }
+    return replace(stored, **(reset | named | {"connection_method": method}))
 
 
 def configuration_problems(config: SyncConfig, custom_types: Mapping[str, FieldType]) -> list[str]:

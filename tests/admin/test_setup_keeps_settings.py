@@ -1,7 +1,9 @@
 """`crmsync setup dav|exchange|m365|google` replace the connection and keep the org's
 policy: the mass-delete guard, audit retention, the overdue threshold and the event
 category an admin chose elsewhere survive a connection command, while the fields of a
-connection method no longer in use are cleared."""
+connection method no longer in use are cleared. Run again for the same method, a command
+keeps the options left out and, without the password variable, the stored password of the
+same account; switching methods starts those options from their defaults."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 from crmsync.admin.cli import app
 from crmsync.domain.settings import ConnectionMethod, OrgSettings
 from crmsync.service.deployment import Deployment
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from tests.groupware.google.fake_google import service_account_key
 
@@ -133,3 +136,174 @@ def test_a_refused_setup_saves_nothing_and_names_the_problem(runner: CliRunner) 
     saved = stored_settings()
     assert saved.server_url == "https://dav.example.com"
     assert policy_of(saved) == TIGHTENED_POLICY
+
+
+# Each command with its required options and nothing else; "{key}" stands for a key file.
+DAV = ["dav", "https://dav.example.com", "--service-account", "svc"]
+EXCHANGE = ["exchange", "--service-account", "svc@example.com"]
+M365 = ["m365", "--tenant", "contoso.onmicrosoft.com", "--client-id", "1111"]
+GOOGLE = ["google", "--key-file", "{key}", "--domain", "example.com"]
+NOTIFY = "--notify-attendees-on-crm-edits"
+
+
+def stored_password() -> str | None:
+    with SyncService(Deployment.from_env()) as service:
+        return service.store.get_secret(SERVICE_PASSWORD)
+
+
+def test_setup_dav_again_keeps_the_options_left_out(runner: CliRunner) -> None:
+    run(
+        runner,
+        *DAV,
+        "--principal-path",
+        "/principals/{local}/",
+        "--contacts-folder",
+        "Sales",
+        "--additional-domains",
+        "example.net",
+    )
+
+    run(runner, "dav", "https://new.example.com", "--service-account", "svc")
+
+    saved = stored_settings()
+    assert saved.server_url == "https://new.example.com"
+    assert saved.contacts_folder == "Sales"
+    assert saved.principal_path == "/principals/{local}/"
+    assert saved.additional_domains == ("example.net",)
+
+
+EWS_URL = "https://mail.example.com/EWS/Exchange.asmx"
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "kept"),
+    [
+        (
+            EXCHANGE,
+            ["--auth", "basic", "--ews-url", EWS_URL],
+            {"exchange_auth": "basic", "server_url": EWS_URL},
+        ),
+        (
+            M365,
+            ["--certificate-thumbprint", "AB12", NOTIFY],
+            {"graph_certificate_thumbprint": "AB12", "notify_attendees_on_crm_edits": True},
+        ),
+        (
+            GOOGLE,
+            ["--event-color", "11", NOTIFY],
+            {"google_event_color": "11", "notify_attendees_on_crm_edits": True},
+        ),
+    ],
+    ids=["exchange", "m365", "google"],
+)
+def test_every_connection_command_keeps_its_options_left_out(
+    runner: CliRunner,
+    tmp_path: Path,
+    command: list[str],
+    options: list[str],
+    kept: dict[str, object],
+) -> None:
+    key_file = tmp_path / "key.json"
+    key_file.write_text(service_account_key())
+    command = [part.replace("{key}", str(key_file)) for part in command]
+    run(runner, *command, *options, "--contacts-folder", "Sales")
+
+    run(runner, *command)
+
+    saved = stored_settings()
+    assert {name: getattr(saved, name) for name in kept} == kept
+    assert saved.contacts_folder == "Sales"
+
+
+def test_the_no_form_of_a_switch_turns_the_stored_value_off(runner: CliRunner) -> None:
+    run(runner, *M365, NOTIFY)
+
+    run(runner, *M365, "--no-notify-attendees-on-crm-edits")
+
+    assert stored_settings().notify_attendees_on_crm_edits is False
+
+
+def test_switching_methods_starts_the_options_left_out_from_their_defaults(
+    runner: CliRunner,
+) -> None:
+    run(runner, *M365, "--contacts-folder", "Sales", NOTIFY)
+    run(runner, *DAV)
+    assert stored_settings().contacts_folder == "CRM_Sync"
+    # The DAV command has no option for it: org policy, kept.
+    assert stored_settings().notify_attendees_on_crm_edits is True
+
+    run(runner, *DAV, "--contacts-folder", "Sales")
+    run(runner, *EXCHANGE)
+    assert stored_settings().contacts_folder == "CRM_Sync"
+
+    run(runner, *M365)
+    assert stored_settings().notify_attendees_on_crm_edits is False
+
+
+def test_setup_dav_again_without_the_variable_keeps_the_stored_password(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(runner, *DAV)
+    monkeypatch.delenv("CRMSYNC_SERVICE_PASSWORD")
+
+    again = runner.invoke(
+        app, ["setup", "dav", "https://new.example.com", "--service-account", "svc"]
+    )
+
+    assert again.exit_code == 0, again.output
+    assert stored_settings().server_url == "https://new.example.com"
+    assert stored_password() == "service password"
+    assert "service password" not in again.output
+
+
+@pytest.mark.parametrize(
+    ("command", "change"),
+    [(EXCHANGE, ["--ews-url", EWS_URL]), (M365, ["--contacts-folder", "Sales"])],
+    ids=["exchange", "m365"],
+)
+def test_exchange_and_m365_again_keep_the_stored_secret(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str], change: list[str]
+) -> None:
+    run(runner, *command)
+    monkeypatch.delenv("CRMSYNC_SERVICE_PASSWORD")
+
+    run(runner, *command, *change)
+
+    assert stored_password() == "service password"
+
+
+def test_a_first_setup_without_the_variable_fails_naming_it(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CRMSYNC_SERVICE_PASSWORD")
+
+    refused = runner.invoke(app, ["setup", *DAV])
+
+    assert refused.exit_code == 1
+    assert "set CRMSYNC_SERVICE_PASSWORD" in refused.output
+    assert stored_settings().server_url == ""
+    assert stored_password() is None
+
+
+@pytest.mark.parametrize(
+    ("before", "again"),
+    [
+        ([], ["dav", "https://dav.example.com", "--service-account", "another"]),
+        ([], ["exchange", "--service-account", "svc"]),
+        ([*DAV, "--per-rep"], DAV),
+    ],
+    ids=["another-account", "another-method", "from-per-rep"],
+)
+def test_the_stored_password_is_kept_only_for_the_same_method_and_account(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, before: list[str], again: list[str]
+) -> None:
+    run(runner, *DAV)
+    if before:
+        run(runner, *before)
+    monkeypatch.delenv("CRMSYNC_SERVICE_PASSWORD")
+
+    refused = runner.invoke(app, ["setup", *again])
+
+    assert refused.exit_code == 1
+    assert "set CRMSYNC_SERVICE_PASSWORD" in refused.output
+    assert stored_password() == "service password"
