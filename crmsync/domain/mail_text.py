@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from typing import Any, TypeVar
 
+from crmsync.domain.recent import RecentAnswers
 from crmsync.domain.records import Record
 from crmsync.domain.sync import Side
 
@@ -38,15 +38,15 @@ def printable_text(value: str) -> str:
 def without_control_characters(record: R) -> R:
     """``record`` with every text in it (addresses, attendees, occurrences included) made
     `printable_text`; the record itself when nothing changes, as for most."""
-    # A write asks three times for the same record (the engine's intent, its write, the
-    # backend's own call), and records are immutable: the last answer per thread serves
-    # the next asks (looking was a twentieth of an initial sync's client CPU).
-    last = getattr(_last_cleaned, "pair", None)
-    if last is not None and (record is last[0] or record is last[1]):
-        return last[1]  # type: ignore[no-any-return]
+    # A write asks three times for the same record (the engine's intent, made for a
+    # whole batch before its writes, then the write and the backend's own call).
+    known = _RECENT.get(record)
+    if known is not None:
+        return known  # type: ignore[no-any-return]
     cleaned = _cleaned(record)
     result = record if cleaned is None else cleaned
-    _last_cleaned.pair = (record, result)
+    _RECENT.put(record, result)
+    _RECENT.put(result, result)
     return result
 
 
@@ -56,7 +56,8 @@ def held_by(side: Side, record: Record) -> Record:
     return without_control_characters(record) if side is Side.MAIL else record
 
 
-_last_cleaned = threading.local()
+# Two entries per record: an engine batch's records (200) and their cleaned copies.
+_RECENT: RecentAnswers[Any] = RecentAnswers(512)
 
 
 def _cleaned(value: Any) -> Any:
@@ -79,9 +80,23 @@ def _cleaned(value: Any) -> Any:
         return None
     changes = {}
     for name in names:
-        cleaned = _cleaned(getattr(value, name))
-        if cleaned is not None:
-            changes[name] = cleaned
+        field_value = getattr(value, name)
+        field_kind = type(field_value)
+        # Texts and the types that hold none (dates, numbers, enums) are decided here:
+        # most fields are one or the other, and a call per field was most of the cost.
+        if field_kind is str:
+            if field_value.isprintable():
+                continue
+            cleaned = _UNWRITABLE.sub("", field_value)
+            if cleaned == field_value:
+                continue
+        elif _FIELD_NAMES.get(field_kind) == ():
+            continue
+        else:
+            cleaned = _cleaned(field_value)
+            if cleaned is None:
+                continue
+        changes[name] = cleaned
     return dataclasses.replace(value, **changes) if changes else None
 
 

@@ -76,6 +76,15 @@ def read_response(response: httpx.Response, limit: int, what: str) -> httpx.Resp
 
     The body is already decoded, so the answer carries no ``Content-Encoding``.
     """
+    declared = declared_length(response)
+    if declared is not None and declared <= limit and "Content-Encoding" not in response.headers:
+        # Nothing to decode, and HTTP/1.1 framing reads no more than the declared length:
+        # read in place. Rebuilding the response cost about a twentieth of a PUT's CPU.
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
     body = read_bounded(response, limit, what)
     headers = response.headers.copy()
     headers.pop("Content-Encoding", None)

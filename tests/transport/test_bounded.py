@@ -3,7 +3,10 @@ than the cap (plus the chunk that passed it)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import socket
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -71,3 +74,35 @@ def test_a_read_response_keeps_status_and_headers_and_drops_the_encoding() -> No
     read = read_response(streamed(answer), 100, "the listing")
     assert (read.status_code, read.headers["ETag"], read.content) == (207, '"e1"', b"<ok/>")
     assert "Content-Encoding" not in read.headers
+
+
+def test_a_declared_length_within_the_cap_is_read_in_place() -> None:
+    answer = httpx.Response(201, headers={"ETag": '"e2"'}, content=b"created")
+    sent = streamed(answer)
+    read = read_response(sent, 100, "the write")
+    assert read is sent and read.is_closed
+    assert (read.status_code, read.headers["ETag"], read.content) == (201, '"e2"', b"created")
+
+
+def test_a_server_sending_more_than_it_declared_is_read_only_as_far_as_declared() -> None:
+    # Read in place relies on HTTP/1.1 framing: the bytes past Content-Length are never
+    # taken for the body, whatever the server sends.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+                with contextlib.suppress(OSError):
+                    conn.sendall(head + b"y" * 1_000_000)
+
+        server = threading.Thread(target=answer)
+        server.start()
+        with httpx.Client() as client:
+            request = client.build_request("GET", f"http://127.0.0.1:{port}/")
+            sent = client.send(request, stream=True)
+            read = read_response(sent, 100, "the page")
+        server.join()
+    assert read.content == b"y" * 10
