@@ -8,7 +8,8 @@ then runs P interleaved pairs (crmsync, raw; raw, crmsync; ...), each phase in a
 Python process writing into empty collections of the same server: crmsync's
 `SyncService.sync_all()` from a fresh copy of the seeded databases, and a bare httpx PUT
 loop writing the same items (rendered by crmsync's own renderers). Each phase's
-collections are deleted before the next phase. Then, once, vdirsyncer uploading the same
+collections are deleted before the next phase. Then, once, a crmsync phase with its PUTs
+answered in process (crmsync's own work per item), and vdirsyncer uploading the same
 contacts from a local vdir (for scale, no ratio). See bench/README.md.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import itertools
 import json
 import random
 import shutil
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import httpx
 import pairs
 import psutil
 
@@ -45,6 +48,7 @@ def main() -> None:
         help="write a cProfile (CPU time) of the first crmsync phase's sync_all() to this file",
     )
     parser.add_argument("--child", choices=("crmsync", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--puts-answered-here", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--server-json", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
@@ -132,10 +136,20 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 f"{ours['load']:.1f} / {raw['load']:.1f}",
                 flush=True,
             )
+        # Once, for the breakdown: crmsync's own work per item, its PUTs answered in
+        # process (discovery, listings and everything else as in the pairs).
+        home = workdir / "crmsync-own-work"
+        shutil.copytree(template, home)
+        own_work = pairs.run_child(
+            __file__,
+            [*base, "--child", "crmsync", "--home", str(home), "--puts-answered-here"],
+            "crmsync, PUTs answered in process",
+        )
+        shutil.rmtree(home)
         vdir = None
         if not args.no_vdirsyncer:
             vdir = vdirsyncer(server, seeded, workdir / "vdirsyncer")
-        report(args, server, found, vdir)
+        report(args, server, found, vdir, own_work)
 
 
 def delete_collections(server: common.Server, paths: list[str]) -> None:
@@ -152,6 +166,8 @@ def child_crmsync(args: argparse.Namespace) -> None:
     """One timed `sync_all()` from a fresh copy of the seeded databases."""
     server = pairs.load_server(args.server_json)
     service = common.open_service(Path(args.home))
+    if args.puts_answered_here:
+        answer_puts_in_process()
 
     def requests() -> int:
         return service.mail_server().requests_made
@@ -197,6 +213,21 @@ def child_crmsync(args: argparse.Namespace) -> None:
             "collections": collections,
         }
     )
+
+
+def answer_puts_in_process() -> None:
+    """Every PUT of the DAV backend answered "201 Created" with a fresh ETag, without
+    sending it: what is left of a sync's CPU is crmsync's own work."""
+    from crmsync.groupware.dav.collection import DavCollection
+
+    etags = itertools.count()
+
+    def put(self: DavCollection, href: str, text: str, headers: dict[str, str]) -> httpx.Response:
+        self.connection.requests_made += 1
+        text.encode("utf-8")  # as the connection does
+        return httpx.Response(201, headers={"ETag": f'"in-process-{next(etags)}"'})
+
+    DavCollection._put = put  # type: ignore[method-assign]
 
 
 def child_raw(args: argparse.Namespace) -> None:
@@ -359,6 +390,7 @@ def report(
     server: common.Server,
     found: list[tuple[pairs.Phase, pairs.Phase, str]],
     vdir: common.Measured | None,
+    own_work: pairs.Phase,
 ) -> None:
     rows = []
     for k, (ours, raw, order) in enumerate(found, 1):
@@ -452,6 +484,13 @@ def report(
     print(
         "render-only CPU (part of the raw loop's figure), median of the raw phases: "
         + ", ".join(f"{kind}s {v[len(v) // 2]:.2f} ms/item" for kind, v in render.items())
+    )
+    rendering = sum(v[len(v) // 2] for v in render.values()) / len(render)
+    own = _per_item(own_work, "cpu") * 1000
+    print(
+        f"crmsync's own work, its PUTs answered in process (one run): {own:.2f} ms CPU/item, "
+        f"of which rendering about {rendering:.2f}; the rest (reading the CRM, planning, "
+        "intents, links, audit) is what the raw loop does not do"
     )
     phases = [p for o, r, _ in found for p in (o, r)]
     print(pairs.load_note(phases))
