@@ -31,7 +31,6 @@ from crmsync.domain.crm_settings import CrmSettings
 from crmsync.domain.settings import ContactSettings, EventSettings, OrgSettings, SyncConfig
 from crmsync.domain.sync import SyncError
 from crmsync.service.crms import SALESFORCE_SECRET
-from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 from crmsync.store.codec import from_json, to_json
 
@@ -251,7 +250,7 @@ def _org_and_configurations(
     if org != service.org_settings() or password is not None:
         # The same rules as the Setup page and the API; org settings the file leaves as
         # they are saved (e.g. a new deployment's empty ones) are not saved anew.
-        effective = password or service.store.get_secret(SERVICE_PASSWORD)
+        effective = password or service.kept_password(org)
         for name, problem in org_settings_problems(
             org, password_known=bool(effective), password=effective
         ):

@@ -39,7 +39,6 @@ from crmsync.domain.settings import (
 from crmsync.domain.sync import SyncError
 from crmsync.service.crms import SALESFORCE_SECRET
 from crmsync.service.deployment import Deployment
-from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.service.runner import SyncService
 
 console = Console()
@@ -111,7 +110,6 @@ def setup_dav(
         ConnectionMethod.DAV,
         connection,
         password_env,
-        password_for=("service_account", "dav_sign_in"),
         password_needed=not per_rep,
     )
     who = "each rep's own login" if per_rep else service_account
@@ -142,17 +140,15 @@ def _save_setup(
     connection: dict[str, Any],
     password_env: str,
     *,
-    password_for: tuple[str, ...],
     password_needed: bool = True,
 ) -> OrgSettings:
     """Connect by ``method`` with ``connection`` and the password from ``password_env``
-    (see `_save_checked`). Without the variable, the stored password is kept when the
-    org already connects by ``method`` and the settings ``password_for`` (the account it
-    signs in as) are unchanged: a password given for another account would be refused."""
+    (see `_save_checked`). Without the variable, the stored password is kept while it
+    applies (`stored_password_applies`: the same method and account)."""
     password = os.environ.get(password_env) or ""
     how = f"set {password_env} to the password"
     return _save_checked(
-        method, connection, password, password_needed, how, password_for=password_for
+        method, connection, password, password_needed, how, may_keep_stored=True
     )
 
 
@@ -163,38 +159,23 @@ def _save_checked(
     needed: bool,
     how: str,
     *,
-    password_for: tuple[str, ...] | None = None,
+    may_keep_stored: bool = False,
 ) -> OrgSettings:
     """Save the stored settings connected by ``method`` with ``connection`` (the org's
     policy kept), if the rules the API and the console apply allow them; otherwise print
     every problem and exit 1. ``how``: what to do when a ``needed`` password is missing
-    and no stored one is kept (``password_for``: see `_save_setup`; None: never kept)."""
+    and no stored one is kept (only with ``may_keep_stored``, see `_save_setup`)."""
     with SyncService(Deployment.from_env()) as service:
         stored = service.org_settings()
         settings = with_connection(stored, method, **connection)
         problems = org_settings_problems(settings, password_known=True, password=password or None)
-        if not password and needed and not _keeps_password(service, stored, settings, password_for):
+        keeps = may_keep_stored and service.kept_password(settings) is not None
+        if not password and needed and not keeps:
             problems.append(("password", how))
         if problems:
             _fail(problems)
         service.configure_server(settings, password)
     return settings
-
-
-def _keeps_password(
-    service: SyncService,
-    stored: OrgSettings,
-    settings: OrgSettings,
-    password_for: tuple[str, ...] | None,
-) -> bool:
-    """Whether the stored password is the one ``settings`` sign in with: a password is
-    stored and neither the method nor the settings ``password_for`` changed."""
-    if password_for is None:
-        return False
-    unchanged = ("connection_method", *password_for)
-    return all(getattr(stored, name) == getattr(settings, name) for name in unchanged) and (
-        service.store.get_secret(SERVICE_PASSWORD) is not None
-    )
 
 
 def _domains(text: str | None) -> tuple[str, ...] | None:
@@ -242,7 +223,7 @@ def setup_exchange(
         contacts_folder=contacts_folder,
         additional_domains=_domains(additional_domains),
     )
-    _save_setup(ConnectionMethod.EWS, connection, password_env, password_for=("service_account",))
+    _save_setup(ConnectionMethod.EWS, connection, password_env)
     console.print(f"Saved the Exchange connection as {service_account}.")
 
 
@@ -289,9 +270,7 @@ def setup_m365(
         additional_domains=_domains(additional_domains),
         notify_attendees_on_crm_edits=notify_attendees_on_crm_edits,
     )
-    # A client secret (or a certificate's PEM key) is given for one app registration.
-    app_registration = ("graph_tenant_id", "graph_client_id", "graph_certificate_thumbprint")
-    _save_setup(ConnectionMethod.GRAPH, connection, secret_env, password_for=app_registration)
+    _save_setup(ConnectionMethod.GRAPH, connection, secret_env)
     console.print(f"Saved the Microsoft 365 connection for tenant {tenant}.")
 
 

@@ -100,7 +100,11 @@ def org_settings_problems(
     problems += _number_problems(settings)
     if not password_known and not per_rep:
         problems.append(
-            ("password", "no password (or app secret) is stored yet: give one with the setup")
+            (
+                "password",
+                "no password (or app secret) is stored for this connection method and "
+                "account: give one with the setup",
+            )
         )
     return problems
 

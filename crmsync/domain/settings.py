@@ -242,6 +242,28 @@ CONNECTION_FIELDS = frozenset(
 )
 
 
+# Per method, the settings naming the account the stored password (app secret, key) is
+# for. It is kept only while the method and these stay as they are: a password saved for
+# one account is never sent for another, nor to another kind of server.
+PASSWORD_ACCOUNT_FIELDS: Mapping[ConnectionMethod, tuple[str, ...]] = {
+    ConnectionMethod.DAV: ("service_account", "dav_sign_in"),
+    ConnectionMethod.EWS: ("service_account",),
+    ConnectionMethod.GRAPH: ("graph_tenant_id", "graph_client_id", "graph_certificate_thumbprint"),
+    # The key file names its own service account.
+    ConnectionMethod.GOOGLE: (),
+}
+
+
+def stored_password_applies(stored: OrgSettings, settings: OrgSettings) -> bool:
+    """Whether the password stored with ``stored`` may sign ``settings`` in (see
+    `PASSWORD_ACCOUNT_FIELDS`)."""
+    method = settings.connection_method
+    return stored.connection_method is method and all(
+        getattr(stored, name) == getattr(settings, name)
+        for name in PASSWORD_ACCOUNT_FIELDS[method]
+    )
+
+
 def with_connection(stored: OrgSettings, method: ConnectionMethod, **given: Any) -> OrgSettings:
     """``stored`` connected by ``method`` with ``given``, the settings a connection command
     names: every connection field not given goes back to its default, so a former method's

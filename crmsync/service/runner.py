@@ -21,6 +21,7 @@ from crmsync.domain.settings import (
     SyncConfig,
     configuration_problems,
     configuration_warnings,
+    stored_password_applies,
 )
 from crmsync.engine.executor import utc_now
 from crmsync.engine.planner import DeleteGuard, Policy
@@ -159,6 +160,13 @@ class SyncService:
         if password:  # per-rep sign-in (DAV) has none: each rep's own login is used
             self.store.set_secret(SERVICE_PASSWORD, password)
         self._server = None
+
+    def kept_password(self, settings: OrgSettings) -> str | None:
+        """The stored service password (app secret, key) when it may sign ``settings`` in:
+        the method and account it was saved for (`stored_password_applies`); else None."""
+        if not stored_password_applies(self.org_settings(), settings):
+            return None
+        return self.store.get_secret(SERVICE_PASSWORD)
 
     def crm_settings(self) -> CrmSettings:
         return self.store.crm_settings()

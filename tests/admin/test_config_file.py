@@ -155,6 +155,37 @@ def test_the_password_is_never_exported_and_comes_from_an_environment_variable(
     assert "s3cret-Value" not in export(runner)
 
 
+def test_a_stored_password_is_kept_only_for_its_method_and_account(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = yaml.safe_load(export(runner))
+    data["org"].update(
+        server_url="https://dav.example.com/",
+        service_account="crmsync",
+        service_password_env="DAV_PASSWORD",
+    )
+    file = tmp_path / "crmsync.yaml"
+    monkeypatch.setenv("DAV_PASSWORD", "dav password")
+
+    def apply(org: dict[str, object]) -> str:
+        file.write_text(yaml.safe_dump({**data, "org": org}))
+        return runner.invoke(app, ["config", "apply", str(file), "--yes"]).output
+
+    apply(data["org"])
+    kept = {k: v for k, v in data["org"].items() if k != "service_password_env"}
+    moved = apply({**kept, "server_url": "https://dav2.example.com/"})
+    assert "org.password" not in moved
+    for other in (
+        {**kept, "service_account": "someone-else"},
+        {**kept, "connection_method": "ews", "server_url": ""},
+    ):
+        refused = apply(other)
+        assert "org.password: no password (or app secret) is stored for this" in refused
+    with SyncService(Deployment.from_env(tmp_path / "home")) as service:
+        assert service.org_settings().server_url == "https://dav2.example.com/"
+        assert service.store.get_secret(SERVICE_PASSWORD) == "dav password"
+
+
 def test_the_overdue_threshold_is_exported_and_applied_within_its_bounds(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

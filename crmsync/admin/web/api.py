@@ -96,7 +96,9 @@ def save_setup(service: SyncService, body: SetupIn) -> None:
     values = body.model_dump(exclude={"password"})
     values["additional_domains"] = tuple(d.strip() for d in body.additional_domains if d.strip())
     settings = OrgSettings(**values)
-    password = body.password or service.store.get_secret(SERVICE_PASSWORD)
+    # A stored password is kept for the method and account it was saved for, never sent
+    # for another (the same rule as `crmsync setup` and `config apply`).
+    password = body.password or service.kept_password(settings)
     problems = org_settings_problems(settings, password_known=bool(password), password=password)
     if problems:
         raise invalid(problems)

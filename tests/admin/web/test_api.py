@@ -10,6 +10,7 @@ from urllib.parse import quote
 from crmsync.domain.records import ItemKind
 from crmsync.domain.settings import SyncConfig
 from crmsync.domain.sync import ErrorEntry, ErrorType
+from crmsync.service.mailboxes import SERVICE_PASSWORD
 from crmsync.store import ResetStatus
 from tests.admin.web.conftest import PASSWORD, Console
 
@@ -245,6 +246,7 @@ def test_setup_is_validated_and_a_bad_one_changes_nothing(console: Console) -> N
     assert {tuple(p["loc"]) for p in wiped.json()["detail"]} == {
         ("body", "server_url"),
         ("body", "service_account"),
+        ("body", "password"),  # the stored one is for the account "crmsync"
     }
     assert console.service.org_settings() == before
 
@@ -264,14 +266,23 @@ def test_setup_is_validated_and_a_bad_one_changes_nothing(console: Console) -> N
     )
     assert path.status_code == 422 and "{email}" in path.text
 
-    # Microsoft 365 needs the tenant and the app, not a server URL or a service account.
-    graph = {"connection_method": "graph", "graph_tenant_id": "contoso.onmicrosoft.com"}
+    # Microsoft 365 needs the tenant and the app, not a server URL or a service account
+    # (and its own secret: the stored password was for another account).
+    graph = {
+        "connection_method": "graph",
+        "graph_tenant_id": "contoso.onmicrosoft.com",
+        "password": "app secret",
+    }
     response = console.client.put("/api/v1/setup", json=graph, headers=auth)
     assert [p["loc"] for p in response.json()["detail"]] == [["body", "graph_client_id"]]
     graph["graph_client_id"] = "11111111-2222-3333-4444-555555555555"
     assert console.client.put("/api/v1/setup", json=graph, headers=auth).status_code == 200
     # Exchange: the service account; an empty URL means Autodiscover.
-    ews = {"connection_method": "ews", "service_account": "EXAMPLE\\crmsync"}
+    ews = {
+        "connection_method": "ews",
+        "service_account": "EXAMPLE\\crmsync",
+        "password": "exchange password",
+    }
     assert console.client.put("/api/v1/setup", json=ews, headers=auth).status_code == 200
     assert console.service.org_settings().server_url == ""
 
@@ -286,3 +297,32 @@ def test_setup_needs_a_password_when_none_is_stored(console: Console) -> None:
     assert console.client.put("/api/v1/setup", json=body, headers=auth).status_code == 200
     del body["password"]  # stored now: leaving it out keeps it
     assert console.client.put("/api/v1/setup", json=body, headers=auth).status_code == 200
+
+
+def test_a_stored_password_is_kept_only_for_its_method_and_account(console: Console) -> None:
+    auth = console.bearer("manager")
+    dav = {
+        "server_url": "https://dav.example.com/",
+        "service_account": "crmsync",
+        "password": "dav password",
+    }
+    assert console.client.put("/api/v1/setup", json=dav, headers=auth).status_code == 200
+    del dav["password"]
+    moved = {**dav, "server_url": "https://dav2.example.com/"}
+    assert console.client.put("/api/v1/setup", json=moved, headers=auth).status_code == 200
+    assert console.service.store.get_secret(SERVICE_PASSWORD) == "dav password"
+    # Another account, or another kind of server: the password must be given again, and
+    # nothing changes until it is.
+    for other in (
+        {**moved, "service_account": "someone-else"},
+        {"connection_method": "ews", "service_account": "EXAMPLE\\crmsync"},
+        {"connection_method": "ews", "service_account": "crmsync"},
+    ):
+        refused = console.client.put("/api/v1/setup", json=other, headers=auth)
+        assert refused.status_code == 422, other
+        assert [p["loc"] for p in refused.json()["detail"]] == [["body", "password"]]
+        assert "this connection method and account" in refused.text
+        assert console.service.org_settings().server_url == "https://dav2.example.com/"
+    given = {"connection_method": "ews", "service_account": "crmsync", "password": "ews pw"}
+    assert console.client.put("/api/v1/setup", json=given, headers=auth).status_code == 200
+    assert console.service.store.get_secret(SERVICE_PASSWORD) == "ews pw"
