@@ -30,17 +30,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
 import httpx
+import meters
 import pairs
 import psutil
+import raw_http
+import sample_data
 
 RATE_TARGET = 0.9  # crmsync items/s >= 0.9 x the raw loop's
 CPU_TARGET = 1.0  # crmsync client CPU/item <= the raw loop's
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.splitlines()[0], items=2000)
+    parser = bench_servers.arguments(__doc__.splitlines()[0], items=2000)
     parser.add_argument("--pairs", type=int, default=3, help="interleaved pairs (>= 3)")
     parser.add_argument("--no-vdirsyncer", action="store_true", help="skip the vdirsyncer run")
     parser.add_argument(
@@ -67,13 +71,13 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
-    emails = common.rep_emails(args.reps)
-    with common.dav_server(args, workdir, emails) as server:
+    emails = bench_servers.rep_emails(args.reps)
+    with bench_servers.dav_server(args, workdir, emails) as server:
         template = workdir / "template"
-        service = common.open_service(template)
+        service = sample_data.open_service(template)
         t0 = time.perf_counter()
-        seeded = common.seed_crm(service.crm, emails, args.items, args.seed)
-        common.configure(service, server, seeded.reps)
+        seeded = sample_data.seed_crm(service.crm, emails, args.items, args.seed)
+        sample_data.configure(service, server, seeded.reps)
         service.close()
         ids = workdir / "ids.json"
         ids.write_text(
@@ -152,9 +156,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         report(args, server, found, vdir, own_work)
 
 
-def delete_collections(server: common.Server, paths: list[str]) -> None:
+def delete_collections(server: bench_servers.Server, paths: list[str]) -> None:
     """Empty the server of a phase's collections, so the next phase starts alike."""
-    with common.raw_client(server) as client:
+    with raw_http.raw_client(server) as client:
         for path in paths:
             client.request("DELETE", server.url + path)
 
@@ -165,7 +169,7 @@ def delete_collections(server: common.Server, paths: list[str]) -> None:
 def child_crmsync(args: argparse.Namespace) -> None:
     """One timed `sync_all()` from a fresh copy of the seeded databases."""
     server = pairs.load_server(args.server_json)
-    service = common.open_service(Path(args.home))
+    service = sample_data.open_service(Path(args.home))
     if args.puts_answered_here:
         answer_puts_in_process()
 
@@ -175,7 +179,7 @@ def child_crmsync(args: argparse.Namespace) -> None:
     # CPU time, not wall time: the client CPU per item is what the profile should explain.
     profiler = cProfile.Profile(time.process_time) if args.profile else None
     with (
-        common.per_kind_meter(service, server) as per_kind,
+        meters.per_kind_meter(service, server) as per_kind,
         pairs.TimedBlock(server, requests) as total,
     ):
         if profiler:
@@ -239,16 +243,22 @@ def child_raw(args: argparse.Namespace) -> None:
     ids = json.loads(Path(args.ids).read_text())
     records = regenerate(args.reps, args.items, args.seed)
     plans = (
-        ("contact", ids["contacts"], records["contacts"], common.render_contact, common.VCARD_TYPE),
-        ("event", ids["events"], records["events"], common.render_event, common.ICAL_TYPE),
+        (
+            "contact",
+            ids["contacts"],
+            records["contacts"],
+            sample_data.render_contact,
+            raw_http.VCARD_TYPE,
+        ),
+        ("event", ids["events"], records["events"], sample_data.render_event, raw_http.ICAL_TYPE),
     )
-    client = common.raw_client(server)
+    client = raw_http.raw_client(server)
     work = []
     for kind, per_rep_ids, per_rep_records, render, content_type in plans:
         for rep, (rep_ids, rep_records) in enumerate(
             zip(per_rep_ids, per_rep_records, strict=True)
         ):
-            path = common.make_collection(
+            path = raw_http.make_collection(
                 client, server, f"raw-{kind}s-{args.tag}-{rep}", f"{kind}s"
             )
             work.append(
@@ -257,12 +267,12 @@ def child_raw(args: argparse.Namespace) -> None:
     client.close()
     kinds: dict[str, dict[str, Any]] = {}
     # The client is made before the clock starts, as crmsync's connection is.
-    client = common.raw_client(server)
+    client = raw_http.raw_client(server)
     with pairs.TimedBlock(server) as total:
         sent = 0
         for kind, path, items, render, content_type in work:
             with pairs.TimedBlock(server) as part:
-                sent_here = common.put_items(
+                sent_here = raw_http.put_items(
                     client, server, path, (render(i, r) for i, r in items), content_type
                 )
             sent += sent_here
@@ -293,12 +303,12 @@ def child_raw(args: argparse.Namespace) -> None:
 
 
 def regenerate(reps: int, items: int, seed: int) -> dict[str, list[list[Any]]]:
-    """The records `common.seed_crm` seeded, generated again in the same order."""
+    """The records `sample_data.seed_crm` seeded, generated again in the same order."""
     rng = random.Random(seed)
     out: dict[str, list[list[Any]]] = {"contacts": [], "events": []}
-    for email in common.rep_emails(reps):
-        out["contacts"].append([common.make_contact(rng, n) for n in range(items)])
-        out["events"].append([common.make_event(rng, n, email) for n in range(items)])
+    for email in bench_servers.rep_emails(reps):
+        out["contacts"].append([sample_data.make_contact(rng, n) for n in range(items)])
+        out["events"].append([sample_data.make_event(rng, n, email) for n in range(items)])
     return out
 
 
@@ -306,14 +316,14 @@ def regenerate(reps: int, items: int, seed: int) -> dict[str, list[list[Any]]]:
 
 
 def vdirsyncer(
-    server: common.Server, seeded: common.Seeded, folder: Path
-) -> common.Measured | None:
+    server: bench_servers.Server, seeded: sample_data.Seeded, folder: Path
+) -> meters.Measured | None:
     """vdirsyncer uploading the same contacts from a filesystem vdir to empty address books."""
     exe = shutil.which("vdirsyncer") or str(Path(sys.executable).parent / "vdirsyncer")
     if not Path(exe).exists():
         print("vdirsyncer is not installed (pip install vdirsyncer): skipped")
         return None
-    client = common.raw_client(server)
+    client = raw_http.raw_client(server)
     config = [
         textwrap.dedent(f"""\
         [general]
@@ -322,11 +332,11 @@ def vdirsyncer(
     ]
     n = 0
     for i, records in enumerate(seeded.contacts.values()):
-        path = common.make_collection(client, server, f"vdirsyncer-{i}", "contacts")
+        path = raw_http.make_collection(client, server, f"vdirsyncer-{i}", "contacts")
         vdir = folder / f"vdir{i}"
         vdir.mkdir(parents=True)
         for crm_id, contact in records:
-            name, text = common.render_contact(crm_id, contact)
+            name, text = sample_data.render_contact(crm_id, contact)
             (vdir / name).write_text(text, encoding="utf-8")
             n += 1
         config.append(
@@ -354,9 +364,9 @@ def vdirsyncer(
     config_path.write_text("\n".join(config))
     command = [exe, "-c", str(config_path)]
     subprocess.run([*command, "discover"], check=True, capture_output=True, input=b"")
-    cpu0 = common.children_cpu()
+    cpu0 = meters.children_cpu()
     peak = 0
-    with common.measure("vdirsyncer", n, server) as m:
+    with meters.measure("vdirsyncer", n, server) as m:
         # Its RSS sampled every 10 ms (its ru_maxrss would start at ours: vfork + exec).
         process = psutil.Popen(
             [*command, "sync"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -366,7 +376,7 @@ def vdirsyncer(
                 peak = max(peak, process.memory_info().rss)
             time.sleep(0.01)
         _, stderr = process.communicate()
-    m.cpu = common.children_cpu() - cpu0  # the subprocess's CPU, not ours
+    m.cpu = meters.children_cpu() - cpu0  # the subprocess's CPU, not ours
     m.peak_rss = peak / 2**20
     if process.returncode != 0:
         print("vdirsyncer sync failed:", stderr[-2000:])
@@ -387,9 +397,9 @@ def _rate(phase: dict[str, Any]) -> float:
 
 def report(
     args: argparse.Namespace,
-    server: common.Server,
+    server: bench_servers.Server,
     found: list[tuple[pairs.Phase, pairs.Phase, str]],
-    vdir: common.Measured | None,
+    vdir: meters.Measured | None,
     own_work: pairs.Phase,
 ) -> None:
     rows = []

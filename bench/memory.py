@@ -30,8 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
+import linked_setup
+import meters
 import pairs
+import raw_http
+import sample_data
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import Side
@@ -41,7 +46,7 @@ TARGET_MB = 250
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.splitlines()[0], items=0)
+    parser = bench_servers.arguments(__doc__.splitlines()[0], items=0)
     parser.add_argument(
         "--servers", default="radicale,xandikos", help="servers to run, comma-separated"
     )
@@ -71,7 +76,9 @@ def main() -> None:
 
 
 def measure_size(args: argparse.Namespace, workdir: Path, size: int) -> dict[str, dict[str, Any]]:
-    with common.dav_server(args, workdir, common.rep_emails(1, args.server)) as server:
+    with bench_servers.dav_server(
+        args, workdir, bench_servers.rep_emails(1, args.server)
+    ) as server:
         info = pairs.server_json(server, workdir / "server.json")
         base = [
             sys.executable,
@@ -225,27 +232,27 @@ def child(args: argparse.Namespace) -> None:
     out: dict[str, Any] = {}
     if args.child == "setup":
         shutil.rmtree(home, ignore_errors=True)
-        service = common.open_service(home)
-        seeded = common.seed_crm(
-            service.crm, common.rep_emails(1, server.name), args.items, args.seed
+        service = sample_data.open_service(home)
+        seeded = sample_data.seed_crm(
+            service.crm, bench_servers.rep_emails(1, server.name), args.items, args.seed
         )
-        common.configure(service, server, seeded.reps)
+        sample_data.configure(service, server, seeded.reps)
         rep = seeded.reps[0]
         facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
-        out["how"] = common.write_server_items(
+        out["how"] = linked_setup.write_server_items(
             server,
             facts.addressbook,
-            [common.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
-            common.VCARD_TYPE,
+            [sample_data.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
+            raw_http.VCARD_TYPE,
         )
-        common.write_server_items(
+        linked_setup.write_server_items(
             server,
             facts.calendar,
-            [common.render_event(i, e) for i, e in seeded.events[rep.id]],
-            common.ICAL_TYPE,
+            [sample_data.render_event(i, e) for i, e in seeded.events[rep.id]],
+            raw_http.ICAL_TYPE,
         )
     else:
-        service = common.open_service(home)
+        service = sample_data.open_service(home)
         if args.child != "baseline":
             rep = service.reps()[0]
             if args.child == "full listing":
@@ -264,7 +271,7 @@ def child(args: argparse.Namespace) -> None:
     out.update(
         wall=time.perf_counter() - wall0,
         cpu=time.process_time() - cpu0,
-        max_rss_mb=common.max_rss_mb(),
+        max_rss_mb=meters.max_rss_mb(),
     )
     print(json.dumps(out))
 

@@ -24,8 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
+import linked_setup
+import meters
 import pairs
+import raw_http
+import sample_data
 
 from crmsync.domain.records import ItemKind
 from crmsync.domain.sync import Side
@@ -37,10 +42,10 @@ KINDS = ((ItemKind.CONTACT, "address book"), (ItemKind.EVENT, "calendar"))
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.splitlines()[0], items=10_000)
+    parser = bench_servers.arguments(__doc__.splitlines()[0], items=10_000)
     parser.add_argument(
         "--servers",
-        default=",".join(common.SERVERS),
+        default=",".join(bench_servers.SERVERS),
         help="servers to run, comma-separated (SabreDAV is skipped with the "
         "reason where it cannot run)",
     )
@@ -68,7 +73,7 @@ def main() -> None:
     phases: list[pairs.Phase] = []
     breakdown: list[list[str]] = []
     for name in [s.strip() for s in args.servers.split(",") if s.strip()]:
-        if name == "sabredav" and not args.url and (missing := common.sabredav_missing()):
+        if name == "sabredav" and not args.url and (missing := bench_servers.sabredav_missing()):
             print(f"SabreDAV skipped: {missing}")
             summaries.append(f"sabredav skipped ({missing})")
             continue
@@ -135,9 +140,9 @@ def scenario(
     args: argparse.Namespace, name: str, workdir: Path, items: int
 ) -> list[tuple[pairs.Phase, pairs.Phase, str]]:
     args = argparse.Namespace(**{**vars(args), "server": name})
-    emails = common.rep_emails(1, name)
-    with common.dav_server(args, workdir, emails) as server:
-        linked = common.linked_setup(server, workdir / "home", items, args.seed)
+    emails = bench_servers.rep_emails(1, name)
+    with bench_servers.dav_server(args, workdir, emails) as server:
+        linked = linked_setup.linked_setup(server, workdir / "home", items, args.seed)
         service = linked.service
         rep = linked.seeded.reps[0]
         facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
@@ -308,14 +313,14 @@ def child_crmsync(args: argparse.Namespace) -> None:
     with the wall time of its DAV requests by method; then a second, warm cycle in the same
     process, as the service's scheduler runs them (discovery cached, code warm)."""
     server = pairs.load_server(args.server_json)
-    service = common.open_service(Path(args.home))
+    service = sample_data.open_service(Path(args.home))
 
     def requests() -> int:
         return service.mail_server().requests_made
 
     with (
         request_walls() as walls,
-        common.per_kind_meter(service, server) as per_kind,
+        meters.per_kind_meter(service, server) as per_kind,
         pairs.TimedBlock(server, requests) as total,
     ):
         reports = service.sync_all()
@@ -376,14 +381,14 @@ def child_raw(args: argparse.Namespace) -> None:
     """One sync-collection REPORT per collection with crmsync's saved token, read whole."""
     server = pairs.load_server(args.server_json)
     paths: dict[str, str] = json.loads(Path(args.collections).read_text())
-    service = common.open_service(Path(args.home))
+    service = sample_data.open_service(Path(args.home))
     rep = service.reps()[0]
     tokens = {kind.value: service.store.cursor(rep.id, kind, Side.MAIL) or "" for kind, _ in KINDS}
     service.close()
     kinds: dict[str, Any] = {}
     headers = {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"}
     # The client is made before the clock starts, as crmsync's connection is.
-    client = common.raw_client(server)
+    client = raw_http.raw_client(server)
     timed = []
     # Twice: the first round is the fresh process's, the second the warm one (its client,
     # connection and code already used), paired with crmsync's warm cycle.

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
+import meters
 import psutil
 
 Phase = dict[str, Any]
@@ -31,7 +33,7 @@ MIN_PAIRS = 3
 # ---------------------------------------------------------------------------- children
 
 
-def server_json(server: common.Server, path: Path) -> Path:
+def server_json(server: bench_servers.Server, path: Path) -> Path:
     """Write what a child process needs to reach ``server`` (and meter its CPU)."""
     path.write_text(
         json.dumps(
@@ -49,7 +51,7 @@ def server_json(server: common.Server, path: Path) -> Path:
     return path
 
 
-def load_server(path: str | Path) -> common.Server:
+def load_server(path: str | Path) -> bench_servers.Server:
     info = json.loads(Path(path).read_text())
     process = None
     if info.get("pid"):
@@ -57,7 +59,7 @@ def load_server(path: str | Path) -> common.Server:
             process = psutil.Process(info["pid"])
         except psutil.Error:
             process = None
-    return common.Server(
+    return bench_servers.Server(
         info["name"],
         info["url"],
         info["username"],
@@ -104,7 +106,7 @@ class Timed:
             "peak_rss": self.peak_rss,
             "load": self.load,
             "requests": self.requests,
-            "max_rss_mb": common.max_rss_mb(),
+            "max_rss_mb": meters.max_rss_mb(),
         }
 
 
@@ -113,7 +115,7 @@ class TimedBlock:
     mean 1-minute load average while it ran, and requests when ``requests`` is given."""
 
     def __init__(
-        self, server: common.Server | None, requests: Callable[[], int] | None = None
+        self, server: bench_servers.Server | None, requests: Callable[[], int] | None = None
     ) -> None:
         self.server = server
         self.requests = requests
@@ -122,7 +124,7 @@ class TimedBlock:
     def __enter__(self) -> Timed:
         self._server0 = self.server.cpu_seconds() if self.server else float("nan")
         self._requests0 = self.requests() if self.requests else 0
-        self._peak = common.PeakRss().__enter__()
+        self._peak = meters.PeakRss().__enter__()
         self._load0 = os.getloadavg()[0]
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         return self.result

@@ -25,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import common
+import bench_servers
 import pairs
+import raw_http
+import sample_data
 from sqlalchemy import event
 from steady_world import CONTENT_TYPES, KINDS
 
@@ -51,8 +53,8 @@ def run(args: argparse.Namespace) -> None:
     """The phase ``args.child`` names, over the slice ``args.part`` of the first N reps."""
     work = Path(args.work)
     server = pairs.load_server(work / "server.json")
-    service = common.open_service(work / "live" / "home")
-    reps = [service.rep_by_email(email) for email in common.rep_emails(args.n)]
+    service = sample_data.open_service(work / "live" / "home")
+    reps = [service.rep_by_email(email) for email in bench_servers.rep_emails(args.n)]
     part, parts = (int(x) for x in args.part.split("/"))
     reps = reps[part::parts]
     if args.child == "crmsync":
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def child_crmsync(
-    service: Any, server: common.Server, reps: list[Any], profile: str | None = None
+    service: Any, server: bench_servers.Server, reps: list[Any], profile: str | None = None
 ) -> dict[str, Any]:
     # Discovery warmed, as a running service keeps it (a day): the pass is the steady state.
     mail = service.mail_server()
@@ -127,9 +129,9 @@ class RawClient:
     """The raw loop's HTTP client: counts the requests it sends; a REPORT not answered
     207 or a PUT refused ends the phase."""
 
-    def __init__(self, server: common.Server) -> None:
+    def __init__(self, server: bench_servers.Server) -> None:
         self.url = server.url
-        self.client = common.raw_client(server)
+        self.client = raw_http.raw_client(server)
         self.requests = 0
 
     def report(self, path: str, body: str, depth: str = "0") -> bytes:
@@ -167,7 +169,9 @@ class RawClient:
 
 
 def child_raw(
-    server: common.Server, plan: list[RepPlan], rep_loop: Callable[[RawClient, RepPlan], None]
+    server: bench_servers.Server,
+    plan: list[RepPlan],
+    rep_loop: Callable[[RawClient, RepPlan], None],
 ) -> dict[str, Any]:
     """Time ``rep_loop`` (`floor_rep` or `faithful_rep`) over every rep's plan."""
     client = RawClient(server)

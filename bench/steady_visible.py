@@ -27,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
+import raw_http
+import sample_data
 from sqlalchemy import select
 from steady_world import CONTENT_TYPES, KINDS
 
@@ -126,8 +129,8 @@ def percentiles(times: list[float]) -> tuple[float, float, float]:
 def run(world: Any, n: int, args: Any) -> Visible:
     world.restore("linked")
     home = world.live / "home"
-    service = common.open_service(home)
-    reps = [service.rep_by_email(e) for e in common.rep_emails(n)]
+    service = sample_data.open_service(home)
+    reps = [service.rep_by_email(e) for e in bench_servers.rep_emails(n)]
     service.store.save_config(SyncConfig("bench", user_ids=tuple(r.id for r in reps)))
     edits = plan_edits(service, reps, args)
     log = world.work / f"serve-{n}.log"
@@ -146,7 +149,7 @@ def run(world: Any, n: int, args: Any) -> Visible:
         watcher = threading.Thread(target=watch, args=(service, edits), daemon=True)
         watcher.start()
         t0 = time.monotonic()
-        with common.raw_client(world.server) as client:
+        with raw_http.raw_client(world.server) as client:
             for edit in edits:
                 time.sleep(max(0.0, t0 + edit.at - time.monotonic()))
                 make_edit(service, client, world.server, edit)
@@ -157,7 +160,7 @@ def run(world: Any, n: int, args: Any) -> Visible:
             loads.append(os.getloadavg()[0])
     finally:
         common.stop_processes([serve], 120)
-    with common.raw_client(world.server) as client:
+    with raw_http.raw_client(world.server) as client:
         for edit in edits:
             edit.arrived = arrived(service, client, world.server, edit)
     service.close()
@@ -215,11 +218,11 @@ def plan_edits(service: Any, reps: list[Any], args: Any) -> list[Edit]:
     return edits
 
 
-def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> None:
+def make_edit(service: Any, client: Any, server: bench_servers.Server, edit: Edit) -> None:
     if edit.on_server:
         url = server.url + edit.mail_id
         got = client.get(url)
-        text = common.retitled(got.text, edit.kind, edit.token)
+        text = sample_data.retitled(got.text, edit.kind, edit.token)
         response = client.put(
             url,
             content=text.encode(),
@@ -229,7 +232,7 @@ def make_edit(service: Any, client: Any, server: common.Server, edit: Edit) -> N
             print(f"WARNING: server edit of {edit.mail_id}: HTTP {response.status_code}")
             return
     else:
-        common.retitle_in_crm(service.crm, edit.kind, edit.crm_id, edit.token)
+        sample_data.retitle_in_crm(service.crm, edit.kind, edit.crm_id, edit.token)
     edit.made = dt.datetime.now(dt.UTC)
 
 
@@ -250,7 +253,7 @@ def watch(service: Any, edits: list[Edit]) -> None:
         time.sleep(1.0)
 
 
-def arrived(service: Any, client: Any, server: common.Server, edit: Edit) -> bool:
+def arrived(service: Any, client: Any, server: bench_servers.Server, edit: Edit) -> bool:
     if edit.on_server:
         if edit.kind is ItemKind.CONTACT:
             return bool(service.crm.get_contact(edit.crm_id).record.title == edit.token)

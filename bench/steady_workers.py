@@ -22,8 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import bench_servers
 import common
+import meters
 import psutil
+import sample_data
 from sqlalchemy import Engine, Integer, create_engine, insert, select, text, update
 from sqlalchemy.engine import make_url
 from steady_world import PASS_NAMES
@@ -294,8 +297,8 @@ def worker_pass(
     """One timed pass of N reps through a fresh scheduler and ``workers`` workers."""
     world.restore("linked")
     copy.restore("linked")
-    service = common.open_service(world.live / "home")
-    rep_ids = [service.rep_by_email(e).id for e in common.rep_emails(n)]
+    service = sample_data.open_service(world.live / "home")
+    rep_ids = [service.rep_by_email(e).id for e in bench_servers.rep_emails(n)]
     service.close()
     cpus = set(range(os.cpu_count() or 1))
     worker_cpus = cpus - server_cpus if server_cpus else None
@@ -316,20 +319,20 @@ def worker_pass(
                 conn.execute(update(_R).values(next_due=FAR_AWAY))
         if server_cpus:
             world.pin_server(server_cpus)
-        meters = {
+        metered = {
             "workers": fleet.processes(),
             "scheduler": [psutil.Process(fleet.scheduler.pid)],
             "server": [world.server.process] if world.server.process else [],
             "postgres": cluster_processes(copy.admin_url),
             "redis": redis_processes(broker),
         }
-        before = {name: common.tree_cpu(p) for name, p in meters.items()}
+        before = {name: meters.tree_cpu(p) for name, p in metered.items()}
         load0 = os.getloadavg()[0]
         sizes = fleet.log_sizes()
         started = copy.start_pass(rep_ids)
         wall, errors = copy.wait_pass(rep_ids, started, fleet.check_alive)
         retries = fleet.retries_since(sizes)
-        cpu = {name: common.tree_cpu(p) - before[name] for name, p in meters.items()}
+        cpu = {name: meters.tree_cpu(p) - before[name] for name, p in metered.items()}
         load = (load0 + os.getloadavg()[0]) / 2
         if errors:
             print(f"WARNING: {errors} cycle(s) failed, e.g. {copy.first_errors(rep_ids)}")

@@ -19,14 +19,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common
+import bench_servers
+import linked_setup
 import pairs
+import raw_http
+import sample_data
 
 from crmsync.domain.records import Contact, ItemKind
 from crmsync.groupware.dav.local_server import LocalRadicale
 
 KINDS = (ItemKind.CONTACT, ItemKind.EVENT)
-CONTENT_TYPES = {ItemKind.CONTACT: common.VCARD_TYPE, ItemKind.EVENT: common.ICAL_TYPE}
+CONTENT_TYPES = {ItemKind.CONTACT: raw_http.VCARD_TYPE, ItemKind.EVENT: raw_http.ICAL_TYPE}
 # The snapshots, and the pass each one starts.
 PASS_NAMES = {"linked": "no change", "churned": "churn"}
 
@@ -41,19 +44,25 @@ class DavProcess:
         self.started_once = port is not None  # a --seeded folder holds its data already
         if kind == "radicale":
             users = {
-                common.SERVICE_ACCOUNT: common.SERVICE_PASSWORD,
-                **dict.fromkeys(emails, common.REP_PASSWORD),
+                bench_servers.SERVICE_ACCOUNT: bench_servers.SERVICE_PASSWORD,
+                **dict.fromkeys(emails, bench_servers.REP_PASSWORD),
             }
-            self.server: Any = LocalRadicale(folder, users, common.SERVICE_ACCOUNT, port=port)
-            self.account = (common.SERVICE_ACCOUNT, common.SERVICE_PASSWORD, "/{email}/")
+            self.server: Any = LocalRadicale(
+                folder, users, bench_servers.SERVICE_ACCOUNT, port=port
+            )
+            self.account = (
+                bench_servers.SERVICE_ACCOUNT,
+                bench_servers.SERVICE_PASSWORD,
+                "/{email}/",
+            )
         else:
-            missing = common.sabredav_missing()
+            missing = bench_servers.sabredav_missing()
             if missing:
                 raise SystemExit(f"SabreDAV cannot run here: {missing}")
             from tests import sabredav
 
             self.server = sabredav.SabreDavServer(
-                folder, reps=dict.fromkeys(emails, common.REP_PASSWORD), port=port
+                folder, reps=dict.fromkeys(emails, bench_servers.REP_PASSWORD), port=port
             )
             self.account = (
                 sabredav.SERVICE_ACCOUNT,
@@ -61,20 +70,20 @@ class DavProcess:
                 sabredav.PRINCIPAL_PATH,
             )
 
-    def start(self) -> common.Server:
+    def start(self) -> bench_servers.Server:
         if self.kind == "radicale":
             self.server.start(timeout=120)
         else:
             self.server.start(timeout=120, keep_data=self.started_once)
         self.started_once = True
         user, password, principal = self.account
-        return common.Server(
+        return bench_servers.Server(
             self.kind,
             self.server.url,
             user,
             password,
             principal,
-            common._child_listening_on(self.server.port),
+            bench_servers.child_listening_on(self.server.port),
             self.folder if self.kind == "radicale" else None,
             self.server.stop,
         )
@@ -101,17 +110,17 @@ class World:
         self.items = items
         self.args = args
         self.script = script
-        self.emails = common.rep_emails(reps)
+        self.emails = bench_servers.rep_emails(reps)
         self.dav_kind = args.server
         self.dav = DavProcess(args.server, work / "live" / args.server, self.emails, port)
-        self.server: common.Server | None = None
+        self.server: bench_servers.Server | None = None
         self.restores = len(list(work.glob("used-*")))
 
     @property
     def live(self) -> Path:
         return self.work / "live"
 
-    def start(self) -> common.Server:
+    def start(self) -> bench_servers.Server:
         self.server = self.dav.start()
         pairs.server_json(self.server, self.work / "server.json")
         return self.server
@@ -130,9 +139,9 @@ class World:
         server = self.start()
         home = self.live / "home"
         t0 = time.perf_counter()
-        service = common.open_service(home)
-        seeded = common.seed_crm(service.crm, self.emails, self.items, self.args.seed)
-        common.configure(service, server, seeded.reps)
+        service = sample_data.open_service(home)
+        seeded = sample_data.seed_crm(service.crm, self.emails, self.items, self.args.seed)
+        sample_data.configure(service, server, seeded.reps)
         collections: dict[str, dict[str, str]] = {}
         for rep in seeded.reps:
             facts = service.mail_server().open(rep.email).facts  # type: ignore[attr-defined]
@@ -140,17 +149,17 @@ class World:
                 ItemKind.CONTACT.value: facts.addressbook,
                 ItemKind.EVENT.value: facts.calendar,
             }
-            common.write_server_items(
+            linked_setup.write_server_items(
                 server,
                 facts.addressbook,
-                [common.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
-                common.VCARD_TYPE,
+                [sample_data.render_contact(i, c) for i, c in seeded.contacts[rep.id]],
+                raw_http.VCARD_TYPE,
             )
-            common.write_server_items(
+            linked_setup.write_server_items(
                 server,
                 facts.calendar,
-                [common.render_event(i, e) for i, e in seeded.events[rep.id]],
-                common.ICAL_TYPE,
+                [sample_data.render_event(i, e) for i, e in seeded.events[rep.id]],
+                raw_http.ICAL_TYPE,
             )
         (self.work / "collections.json").write_text(json.dumps(collections))
         t1 = time.perf_counter()
@@ -174,15 +183,15 @@ class World:
         self.churn(seeded)
         self.snapshot("churned")
 
-    def churn(self, seeded: common.Seeded) -> None:
+    def churn(self, seeded: sample_data.Seeded) -> None:
         """Per rep, edit ``churn`` of the items on the server and as many others in the CRM;
         write what the raw loop PUTs for the CRM edits (rendered, with the link's ETag)."""
         server = self.server
         assert server is not None
-        service = common.open_service(self.live / "home")
+        service = sample_data.open_service(self.live / "home")
         count = max(1, round(self.items * self.args.churn))
         puts: dict[str, list[dict[str, str]]] = {}
-        with common.raw_client(server) as client:
+        with raw_http.raw_client(server) as client:
             for rep in seeded.reps:
                 puts[rep.email] = []
                 for kind in KINDS:
@@ -190,7 +199,7 @@ class World:
                     for link in links[:count]:  # the rep's edits on the server
                         url = server.url + link.mail_id
                         title = f"Edited on the server {time.time()}"
-                        text = common.retitled(client.get(url).text, kind, title)
+                        text = sample_data.retitled(client.get(url).text, kind, title)
                         response = client.put(
                             url,
                             content=text.encode(),
@@ -206,11 +215,11 @@ class World:
     @staticmethod
     def edit_in_crm(service: Any, kind: ItemKind, link: Any) -> dict[str, str]:
         field = "title" if kind is ItemKind.CONTACT else "subject"
-        record = common.retitle_in_crm(service.crm, kind, link.crm_id, f"Churned {field}")
+        record = sample_data.retitle_in_crm(service.crm, kind, link.crm_id, f"Churned {field}")
         if isinstance(record, Contact):
-            _, text = common.render_contact(link.crm_id, record)
+            _, text = sample_data.render_contact(link.crm_id, record)
         else:
-            _, text = common.render_event(link.crm_id, record)
+            _, text = sample_data.render_event(link.crm_id, record)
         return {"href": link.mail_id, "etag": link.mail_version, "kind": kind.value, "text": text}
 
     def snapshot(self, state: str) -> None:
