@@ -155,7 +155,6 @@ def per_kind_meter(service: SyncService, server: Server) -> Iterator[dict[ItemKi
         kind: Measured(f"{kind.value}s", 0, server_cpu=0.0, requests=0, peak_rss=0.0)
         for kind in runner.KINDS
     }
-    per_kind_calls: dict[ItemKind, int] = dict.fromkeys(runner.KINDS, 0)
     original = runner.sync_kind
 
     def timed(rep_id: str, kind: ItemKind, *rest: Any) -> Any:
@@ -169,7 +168,6 @@ def per_kind_meter(service: SyncService, server: Server) -> Iterator[dict[ItemKi
         acc.requests = (acc.requests or 0) + (m.requests or 0)
         acc.peak_rss = max(acc.peak_rss, m.peak_rss)
         acc.load = m.load if acc.load != acc.load else (acc.load + m.load) / 2
-        per_kind_calls[kind] += 1
         return result
 
     runner.sync_kind = timed  # type: ignore[assignment]
