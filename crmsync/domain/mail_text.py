@@ -18,7 +18,7 @@ import re
 from typing import Any, TypeVar
 
 from crmsync.domain.recent import RecentAnswers
-from crmsync.domain.records import Record
+from crmsync.domain.records import Record, record_fields
 from crmsync.domain.sync import Side
 
 # C0 controls but tab, LF and CR; DEL; lone surrogates (no UTF-8 encoding) and the two
@@ -71,34 +71,12 @@ def _cleaned(value: Any) -> Any:
         if all(p is None for p in parts):
             return None
         return tuple(v if p is None else p for v, p in zip(value, parts, strict=True))
-    names = _FIELD_NAMES.get(kind)
-    if names is None:
-        # Looked up once per type: every write goes through here.
-        fields = dataclasses.fields(kind) if dataclasses.is_dataclass(kind) else ()
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields)
-    if not names:
+    fields = record_fields(kind)
+    if not fields:
         return None
     changes = {}
-    for name in names:
-        field_value = getattr(value, name)
-        field_kind = type(field_value)
-        # Texts and the types that hold none (dates, numbers, enums) are decided here:
-        # most fields are one or the other, and a call per field was most of the cost.
-        if field_kind is str:
-            if field_value.isprintable():
-                continue
-            cleaned = _UNWRITABLE.sub("", field_value)
-            if cleaned == field_value:
-                continue
-        elif _FIELD_NAMES.get(field_kind) == ():
-            continue
-        else:
-            cleaned = _cleaned(field_value)
-            if cleaned is None:
-                continue
-        changes[name] = cleaned
+    for name, _, _ in fields:
+        cleaned = _cleaned(getattr(value, name))
+        if cleaned is not None:
+            changes[name] = cleaned
     return dataclasses.replace(value, **changes) if changes else None
-
-
-# The field names of each type met (none: not a dataclass).
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,7 +50,7 @@ class Address:
     country: str = ""
 
     def is_empty(self) -> bool:
-        return not (self.street or self.city or self.state or self.postal_code or self.country)
+        return self == NO_ADDRESS
 
 
 # The empty address, shared (it is frozen): most contacts have no other address, and a
@@ -313,18 +314,11 @@ def to_plain(value: Any) -> Any:
 
     Used for content hashes and JSON Lines export; the output is stable for equal records.
     """
-    # Dispatched on the exact type, the dataclass fields looked up once per type: every
-    # write hashes its record, and the generic checks were a twentieth of a first sync.
-    kind = type(value)
-    if kind in _AS_THEY_ARE:
+    # Every write hashes its record: plain values return at once, and a dataclass's fields
+    # are looked up once per type (the generic checks were a twentieth of a first sync).
+    if type(value) in _AS_THEY_ARE:
         return value
-    if kind is tuple or kind is list:
-        return [to_plain(v) for v in value]
-    if kind is dt.datetime or kind is dt.date:
-        return value.isoformat()
-    fields = _RECORD_FIELDS.get(kind, _UNSEEN)
-    if fields is _UNSEEN:
-        fields = _RECORD_FIELDS[kind] = _record_fields(kind)
+    fields = record_fields(type(value))
     if fields is not None:
         plain = {}
         for name, added, default in fields:
@@ -342,13 +336,12 @@ def to_plain(value: Any) -> Any:
 
 
 _AS_THEY_ARE = frozenset({str, int, float, bool, type(None)})
-_UNSEEN: Any = object()
-# Per type: its fields as (name, added after the first hashes, default), or None when it
-# is no dataclass.
-_RECORD_FIELDS: dict[type, tuple[tuple[str, bool, Any], ...] | None] = {}
 
 
-def _record_fields(kind: type) -> tuple[tuple[str, bool, Any], ...] | None:
+@functools.cache
+def record_fields(kind: type) -> tuple[tuple[str, bool, Any], ...] | None:
+    """The fields of a dataclass type as (name, added after the first hashes, default);
+    None for any other type. Looked up once per type: record walks ask for every value."""
     if not dataclasses.is_dataclass(kind):
         return None
     return tuple(
