@@ -231,13 +231,13 @@ def test_configuration_names_are_checked_and_stored_names_stay_reachable(
     assert gone.status_code == 204 and console.service.store.config("x/y") is None
 
 
+# A DAV setup through a service account, without its password.
+DAV_SETUP = {"server_url": "https://dav.example.com/", "service_account": "crmsync"}
+
+
 def test_setup_is_validated_and_a_bad_one_changes_nothing(console: Console) -> None:
     auth = console.bearer("manager")
-    good = {
-        "server_url": "https://dav.example.com/",
-        "service_account": "crmsync",
-        "password": "service password",
-    }
+    good = {**DAV_SETUP, "password": "service password"}
     assert console.client.put("/api/v1/setup", json=good, headers=auth).status_code == 200
     before = console.service.org_settings()
 
@@ -289,7 +289,7 @@ def test_setup_is_validated_and_a_bad_one_changes_nothing(console: Console) -> N
 
 def test_setup_needs_a_password_when_none_is_stored(console: Console) -> None:
     auth = console.bearer("manager")
-    body = {"server_url": "https://dav.example.com/", "service_account": "crmsync"}
+    body = dict(DAV_SETUP)
     response = console.client.put("/api/v1/setup", json=body, headers=auth)
     assert response.status_code == 422
     assert [p["loc"] for p in response.json()["detail"]] == [["body", "password"]]
@@ -301,11 +301,7 @@ def test_setup_needs_a_password_when_none_is_stored(console: Console) -> None:
 
 def test_a_stored_password_is_kept_only_for_its_method_and_account(console: Console) -> None:
     auth = console.bearer("manager")
-    dav = {
-        "server_url": "https://dav.example.com/",
-        "service_account": "crmsync",
-        "password": "dav password",
-    }
+    dav = {**DAV_SETUP, "password": "dav password"}
     assert console.client.put("/api/v1/setup", json=dav, headers=auth).status_code == 200
     del dav["password"]
     moved = {**dav, "server_url": "https://dav2.example.com/"}

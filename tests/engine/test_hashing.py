@@ -1,6 +1,8 @@
-"""Content hashes are stored in every link: a change to how they are computed would make
-every synced item look edited on the next cycle. These digests were taken with the code
-links have been stored with (`to_plain` walking `dataclasses.fields` per value); the
+"""`content_hash`: stable across releases, and computed once per record a batch asks about.
+
+Content hashes are stored in every link: a change to how they are computed would make
+every synced item look edited on the next cycle. The digests below were taken with the
+code links have been stored with (`to_plain` walking `dataclasses.fields` per value); the
 records must keep hashing to them."""
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from crmsync.domain.records import (
     Recurrence,
     ShowAs,
 )
+from crmsync.engine import hashing
 from crmsync.engine.hashing import content_hash
 
 START = dt.datetime(2027, 3, 8, 14, tzinfo=dt.UTC)
@@ -88,3 +91,20 @@ FULL_EVENT = Event(
 )
 def test_a_record_hashes_as_it_always_did(record: object, digest: str) -> None:
     assert content_hash(record) == digest  # type: ignore[arg-type]
+
+
+def test_a_batch_of_records_is_hashed_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The executor hashes a batch's records for their intents, then again for the links.
+    walked: list[object] = []
+    to_plain = hashing.to_plain
+
+    def counting(value: object) -> object:
+        walked.append(value)
+        return to_plain(value)
+
+    monkeypatch.setattr(hashing, "to_plain", counting)
+    batch = [Contact(f"Ann{i}", "Lee") for i in range(200)]
+    first = [content_hash(contact) for contact in batch]
+    again = [content_hash(contact) for contact in batch]
+    assert len(walked) == len(batch)
+    assert again == first and len(set(first)) == len(batch)
